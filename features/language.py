@@ -1,0 +1,88 @@
+"""A small, dependency-free language guess: writing system first, then stopwords for Latin."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+
+_STOPWORDS: dict[str, frozenset[str]] = {
+    "en": frozenset(
+        "the and is are of to in that it for with as was on be this which what".split()
+    ),
+    "es": frozenset("el la los las de que y en un una es por con para como del se".split()),
+    "fr": frozenset("le la les des de et est un une que en pour dans qui pas sur du".split()),
+    "de": frozenset("der die das und ist nicht ein eine zu den mit von sich auf für dem".split()),
+    "pt": frozenset("o a os as de que e em um uma para com não do da por se".split()),
+    "it": frozenset("il la di che e un una per non sono del della con si le".split()),
+}
+
+_SCRIPTS = (
+    ("CJK", "zh"),
+    ("HIRAGANA", "ja"),
+    ("KATAKANA", "ja"),
+    ("HANGUL", "ko"),
+    ("CYRILLIC", "ru"),
+    ("ARABIC", "ar"),
+    ("HEBREW", "he"),
+    ("DEVANAGARI", "hi"),
+    ("GREEK", "el"),
+    ("THAI", "th"),
+)
+
+LANGUAGES = (
+    "en",
+    "es",
+    "fr",
+    "de",
+    "pt",
+    "it",
+    "zh",
+    "ja",
+    "ko",
+    "ru",
+    "ar",
+    "he",
+    "hi",
+    "el",
+    "th",
+    "unknown",
+)
+
+
+def _script(char: str) -> str | None:
+    name = unicodedata.name(char, "")
+    for marker, language in _SCRIPTS:
+        if marker in name:
+            return language
+    return None
+
+
+def detect_language(text: str, *, sample_chars: int = 2000) -> str:
+    """An ISO 639-1 code from ``LANGUAGES``: the dominant non-Latin script, else stopwords.
+
+    Japanese wins over Chinese when any kana appears, since Japanese text mixes both.
+    """
+    sample = text[:sample_chars]
+    counts: dict[str, int] = {}
+    letters = 0
+    for char in sample:
+        if char.isalpha():
+            letters += 1
+            if ord(char) > 0x24F:
+                language = _script(char)
+                if language is not None:
+                    counts[language] = counts.get(language, 0) + 1
+    if letters == 0:
+        return "unknown"
+    if counts:
+        language, count = max(counts.items(), key=lambda item: item[1])
+        if count / letters > 0.3:
+            return "ja" if counts.get("ja") else language
+    words = [w.lower() for w in _WORD.findall(sample)]
+    if not words:
+        return "unknown"
+    scores = {lang: sum(w in stop for w in words) for lang, stop in _STOPWORDS.items()}
+    best, hits = max(scores.items(), key=lambda item: item[1])
+    return best if hits >= 1 else "unknown"

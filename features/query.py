@@ -1,0 +1,154 @@
+"""Query signals: what the request itself says about the work it needs."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from features.categories import CategoryIndex
+from features.embedding import Embedder, Vector
+from features.language import detect_language
+
+Message = Mapping[str, Any]
+
+_CODE_FENCE = re.compile(r"```")
+_CODE_HINTS = re.compile(
+    r"\b(def|class|function|return|import|python|javascript|java|sql|regex|code|compile|bug)\b",
+    re.IGNORECASE,
+)
+_REASONING_HINTS = re.compile(
+    r"\b(why|prove|explain|derive|step by step|compare|analy[sz]e|optimi[sz]e|design|"
+    r"trade-?offs?|calculate|compute)\b",
+    re.IGNORECASE,
+)
+_JSON_HINT = re.compile(r"\bjson\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class QuerySignals:
+    """Feature values of a request, before any model has answered."""
+
+    chars: int
+    tokens_est: int
+    language: str
+    code_blocks: int
+    code_hint: bool
+    image_parts: int
+    depth: int
+    has_system: bool
+    json_requested: bool
+    schema_given: bool
+    questions: int
+    complexity: float
+    categories: Mapping[str, float]
+
+    def as_features(self) -> dict[str, float | str]:
+        """Flat name -> value map (numbers stay numbers, categories become strings)."""
+        values: dict[str, float | str] = {
+            "log_tokens": round(math.log1p(self.tokens_est), 4),
+            "language": self.language,
+            "code_blocks": float(min(self.code_blocks, 10)),
+            "code_hint": float(self.code_hint),
+            "image_parts": float(self.image_parts),
+            "depth": float(min(self.depth, 20)),
+            "has_system": float(self.has_system),
+            "json_requested": float(self.json_requested),
+            "schema_given": float(self.schema_given),
+            "questions": float(min(self.questions, 10)),
+            "complexity": self.complexity,
+        }
+        for name, score in self.categories.items():
+            values[f"cat_{name}"] = score
+        return values
+
+
+def message_text(message: Message) -> str:
+    """The text of a message: its string content, or its text parts joined by newlines."""
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, Sequence):
+        return "\n".join(
+            str(part.get("text", ""))
+            for part in content
+            if isinstance(part, Mapping) and part.get("type") == "text"
+        )
+    return ""
+
+
+def image_count(message: Message) -> int:
+    content = message.get("content")
+    if isinstance(content, Sequence) and not isinstance(content, str):
+        return sum(
+            1
+            for part in content
+            if isinstance(part, Mapping) and part.get("type") in ("image_url", "input_image")
+        )
+    return 0
+
+
+def last_user_text(messages: Sequence[Message]) -> str:
+    """The text of the last user message ('' when there is none)."""
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            return message_text(message)
+    return ""
+
+
+def estimate_complexity(
+    tokens_est: int, code_blocks: int, questions: int, reasoning_hits: int, depth: int
+) -> float:
+    """A heuristic difficulty in [0, 1]: longer, more code, more reasoning verbs, deeper."""
+    score = (
+        0.35 * min(1.0, math.log1p(tokens_est) / math.log1p(4000))
+        + 0.2 * min(1.0, code_blocks / 3)
+        + 0.15 * min(1.0, questions / 4)
+        + 0.2 * min(1.0, reasoning_hits / 3)
+        + 0.1 * min(1.0, (depth - 1) / 5)
+    )
+    return round(max(0.0, min(1.0, score)), 4)
+
+
+def query_signals(
+    messages: Sequence[Message],
+    response_format: Mapping[str, Any] | None,
+    embedding: Vector,
+    categories: CategoryIndex,
+) -> QuerySignals:
+    """Extract the query signals; ``embedding`` is the embedder's vector of the last user turn."""
+    prompt = last_user_text(messages)
+    all_text = "\n".join(message_text(m) for m in messages)
+    chars = len(all_text)
+    tokens_est = math.ceil(chars / 4)
+    code_blocks = len(_CODE_FENCE.findall(prompt)) // 2
+    depth = sum(1 for m in messages if m.get("role") == "user")
+    format_type = (response_format or {}).get("type")
+    json_requested = format_type in ("json_object", "json_schema") or bool(
+        _JSON_HINT.search(prompt)
+    )
+    questions = prompt.count("?")
+    return QuerySignals(
+        chars=chars,
+        tokens_est=tokens_est,
+        language=detect_language(prompt),
+        code_blocks=code_blocks,
+        code_hint=code_blocks > 0 or bool(_CODE_HINTS.search(prompt)),
+        image_parts=sum(image_count(m) for m in messages),
+        depth=depth,
+        has_system=any(m.get("role") == "system" for m in messages),
+        json_requested=json_requested,
+        schema_given=format_type == "json_schema",
+        questions=questions,
+        complexity=estimate_complexity(
+            tokens_est, code_blocks, questions, len(_REASONING_HINTS.findall(prompt)), depth
+        ),
+        categories=categories.similarities(embedding),
+    )
+
+
+def embed_query(embedder: Embedder, messages: Sequence[Message]) -> Vector:
+    """The vector the router stores and searches with: the last user turn's embedding."""
+    return embedder.embed(last_user_text(messages))

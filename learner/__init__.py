@@ -1,0 +1,1 @@
+"""Policies: Vowpal Wabbit contextual bandits, exploration, reward shaping and evaluation."""

@@ -1,0 +1,1 @@
+"""The router service: wires signals, store and learner into the request lifecycle."""

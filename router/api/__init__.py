@@ -1,0 +1,1 @@
+"""HTTP routes of the router service, one module per resource."""

@@ -1,0 +1,75 @@
+"""``create_app(settings)``: the router service as an ASGI application.
+
+Nothing happens at import. Building the app validates the pool (and loads the replay data when
+the demo pool is used); the lifespan opens the store, the HTTP client and the providers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from features.errors import SignalrouteError
+
+from router.api import chat, health
+from router.api.errors import install_error_handlers
+from router.pool import Pool, demo_pool, load_pool
+from router.replay.app import create_replay_app
+from router.replay.dataset import load_routerbench
+from router.runtime import open_runtime
+from router.settings import Settings
+
+log = logging.getLogger("signalroute")
+
+REPLAY_MOUNT = "/replay"
+
+
+def self_url(settings: Settings) -> str:
+    """The address the service can reach itself at (for the in-process replay pool)."""
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    return f"http://{host}:{settings.port}"
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The router service. Raises ConfigError for an invalid pool file or missing replay data."""
+    replay_app = None
+    pool: Pool
+    if settings.pool_config is not None:
+        pool = load_pool(settings.pool_config)
+    else:
+        dataset = load_routerbench(settings.replay.data_path())
+        replay_app = create_replay_app(settings.replay, dataset)
+        pool = demo_pool().bind_self(self_url(settings))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            runtime_context = open_runtime(settings, pool)
+            runtime = await runtime_context.__aenter__()
+        except SignalrouteError as exc:
+            app.state.startup_error = exc
+            raise
+        app.state.runtime = runtime
+        log.info("ready: %d arms (%s)", len(pool.arms), ", ".join(pool.names))
+        try:
+            yield
+        finally:
+            app.state.runtime = None
+            await runtime_context.__aexit__(None, None, None)
+
+    app = FastAPI(
+        title="signalroute",
+        summary="An online-learning contextual-bandit router for mixtures of LLMs.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.runtime = None
+    install_error_handlers(app)
+    app.include_router(health.routes)
+    app.include_router(chat.routes)
+    if replay_app is not None:
+        app.mount(REPLAY_MOUNT, replay_app)
+    return app

@@ -1,0 +1,110 @@
+"""The ``signalroute`` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import socket
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import uvicorn
+
+from features.errors import ConfigError, SignalrouteError
+from router.settings import Settings
+
+
+class _StartupFailureFilter(logging.Filter):
+    """Keep uvicorn from printing a traceback for a startup failure we report in one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (
+            message.startswith("Traceback")
+            or message.startswith("Exception in 'lifespan' protocol")
+        )
+
+
+def _check_port_free(host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen on {host}:{port} ({exc.strerror}): "
+                "pass --port or set SIGNALROUTE_PORT to a free port"
+            ) from None
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from router.app import create_app
+
+    overrides: dict[str, object] = {}
+    if args.host is not None:
+        overrides["host"] = args.host
+    if args.port is not None:
+        overrides["port"] = args.port
+    if args.config is not None:
+        overrides["pool_config"] = args.config
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    _check_port_free(settings.host, settings.port)
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_level=settings.log_level, lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    startup_filter = _StartupFailureFilter()
+    logging.getLogger("uvicorn.error").addFilter(startup_filter)
+    failure: list[BaseException] = []
+
+    async def run() -> None:
+        try:
+            await server.serve()
+        except SignalrouteError as exc:
+            failure.append(exc)
+
+    asyncio.run(run())
+    if not server.started:
+        error = getattr(app.state, "startup_error", None) or (failure[0] if failure else None)
+        raise error if isinstance(error, SignalrouteError) else ConfigError(
+            "the service failed to start; see the log above"
+        )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="signalroute", description="An online-learning contextual-bandit router for LLMs."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the router service")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 8000)")
+    serve.add_argument(
+        "--config", type=Path, help="model-pool YAML (default: the in-process replay demo pool)"
+    )
+    serve.set_defaults(handler=_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: run a sub-command; a SignalrouteError ends in one line, exit code 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except SignalrouteError as exc:
+        print(f"signalroute: error: {exc.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""The provider interface and the values that cross it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+Message = Mapping[str, Any]
+"""An OpenAI chat message: ``{"role": ..., "content": str | list[part]}``."""
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """What the router asks of a model; the model id comes from the arm."""
+
+    messages: tuple[Message, ...]
+    max_tokens: int | None = None
+    temperature: float | None = None
+    response_format: Mapping[str, Any] | None = None
+
+    def body(self, model: str, *, stream: bool) -> dict[str, Any]:
+        """The OpenAI chat-completions request body."""
+        body: dict[str, Any] = {"model": model, "messages": [dict(m) for m in self.messages]}
+        if self.max_tokens is not None:
+            body["max_tokens"] = self.max_tokens
+        if self.temperature is not None:
+            body["temperature"] = self.temperature
+        if self.response_format is not None:
+            body["response_format"] = dict(self.response_format)
+        if stream:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
+        return body
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """Rate-limit headroom a provider reported in its ``x-ratelimit-*`` headers."""
+
+    remaining_requests: int | None = None
+    limit_requests: int | None = None
+    remaining_tokens: int | None = None
+    limit_tokens: int | None = None
+
+    @property
+    def headroom(self) -> float | None:
+        """Smallest remaining/limit fraction over requests and tokens; None when unreported."""
+        fractions = [
+            remaining / limit
+            for remaining, limit in (
+                (self.remaining_requests, self.limit_requests),
+                (self.remaining_tokens, self.limit_tokens),
+            )
+            if remaining is not None and limit
+        ]
+        return min(fractions) if fractions else None
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A finished model answer with what it cost and how long it took."""
+
+    arm: str
+    text: str
+    finish_reason: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+    latency_ms: float
+    first_token_ms: float | None = None
+    rate_limit: RateLimit = field(default_factory=RateLimit)
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Delta:
+    """A piece of streamed text."""
+
+    text: str
+
+
+StreamEvent = Delta | Completion
+"""A stream yields ``Delta`` pieces, then exactly one ``Completion`` when it ends cleanly."""
+
+
+class Provider(Protocol):
+    """A model behind an arm. Failures raise ``features.errors.ProviderError`` subclasses."""
+
+    @property
+    def arm_name(self) -> str: ...
+
+    async def complete(self, request: ChatRequest) -> Completion: ...
+
+    def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]: ...

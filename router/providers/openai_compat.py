@@ -1,0 +1,268 @@
+"""An OpenAI-compatible chat-completions client over an injected ``httpx.AsyncClient``.
+
+Every failure leaves here as a ``features.errors.ProviderError`` subclass naming the arm:
+timeouts, refused connections, 429 (with its Retry-After), 5xx, other 4xx, bodies that are not
+chat completions, and streams that end before they finish.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from features.errors import (
+    ProviderBadResponseError,
+    ProviderError,
+    ProviderRateLimitedError,
+    ProviderRejectedError,
+    ProviderServerError,
+    ProviderTimeoutError,
+)
+from router.pool import Arm
+from router.providers.base import ChatRequest, Completion, Delta, RateLimit, StreamEvent
+from router.providers.sse import DONE, sse_data
+
+Clock = Callable[[], float]
+
+
+def estimate_tokens(text: str) -> int:
+    """Rough token count (4 characters a token) for providers that report no usage."""
+    return max(1, math.ceil(len(text) / 4)) if text else 0
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when - (time.time() if now is None else now))
+
+
+def parse_rate_limit(headers: Mapping[str, str]) -> RateLimit:
+    """Read the ``x-ratelimit-{remaining,limit}-{requests,tokens}`` headers."""
+
+    def number(name: str) -> int | None:
+        raw = headers.get(name)
+        try:
+            return int(float(raw)) if raw is not None else None
+        except ValueError:
+            return None
+
+    return RateLimit(
+        remaining_requests=number("x-ratelimit-remaining-requests"),
+        limit_requests=number("x-ratelimit-limit-requests"),
+        remaining_tokens=number("x-ratelimit-remaining-tokens"),
+        limit_tokens=number("x-ratelimit-limit-tokens"),
+    )
+
+
+def _error_message(response: httpx.Response) -> str:
+    """The provider's own error message when it sent one, else the start of its body."""
+    try:
+        payload = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return response.text[:200]
+    if isinstance(payload, dict):
+        error = payload.get("error")
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return str(error["message"])
+        if isinstance(error, str):
+            return error
+    return response.text[:200]
+
+
+class OpenAICompatProvider:
+    """The model behind one arm, reached over OpenAI-compatible HTTP."""
+
+    def __init__(self, arm: Arm, client: httpx.AsyncClient, *, clock: Clock = time.perf_counter):
+        self._arm = arm
+        self._client = client
+        self._clock = clock
+        self._url = f"{arm.base_url}/chat/completions"
+        self._timeout = httpx.Timeout(arm.timeout_s, connect=min(arm.timeout_s, 10.0))
+
+    @property
+    def arm_name(self) -> str:
+        return self._arm.name
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"content-type": "application/json"}
+        key = self._arm.api_key()
+        if key:
+            headers["authorization"] = f"Bearer {key}"
+        return headers
+
+    def _raise_for_status(self, response: httpx.Response) -> None:
+        status = response.status_code
+        if status < 400:
+            return
+        name = self._arm.name
+        message = f"{name}: HTTP {status} from {self._url}: {_error_message(response)}"
+        if status == 429:
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
+            raise ProviderRateLimitedError(message, arm=name, retry_after_s=retry_after)
+        if status >= 500:
+            raise ProviderServerError(message, arm=name)
+        raise ProviderRejectedError(message, arm=name)
+
+    def _translate(self, exc: httpx.HTTPError) -> ProviderError:
+        name = self._arm.name
+        if isinstance(exc, httpx.TimeoutException):
+            return ProviderTimeoutError(
+                f"{name}: no answer from {self._url} within {self._arm.timeout_s:g}s", arm=name
+            )
+        return ProviderServerError(
+            f"{name}: {type(exc).__name__} talking to {self._url}: {exc}", arm=name
+        )
+
+    def _cost(self, usage: Mapping[str, Any], prompt_tokens: int, completion_tokens: int) -> float:
+        """The provider's reported cost when it gives one, else the arm's list price."""
+        for key in ("cost_usd", "cost"):
+            value = usage.get(key)
+            if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+                return float(value)
+        return self._arm.price_usd(prompt_tokens, completion_tokens)
+
+    def _usage(self, usage: Any, request: ChatRequest, text: str) -> tuple[int, int, float]:
+        usage = usage if isinstance(usage, dict) else {}
+        prompt_tokens = usage.get("prompt_tokens")
+        completion_tokens = usage.get("completion_tokens")
+        if not isinstance(prompt_tokens, int):
+            prompt_tokens = sum(
+                estimate_tokens(str(m.get("content", ""))) for m in request.messages
+            )
+        if not isinstance(completion_tokens, int):
+            completion_tokens = estimate_tokens(text)
+        return prompt_tokens, completion_tokens, self._cost(usage, prompt_tokens, completion_tokens)
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        """One non-streaming chat completion."""
+        started = self._clock()
+        try:
+            response = await self._client.post(
+                self._url,
+                json=request.body(self._arm.model, stream=False),
+                headers=self._headers(),
+                timeout=self._timeout,
+            )
+        except httpx.HTTPError as exc:
+            raise self._translate(exc) from exc
+        self._raise_for_status(response)
+        latency_ms = (self._clock() - started) * 1000.0
+        try:
+            payload = response.json()
+            choice = payload["choices"][0]
+            text = choice["message"]["content"] or ""
+            finish_reason = choice.get("finish_reason")
+            if not isinstance(text, str):
+                raise TypeError("message.content is not a string")
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            raise ProviderBadResponseError(
+                f"{self._arm.name}: not a chat completion ({type(exc).__name__}: {exc})",
+                arm=self._arm.name,
+            ) from exc
+        prompt_tokens, completion_tokens, cost = self._usage(payload.get("usage"), request, text)
+        return Completion(
+            arm=self._arm.name,
+            text=text,
+            finish_reason=finish_reason,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cost_usd=cost,
+            latency_ms=latency_ms,
+            first_token_ms=latency_ms,
+            rate_limit=parse_rate_limit(response.headers),
+            headers=dict(response.headers),
+        )
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+        """Stream a chat completion: text ``Delta``s, then one ``Completion``.
+
+        A stream that ends without ``[DONE]`` or a finish reason raises ProviderServerError;
+        a gap longer than the arm's timeout between chunks raises ProviderTimeoutError.
+        """
+        started = self._clock()
+        first_token_ms: float | None = None
+        parts: list[str] = []
+        finish_reason: str | None = None
+        usage: Any = None
+        done = False
+        try:
+            async with self._client.stream(
+                "POST",
+                self._url,
+                json=request.body(self._arm.model, stream=True),
+                headers=self._headers(),
+                timeout=self._timeout,
+            ) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    self._raise_for_status(response)
+                headers = dict(response.headers)
+                async for data in sse_data(response.aiter_lines()):
+                    if data == DONE:
+                        done = True
+                        break
+                    chunk = self._parse_chunk(data)
+                    if chunk.get("usage"):
+                        usage = chunk["usage"]
+                    for choice in chunk.get("choices") or ():
+                        delta = choice.get("delta") or {}
+                        piece = delta.get("content")
+                        if isinstance(piece, str) and piece:
+                            if first_token_ms is None:
+                                first_token_ms = (self._clock() - started) * 1000.0
+                            parts.append(piece)
+                            yield Delta(piece)
+                        if choice.get("finish_reason"):
+                            finish_reason = choice["finish_reason"]
+        except httpx.HTTPError as exc:
+            raise self._translate(exc) from exc
+        if not done and finish_reason is None:
+            raise ProviderServerError(
+                f"{self._arm.name}: stream from {self._url} ended before it finished "
+                f"({sum(map(len, parts))} characters received)",
+                arm=self._arm.name,
+            )
+        text = "".join(parts)
+        prompt_tokens, completion_tokens, cost = self._usage(usage, request, text)
+        yield Completion(
+            arm=self._arm.name,
+            text=text,
+            finish_reason=finish_reason,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cost_usd=cost,
+            latency_ms=(self._clock() - started) * 1000.0,
+            first_token_ms=first_token_ms,
+            rate_limit=parse_rate_limit(headers),
+            headers=headers,
+        )
+
+    def _parse_chunk(self, data: str) -> dict[str, Any]:
+        try:
+            chunk = json.loads(data)
+        except json.JSONDecodeError as exc:
+            raise ProviderBadResponseError(
+                f"{self._arm.name}: stream chunk is not JSON: {data[:120]!r}", arm=self._arm.name
+            ) from exc
+        if not isinstance(chunk, dict):
+            raise ProviderBadResponseError(
+                f"{self._arm.name}: stream chunk is not an object: {data[:120]!r}",
+                arm=self._arm.name,
+            )
+        return chunk

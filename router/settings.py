@@ -1,0 +1,62 @@
+"""The one place that reads the environment: every setting, typed, prefixed ``SIGNALROUTE_``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_REPLAY_DATA = Path("../shared/data/routerbench")
+
+
+class ReplaySettings(BaseSettings):
+    """Behaviour of the replay model pool (the demo and test pool).
+
+    Fault rates are probabilities per request, drawn from one RNG seeded with ``seed``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="SIGNALROUTE_REPLAY_", extra="ignore")
+
+    data: Path | None = Field(
+        default=None,
+        description="Folder holding the RouterBench CSVs; defaults to ../shared/data/routerbench.",
+    )
+    seed: int = 0
+    stream_chunk_chars: int = Field(default=16, ge=1)
+    stream_chunks_per_s: float = Field(default=200.0, gt=0)
+    latency_ms: float = Field(default=0.0, ge=0)
+    error_rate: float = Field(default=0.0, ge=0, le=1)
+    rate_limit_rate: float = Field(default=0.0, ge=0, le=1)
+    retry_after_s: float = Field(default=1.0, ge=0)
+    stall_rate: float = Field(default=0.0, ge=0, le=1)
+    stall_ms: float = Field(default=5000.0, ge=0)
+    cut_rate: float = Field(default=0.0, ge=0, le=1)
+
+    def data_path(self) -> Path | None:
+        """The data folder to load, or None when neither the setting nor the default exists."""
+        if self.data is not None:
+            return self.data
+        return DEFAULT_REPLAY_DATA if DEFAULT_REPLAY_DATA.is_dir() else None
+
+
+class Settings(BaseSettings):
+    """Service settings. Every field can be set as ``SIGNALROUTE_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="SIGNALROUTE_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    database_url: str | None = Field(
+        default=None,
+        description="Postgres URL (pgvector required). Unset: an embedded server under data_dir.",
+    )
+    data_dir: Path = Path(".signalroute")
+    pool_config: Path | None = Field(
+        default=None,
+        description="Model-pool YAML. Unset: the replay pool is served in-process and used.",
+    )
+    request_timeout_s: float = Field(default=60.0, gt=0)
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    log_level: str = "info"
+    replay: ReplaySettings = Field(default_factory=ReplaySettings)

@@ -1,0 +1,1 @@
+"""Persistence: Postgres with pgvector. Every SQL statement of signalroute lives here."""
