@@ -1,0 +1,96 @@
+"""Historical signals: how each arm did on the nearest past requests (from pgvector).
+
+The input is one row per (neighbour, arm decided for it) with the reward it earned, if any;
+the output is, per arm, a similarity-weighted mean reward, a count and a recency, plus the
+neighbourhood's size and closeness as shared features.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class NeighbourOutcome:
+    """One past request near the query, the arm that served it, and its reward."""
+
+    request_id: str
+    distance: float
+    arm: str
+    reward: float | None
+    age_s: float
+
+
+@dataclass(frozen=True)
+class ArmHistory:
+    mean_reward: float
+    count: int
+    recency: float
+
+
+@dataclass(frozen=True)
+class HistoricalSignals:
+    """Per-arm outcomes among the neighbours, and the neighbourhood itself."""
+
+    neighbours: int = 0
+    mean_similarity: float = 0.0
+    arms: dict[str, ArmHistory] = field(default_factory=dict)
+
+    def shared_features(self, prefix: str = "") -> dict[str, float | str]:
+        return {
+            f"{prefix}neighbours": round(math.log1p(self.neighbours), 4),
+            f"{prefix}similarity": round(self.mean_similarity, 4),
+        }
+
+    def arm_features(self, arm: str, prefix: str = "") -> dict[str, float | str]:
+        """Features of one arm; an arm never seen nearby gets ``unseen``."""
+        history = self.arms.get(arm)
+        if history is None:
+            return {f"{prefix}unseen": 1.0}
+        return {
+            f"{prefix}mean_reward": round(history.mean_reward, 4),
+            f"{prefix}log_count": round(math.log1p(history.count), 4),
+            f"{prefix}recency": round(history.recency, 4),
+        }
+
+
+def summarize(
+    outcomes: Iterable[NeighbourOutcome], half_life_s: float = 86_400.0
+) -> HistoricalSignals:
+    """Aggregate neighbour outcomes; rows without a reward count as neighbours only.
+
+    Similarity is ``1 - cosine distance``; means are weighted by ``max(similarity, 0.05)``;
+    recency is ``exp(-age / half_life * ln 2)`` of the arm's most recent rewarded neighbour.
+    """
+    rows = list(outcomes)
+    if not rows:
+        return HistoricalSignals()
+    similarity_by_request = {row.request_id: 1.0 - row.distance for row in rows}
+    weights: dict[str, float] = {}
+    weighted: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    newest: dict[str, float] = {}
+    for row in rows:
+        if row.reward is None:
+            continue
+        weight = max(1.0 - row.distance, 0.05)
+        weights[row.arm] = weights.get(row.arm, 0.0) + weight
+        weighted[row.arm] = weighted.get(row.arm, 0.0) + weight * row.reward
+        counts[row.arm] = counts.get(row.arm, 0) + 1
+        newest[row.arm] = min(newest.get(row.arm, math.inf), row.age_s)
+    arms = {
+        arm: ArmHistory(
+            mean_reward=weighted[arm] / weights[arm],
+            count=counts[arm],
+            recency=math.exp(-max(0.0, newest[arm]) / half_life_s * math.log(2)),
+        )
+        for arm in weights
+    }
+    similarities = list(similarity_by_request.values())
+    return HistoricalSignals(
+        neighbours=len(similarities),
+        mean_similarity=sum(similarities) / len(similarities),
+        arms=arms,
+    )

@@ -1,0 +1,103 @@
+"""A contextual-bandit policy backed by one Vowpal Wabbit ``--cb_explore_adf`` workspace.
+
+The workspace is not thread-safe and holds the GIL, so every call takes the policy's lock.
+VW minimises cost; ``vw_cost`` is the one place where a reward becomes a cost.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import vowpalwabbit
+
+from learner.config import PolicyConfig
+from learner.context import Context
+from learner.sampling import normalize
+from learner.vw_format import adf_lines
+
+
+def vw_cost(reward: float) -> float:
+    """VW's cost for a reward in [0, 1]: its negation."""
+    return -reward
+
+
+@dataclass(frozen=True)
+class PolicyState:
+    """A serialised policy: VW model bytes plus the update count it had."""
+
+    name: str
+    config: PolicyConfig
+    model: bytes
+    updates: int
+
+
+class VWPolicy:
+    """Choose (a PMF over the context's arms) and learn (from a logged decision and reward)."""
+
+    def __init__(
+        self, name: str, config: PolicyConfig, *, model: bytes | None = None, updates: int = 0
+    ) -> None:
+        self.name = name
+        self.config = config
+        self._lock = threading.Lock()
+        self._updates = updates
+        self._workspace = self._open(model)
+
+    def _open(self, model: bytes | None) -> Any:
+        if model is None:
+            return vowpalwabbit.Workspace(self.config.vw_args())
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, "policy.vw")
+            with open(path, "wb") as handle:
+                handle.write(model)
+            return vowpalwabbit.Workspace(f"--quiet -i {path}")
+
+    @property
+    def updates(self) -> int:
+        """How many rewards this policy has learned from (its version)."""
+        return self._updates
+
+    def pmf(self, context: Context) -> list[float]:
+        """Probability of each of the context's arms, in order; sums to 1."""
+        lines = adf_lines(context)
+        with self._lock:
+            raw = self._workspace.predict(lines)
+        return normalize(raw)
+
+    def learn(self, context: Context, arm: str, probability: float, reward: float) -> int:
+        """Learn from ``arm`` having been chosen with ``probability`` and earned ``reward``.
+
+        Returns the new update count.
+        """
+        if not 0.0 < probability <= 1.0:
+            raise ValueError(f"probability must be in (0, 1], got {probability}")
+        if not 0.0 <= reward <= 1.0:
+            raise ValueError(f"reward must be in [0, 1], got {reward}")
+        lines = adf_lines(context, label=(context.index(arm), vw_cost(reward), probability))
+        with self._lock:
+            self._workspace.learn(lines)
+            self._updates += 1
+            return self._updates
+
+    def state(self) -> PolicyState:
+        """Serialise the current model (consistent: taken under the lock)."""
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, "policy.vw")
+            with self._lock:
+                self._workspace.save(path)
+                updates = self._updates
+            with open(path, "rb") as handle:
+                model = handle.read()
+        return PolicyState(name=self.name, config=self.config, model=model, updates=updates)
+
+    @classmethod
+    def restore(cls, state: PolicyState) -> VWPolicy:
+        return cls(state.name, state.config, model=state.model, updates=state.updates)
+
+    def close(self) -> None:
+        with self._lock:
+            self._workspace.finish()

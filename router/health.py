@@ -1,0 +1,143 @@
+"""Per-arm health, fed by every provider call: latency, errors, rate limits, load, circuit.
+
+The tracker is the stateful side of ``features.system``: it records outcomes and produces
+frozen ``ArmHealth`` snapshots. Time comes from an injected clock (seconds, monotonic).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from features.system import ArmHealth, CircuitState
+
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class HealthConfig:
+    """Tracker knobs: EWMA weight, windows, and when the circuit opens and for how long."""
+
+    ewma_alpha: float = 0.2
+    latency_window: int = 200
+    error_window_s: float = 300.0
+    open_after_consecutive_failures: int = 5
+    open_error_rate: float = 0.5
+    open_min_calls: int = 10
+    cooldown_s: float = 30.0
+
+
+class _ArmState:
+    def __init__(self, config: HealthConfig) -> None:
+        self.latencies: deque[float] = deque(maxlen=config.latency_window)
+        self.ewma_ms: float | None = None
+        self.outcomes: deque[tuple[float, bool]] = deque()
+        self.consecutive_failures = 0
+        self.headroom: float | None = None
+        self.in_flight = 0
+        self.open_until: float | None = None
+        self.probing = False
+
+
+class HealthTracker:
+    """Records provider outcomes per arm and answers with ``ArmHealth`` snapshots."""
+
+    def __init__(
+        self,
+        arms: Iterable[str],
+        config: HealthConfig | None = None,
+        *,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self._config = config or HealthConfig()
+        self._clock = clock
+        self._arms = {arm: _ArmState(self._config) for arm in arms}
+
+    def _state(self, arm: str) -> _ArmState:
+        state = self._arms.get(arm)
+        if state is None:
+            state = self._arms[arm] = _ArmState(self._config)
+        return state
+
+    def _prune(self, state: _ArmState, now: float) -> None:
+        horizon = now - self._config.error_window_s
+        while state.outcomes and state.outcomes[0][0] < horizon:
+            state.outcomes.popleft()
+
+    def started(self, arm: str) -> None:
+        """A call to ``arm`` began (counts toward in-flight; claims the half-open probe)."""
+        state = self._state(arm)
+        state.in_flight += 1
+        if self._circuit(state, self._clock()) is CircuitState.HALF_OPEN:
+            state.probing = True
+
+    def succeeded(self, arm: str, latency_ms: float, headroom: float | None = None) -> None:
+        """A call finished well; closes a half-open circuit."""
+        state = self._state(arm)
+        now = self._clock()
+        state.in_flight = max(0, state.in_flight - 1)
+        state.latencies.append(latency_ms)
+        alpha = self._config.ewma_alpha
+        state.ewma_ms = (
+            latency_ms
+            if state.ewma_ms is None
+            else alpha * latency_ms + (1 - alpha) * state.ewma_ms
+        )
+        state.outcomes.append((now, True))
+        state.consecutive_failures = 0
+        if headroom is not None:
+            state.headroom = headroom
+        state.open_until = None
+        state.probing = False
+        self._prune(state, now)
+
+    def failed(self, arm: str, *, retry_after_s: float | None = None) -> None:
+        """A call failed; may open the circuit (at least ``retry_after_s`` when given)."""
+        state = self._state(arm)
+        now = self._clock()
+        state.in_flight = max(0, state.in_flight - 1)
+        state.outcomes.append((now, False))
+        state.consecutive_failures += 1
+        self._prune(state, now)
+        config = self._config
+        calls = len(state.outcomes)
+        errors = sum(1 for _, ok in state.outcomes if not ok)
+        should_open = (
+            state.probing
+            or state.consecutive_failures >= config.open_after_consecutive_failures
+            or (calls >= config.open_min_calls and errors / calls >= config.open_error_rate)
+        )
+        if retry_after_s is not None:
+            state.open_until = max(state.open_until or 0.0, now + retry_after_s)
+        if should_open:
+            state.open_until = max(state.open_until or 0.0, now + config.cooldown_s)
+        state.probing = False
+
+    def _circuit(self, state: _ArmState, now: float) -> CircuitState:
+        if state.open_until is None:
+            return CircuitState.CLOSED
+        if now < state.open_until:
+            return CircuitState.OPEN
+        return CircuitState.OPEN if state.probing else CircuitState.HALF_OPEN
+
+    def snapshot(self, arm: str) -> ArmHealth:
+        """The arm's health now."""
+        state = self._state(arm)
+        now = self._clock()
+        self._prune(state, now)
+        calls = len(state.outcomes)
+        errors = sum(1 for _, ok in state.outcomes if not ok)
+        p95 = float(np.percentile(list(state.latencies), 95)) if state.latencies else None
+        return ArmHealth(
+            latency_ewma_ms=state.ewma_ms,
+            latency_p95_ms=p95,
+            error_rate=errors / calls if calls else 0.0,
+            calls_in_window=calls,
+            rate_limit_headroom=state.headroom,
+            in_flight=state.in_flight,
+            circuit=self._circuit(state, now),
+        )

@@ -1,0 +1,48 @@
+import math
+
+import pytest
+
+from features.historical import NeighbourOutcome, summarize
+from features.system import ArmHealth, CircuitState, Spend, health_features, spend_features
+
+
+def test_summarize_weights_rewards_by_similarity() -> None:
+    rows = [
+        NeighbourOutcome("r1", distance=0.1, arm="a", reward=1.0, age_s=0.0),
+        NeighbourOutcome("r2", distance=0.9, arm="a", reward=0.0, age_s=86_400.0),
+        NeighbourOutcome("r3", distance=0.2, arm="b", reward=None, age_s=10.0),
+    ]
+    signals = summarize(rows)
+    assert signals.neighbours == 3
+    assert signals.mean_similarity == pytest.approx((0.9 + 0.1 + 0.8) / 3)
+    history = signals.arms["a"]
+    assert history.count == 2
+    assert history.mean_reward == pytest.approx(0.9 / (0.9 + 0.1))
+    assert history.recency == pytest.approx(1.0)
+    assert "b" not in signals.arms
+    assert signals.arm_features("b") == {"unseen": 1.0}
+    assert signals.arm_features("a", prefix="u_")["u_log_count"] == round(math.log1p(2), 4)
+
+
+def test_summarize_of_nothing_is_empty() -> None:
+    signals = summarize([])
+    assert signals.neighbours == 0
+    assert signals.shared_features()["neighbours"] == 0.0
+
+
+def test_health_and_spend_features() -> None:
+    health = ArmHealth(
+        latency_ewma_ms=1000.0,
+        error_rate=0.25,
+        rate_limit_headroom=0.1,
+        circuit=CircuitState.HALF_OPEN,
+    )
+    features = health_features(health)
+    assert features["error_rate"] == 0.25
+    assert features["low_headroom"] == pytest.approx(0.9)
+    assert features["half_open"] == 1.0
+    assert features["log_latency"] == round(math.log1p(1.0), 4)
+    assert not ArmHealth(circuit=CircuitState.OPEN).available
+    spend = Spend(tenant_usd=5.0, tenant_budget_usd=10.0, session_usd=0.9, session_budget_usd=1.0)
+    assert spend_features(spend)["budget_used"] == pytest.approx(0.9)
+    assert Spend().budget_used() == 0.0

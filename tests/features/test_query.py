@@ -1,0 +1,114 @@
+import numpy as np
+import pytest
+
+from features.categories import CategoryIndex
+from features.embedding import HashingEmbedder, cosine
+from features.language import detect_language
+from features.query import embed_query, last_user_text, query_signals
+
+
+@pytest.fixture(scope="module")
+def embedder() -> HashingEmbedder:
+    return HashingEmbedder()
+
+
+@pytest.fixture(scope="module")
+def categories(embedder: HashingEmbedder) -> CategoryIndex:
+    return CategoryIndex.build(embedder)
+
+
+def test_embedding_is_unit_deterministic_and_semantic(embedder: HashingEmbedder) -> None:
+    a = embedder.embed("Write a python function to sort a list")
+    assert a.shape == (384,)
+    assert np.isclose(np.linalg.norm(a), 1.0)
+    assert np.array_equal(a, HashingEmbedder().embed("Write a python function to sort a list"))
+    near = embedder.embed("write a Python function that sorts lists")
+    far = embedder.embed("Which planet is closest to the sun?")
+    assert cosine(a, near) > cosine(a, far) + 0.3
+
+
+def test_embedding_of_empty_text_is_zero(embedder: HashingEmbedder) -> None:
+    assert not embedder.embed("  ...  ").any()
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("What is the capital of France and why is it there?", "en"),
+        ("¿Cuál es la capital de Francia y por qué está allí?", "es"),
+        ("Quelle est la capitale de la France et pourquoi est-elle là ?", "fr"),
+        ("Was ist die Hauptstadt von Frankreich und warum ist sie nicht dort?", "de"),
+        ("Какая столица Франции?", "ru"),
+        ("フランスの首都はどこですか", "ja"),
+        ("法国的首都是哪里", "zh"),
+        ("12345 + 678", "unknown"),
+    ],
+)
+def test_detect_language(text: str, language: str) -> None:
+    assert detect_language(text) == language
+
+
+def test_query_signals_of_a_code_prompt(
+    embedder: HashingEmbedder, categories: CategoryIndex
+) -> None:
+    messages = [
+        {"role": "system", "content": "You are terse."},
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "hello"},
+        {
+            "role": "user",
+            "content": "Why does this fail? Fix the bug:\n```python\ndef f(x):\n  return x +\n```",
+        },
+    ]
+    signals = query_signals(messages, None, embed_query(embedder, messages), categories)
+    assert signals.code_blocks == 1
+    assert signals.code_hint
+    assert signals.depth == 2
+    assert signals.has_system
+    assert signals.questions == 1
+    assert not signals.json_requested
+    assert signals.language == "en"
+    assert max(signals.categories, key=lambda c: signals.categories[c]) == "code"
+    features = signals.as_features()
+    assert features["code_blocks"] == 1.0
+    assert "cat_code" in features
+
+
+def test_query_signals_json_and_images(
+    embedder: HashingEmbedder, categories: CategoryIndex
+) -> None:
+    messages = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "Describe this picture"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+            ],
+        }
+    ]
+    schema = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}}
+    signals = query_signals(messages, schema, embed_query(embedder, messages), categories)
+    assert signals.image_parts == 1
+    assert signals.json_requested
+    assert signals.schema_given
+    assert last_user_text(messages) == "Describe this picture"
+
+
+def test_complexity_grows_with_harder_prompts(
+    embedder: HashingEmbedder, categories: CategoryIndex
+) -> None:
+    def complexity(text: str) -> float:
+        messages = [{"role": "user", "content": text}]
+        return query_signals(messages, None, embed_query(embedder, messages), categories).complexity
+
+    easy = complexity("hi")
+    hard = complexity(
+        "Explain step by step why this algorithm is O(n log n), prove it, and compare the "
+        "trade-offs with a heap-based design. " * 20
+    )
+    assert 0.0 <= easy < hard <= 1.0
+
+
+def test_categories_need_exemplars(embedder: HashingEmbedder) -> None:
+    with pytest.raises(ValueError, match="exemplar"):
+        CategoryIndex.build(embedder, {"code": []})

@@ -1,0 +1,124 @@
+import numpy as np
+import pytest
+
+from learner.config import PolicyConfig
+from learner.context import ArmFeatures, Context
+from learner.reward import RewardWeights, shape_reward
+from learner.sampling import normalize, sample_index
+from learner.vw_format import adf_lines
+from learner.vw_policy import VWPolicy, vw_cost
+
+ARMS = ("coder", "generalist", "cheap")
+
+
+def context(code: bool, arms: tuple[str, ...] = ARMS) -> Context:
+    return Context(
+        shared={"Q": {"code": 1.0 if code else 0.0, "lang": "en"}},
+        arms=tuple(ArmFeatures(a, {"A": {"arm": a}}) for a in arms),
+    )
+
+
+def true_reward(code: bool, arm: str) -> float:
+    best = "coder" if code else "generalist"
+    return 0.9 if arm == best else 0.2
+
+
+def simulate(policy: VWPolicy, rounds: int, rng: np.random.Generator) -> float:
+    total = 0.0
+    for _ in range(rounds):
+        code = bool(rng.random() < 0.5)
+        ctx = context(code)
+        pmf = policy.pmf(ctx)
+        index = sample_index(pmf, rng)
+        arm = ctx.arm_names[index]
+        reward = true_reward(code, arm)
+        policy.learn(ctx, arm, pmf[index], reward)
+        total += reward
+    return total / rounds
+
+
+@pytest.mark.parametrize("exploration", ["epsilon", "squarecb", "softmax"])
+def test_policy_learns_context_dependent_best_arm(exploration: str) -> None:
+    rng = np.random.default_rng(7)
+    config = PolicyConfig(exploration=exploration, epsilon=0.1, seed=7)  # type: ignore[arg-type]
+    policy = VWPolicy("pre", config)
+    simulate(policy, 1500, rng)
+    code_pmf = policy.pmf(context(True))
+    chat_pmf = policy.pmf(context(False))
+    assert ARMS[int(np.argmax(code_pmf))] == "coder"
+    assert ARMS[int(np.argmax(chat_pmf))] == "generalist"
+    assert max(code_pmf) > 0.8
+    # Every arm keeps some probability: the log stays usable for off-policy evaluation.
+    assert min(code_pmf) > 0.0
+    assert policy.updates == 1500
+
+
+def test_learned_policy_beats_uniform_random() -> None:
+    rng = np.random.default_rng(3)
+    policy = VWPolicy("pre", PolicyConfig(epsilon=0.05, seed=3))
+    simulate(policy, 1000, rng)
+    late = simulate(policy, 500, rng)
+    uniform = float(np.mean([true_reward(c, a) for c in (True, False) for a in ARMS]))
+    assert late > uniform + 0.3
+
+
+def test_masked_arms_get_no_probability_and_pmf_renormalises() -> None:
+    policy = VWPolicy("pre", PolicyConfig(epsilon=0.2, seed=1))
+    simulate(policy, 300, np.random.default_rng(1))
+    eligible = ("generalist", "cheap")
+    pmf = policy.pmf(context(True, eligible))
+    assert len(pmf) == 2
+    assert sum(pmf) == pytest.approx(1.0)
+    assert min(pmf) >= 0.2 / 2 - 1e-6
+
+
+def test_snapshot_round_trip_keeps_the_pmf() -> None:
+    policy = VWPolicy("pre", PolicyConfig(seed=2))
+    simulate(policy, 200, np.random.default_rng(2))
+    restored = VWPolicy.restore(policy.state())
+    for code in (True, False):
+        assert restored.pmf(context(code)) == pytest.approx(policy.pmf(context(code)))
+    assert restored.updates == 200
+
+
+def test_learn_rejects_bad_probability_and_reward() -> None:
+    policy = VWPolicy("pre", PolicyConfig())
+    with pytest.raises(ValueError, match="probability"):
+        policy.learn(context(True), "coder", 0.0, 0.5)
+    with pytest.raises(ValueError, match="reward"):
+        policy.learn(context(True), "coder", 0.5, 1.5)
+    with pytest.raises(ValueError, match="not in tuple"):
+        policy.learn(context(True), "nope", 0.5, 0.5)
+
+
+def test_adf_lines_put_the_label_on_the_chosen_arm() -> None:
+    lines = adf_lines(context(True), label=(1, vw_cost(0.75), 0.5))
+    assert lines[0] == "shared |Q code:1 lang=en"
+    assert lines[1] == "|A arm=coder"
+    assert lines[2] == "0:-0.75:0.5 |A arm=generalist"
+
+
+def test_reward_shaping() -> None:
+    weights = RewardWeights(lambda_cost=0.5, lambda_latency=0.1, cost_ref_usd=0.01)
+    assert shape_reward(1.0, 0.0, 0.0, weights) == 1.0
+    assert shape_reward(1.0, 0.005, 0.0, weights) == pytest.approx(0.75)
+    assert shape_reward(1.0, 1.0, 1e9, weights) == pytest.approx(0.4)
+    assert shape_reward(0.0, 0.005, 0.0, weights) == 0.0
+    with pytest.raises(ValueError, match="quality"):
+        shape_reward(1.5, 0.0, 0.0, weights)
+
+
+def test_sampling_follows_the_pmf() -> None:
+    rng = np.random.default_rng(0)
+    pmf = normalize([0.7, 0.2, 0.1, -1e-9])
+    draws = np.bincount([sample_index(pmf, rng) for _ in range(20_000)], minlength=4)
+    assert draws[3] == 0
+    assert draws / draws.sum() == pytest.approx([0.7, 0.2, 0.1, 0.0], abs=0.02)
+
+
+def test_config_validation() -> None:
+    with pytest.raises(ValueError, match="epsilon"):
+        PolicyConfig(epsilon=0.0)
+    with pytest.raises(ValueError, match="exploration"):
+        PolicyConfig(exploration="greedy")  # type: ignore[arg-type]
+    assert "--squarecb" in PolicyConfig(exploration="squarecb").vw_args()

@@ -1,0 +1,201 @@
+import json
+from collections.abc import AsyncIterator, Callable
+
+import httpx
+import pytest
+
+from features.errors import (
+    ProviderBadResponseError,
+    ProviderRateLimitedError,
+    ProviderRejectedError,
+    ProviderServerError,
+    ProviderTimeoutError,
+)
+from router.pool import Arm
+from router.providers import ChatRequest, Completion, Delta, OpenAICompatProvider
+from router.providers.openai_compat import parse_retry_after
+
+ARM = Arm(
+    name="small",
+    base_url="http://provider.test/v1",
+    model="small-1",
+    api_key_env="TEST_PROVIDER_KEY",
+    input_usd_per_mtok=1.0,
+    output_usd_per_mtok=2.0,
+    timeout_s=5.0,
+)
+REQUEST = ChatRequest(messages=({"role": "user", "content": "hello there"},), max_tokens=20)
+
+
+def provider(handler: Callable[[httpx.Request], httpx.Response]) -> OpenAICompatProvider:
+    return OpenAICompatProvider(ARM, httpx.AsyncClient(transport=httpx.MockTransport(handler)))
+
+
+def completion_json(text: str, usage: dict[str, object] | None = None) -> dict[str, object]:
+    body: dict[str, object] = {
+        "id": "x",
+        "object": "chat.completion",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+        ],
+    }
+    if usage is not None:
+        body["usage"] = usage
+    return body
+
+
+def sse(*events: object) -> bytes:
+    return b"".join(
+        f"data: {e if isinstance(e, str) else json.dumps(e)}\n\n".encode() for e in events
+    )
+
+
+def chunk(content: str | None = None, finish: str | None = None) -> dict[str, object]:
+    delta = {} if content is None else {"content": content}
+    return {
+        "object": "chat.completion.chunk",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+
+
+async def collect(events: AsyncIterator[Delta | Completion]) -> tuple[str, Completion | None]:
+    text, done = "", None
+    async for event in events:
+        if isinstance(event, Delta):
+            text += event.text
+        else:
+            done = event
+    return text, done
+
+
+async def test_complete_sends_model_key_and_reads_usage(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEST_PROVIDER_KEY", "sk-test")
+    seen: dict[str, object] = {}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen["url"] = str(request.url)
+        seen["auth"] = request.headers.get("authorization")
+        seen["body"] = json.loads(request.content)
+        usage = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+        return httpx.Response(
+            200,
+            json=completion_json("hi!", usage),
+            headers={"x-ratelimit-remaining-requests": "5", "x-ratelimit-limit-requests": "100"},
+        )
+
+    result = await provider(handler).complete(REQUEST)
+    assert seen["url"] == "http://provider.test/v1/chat/completions"
+    assert seen["auth"] == "Bearer sk-test"
+    assert seen["body"] == {
+        "model": "small-1",
+        "messages": [{"role": "user", "content": "hello there"}],
+        "max_tokens": 20,
+    }
+    assert result.text == "hi!"
+    assert (result.prompt_tokens, result.completion_tokens) == (10, 5)
+    assert result.cost_usd == pytest.approx((10 * 1.0 + 5 * 2.0) / 1e6)
+    assert result.rate_limit.headroom == pytest.approx(0.05)
+
+
+async def test_reported_cost_wins_over_list_price() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        usage = {"prompt_tokens": 10, "completion_tokens": 5, "cost_usd": 0.0042}
+        return httpx.Response(200, json=completion_json("ok", usage))
+
+    assert (await provider(handler).complete(REQUEST)).cost_usd == 0.0042
+
+
+@pytest.mark.parametrize(
+    ("response", "error"),
+    [
+        (
+            httpx.Response(429, headers={"retry-after": "7"}, json={"error": {"message": "slow"}}),
+            ProviderRateLimitedError,
+        ),
+        (httpx.Response(503, text="upstream down"), ProviderServerError),
+        (httpx.Response(401, json={"error": {"message": "bad key"}}), ProviderRejectedError),
+        (httpx.Response(200, text="<html>not json</html>"), ProviderBadResponseError),
+        (httpx.Response(200, json={"choices": []}), ProviderBadResponseError),
+    ],
+)
+async def test_http_failures_become_typed_errors(
+    response: httpx.Response, error: type[Exception]
+) -> None:
+    with pytest.raises(error) as caught:
+        await provider(lambda request: response).complete(REQUEST)
+    assert "small" in str(caught.value)
+    if isinstance(caught.value, ProviderRateLimitedError):
+        assert caught.value.retry_after_s == 7.0
+        assert "slow" in caught.value.message
+
+
+async def test_transport_failures_become_typed_errors() -> None:
+    def timeout(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("too slow", request=request)
+
+    def refused(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    with pytest.raises(ProviderTimeoutError, match="within 5s"):
+        await provider(timeout).complete(REQUEST)
+    with pytest.raises(ProviderServerError, match="ConnectError"):
+        await provider(refused).complete(REQUEST)
+
+
+async def test_stream_yields_deltas_then_completion() -> None:
+    seen: dict[str, object] = {}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen["body"] = json.loads(request.content)
+        body = sse(
+            chunk(""),
+            chunk("Hel"),
+            chunk("lo"),
+            chunk(finish="stop"),
+            {"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 2, "cost_usd": 0.5}},
+            "[DONE]",
+        )
+        return httpx.Response(200, content=body, headers={"content-type": "text/event-stream"})
+
+    text, done = await collect(provider(handler).stream(REQUEST))
+    assert seen["body"]["stream"] is True  # type: ignore[index]
+    assert seen["body"]["stream_options"] == {"include_usage": True}  # type: ignore[index]
+    assert text == "Hello"
+    assert done is not None
+    assert done.text == "Hello"
+    assert done.finish_reason == "stop"
+    assert done.cost_usd == 0.5
+    assert done.first_token_ms is not None
+
+
+async def test_cut_stream_raises_after_partial_text() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=sse(chunk("partial")))
+
+    received: list[str] = []
+    with pytest.raises(ProviderServerError, match="ended before it finished"):
+        async for event in provider(handler).stream(REQUEST):
+            if isinstance(event, Delta):
+                received.append(event.text)
+    assert received == ["partial"]
+
+
+async def test_stream_errors_before_first_byte() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(429, headers={"retry-after": "2"}, json={"error": "busy"})
+
+    with pytest.raises(ProviderRateLimitedError):
+        await collect(provider(handler).stream(REQUEST))
+
+    def garbage(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=b"data: {not json\n\n")
+
+    with pytest.raises(ProviderBadResponseError, match="not JSON"):
+        await collect(provider(garbage).stream(REQUEST))
+
+
+def test_parse_retry_after() -> None:
+    assert parse_retry_after("3") == 3.0
+    assert parse_retry_after(None) is None
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == 10.0
+    assert parse_retry_after("soon") is None

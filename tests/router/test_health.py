@@ -1,0 +1,72 @@
+import pytest
+
+from features.system import CircuitState
+from router.health import HealthConfig, HealthTracker
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_latency_ewma_p95_and_in_flight() -> None:
+    clock = FakeClock()
+    tracker = HealthTracker(["a"], HealthConfig(ewma_alpha=0.5), clock=clock)
+    tracker.started("a")
+    assert tracker.snapshot("a").in_flight == 1
+    tracker.succeeded("a", 100.0, headroom=0.4)
+    tracker.started("a")
+    tracker.succeeded("a", 300.0)
+    health = tracker.snapshot("a")
+    assert health.latency_ewma_ms == pytest.approx(200.0)
+    assert health.latency_p95_ms == pytest.approx(290.0)
+    assert health.in_flight == 0
+    assert health.rate_limit_headroom == 0.4
+    assert health.circuit is CircuitState.CLOSED
+
+
+def test_circuit_opens_after_failures_then_half_opens_and_closes() -> None:
+    clock = FakeClock()
+    config = HealthConfig(open_after_consecutive_failures=3, cooldown_s=30.0)
+    tracker = HealthTracker(["a"], config, clock=clock)
+    for _ in range(3):
+        tracker.started("a")
+        tracker.failed("a")
+    assert tracker.snapshot("a").circuit is CircuitState.OPEN
+    assert tracker.snapshot("a").error_rate == 1.0
+    clock.now += 31
+    assert tracker.snapshot("a").circuit is CircuitState.HALF_OPEN
+    tracker.started("a")  # the probe
+    assert tracker.snapshot("a").circuit is CircuitState.OPEN  # one probe at a time
+    tracker.succeeded("a", 50.0)
+    assert tracker.snapshot("a").circuit is CircuitState.CLOSED
+
+
+def test_failed_probe_reopens_and_retry_after_is_respected() -> None:
+    clock = FakeClock()
+    tracker = HealthTracker(["a"], HealthConfig(cooldown_s=10.0), clock=clock)
+    tracker.started("a")
+    tracker.failed("a", retry_after_s=60.0)
+    assert tracker.snapshot("a").circuit is CircuitState.OPEN
+    clock.now += 59
+    assert tracker.snapshot("a").circuit is CircuitState.OPEN
+    clock.now += 2
+    assert tracker.snapshot("a").circuit is CircuitState.HALF_OPEN
+    tracker.started("a")
+    tracker.failed("a")
+    assert tracker.snapshot("a").circuit is CircuitState.OPEN
+
+
+def test_error_window_forgets_old_failures() -> None:
+    clock = FakeClock()
+    tracker = HealthTracker(["a"], HealthConfig(error_window_s=60.0), clock=clock)
+    tracker.started("a")
+    tracker.failed("a")
+    tracker.started("a")
+    tracker.succeeded("a", 10.0)
+    assert tracker.snapshot("a").error_rate == 0.5
+    clock.now += 61
+    assert tracker.snapshot("a").error_rate == 0.0

@@ -1,0 +1,68 @@
+from pathlib import Path
+
+import pytest
+
+from features.errors import ConfigError
+from router.pool import demo_pool, load_pool
+
+GOOD = """
+objective: {lambda_cost: 0.2}
+arms:
+  - name: small
+    base_url: http://localhost:9000/v1
+    model: small-1
+    input_usd_per_mtok: 0.1
+    output_usd_per_mtok: 0.2
+    capabilities: [code]
+  - {name: big, base_url: "https://api.example.com/v1/", model: big-2, api_key_env: BIG_KEY}
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "pool.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_load_valid_pool(tmp_path: Path) -> None:
+    pool = load_pool(write(tmp_path, GOOD))
+    assert pool.names == ("small", "big")
+    assert pool.arm("big").base_url == "https://api.example.com/v1"
+    assert pool.arm("small").capabilities == frozenset({"code"})
+    assert pool.objective.lambda_cost == 0.2
+    assert pool.arm("small").price_usd(1_000_000, 1_000_000) == pytest.approx(0.3)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("arms: []", "arms: Tuple should have at least 1 item"),
+        (
+            GOOD.replace("input_usd_per_mtok: 0.1", "input_usd_per_mtok: -1"),
+            "arms.0.input_usd_per_mtok: Input should be greater than or equal to 0",
+        ),
+        (GOOD.replace("http://localhost:9000/v1", "localhost:9000"), "arms.0.base_url"),
+        (GOOD.replace("name: small", "name: big"), "repeated: big"),
+        (
+            GOOD.replace("model: small-1", "model: small-1\n    colour: red"),
+            "arms.0.colour: Extra inputs are not permitted",
+        ),
+        ("arms: [unclosed", "not valid YAML"),
+    ],
+)
+def test_invalid_pool_names_field_and_problem(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_pool(write(tmp_path, text))
+    assert message in caught.value.message
+    assert "pool.yaml" in caught.value.message
+
+
+def test_missing_pool_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read pool file"):
+        load_pool(tmp_path / "absent.yaml")
+
+
+def test_demo_pool_binds_its_own_address() -> None:
+    pool = demo_pool().bind_self("http://127.0.0.1:8123")
+    assert len(pool.arms) == 11
+    assert all(a.base_url == "http://127.0.0.1:8123/replay/v1" for a in pool.arms)
