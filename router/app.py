@@ -13,8 +13,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from features.errors import SignalrouteError
-
-from router.api import chat, health
+from router.api import chat, health, route
 from router.api.errors import install_error_handlers
 from router.pool import Pool, demo_pool, load_pool
 from router.replay.app import create_replay_app
@@ -70,6 +69,7 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.routes)
     app.include_router(chat.routes)
+    app.include_router(route.routes)
     if replay_app is not None:
         app.mount(REPLAY_MOUNT, replay_app)
     return app

@@ -72,8 +72,10 @@ def _serve(args: argparse.Namespace) -> int:
     asyncio.run(run())
     if not server.started:
         error = getattr(app.state, "startup_error", None) or (failure[0] if failure else None)
-        raise error if isinstance(error, SignalrouteError) else ConfigError(
-            "the service failed to start; see the log above"
+        raise (
+            error
+            if isinstance(error, SignalrouteError)
+            else ConfigError("the service failed to start; see the log above")
         )
     return 0
 

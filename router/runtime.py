@@ -1,7 +1,7 @@
-"""The resources a running router owns: store, HTTP client, providers, pool.
+"""The resources a running router owns: store, HTTP client, providers, policies, router.
 
 ``open_runtime`` is the lifespan's one job: open everything in order, hand it over, and close
-it in reverse order on shutdown, whatever happened in between.
+it in reverse order on shutdown (policies are snapshotted before the store closes).
 """
 
 from __future__ import annotations
@@ -12,10 +12,18 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 import httpx
+import numpy as np
 
+from features.categories import CategoryIndex
+from features.embedding import HashingEmbedder
+from learner.config import PolicyConfig
+from router.health import HealthTracker
+from router.policies import PRE_GENERATION, PolicyRegistry
 from router.pool import Pool
 from router.providers import OpenAICompatProvider, Provider
+from router.routing import Router, RouterConfig
 from router.settings import Settings
+from router.spend import Budgets, SpendTracker
 from store.database import Database
 from store.embedded import EmbeddedPostgres
 
@@ -31,6 +39,9 @@ class Runtime:
     database: Database
     http: httpx.AsyncClient
     providers: Mapping[str, Provider]
+    policies: PolicyRegistry
+    health: HealthTracker
+    router: Router
 
 
 async def open_database(settings: Settings, stack: AsyncExitStack) -> Database:
@@ -46,9 +57,21 @@ async def open_database(settings: Settings, stack: AsyncExitStack) -> Database:
     return database
 
 
+def policy_configs(settings: Settings) -> dict[str, PolicyConfig]:
+    """One policy per lifecycle stage, configured from the settings."""
+    config = PolicyConfig(
+        exploration=settings.exploration,
+        epsilon=settings.epsilon,
+        gamma_scale=settings.gamma_scale,
+        learning_rate=settings.learning_rate,
+        seed=settings.seed or 0,
+    )
+    return {PRE_GENERATION: config}
+
+
 @asynccontextmanager
 async def open_runtime(settings: Settings, pool: Pool) -> AsyncIterator[Runtime]:
-    """Open the store, the HTTP client and one provider per arm; close them on exit."""
+    """Open the store, the HTTP client, the providers and the policies; close them on exit."""
     async with AsyncExitStack() as stack:
         database = await open_database(settings, stack)
         http = httpx.AsyncClient(
@@ -59,6 +82,36 @@ async def open_runtime(settings: Settings, pool: Pool) -> AsyncIterator[Runtime]
         providers: dict[str, Provider] = {
             arm.name: OpenAICompatProvider(arm, http) for arm in pool.arms
         }
+        policies = PolicyRegistry(
+            database, policy_configs(settings), snapshot_every=settings.snapshot_every
+        )
+        await policies.load()
+        stack.push_async_callback(policies.close)
+        health = HealthTracker(pool.names)
+        embedder = HashingEmbedder()
+        router = Router(
+            pool=pool,
+            providers=providers,
+            database=database,
+            policies=policies,
+            health=health,
+            spend=SpendTracker(
+                Budgets(
+                    tenant_usd=settings.tenant_budget_usd, session_usd=settings.session_budget_usd
+                )
+            ),
+            embedder=embedder,
+            categories=CategoryIndex.build(embedder),
+            rng=np.random.default_rng(settings.seed),
+            config=RouterConfig(knn_k=settings.knn_k, max_attempts=settings.max_attempts),
+        )
         yield Runtime(
-            settings=settings, pool=pool, database=database, http=http, providers=providers
+            settings=settings,
+            pool=pool,
+            database=database,
+            http=http,
+            providers=providers,
+            policies=policies,
+            health=health,
+            router=router,
         )

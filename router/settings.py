@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -59,4 +60,22 @@ class Settings(BaseSettings):
     request_timeout_s: float = Field(default=60.0, gt=0)
     connect_timeout_s: float = Field(default=5.0, gt=0)
     log_level: str = "info"
+    seed: int | None = Field(
+        default=None, description="Seed of the router's RNG (arm draws); unset: from entropy."
+    )
+    exploration: Literal["epsilon", "squarecb", "softmax"] = "epsilon"
+    epsilon: float = Field(default=0.1, gt=0, le=1)
+    gamma_scale: float = Field(default=10.0, gt=0)
+    learning_rate: float = Field(default=0.5, gt=0)
+    snapshot_every: int = Field(default=100, ge=1, description="Snapshot a policy every N updates.")
+    knn_k: int = Field(default=20, ge=1, le=200, description="Neighbours for historical signals.")
+    max_attempts: int = Field(default=3, ge=1, description="Arms tried before a request fails.")
+    cost_ref_usd: float = Field(
+        default=0.01, gt=0, description="Cost that counts as 1 in the reward's cost term."
+    )
+    latency_ref_ms: float = Field(
+        default=10_000.0, gt=0, description="Latency that counts as 1 in the latency term."
+    )
+    tenant_budget_usd: float | None = Field(default=None, gt=0)
+    session_budget_usd: float | None = Field(default=None, gt=0)
     replay: ReplaySettings = Field(default_factory=ReplaySettings)

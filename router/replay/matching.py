@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from router.replay.dataset import ReplayDataset, ReplayRecord
-from router.replay.ngrams import IdArray, codepoints, ngram_ids
+from router.replay.ngrams import IdArray, bag, codepoints, ngram_ids
 
 MatchKind = Literal["exact", "contains", "nearest"]
 
@@ -84,27 +84,25 @@ class PromptMatcher:
         self._anchor_size = max(config.sizes)
 
         per_record = [self._ids_by_size(prompt) for prompt in self._prompts]
-        uniques = [np.unique(np.concatenate(ids)) for ids in per_record]
-        df = np.bincount(
-            np.concatenate(uniques).astype(np.intp), minlength=1 << config.bits
-        ).astype(np.float64)
+        bags = [bag(np.concatenate(ids)) for ids in per_record]
+        df = np.bincount(np.concatenate([unique for unique, _ in bags]), minlength=1 << config.bits)
         count = len(self._records)
         idf = np.log((1.0 + count) / (1.0 + df)) + 1.0
         idf[df > config.max_df * count] = 0.0
-        self._idf: npt.NDArray[np.float32] = idf.astype(np.float32)
+        self._idf: npt.NDArray[np.float64] = idf
 
         self._matrix = np.zeros((count, config.dim), dtype=np.float32)
-        for row, ids in enumerate(per_record):
-            self._matrix[row] = self._vector(np.concatenate(ids))
+        for row, (unique, counts) in enumerate(bags):
+            self._matrix[row] = self._vector(unique, counts)
 
         # For each record, its rarest anchor-size n-gram: a text can only contain the record
         # if it has that n-gram too, which rules out almost every record at once.
-        self._anchors = np.zeros(count, dtype=np.uint64)
+        self._anchors = np.zeros(count, dtype=np.int64)
         self._has_anchor = np.zeros(count, dtype=bool)
         for row, ids in enumerate(per_record):
             anchor_ids = ids[-1]
             if len(anchor_ids):
-                self._anchors[row] = anchor_ids[np.argmin(df[anchor_ids.astype(np.intp)])]
+                self._anchors[row] = anchor_ids[np.argmin(df[anchor_ids])]
                 self._has_anchor[row] = True
 
     @property
@@ -117,11 +115,10 @@ class PromptMatcher:
         sizes = sorted(self._config.sizes, key=lambda n: n == self._anchor_size)
         return [ngram_ids(points, n, self._config.bits) for n in sizes]
 
-    def _vector(self, ids: IdArray) -> npt.NDArray[np.float32]:
+    def _vector(self, unique: IdArray, counts: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
         """The unit TF-IDF vector of a bag of n-gram ids (all zeros when none counts)."""
-        unique, counts = np.unique(ids, return_counts=True)
-        weights = (1.0 + np.log(counts)) * self._idf[unique.astype(np.intp)]
-        columns = (unique % np.uint64(self._config.dim)).astype(np.intp)
+        weights = (1.0 + np.log(counts)) * self._idf[unique]
+        columns = unique % self._config.dim
         vector = np.bincount(columns, weights=weights, minlength=self._config.dim)
         norm = float(np.linalg.norm(vector))
         return (vector / norm if norm > 0.0 else vector).astype(np.float32)
@@ -147,7 +144,7 @@ class PromptMatcher:
         return None
 
     def _nearest(self, ids: IdArray) -> Match:
-        similarities = self._matrix @ self._vector(ids)
+        similarities = self._matrix @ self._vector(*bag(ids))
         index = int(np.argmax(similarities))
         similarity = min(1.0, max(0.0, float(similarities[index])))
         return Match(self._records[index], "nearest", 0.0 if math.isnan(similarity) else similarity)

@@ -9,7 +9,7 @@ CREATE TABLE requests (
     tenant       text NOT NULL DEFAULT 'default',
     user_id      text,
     session_id   text,
-    created_at   timestamptz NOT NULL DEFAULT now(),
+    created_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
     messages     jsonb NOT NULL,
     params       jsonb NOT NULL DEFAULT '{}'::jsonb,
     status       text NOT NULL DEFAULT 'accepted'
@@ -40,7 +40,7 @@ CREATE TABLE decisions (
     pmf            jsonb NOT NULL,
     policy_name    text NOT NULL,
     policy_version integer NOT NULL,
-    created_at     timestamptz NOT NULL DEFAULT now(),
+    created_at     timestamptz NOT NULL DEFAULT clock_timestamp(),
     CONSTRAINT decisions_chosen_arm_eligible CHECK (chosen_arm = ANY (arms))
 );
 
@@ -55,7 +55,7 @@ CREATE TABLE rewards (
                     CONSTRAINT rewards_value_range CHECK (value >= 0 AND value <= 1),
     source          text NOT NULL,
     idempotency_key text CONSTRAINT rewards_idempotency_key_key UNIQUE,
-    created_at      timestamptz NOT NULL DEFAULT now()
+    created_at      timestamptz NOT NULL DEFAULT clock_timestamp()
 );
 
 CREATE INDEX rewards_decision_id_idx ON rewards (decision_id);
@@ -66,7 +66,7 @@ CREATE TABLE query_embeddings (
     tenant     text NOT NULL,
     user_id    text,
     embedding  vector(384) NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now()
+    created_at timestamptz NOT NULL DEFAULT clock_timestamp()
 );
 
 CREATE INDEX query_embeddings_embedding_idx
@@ -81,6 +81,6 @@ CREATE TABLE policy_snapshots (
                CONSTRAINT policy_snapshots_version_positive CHECK (version > 0),
     model      bytea NOT NULL,
     meta       jsonb NOT NULL DEFAULT '{}'::jsonb,
-    created_at timestamptz NOT NULL DEFAULT now(),
+    created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
     CONSTRAINT policy_snapshots_name_version_key UNIQUE (name, version)
 );

@@ -1,0 +1,205 @@
+"""``POST /route-and-run``, ``POST /feedback`` and ``GET /requests/{id}``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import asdict
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from features.errors import RequestError
+from learner.reward import RewardWeights
+from router.api.deps import get_runtime
+from router.api.errors import error_body
+from router.api.schemas import FeedbackBody, RouteAndRunBody
+from router.constraints import Constraints
+from router.feedback import record_feedback
+from router.routing import RouteEvent, RouteFailed, RouteRequest, RouteResult
+from router.runtime import Runtime
+from store import decisions as decision_log
+from store import requests as request_log
+from store import rewards as reward_log
+
+routes = APIRouter(tags=["routing"])
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def route_request(body: RouteAndRunBody, runtime: Runtime) -> RouteRequest:
+    """The core request for a validated body, with the pool's default objective filled in."""
+    objective = runtime.pool.objective
+    lambda_cost, lambda_latency = objective.lambda_cost, objective.lambda_latency
+    if body.objective is not None:
+        if body.objective.lambda_cost is not None:
+            lambda_cost = body.objective.lambda_cost
+        if body.objective.lambda_latency is not None:
+            lambda_latency = body.objective.lambda_latency
+    constraints = body.constraints
+    return RouteRequest(
+        messages=tuple(m.model_dump(exclude_none=True) for m in body.messages),
+        weights=RewardWeights(
+            lambda_cost=lambda_cost,
+            lambda_latency=lambda_latency,
+            cost_ref_usd=runtime.settings.cost_ref_usd,
+            latency_ref_ms=runtime.settings.latency_ref_ms,
+        ),
+        tenant=body.tenant or "default",
+        user=body.user,
+        session=body.session,
+        response_format=body.response_format,
+        constraints=Constraints(
+            max_cost_usd=constraints.max_cost_usd,
+            max_latency_ms=constraints.max_latency_ms,
+            capabilities=frozenset(constraints.capabilities),
+        )
+        if constraints is not None
+        else Constraints(),
+        max_tokens=body.max_tokens,
+        temperature=body.temperature,
+        stream=body.stream,
+    )
+
+
+def result_body(result: RouteResult) -> dict[str, Any]:
+    return {
+        "id": result.request_id,
+        "output": result.output,
+        "model": result.model,
+        "cost_usd": result.cost_usd,
+        "latency_ms": round(result.latency_ms, 2),
+        "trace": {"decisions": [asdict(d) for d in result.decisions]},
+    }
+
+
+def failed_body(failure: RouteFailed) -> dict[str, Any]:
+    body = error_body(failure.error.code, failure.error.message)
+    body["id"] = failure.request_id
+    body["trace"] = {"decisions": [asdict(d) for d in failure.decisions]}
+    return body
+
+
+@routes.post("/route-and-run", response_model=None)
+async def route_and_run(
+    body: RouteAndRunBody, runtime: RuntimeDep
+) -> JSONResponse | StreamingResponse:
+    """Route the request, run it on the chosen arm, and return the answer with its trace.
+
+    With ``stream: true`` the answer arrives as server-sent events: ``delta`` events with
+    text, then one ``result`` event (the same body as the non-streaming response) or one
+    ``error`` event.
+    """
+    request = route_request(body, runtime)
+    events = runtime.router.run(request)
+    if not request.stream:
+        async for event in events:
+            if isinstance(event, RouteResult):
+                return JSONResponse(
+                    result_body(event), headers={"x-signalroute-request-id": event.request_id}
+                )
+            if isinstance(event, RouteFailed):
+                return JSONResponse(
+                    failed_body(event),
+                    status_code=event.error.status_code,
+                    headers={"x-signalroute-request-id": event.request_id},
+                )
+        raise RequestError("the router produced no result")
+
+    first = await _first_event(events)
+
+    async def sse() -> AsyncIterator[str]:
+        event: RouteEvent | None = first
+        while event is not None:
+            yield _sse_event(event)
+            event = await anext(events, None)
+
+    return StreamingResponse(sse(), media_type="text/event-stream")
+
+
+async def _first_event(events: AsyncIterator[RouteEvent]) -> RouteEvent | None:
+    """Pull the first event before answering, so validation errors still become a 4xx."""
+    return await anext(events, None)
+
+
+def _sse_event(event: RouteEvent) -> str:
+    if isinstance(event, RouteResult):
+        return f"event: result\ndata: {json.dumps(result_body(event))}\n\n"
+    if isinstance(event, RouteFailed):
+        return f"event: error\ndata: {json.dumps(failed_body(event))}\n\n"
+    return f"event: delta\ndata: {json.dumps({'text': event.text})}\n\n"
+
+
+@routes.post("/feedback")
+async def feedback(body: FeedbackBody, runtime: RuntimeDep) -> JSONResponse:
+    """Record a delayed reward and learn from it; idempotent with ``idempotency_key``."""
+    result = await record_feedback(
+        runtime.database,
+        runtime.policies,
+        reward=body.reward,
+        source=body.source,
+        decision_id=body.decision_id,
+        request_id=body.request_id,
+        idempotency_key=body.idempotency_key,
+    )
+    return JSONResponse(
+        {
+            "reward_id": result.reward.id,
+            "decision_id": str(result.decision.id),
+            "request_id": str(result.decision.request_id),
+            "reward": result.reward.value,
+            "source": result.reward.source,
+            "duplicate": not result.created,
+            "policy_updates": result.policy_updates,
+        },
+        status_code=201 if result.created else 200,
+    )
+
+
+@routes.get("/requests/{request_id}")
+async def get_request(request_id: str, runtime: RuntimeDep) -> dict[str, Any]:
+    """The logged request, its decisions (with context and propensities) and their rewards."""
+    async with runtime.database.connection() as conn:
+        record = await request_log.get_request(conn, request_id)
+        decisions = await decision_log.list_decisions_for_request(conn, request_id)
+        rewards = await reward_log.list_rewards_for_request(conn, request_id)
+    by_decision: dict[str, list[dict[str, Any]]] = {}
+    for reward in rewards:
+        by_decision.setdefault(str(reward.decision_id), []).append(
+            {
+                "value": reward.value,
+                "source": reward.source,
+                "created_at": reward.created_at.isoformat(),
+            }
+        )
+    return {
+        "id": str(record.id),
+        "tenant": record.tenant,
+        "user": record.user_id,
+        "status": record.status.value,
+        "created_at": record.created_at.isoformat(),
+        "messages": list(record.messages),
+        "params": dict(record.params),
+        "output": record.output,
+        "model": record.model,
+        "cost_usd": record.cost_usd,
+        "latency_ms": record.latency_ms,
+        "error": record.error,
+        "decisions": [
+            {
+                "decision_id": str(d.id),
+                "stage": d.stage,
+                "arm": d.chosen_arm,
+                "probability": d.probability,
+                "pmf": dict(d.pmf),
+                "arms": list(d.arms),
+                "policy": d.policy_name,
+                "policy_version": d.policy_version,
+                "context": dict(d.context),
+                "created_at": d.created_at.isoformat(),
+                "rewards": by_decision.get(str(d.id), []),
+            }
+            for d in decisions
+        ],
+    }

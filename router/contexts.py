@@ -1,0 +1,58 @@
+"""Assemble a bandit context from the four signal families.
+
+Shared namespaces: ``Q`` (query signals), ``H`` (neighbourhood, the caller's own history and
+budget use). Per-arm namespaces: ``A`` (identity, price, capabilities), ``S`` (system health),
+``K`` (that arm's outcomes among the neighbours, overall and for this user).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from features.historical import HistoricalSignals
+from features.query import QuerySignals
+from features.system import ArmHealth, Spend, health_features, spend_features
+from learner.context import ArmFeatures, Context
+from router.pool import Arm
+
+
+def arm_identity(arm: Arm) -> dict[str, float | str]:
+    """Static features of an arm: its name, log list price, capability tags."""
+    blended = (arm.input_usd_per_mtok + 3 * arm.output_usd_per_mtok) / 4
+    values: dict[str, float | str] = {
+        "arm": arm.name,
+        "log_price": round(math.log1p(blended), 4),
+        "log_window": round(math.log(arm.context_window) / 10, 4),
+    }
+    for capability in sorted(arm.capabilities):
+        values[f"cap_{capability}"] = 1.0
+    return values
+
+
+def build_context(
+    arms: tuple[Arm, ...],
+    query: QuerySignals,
+    history: HistoricalSignals,
+    user_history: HistoricalSignals,
+    health: Mapping[str, ArmHealth],
+    spend: Spend,
+) -> Context:
+    """The context for a decision among ``arms`` (already masked), in their order."""
+    shared_history = history.shared_features() | user_history.shared_features(prefix="u_")
+    shared_history |= spend_features(spend)
+    return Context(
+        shared={"Q": query.as_features(), "H": shared_history},
+        arms=tuple(
+            ArmFeatures(
+                arm=arm.name,
+                namespaces={
+                    "A": arm_identity(arm),
+                    "S": health_features(health.get(arm.name, ArmHealth())),
+                    "K": history.arm_features(arm.name)
+                    | user_history.arm_features(arm.name, prefix="u_"),
+                },
+            )
+            for arm in arms
+        ),
+    )

@@ -1,0 +1,87 @@
+"""Response bodies sent over time: paced server-sent events, and bodies cut mid-way.
+
+A stream is ``data: <chunk json>\\n\\n`` events: a role chunk, content deltas of
+``chunk_chars`` characters paced at ``chunks_per_s``, a chunk with the finish reason, a usage
+chunk when asked for, then ``data: [DONE]``. A stall pauses before one content delta; a cut
+raises ``StreamCut`` before one, which makes the server drop the connection: the client sees
+a body that ends without a finish reason or ``[DONE]`` (over HTTP/1.1, an incomplete chunked
+body).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from router.replay.faults import Fault
+from router.replay.protocol import Answer
+
+Sleep = Callable[[float], Awaitable[None]]
+Clock = Callable[[], float]
+
+DONE_EVENT = b"data: [DONE]\n\n"
+
+
+class StreamCut(Exception):  # noqa: N818 - it is an event, not an error of the caller's
+    """Raised inside a response body on purpose, to break the connection mid-body.
+
+    Not a ``SignalrouteError``: nobody handles it. The server logs it and closes the
+    connection; that is the fault being simulated.
+    """
+
+
+def sse_event(payload: dict[str, Any]) -> bytes:
+    """One server-sent event carrying ``payload`` as compact JSON."""
+    return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
+
+
+def split_content(text: str, chunk_chars: int) -> list[str]:
+    """``text`` in consecutive pieces of ``chunk_chars`` characters (the last may be shorter)."""
+    return [text[start : start + chunk_chars] for start in range(0, len(text), chunk_chars)]
+
+
+async def stream_answer(
+    answer: Answer,
+    fault: Fault,
+    *,
+    chunk_chars: int,
+    chunks_per_s: float,
+    include_usage: bool,
+    sleep: Sleep = asyncio.sleep,
+    clock: Clock = time.monotonic,
+) -> AsyncIterator[bytes]:
+    """The SSE body of ``answer``, with ``fault``'s stall or cut applied (other kinds are not
+    stream faults and are ignored here)."""
+    pieces = split_content(answer.content, chunk_chars)
+    fault_at = math.floor(fault.at_fraction * len(pieces))
+    interval_s = 1.0 / chunks_per_s
+    yield sse_event(answer.chunk({"role": "assistant", "content": ""}))
+    start = clock()
+    for index in range(len(pieces) + 1):
+        if index == fault_at and fault.kind == "stall":
+            await sleep(fault.stall_ms / 1000.0)
+            start += fault.stall_ms / 1000.0
+        if index == fault_at and fault.kind == "cut":
+            raise StreamCut(f"replay fault: stream cut after {index} of {len(pieces)} deltas")
+        if index == len(pieces):
+            break
+        delay_s = start + index * interval_s - clock()
+        if delay_s > 0:
+            await sleep(delay_s)
+        yield sse_event(answer.chunk({"content": pieces[index]}))
+    yield sse_event(answer.chunk({}, answer.finish_reason))
+    if include_usage:
+        yield sse_event(answer.usage_chunk())
+    yield DONE_EVENT
+
+
+async def cut_body(body: bytes, at_fraction: float) -> AsyncIterator[bytes]:
+    """The first ``floor(at_fraction * len(body))`` bytes of ``body``, then ``StreamCut``."""
+    keep = math.floor(at_fraction * len(body))
+    if keep:
+        yield body[:keep]
+    raise StreamCut(f"replay fault: body cut after {keep} of {len(body)} bytes")

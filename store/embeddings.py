@@ -1,0 +1,157 @@
+"""Query embeddings and nearest-neighbour look-ups, scoped to a tenant (and optionally a user).
+
+Distances are cosine distances (``<=>``), served by the HNSW index. A filtered HNSW scan
+would return fewer than ``k`` rows when the tenant's rows are rare among the index's nearest
+candidates, so look-ups enable pgvector's iterative scan (``strict_order``, pgvector >= 0.8)
+for their own transaction (a savepoint when the caller has one open).
+
+The connection must have pgvector's types registered: ``Database.connection()`` does that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from psycopg import AsyncConnection, sql
+from psycopg.rows import dict_row
+
+from store.ids import Id, reference
+from store.records import EMBEDDING_DIM, Embedding, Neighbour, NeighbourOutcome
+from store.translation import translated
+
+DEFAULT_STAGE = "pre"
+"""The decision stage whose outcomes ``neighbour_outcomes`` reports: the routing choice."""
+
+
+async def insert_embedding(
+    conn: AsyncConnection[Any],
+    *,
+    request_id: Id,
+    tenant: str,
+    user_id: str | None,
+    embedding: Embedding,
+) -> None:
+    """Store the query embedding of a request (one per request).
+
+    Raises ValueError for an embedding that is not ``EMBEDDING_DIM`` finite values, not all
+    zero; NotFoundError when the request does not exist; ConflictError when it already has
+    an embedding.
+    """
+    rid = reference(request_id, "request")
+    with translated(f"cannot store the embedding of request {rid}"):
+        await conn.execute(
+            "INSERT INTO query_embeddings (request_id, tenant, user_id, embedding) "
+            "VALUES (%s, %s, %s, %s)",
+            (rid, tenant, user_id, as_embedding(embedding)),
+        )
+
+
+async def nearest(
+    conn: AsyncConnection[Any],
+    embedding: Embedding,
+    *,
+    k: int,
+    tenant: str,
+    user_id: str | None = None,
+    exclude_request_id: Id | None = None,
+) -> list[Neighbour]:
+    """The ``k`` stored queries of ``tenant`` nearest to ``embedding``, nearest first.
+
+    With ``user_id``, only that user's queries; with ``exclude_request_id``, never that
+    request (the probe itself, once stored). Approximate (HNSW) on large tables.
+    """
+    query = sql.SQL(
+        "SELECT request_id, distance, created_at FROM ({knn}) AS nn ORDER BY distance"
+    ).format(knn=_knn(user_id, exclude_request_id))
+    params = _knn_params(embedding, k, tenant, user_id, exclude_request_id)
+    with translated("cannot search neighbouring queries"):
+        rows = await _fetch(conn, query, params)
+    return [Neighbour(**row) for row in rows]
+
+
+async def neighbour_outcomes(
+    conn: AsyncConnection[Any],
+    embedding: Embedding,
+    *,
+    k: int,
+    tenant: str,
+    user_id: str | None = None,
+    exclude_request_id: Id | None = None,
+    stage: str = DEFAULT_STAGE,
+) -> list[NeighbourOutcome]:
+    """For the ``k`` nearest queries (as ``nearest``), the arm chosen at ``stage`` and its
+    mean reward, nearest first.
+
+    One row per decision; a neighbour without a decision at ``stage`` yields no row, one
+    whose decision has no reward yet yields ``reward=None``.
+    """
+    query = sql.SQL(
+        "WITH nn AS MATERIALIZED ({knn}) "
+        "SELECT nn.request_id, nn.distance, d.chosen_arm AS arm, "
+        "(SELECT avg(w.value) FROM rewards AS w WHERE w.decision_id = d.id) AS reward, "
+        "d.created_at "
+        "FROM nn JOIN decisions AS d ON d.request_id = nn.request_id AND d.stage = %(stage)s "
+        "ORDER BY nn.distance, d.created_at, d.id"
+    ).format(knn=_knn(user_id, exclude_request_id))
+    params = {**_knn_params(embedding, k, tenant, user_id, exclude_request_id), "stage": stage}
+    with translated("cannot read the outcomes of neighbouring queries"):
+        rows = await _fetch(conn, query, params)
+    return [NeighbourOutcome(**row) for row in rows]
+
+
+def as_embedding(embedding: Embedding) -> Embedding:
+    """``embedding`` as a float32 vector of ``EMBEDDING_DIM`` values.
+
+    Raises ValueError when it has another shape, a non-finite value, or only zeros (whose
+    cosine distance to anything is undefined).
+    """
+    vector = np.asarray(embedding, dtype=np.float32)
+    if vector.shape != (EMBEDDING_DIM,):
+        raise ValueError(f"an embedding has shape ({EMBEDDING_DIM},), got {vector.shape}")
+    if not np.all(np.isfinite(vector)):
+        raise ValueError("an embedding must hold finite values only")
+    if not np.any(vector):
+        raise ValueError("an all-zero embedding has no cosine distance to anything")
+    return vector
+
+
+def _knn(user_id: str | None, exclude_request_id: Id | None) -> sql.Composable:
+    """The k-nearest query of the scope; its ``ORDER BY ... LIMIT`` is what HNSW serves."""
+    conditions = [sql.SQL("tenant = %(tenant)s")]
+    if user_id is not None:
+        conditions.append(sql.SQL("user_id = %(user_id)s"))
+    if exclude_request_id is not None:
+        conditions.append(sql.SQL("request_id <> %(exclude)s"))
+    return sql.SQL(
+        "SELECT request_id, created_at, embedding <=> %(probe)s AS distance "
+        "FROM query_embeddings WHERE {conditions} ORDER BY embedding <=> %(probe)s LIMIT %(k)s"
+    ).format(conditions=sql.SQL(" AND ").join(conditions))
+
+
+def _knn_params(
+    embedding: Embedding,
+    k: int,
+    tenant: str,
+    user_id: str | None,
+    exclude_request_id: Id | None,
+) -> dict[str, Any]:
+    if k < 0:
+        raise ValueError(f"k must be >= 0, got {k}")
+    return {
+        "probe": as_embedding(embedding),
+        "k": k,
+        "tenant": tenant,
+        "user_id": user_id,
+        "exclude": None if exclude_request_id is None else reference(exclude_request_id, "request"),
+    }
+
+
+async def _fetch(
+    conn: AsyncConnection[Any], query: sql.Composed, params: dict[str, Any]
+) -> Sequence[dict[str, Any]]:
+    async with conn.transaction(), conn.cursor(row_factory=dict_row) as cursor:
+        await cursor.execute("SELECT set_config('hnsw.iterative_scan', 'strict_order', true)")
+        await cursor.execute(query, params)
+        return await cursor.fetchall()

@@ -1,0 +1,119 @@
+"""The rows the store returns: frozen values, one class per table concept.
+
+Field names equal column names (the record modules select exactly these columns). JSON
+columns come back as plain ``dict`` / ``list`` values typed read-only; treat them as such.
+Timestamps are timezone-aware.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+import numpy as np
+import numpy.typing as npt
+
+EMBEDDING_DIM = 384
+"""Dimension of stored query embeddings: the ``vector(384)`` column of ``query_embeddings``."""
+
+Embedding = npt.NDArray[np.float32]
+"""A query embedding: ``EMBEDDING_DIM`` finite float32 values, not all zero."""
+
+JsonObject = Mapping[str, Any]
+
+
+class RequestStatus(StrEnum):
+    """A request is accepted, then completed or failed exactly once."""
+
+    ACCEPTED = "accepted"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    """An accepted chat request and, once finished, its outcome."""
+
+    id: UUID
+    tenant: str
+    user_id: str | None
+    session_id: str | None
+    created_at: datetime
+    messages: tuple[JsonObject, ...]
+    params: JsonObject
+    status: RequestStatus
+    output: str | None
+    model: str | None
+    cost_usd: float | None
+    latency_ms: float | None
+    error: str | None
+    completed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    """One routing decision: the context seen, the eligible arms, the arm drawn and the
+    probability it was drawn with (the propensity off-policy evaluation divides by)."""
+
+    id: UUID
+    request_id: UUID
+    stage: str
+    context: JsonObject
+    arms: tuple[str, ...]
+    chosen_arm: str
+    probability: float
+    pmf: Mapping[str, float]
+    policy_name: str
+    policy_version: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RewardRecord:
+    """A reward in [0, 1] observed for a decision, from ``source`` (judge, user, validator)."""
+
+    id: int
+    decision_id: UUID
+    value: float
+    source: str
+    idempotency_key: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Neighbour:
+    """A stored query near the probe: ``distance`` is the cosine distance, in [0, 2]."""
+
+    request_id: UUID
+    distance: float
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NeighbourOutcome:
+    """The arm a neighbouring request was routed to and its mean reward (None: no reward yet).
+
+    ``created_at`` is when that decision was made.
+    """
+
+    request_id: UUID
+    distance: float
+    arm: str
+    reward: float | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotRecord:
+    """A serialized policy (``model``) at one ``version`` of policy ``name``."""
+
+    id: int
+    name: str
+    version: int
+    model: bytes = field(repr=False)
+    meta: JsonObject
+    created_at: datetime

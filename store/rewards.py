@@ -1,0 +1,98 @@
+"""Rewards observed for decisions, recorded at most once per idempotency key.
+
+A reporter that retries (a judge after a timeout, a client resending feedback) passes the same
+``idempotency_key``: the second call returns the first row instead of counting the reward
+twice. Every function runs in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from psycopg import AsyncConnection, sql
+from psycopg.rows import dict_row
+
+from features.errors import ConflictError
+from store.columns import columns
+from store.ids import Id, reference
+from store.records import RewardRecord
+from store.translation import translated
+
+
+async def record_reward(
+    conn: AsyncConnection[Any],
+    *,
+    decision_id: Id,
+    value: float,
+    source: str,
+    idempotency_key: str | None = None,
+) -> tuple[RewardRecord, bool]:
+    """Record ``value`` for a decision; return the row and whether it was created now.
+
+    With an ``idempotency_key`` already recorded for the same decision and value, return
+    that row and False. Raises ConflictError when the key was recorded for another decision
+    or value, RequestError when ``value`` is not in [0, 1], NotFoundError when the decision
+    does not exist.
+    """
+    did = reference(decision_id, "decision")
+    query = sql.SQL(
+        "INSERT INTO rewards (decision_id, value, source, idempotency_key) "
+        "VALUES (%s, %s, %s, %s) ON CONFLICT (idempotency_key) DO NOTHING RETURNING {}"
+    ).format(columns(RewardRecord))
+    with translated(f"cannot record a reward for decision {did}"):
+        inserted = await _fetch(conn, query, (did, value, source, idempotency_key))
+        if inserted:
+            return inserted[0], True
+        existing = await _fetch(
+            conn,
+            sql.SQL("SELECT {} FROM rewards WHERE idempotency_key = %s").format(
+                columns(RewardRecord)
+            ),
+            (idempotency_key,),
+        )
+    if not existing:
+        raise ConflictError(
+            f"reward idempotency key {idempotency_key!r} collided with a row that has since "
+            "been deleted; retry"
+        )
+    first = existing[0]
+    if first.decision_id != did or first.value != value:
+        raise ConflictError(
+            f"reward idempotency key {idempotency_key!r} was already used for decision "
+            f"{first.decision_id} with value {first.value}, not decision {did} with value {value}"
+        )
+    return first, False
+
+
+async def list_rewards_for_decision(
+    conn: AsyncConnection[Any], decision_id: Id
+) -> list[RewardRecord]:
+    """The rewards of one decision, oldest first (empty for an unknown decision)."""
+    did = reference(decision_id, "decision")
+    query = sql.SQL("SELECT {} FROM rewards WHERE decision_id = %s ORDER BY created_at, id").format(
+        columns(RewardRecord)
+    )
+    with translated(f"cannot read the rewards of decision {did}"):
+        return await _fetch(conn, query, (did,))
+
+
+async def list_rewards_for_request(
+    conn: AsyncConnection[Any], request_id: Id
+) -> list[RewardRecord]:
+    """The rewards of every decision of one request, oldest first."""
+    rid = reference(request_id, "request")
+    query = sql.SQL(
+        "SELECT {} FROM rewards AS w JOIN decisions AS d ON d.id = w.decision_id "
+        "WHERE d.request_id = %s ORDER BY w.created_at, w.id"
+    ).format(columns(RewardRecord, "w"))
+    with translated(f"cannot read the rewards of request {rid}"):
+        return await _fetch(conn, query, (rid,))
+
+
+async def _fetch(
+    conn: AsyncConnection[Any], query: sql.Composed, values: Sequence[Any]
+) -> list[RewardRecord]:
+    async with conn.cursor(row_factory=dict_row) as cursor:
+        await cursor.execute(query, values)
+        return [RewardRecord(**row) for row in await cursor.fetchall()]

@@ -1,0 +1,59 @@
+"""Policy snapshots: serialized learner states, versioned 1, 2, 3, ... per policy name.
+
+Versions of one name are handed out under a transaction-scoped advisory lock, so concurrent
+savers get distinct, consecutive versions instead of a unique-violation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from psycopg import AsyncConnection, sql
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from store.columns import columns
+from store.records import SnapshotRecord
+from store.translation import translated
+
+_LOCK_CLASS = 0x534E_4150  # "SNAP": the advisory-lock class of snapshot version counters.
+
+
+async def save_snapshot(
+    conn: AsyncConnection[Any],
+    name: str,
+    model_bytes: bytes,
+    meta: Mapping[str, Any],
+) -> int:
+    """Store a new snapshot of policy ``name``; return its version (1 for the first).
+
+    ``meta`` must be JSON-serialisable. The version is visible to others once the caller's
+    transaction commits; until then, other savers of the same name wait.
+    """
+    with translated(f"cannot save a snapshot of policy {name!r}"):
+        async with conn.transaction():
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_LOCK_CLASS, name)
+            )
+            cursor = await conn.execute(
+                "INSERT INTO policy_snapshots (name, version, model, meta) "
+                "SELECT %(name)s, COALESCE(MAX(version), 0) + 1, %(model)s, %(meta)s "
+                "FROM policy_snapshots WHERE name = %(name)s RETURNING version",
+                {"name": name, "model": bytes(model_bytes), "meta": Jsonb(dict(meta))},
+            )
+            row = await cursor.fetchone()
+    assert row is not None, "INSERT ... RETURNING returned no row"
+    return int(row[0])
+
+
+async def latest_snapshot(conn: AsyncConnection[Any], name: str) -> SnapshotRecord | None:
+    """The highest version of policy ``name``, or None when it was never saved."""
+    query = sql.SQL(
+        "SELECT {} FROM policy_snapshots WHERE name = %s ORDER BY version DESC LIMIT 1"
+    ).format(columns(SnapshotRecord))
+    with translated(f"cannot read the latest snapshot of policy {name!r}"):
+        async with conn.cursor(row_factory=dict_row) as cursor:
+            await cursor.execute(query, (name,))
+            row = await cursor.fetchone()
+    return None if row is None else SnapshotRecord(**row)
