@@ -14,9 +14,13 @@ works around three of its habits:
 * As root it runs postgres as the system user ``pgserver`` (created with ``useradd`` if
   missing) and makes every ancestor of the data directory group- and world-traversable
   (``chmod go+rx`` up to ``/``), because that user must reach the data and socket files.
-  Choose a ``data_dir`` whose ancestors may be traversable.
+  Choose a ``data_dir`` whose ancestors may be traversable, and that nothing tightens again
+  while the server starts (pytest resets ``/tmp/pytest-of-<user>`` to 0700 at each session
+  start, so a server under ``tmp_path`` races with any concurrent pytest run: initdb then
+  fails with "Permission denied").
 
-The server listens on a Unix socket only (no TCP port), inside the data directory.
+The server listens on a Unix socket only (no TCP port), inside the data directory (or, when
+that path is too long for a socket, in a folder under ``XDG_RUNTIME_DIR``).
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Final
 
+import psycopg
 from psycopg import AsyncConnection, errors, sql
 
 from features.errors import StoreError, StoreUnavailableError
@@ -120,11 +121,19 @@ async def _apply(conn: AsyncConnection[Any], migration: Migration) -> None:
                 "install pgvector >= 0.8 on it, or unset the database URL to use the embedded "
                 "server"
             ) from exc
-        raise
+        raise StoreError(
+            f"migration {label} failed, nothing was applied: {first_line(exc)}"
+        ) from exc
     except errors.InsufficientPrivilege as exc:
         raise StoreUnavailableError(
             f"migration {label}: the database user lacks a privilege ({first_line(exc)}); "
             "have an administrator run it (e.g. CREATE EXTENSION vector) or grant it"
+        ) from exc
+    except psycopg.OperationalError:
+        raise
+    except psycopg.Error as exc:
+        raise StoreError(
+            f"migration {label} failed, nothing was applied: {first_line(exc)}"
         ) from exc
     await conn.execute(
         "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",

@@ -1,5 +1,7 @@
 -- 0001: the initial schema. Applied once, inside the migration runner's transaction.
 -- Constraint names are referenced by store/translation.py (CONSTRAINT_REASONS).
+-- Timestamps default to clock_timestamp(), not now(), so rows written in one transaction
+-- keep the order they were written in.
 
 CREATE EXTENSION IF NOT EXISTS vector;
 

@@ -1,0 +1,91 @@
+"""Migrations apply once, atomically, under a lock; the packaged set matches the code."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from psycopg import AsyncConnection
+
+from features.errors import NotFoundError, StoreError
+from store import requests
+from store.database import Database
+from store.embedded import EmbeddedPostgres
+from store.migrations import Migration, load_migrations, migrate, reset_data
+from store.records import EMBEDDING_DIM
+from tests.store.factories import a_request
+
+
+@pytest.fixture
+async def fresh_url(embedded_postgres: EmbeddedPostgres) -> str:
+    """A new, empty database on the session's server."""
+    return embedded_postgres.create_database(f"fresh_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture
+async def fresh(fresh_url: str) -> AsyncIterator[AsyncConnection[Any]]:
+    async with await AsyncConnection.connect(fresh_url) as conn:
+        yield conn
+
+
+def test_the_packaged_migrations_are_ordered_and_match_the_code() -> None:
+    migrations = load_migrations()
+
+    assert [(m.version, m.name) for m in migrations] == [(1, "initial")]
+    assert "CREATE EXTENSION IF NOT EXISTS vector" in migrations[0].sql
+    assert f"vector({EMBEDDING_DIM})" in migrations[0].sql
+
+
+async def test_migrating_twice_applies_once(fresh: AsyncConnection[Any]) -> None:
+    first = await migrate(fresh)
+    second = await migrate(fresh)
+
+    assert [m.version for m in first] == [1]
+    assert second == ()
+
+
+async def test_concurrent_migrators_apply_once(fresh_url: str) -> None:
+    async with (
+        await AsyncConnection.connect(fresh_url) as one,
+        await AsyncConnection.connect(fresh_url) as other,
+    ):
+        results = await asyncio.gather(migrate(one), migrate(other))
+
+    assert sorted(len(applied) for applied in results) == [0, 1]
+
+
+async def test_a_failing_migration_applies_nothing(fresh: AsyncConnection[Any]) -> None:
+    broken = Migration(2, "broken", "CREATE TABLE probe (id int); SELECT * FROM no_such_table;")
+
+    with pytest.raises(StoreError, match="migration 0002_broken failed, nothing was applied"):
+        await migrate(fresh, (*load_migrations(), broken))
+
+    assert [m.version for m in await migrate(fresh)] == [1]
+
+
+async def test_a_database_migrated_by_a_newer_version_is_refused(database: Database) -> None:
+    async with database.connection() as conn:
+        with pytest.raises(StoreError, match=r"migration\(s\) \[1\].*upgrade signalroute"):
+            await migrate(conn, ())
+
+
+async def test_connect_migrates_a_fresh_database(fresh_url: str) -> None:
+    database = await Database.connect(fresh_url)
+    try:
+        async with database.connection() as conn:
+            assert await migrate(conn) == ()
+            assert (await a_request(conn)).status == "accepted"
+    finally:
+        await database.close()
+
+
+async def test_reset_data_empties_every_table(database: Database) -> None:
+    async with database.connection() as conn:
+        request = await a_request(conn)
+        await reset_data(conn)
+        with pytest.raises(NotFoundError):
+            await requests.get_request(conn, request.id)
+        assert await migrate(conn) == ()

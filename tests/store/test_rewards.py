@@ -1,0 +1,87 @@
+"""Rewards stay in [0, 1] and an idempotency key records a reward at most once."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from features.errors import ConflictError, NotFoundError, RequestError
+from store import rewards
+from store.database import Database
+from tests.store.factories import a_decision, a_request
+
+
+@pytest.mark.parametrize("value", [1.5, -0.01])
+async def test_a_reward_outside_0_1_is_rejected(database: Database, value: float) -> None:
+    async with database.connection() as conn:
+        decision = await a_decision(conn, (await a_request(conn)).id)
+        with pytest.raises(RequestError, match=r"reward value must be in \[0, 1\]"):
+            await rewards.record_reward(conn, decision_id=decision.id, value=value, source="judge")
+
+
+async def test_record_and_list(database: Database) -> None:
+    async with database.connection() as conn:
+        request = await a_request(conn)
+        decision = await a_decision(conn, request.id)
+        escalation = await a_decision(conn, request.id, stage="post", chosen_arm="large")
+        first, created = await rewards.record_reward(
+            conn, decision_id=decision.id, value=0.0, source="validator"
+        )
+        second, _ = await rewards.record_reward(
+            conn, decision_id=str(decision.id), value=1.0, source="judge"
+        )
+        third, _ = await rewards.record_reward(
+            conn, decision_id=escalation.id, value=0.5, source="user"
+        )
+
+        for_decision = await rewards.list_rewards_for_decision(conn, decision.id)
+        for_request = await rewards.list_rewards_for_request(conn, request.id)
+
+    assert created
+    assert (first.decision_id, first.value, first.source) == (decision.id, 0.0, "validator")
+    assert first.idempotency_key is None
+    assert for_decision == [first, second]
+    assert for_request == [first, second, third]
+
+
+async def test_the_same_key_records_once(database: Database) -> None:
+    async with database.connection() as conn:
+        decision = await a_decision(conn, (await a_request(conn)).id)
+        first, created = await rewards.record_reward(
+            conn, decision_id=decision.id, value=0.75, source="judge", idempotency_key="judge:1"
+        )
+        again, created_again = await rewards.record_reward(
+            conn, decision_id=decision.id, value=0.75, source="judge", idempotency_key="judge:1"
+        )
+        listed = await rewards.list_rewards_for_decision(conn, decision.id)
+
+    assert created
+    assert not created_again
+    assert again == first
+    assert listed == [first]
+
+
+async def test_the_same_key_for_another_decision_or_value_conflicts(database: Database) -> None:
+    async with database.connection() as conn:
+        request = await a_request(conn)
+        decision = await a_decision(conn, request.id)
+        other = await a_decision(conn, request.id, stage="post")
+        await rewards.record_reward(
+            conn, decision_id=decision.id, value=0.75, source="judge", idempotency_key="k"
+        )
+
+        with pytest.raises(ConflictError, match="already used for decision"):
+            await rewards.record_reward(
+                conn, decision_id=decision.id, value=0.25, source="judge", idempotency_key="k"
+            )
+        with pytest.raises(ConflictError, match="already used for decision"):
+            await rewards.record_reward(
+                conn, decision_id=other.id, value=0.75, source="judge", idempotency_key="k"
+            )
+
+
+async def test_a_reward_needs_an_existing_decision(database: Database) -> None:
+    async with database.connection() as conn:
+        with pytest.raises(NotFoundError, match='not present in table "decisions"'):
+            await rewards.record_reward(conn, decision_id=uuid.uuid4(), value=1.0, source="judge")
