@@ -9,7 +9,8 @@ prompt is: exact, contains, nearest) and the candidate answer, preferably inside
 ``<answer>...</answer>`` (the last such block counts); without one, the candidate is the text
 after the recorded prompt. The candidate is identified with one of the prompt's recorded
 answers (equal, else the longest one it contains, else the most similar one by character
-trigrams), whose label is the truth. An empty or unidentifiable candidate is judged wrong.
+trigrams, if at least ``MIN_ANSWER_SIMILARITY``), whose label is the truth. An empty or
+unidentifiable candidate is judged wrong.
 
 The flip is a deterministic function of (seed, prompt id, candidate text): the same answer to
 the same prompt always gets the same verdict, whatever the order requests arrive in.
@@ -37,6 +38,7 @@ DEFAULT_JUDGE_ACCURACY = 0.9
 
 _ANSWER_BLOCK = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
 _TRIGRAM_BITS = 32
+MIN_ANSWER_SIMILARITY = 0.3
 
 AnswerMatch = Literal["exact", "contains", "nearest", "none"]
 
@@ -97,14 +99,16 @@ def identify(candidate: str, record: ReplayRecord) -> tuple[ModelOutcome | None,
         return max(contained, key=lambda o: len(o.response.strip())), "contains"
     mine = _trigrams(wanted)
     best: ModelOutcome | None = None
-    best_score = 0.0
+    best_score = -1.0
     for outcome in record.outcomes:
         theirs = _trigrams(outcome.response)
         shared = len(np.intersect1d(mine, theirs, assume_unique=True))
         score = shared / math.sqrt(len(mine) * len(theirs)) if shared else 0.0
         if score > best_score:
             best, best_score = outcome, score
-    return (best, "nearest") if best is not None else (None, "none")
+    if best is None or best_score < MIN_ANSWER_SIMILARITY:
+        return None, "none"
+    return best, "nearest"
 
 
 class ReplayJudge:

@@ -75,6 +75,7 @@ class PromptMatcher:
 
     def __init__(self, dataset: ReplayDataset, config: MatcherConfig | None = None) -> None:
         self._config = config = config or MatcherConfig()
+        self._dataset = dataset
         self._records = dataset.records
         self._prompts = [record.prompt.strip() for record in self._records]
         self._exact: dict[str, int] = {}
@@ -89,7 +90,7 @@ class PromptMatcher:
         count = len(self._records)
         idf = np.log((1.0 + count) / (1.0 + df)) + 1.0
         idf[df > config.max_df * count] = 0.0
-        self._idf: npt.NDArray[np.float64] = idf
+        self._idf: npt.NDArray[np.float32] = idf.astype(np.float32)
 
         self._matrix = np.zeros((count, config.dim), dtype=np.float32)
         for row, (unique, counts) in enumerate(bags):
@@ -108,6 +109,10 @@ class PromptMatcher:
     @property
     def config(self) -> MatcherConfig:
         return self._config
+
+    @property
+    def dataset(self) -> ReplayDataset:
+        return self._dataset
 
     def _ids_by_size(self, text: str) -> list[IdArray]:
         """n-gram ids per size, in ``config.sizes`` order except the anchor size last."""

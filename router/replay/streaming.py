@@ -5,13 +5,14 @@ A stream is ``data: <chunk json>\\n\\n`` events: a role chunk, content deltas of
 chunk when asked for, then ``data: [DONE]``. A stall pauses before one content delta; a cut
 raises ``StreamCut`` before one, which makes the server drop the connection: the client sees
 a body that ends without a finish reason or ``[DONE]`` (over HTTP/1.1, an incomplete chunked
-body).
+body; httpx raises ``RemoteProtocolError``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -25,6 +26,8 @@ Clock = Callable[[], float]
 
 DONE_EVENT = b"data: [DONE]\n\n"
 
+log = logging.getLogger("signalroute.replay")
+
 
 class StreamCut(Exception):  # noqa: N818 - it is an event, not an error of the caller's
     """Raised inside a response body on purpose, to break the connection mid-body.
@@ -32,6 +35,21 @@ class StreamCut(Exception):  # noqa: N818 - it is an event, not an error of the 
     Not a ``SignalrouteError``: nobody handles it. The server logs it and closes the
     connection; that is the fault being simulated.
     """
+
+
+def _not_a_stream_cut(record: logging.LogRecord) -> bool:
+    return not (record.exc_info and isinstance(record.exc_info[1], StreamCut))
+
+
+def quiet_stream_cuts(logger_name: str = "uvicorn.error") -> None:
+    """Stop a server's logger from printing a traceback for every injected cut (each cut is
+    logged once, at INFO, by ``signalroute.replay``). Idempotent."""
+    logging.getLogger(logger_name).addFilter(_not_a_stream_cut)
+
+
+def _cut(message: str) -> StreamCut:
+    log.info("%s", message)
+    return StreamCut(message)
 
 
 def sse_event(payload: dict[str, Any]) -> bytes:
@@ -66,7 +84,7 @@ async def stream_answer(
             await sleep(fault.stall_ms / 1000.0)
             start += fault.stall_ms / 1000.0
         if index == fault_at and fault.kind == "cut":
-            raise StreamCut(f"replay fault: stream cut after {index} of {len(pieces)} deltas")
+            raise _cut(f"replay fault: stream cut after {index} of {len(pieces)} deltas")
         if index == len(pieces):
             break
         delay_s = start + index * interval_s - clock()
@@ -84,4 +102,4 @@ async def cut_body(body: bytes, at_fraction: float) -> AsyncIterator[bytes]:
     keep = math.floor(at_fraction * len(body))
     if keep:
         yield body[:keep]
-    raise StreamCut(f"replay fault: body cut after {keep} of {len(body)} bytes")
+    raise _cut(f"replay fault: body cut after {keep} of {len(body)} bytes")
