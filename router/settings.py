@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     seed: int | None = Field(
         default=None, description="Seed of the router's RNG (arm draws); unset: from entropy."
     )
-    exploration: Literal["epsilon", "squarecb", "softmax"] = "epsilon"
+    exploration: Literal["epsilon", "squarecb", "softmax"] = "squarecb"
     epsilon: float = Field(default=0.1, gt=0, le=1)
     gamma_scale: float = Field(default=10.0, gt=0)
     learning_rate: float = Field(default=0.5, gt=0)

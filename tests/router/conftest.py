@@ -20,7 +20,7 @@ from router.replay.dataset import ReplayDataset, ReplayRecord, load_routerbench
 from router.replay.matching import PromptMatcher
 from router.settings import ReplaySettings
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "routerbench"
 BASE_URL = "http://replay.test"
 STALL_MS = 120.0

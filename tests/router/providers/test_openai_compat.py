@@ -1,5 +1,5 @@
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 
 import httpx
 import pytest
@@ -31,7 +31,7 @@ def provider(handler: Callable[[httpx.Request], httpx.Response]) -> OpenAICompat
     return OpenAICompatProvider(ARM, httpx.AsyncClient(transport=httpx.MockTransport(handler)))
 
 
-def completion_json(text: str, usage: dict[str, object] | None = None) -> dict[str, object]:
+def completion_json(text: str, usage: Mapping[str, object] | None = None) -> dict[str, object]:
     body: dict[str, object] = {
         "id": "x",
         "object": "chat.completion",
@@ -173,10 +173,14 @@ async def test_cut_stream_raises_after_partial_text() -> None:
         return httpx.Response(200, content=sse(chunk("partial")))
 
     received: list[str] = []
-    with pytest.raises(ProviderServerError, match="ended before it finished"):
+
+    async def consume() -> None:
         async for event in provider(handler).stream(REQUEST):
             if isinstance(event, Delta):
                 received.append(event.text)
+
+    with pytest.raises(ProviderServerError, match="ended before it finished"):
+        await consume()
     assert received == ["partial"]
 
 

@@ -16,8 +16,7 @@ from router.replay.dataset import ReplayDataset
 from router.replay.faults import FaultPlan
 from router.replay.judge import JUDGE_MODEL
 from router.replay.matching import PromptMatcher
-
-from .conftest import (
+from tests.router.conftest import (
     BASE_URL,
     STALL_MS,
     parse_sse,

@@ -14,8 +14,12 @@ from fastapi import FastAPI
 from router.replay.app import create_replay_app
 from router.replay.dataset import ReplayDataset
 from router.replay.matching import PromptMatcher
-
-from .conftest import parse_sse, record_with_long_answer, replay_settings, streamed_content
+from tests.router.conftest import (
+    parse_sse,
+    record_with_long_answer,
+    replay_settings,
+    streamed_content,
+)
 
 MODEL = "gpt-4-1106-preview"
 CHUNKS_PER_S = 100.0

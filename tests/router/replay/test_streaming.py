@@ -20,8 +20,7 @@ from router.replay.streaming import (
     sse_event,
     stream_answer,
 )
-
-from .conftest import parse_sse, streamed_content
+from tests.router.conftest import parse_sse, streamed_content
 
 ANSWER = Answer("id", 1, "m", "abcdefghij" * 3, "stop", Usage(5, 8, 0.25))
 

@@ -1,0 +1,76 @@
+"""The routing loop learns through the running service and keeps what it learned."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from learner.context import Context
+from router.policies import PRE_GENERATION
+from router.replay.dataset import ReplayDataset
+from store.database import Database
+from tests.router.service.conftest import ServiceFactory
+
+
+def user(text: str) -> list[dict[str, Any]]:
+    return [{"role": "user", "content": text}]
+
+
+async def test_feedback_moves_the_pmf(service: ServiceFactory) -> None:
+    async with service() as client:
+        routed = (await client.post("/route-and-run", json={"messages": user("2 + 2 = ?")})).json()
+        decision = (await client.get(f"/requests/{routed['id']}")).json()["decisions"][0]
+        context = Context.from_json(decision["context"])
+        policy = client.runtime.policies.get(PRE_GENERATION)
+        before = policy.pmf(context)
+        response = await client.post(
+            "/feedback", json={"decision_id": decision["decision_id"], "reward": 1.0}
+        )
+        assert response.json()["policy_updates"] == policy.updates
+        after = policy.pmf(context)
+    assert not np.allclose(before, after)
+    assert sum(after) == pytest.approx(1.0)
+
+
+async def test_500_train_prompts_are_logged_learned_and_survive_a_restart(
+    service: ServiceFactory, replay_dataset: ReplayDataset, database: Database
+) -> None:
+    rng = np.random.default_rng(0)
+    train = [r for r in replay_dataset if r.split == "train"]
+    prompts = [train[i] for i in rng.choice(len(train), size=500, replace=False)]
+    async with service(snapshot_every=1000) as client:
+        for record in prompts:
+            response = await client.post("/route-and-run", json={"messages": user(record.prompt)})
+            assert response.status_code == 200, response.text
+            body = response.json()
+            correct = record.outcome(body["model"]).correct
+            feedback = await client.post(
+                "/feedback",
+                json={"request_id": body["id"], "reward": correct, "source": "label"},
+            )
+            assert feedback.status_code == 201, feedback.text
+        policy = client.runtime.policies.get(PRE_GENERATION)
+        assert policy.updates == 1000
+        last = (await client.get(f"/requests/{body['id']}")).json()["decisions"][0]
+        context = Context.from_json(last["context"])
+        pmf_before_restart = policy.pmf(context)
+
+    async with database.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT count(*), min(probability), max(probability), "
+            "count(*) FILTER (WHERE (SELECT count(*) FROM rewards r WHERE r.decision_id = d.id)"
+            " = 2) FROM decisions d"
+        )
+        row = await cursor.fetchone()
+    assert row is not None
+    decisions, low, high, with_both_rewards = row
+    assert decisions == 500
+    assert 0 < low <= high <= 1
+    assert with_both_rewards == 500
+
+    async with service(snapshot_every=1000) as client:
+        restored = client.runtime.policies.get(PRE_GENERATION)
+        assert restored.updates == 1000
+        assert np.allclose(restored.pmf(context), pmf_before_restart)

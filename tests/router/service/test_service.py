@@ -1,0 +1,233 @@
+"""The router service end to end: HTTP in, embedded Postgres and replay pool behind it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from router.replay.dataset import ReplayDataset
+from store.database import Database
+from tests.router.service.conftest import ServiceFactory
+
+GPT4 = "gpt-4-1106-preview"
+
+
+def user(text: str) -> list[dict[str, Any]]:
+    return [{"role": "user", "content": text}]
+
+
+async def count(database: Database, table: str) -> int:
+    async with database.connection() as conn:
+        cursor = await conn.execute(f"SELECT count(*) FROM {table}")  # test-only, fixed names
+        row = await cursor.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def test_health_and_readiness(service: ServiceFactory) -> None:
+    async with service() as client:
+        assert (await client.get("/healthz")).json() == {"status": "ok"}
+        ready = await client.get("/readyz")
+        assert ready.status_code == 200
+        assert ready.json() == {"status": "ready", "store": "ok", "arms": 11}
+        models = (await client.get("/v1/models")).json()
+        assert len(models["data"]) == 11
+
+
+async def test_chat_completion_to_a_named_arm_returns_the_recorded_answer(
+    service: ServiceFactory, replay_dataset: ReplayDataset, database: Database
+) -> None:
+    record = next(r for r in replay_dataset if r.task == "mbpp" and r.split == "test")
+    expected = record.outcome(GPT4)
+    async with service() as client:
+        response = await client.post(
+            "/v1/chat/completions", json={"model": GPT4, "messages": user(record.prompt)}
+        )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["choices"][0]["message"]["content"] == expected.response
+    assert body["usage"]["cost_usd"] == pytest.approx(expected.cost_usd)
+    assert response.headers["x-signalroute-arm"] == GPT4
+    assert await count(database, "requests") == 1
+
+
+async def test_route_and_run_logs_decision_and_reward(
+    service: ServiceFactory, replay_dataset: ReplayDataset
+) -> None:
+    record = next(r for r in replay_dataset if r.task == "winogrande")
+    async with service() as client:
+        response = await client.post("/route-and-run", json={"messages": user(record.prompt)})
+        assert response.status_code == 200, response.text
+        body = response.json()
+        decision = body["trace"]["decisions"][0]
+        assert body["model"] == decision["arm"]
+        assert body["output"] == record.outcome(body["model"]).response
+        assert body["cost_usd"] == pytest.approx(record.outcome(body["model"]).cost_usd)
+        assert 0 < decision["probability"] <= 1
+        assert sum(decision["pmf"].values()) == pytest.approx(1.0)
+        assert decision["pmf"][decision["arm"]] == pytest.approx(decision["probability"])
+        assert decision["signals"]["query"]["language"] == "en"
+        assert 0 <= decision["reward"] <= 1
+
+        stored = (await client.get(f"/requests/{body['id']}")).json()
+        assert stored["status"] == "completed"
+        assert stored["model"] == body["model"]
+        [logged] = stored["decisions"]
+        assert logged["probability"] == pytest.approx(decision["probability"])
+        assert [r["source"] for r in logged["rewards"]] == ["immediate"]
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ({"messages": []}, "messages: Value error, must hold at least one message"),
+        ({"messages": [{"role": "user", "content": ""}]}, "non-empty content"),
+        ({"messages": [{"role": "wizard", "content": "hi"}]}, "messages.0.role"),
+        ({"messages": user("hi"), "colour": "red"}, "colour: Extra inputs are not permitted"),
+        ({"messages": user("hi"), "constraints": {"max_cost_usd": -1}}, "max_cost_usd"),
+        ({"messages": user("hi"), "response_format": {"type": "yaml"}}, "response_format"),
+        ({"messages": "hi"}, "messages"),
+    ],
+)
+async def test_bad_route_requests_are_400_and_write_nothing(
+    service: ServiceFactory, database: Database, payload: dict[str, Any], message: str
+) -> None:
+    async with service() as client:
+        response = await client.post("/route-and-run", json=payload)
+    assert response.status_code == 400
+    assert message in response.json()["error"]["message"]
+    assert await count(database, "requests") == 0
+
+
+async def test_constraints_no_arm_satisfies_are_422_and_write_nothing(
+    service: ServiceFactory, database: Database
+) -> None:
+    async with service() as client:
+        response = await client.post(
+            "/route-and-run",
+            json={"messages": user("hello"), "constraints": {"max_cost_usd": 1e-9}},
+        )
+        assert response.status_code == 422
+        error = response.json()["error"]
+        assert error["code"] == "no_eligible_arm"
+        assert "max_cost_usd" in error["message"]
+        missing = await client.post(
+            "/route-and-run",
+            json={"messages": user("hello"), "constraints": {"capabilities": ["vision"]}},
+        )
+        assert missing.status_code == 422
+        assert "lacks capability vision" in missing.json()["error"]["message"]
+    assert await count(database, "requests") == 0
+
+
+async def test_constraints_mask_arms_before_the_draw(service: ServiceFactory) -> None:
+    async with service() as client:
+        response = await client.post(
+            "/route-and-run",
+            json={"messages": user("Write a function"), "constraints": {"capabilities": ["code"]}},
+        )
+    decision = response.json()["trace"]["decisions"][0]
+    assert set(decision["pmf"]) == {
+        "gpt-4-1106-preview",
+        "gpt-3.5-turbo-1106",
+        "claude-v2",
+        "meta/code-llama-instruct-34b-chat",
+        "mistralai/mixtral-8x7b-chat",
+    }
+    assert "lacks capability code" in decision["masked"]["claude-v1"]
+
+
+async def test_feedback_is_recorded_once_and_validated(
+    service: ServiceFactory, database: Database
+) -> None:
+    async with service() as client:
+        routed = (await client.post("/route-and-run", json={"messages": user("hi")})).json()
+        body = {"request_id": routed["id"], "reward": 0.9, "idempotency_key": "thumbs-1"}
+        first = await client.post("/feedback", json=body)
+        again = await client.post("/feedback", json=body)
+        assert first.status_code == 201, first.text
+        assert first.json()["duplicate"] is False
+        assert again.status_code == 200
+        assert again.json()["duplicate"] is True
+        assert again.json()["reward_id"] == first.json()["reward_id"]
+        conflict = await client.post("/feedback", json={**body, "reward": 0.1})
+        assert conflict.status_code == 409
+        too_big = await client.post("/feedback", json={"request_id": routed["id"], "reward": 1.5})
+        assert too_big.status_code == 400
+        assert "reward" in too_big.json()["error"]["message"]
+        unknown = await client.post(
+            "/feedback",
+            json={"decision_id": "00000000-0000-0000-0000-000000000000", "reward": 0.5},
+        )
+        assert unknown.status_code == 404
+        neither = await client.post("/feedback", json={"reward": 0.5})
+        assert neither.status_code == 400
+        stored = (await client.get(f"/requests/{routed['id']}")).json()
+    sources = [r["source"] for r in stored["decisions"][-1]["rewards"]]
+    assert sorted(sources) == ["immediate", "user"]
+    assert await count(database, "rewards") == 2
+
+
+async def test_unknown_request_is_404(service: ServiceFactory) -> None:
+    async with service() as client:
+        assert (await client.get("/requests/not-a-uuid")).status_code == 404
+        absent = await client.get("/requests/00000000-0000-0000-0000-000000000000")
+        assert absent.status_code == 404
+
+
+async def test_streaming_route_and_run(
+    service: ServiceFactory, replay_dataset: ReplayDataset
+) -> None:
+    record = next(r for r in replay_dataset if r.task == "mbpp")
+    async with (
+        service() as client,
+        client.stream(
+            "POST", "/route-and-run", json={"messages": user(record.prompt), "stream": True}
+        ) as response,
+    ):
+        assert response.status_code == 200
+        text = ""
+        result: dict[str, Any] | None = None
+        event = ""
+        async for line in response.aiter_lines():
+            if line.startswith("event: "):
+                event = line[len("event: ") :]
+            elif line.startswith("data: "):
+                data = json.loads(line[len("data: ") :])
+                if event == "delta":
+                    text += data["text"]
+                elif event == "result":
+                    result = data
+    assert result is not None
+    assert text == result["output"] == record.outcome(result["model"]).response
+
+
+async def test_failing_arms_are_rerouted_and_exhausted_requests_logged(
+    service: ServiceFactory,
+) -> None:
+    async with service(replay={"error_rate": 0.5, "seed": 3}, max_attempts=3) as client:
+        responses = [
+            await client.post("/route-and-run", json={"messages": user(f"question {i}")})
+            for i in range(16)
+        ]
+        assert {r.status_code for r in responses} <= {200, 502}
+        traces = [r.json()["trace"]["decisions"] for r in responses]
+        rerouted = [t for t in traces if len(t) > 1]
+        assert rerouted, "with a 50% error rate some request must have failed over"
+        for trace in rerouted:
+            assert trace[0]["outcome"].startswith("error")
+            assert trace[0]["reward"] == 0.0
+            assert trace[0]["arm"] in trace[1]["masked"]
+        for response, trace in zip(responses, traces, strict=True):
+            stored = (await client.get(f"/requests/{response.json()['id']}")).json()
+            assert len(stored["decisions"]) == len(trace)
+            if response.status_code == 200:
+                assert stored["status"] == "completed"
+                assert trace[-1]["outcome"] == "ok"
+            else:
+                assert stored["status"] == "failed"
+                assert len(trace) == 3
+                assert all(d["outcome"].startswith("error") for d in trace)
+                assert response.json()["error"]["code"] == "provider_server_error"
