@@ -69,6 +69,8 @@ def _serve(args: argparse.Namespace) -> int:
             await server.serve()
         except SignalrouteError as exc:
             failure.append(exc)
+        except SystemExit:  # uvicorn exits when the lifespan fails; we explain why below
+            pass
 
     asyncio.run(run())
     if not server.started:
@@ -78,6 +80,23 @@ def _serve(args: argparse.Namespace) -> int:
             if isinstance(error, SignalrouteError)
             else ConfigError("the service failed to start; see the log above")
         )
+    return 0
+
+
+def _bench_signals(args: argparse.Namespace) -> int:
+    from router.benchmarks.signals import measure
+    from router.replay.dataset import load_routerbench
+    from router.settings import ReplaySettings
+
+    dataset = load_routerbench(ReplaySettings().data_path())
+    short = [r.prompt for r in dataset if len(r.prompt) <= 500][: args.n]
+    full = [r.prompt for r in dataset][: args.n]
+    print(f"short prompts (<= 500 chars, n={len(short)}):")
+    for result in measure(short):
+        print("  " + result.line())
+    print(f"all prompts (median {sorted(len(p) for p in full)[len(full) // 2]} chars):")
+    for result in measure(full):
+        print("  " + result.line())
     return 0
 
 
@@ -93,6 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", type=Path, help="model-pool YAML (default: the in-process replay demo pool)"
     )
     serve.set_defaults(handler=_serve)
+    bench_signals = commands.add_parser(
+        "bench-signals", help="time the embedder and query signals on RouterBench prompts"
+    )
+    bench_signals.add_argument("--n", type=int, default=2000, help="prompts to time")
+    bench_signals.set_defaults(handler=_bench_signals)
     return parser
 
 

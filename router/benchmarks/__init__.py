@@ -1,0 +1,1 @@
+"""Benchmarks that print measured numbers (speed, cost, quality); run through the CLI."""
