@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -24,9 +26,14 @@ import numpy as np
 
 from features.categories import CategoryIndex
 from features.embedding import Embedder, Vector
-from features.errors import NoEligibleArmError, ProviderError, ProviderRateLimitedError
+from features.errors import (
+    NoEligibleArmError,
+    ProviderError,
+    ProviderRateLimitedError,
+    SignalrouteError,
+)
 from features.historical import HistoricalSignals, NeighbourOutcome, summarize
-from features.query import Message, embed_query, query_signals
+from features.query import Message, QuerySignals, embed_query, query_signals
 from learner.context import Context
 from learner.reward import RewardWeights, shape_reward
 from learner.sampling import sample_index
@@ -45,6 +52,8 @@ from store import rewards as reward_log
 from store.database import Database
 
 Clock = Callable[[], float]
+
+log = logging.getLogger("signalroute.routing")
 
 IMMEDIATE = "immediate"
 """Reward source of the checks run on every completion."""
@@ -202,6 +211,37 @@ class Router:
                 user_id=request.user,
                 session_id=request.session,
             )
+        finished = False
+        try:
+            async for event in self._attempts(request, request_id, started, embedding, query):
+                finished = not isinstance(event, Delta)
+                yield event
+        finally:
+            if not finished:
+                await asyncio.shield(self._abandon(request_id, started))
+
+    async def _abandon(self, request_id: str, started: float) -> None:
+        """Mark a request failed when its run ended early (client gone, store error)."""
+        try:
+            async with self._database.connection() as conn:
+                await request_log.fail_request(
+                    conn,
+                    request_id,
+                    error="abandoned: the run ended before an answer was delivered",
+                    latency_ms=(self._clock() - started) * 1000.0,
+                )
+        except SignalrouteError as exc:
+            log.warning("request %s: could not mark it failed: %s", request_id, exc.message)
+
+    async def _attempts(
+        self,
+        request: RouteRequest,
+        request_id: str,
+        started: float,
+        embedding: Vector,
+        query: QuerySignals,
+    ) -> AsyncIterator[RouteEvent]:
+        """Draw, call and learn until an arm answers or the attempts run out."""
         history, user_history = await self._history(embedding, request.tenant, request.user)
         spend = self._spend.spend(request.tenant, request.session)
         chat = ChatRequest(

@@ -8,8 +8,11 @@ import numpy as np
 import pytest
 
 from learner.context import Context
+from learner.reward import RewardWeights
 from router.policies import PRE_GENERATION
+from router.providers import Delta
 from router.replay.dataset import ReplayDataset
+from router.routing import RouteRequest
 from store.database import Database
 from tests.router.service.conftest import ServiceFactory
 
@@ -74,3 +77,26 @@ async def test_500_train_prompts_are_logged_learned_and_survive_a_restart(
         restored = client.runtime.policies.get(PRE_GENERATION)
         assert restored.updates == 1000
         assert np.allclose(restored.pmf(context), pmf_before_restart)
+
+
+async def test_a_stream_abandoned_midway_is_logged_as_failed(
+    service: ServiceFactory, replay_dataset: ReplayDataset, database: Database
+) -> None:
+    record = next(r for r in replay_dataset if r.task == "mbpp")
+    async with service(replay={"stream_chunks_per_s": 20.0}) as client:
+        request = RouteRequest(
+            messages=({"role": "user", "content": record.prompt},),
+            weights=RewardWeights(),
+            stream=True,
+        )
+        events = client.runtime.router.run(request)
+        first = await anext(events)
+        assert isinstance(first, Delta)
+        await events.aclose()
+    async with database.connection() as conn:
+        cursor = await conn.execute("SELECT status, error FROM requests")
+        rows = await cursor.fetchall()
+    assert len(rows) == 1
+    status, error = rows[0]
+    assert status == "failed"
+    assert error.startswith("abandoned")
