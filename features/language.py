@@ -9,13 +9,24 @@ _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 
 _STOPWORDS: dict[str, frozenset[str]] = {
     "en": frozenset(
-        "the and is are of to in that it for with as was on be this which what".split()
+        "the and is are of to in that it for with as was on be this which what a an you "
+        "your by or not have has from can will how".split()
     ),
-    "es": frozenset("el la los las de que y en un una es por con para como del se".split()),
-    "fr": frozenset("le la les des de et est un une que en pour dans qui pas sur du".split()),
-    "de": frozenset("der die das und ist nicht ein eine zu den mit von sich auf für dem".split()),
-    "pt": frozenset("o a os as de que e em um uma para com não do da por se".split()),
-    "it": frozenset("il la di che e un una per non sono del della con si le".split()),
+    "es": frozenset(
+        "el la los las que y en un una es por con para como del se lo su al más pero".split()
+    ),
+    "fr": frozenset(
+        "le la les des et est un une que en pour dans qui pas sur du au avec ce il".split()
+    ),
+    "de": frozenset(
+        "der die das und ist nicht ein eine zu den mit von sich auf für dem ich auch".split()
+    ),
+    "pt": frozenset(
+        "os as que em um uma para com não do da por se no na dos das mais mas".split()
+    ),
+    "it": frozenset(
+        "il la di che un una per non sono del della con si le gli nel alla anche".split()
+    ),
 }
 
 _SCRIPTS = (
@@ -83,6 +94,12 @@ def detect_language(text: str, *, sample_chars: int = 2000) -> str:
     words = [w.lower() for w in _WORD.findall(sample)]
     if not words:
         return "unknown"
-    scores = {lang: sum(w in stop for w in words) for lang, stop in _STOPWORDS.items()}
-    best, hits = max(scores.items(), key=lambda item: item[1])
-    return best if hits >= 1 else "unknown"
+    scores = sorted(
+        ((sum(w in stop for w in words), lang) for lang, stop in _STOPWORDS.items()),
+        reverse=True,
+    )
+    (hits, best), (runner_up, _) = scores[0], scores[1]
+    # Confident only with a few hits and a clear lead: short or mixed text stays unknown.
+    if hits >= 2 and hits >= 1.5 * runner_up + 1:
+        return best
+    return "unknown"

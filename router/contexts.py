@@ -8,7 +8,7 @@ budget use). Per-arm namespaces: ``A`` (identity, price, capabilities), ``S`` (s
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from features.historical import HistoricalSignals
 from features.query import QuerySignals
@@ -51,6 +51,71 @@ def build_context(
                     "S": health_features(health.get(arm.name, ArmHealth())),
                     "K": history.arm_features(arm.name)
                     | user_history.arm_features(arm.name, prefix="u_"),
+                },
+            )
+            for arm in arms
+        ),
+    )
+
+
+def in_generation_context(
+    base: Context, cut_arm: str, detector: str, chars_before_cut: int
+) -> Context:
+    """The pre-generation context plus what happened to the run that was cut (``I``)."""
+    shared = dict(base.shared)
+    shared["I"] = {
+        "cut_by": detector,
+        "cut_arm": cut_arm,
+        "log_chars": round(math.log1p(chars_before_cut), 4),
+    }
+    return Context(shared=shared, arms=base.arms)
+
+
+def escalation_context(
+    query: QuerySignals,
+    output: Mapping[str, float | str],
+    targets: tuple[Arm, ...],
+    health: Mapping[str, ArmHealth],
+    accept: str,
+    escalate: Callable[[str], str],
+) -> Context:
+    """Accept the answer, or escalate it to one of ``targets``: output signals ``O`` shared."""
+    actions = [ArmFeatures(arm=accept, namespaces={"A": {"action": accept}})]
+    for arm in targets:
+        identity = arm_identity(arm)
+        identity["action"] = "escalate"
+        actions.append(
+            ArmFeatures(
+                arm=escalate(arm.name),
+                namespaces={
+                    "A": identity,
+                    "S": health_features(health.get(arm.name, ArmHealth())),
+                },
+            )
+        )
+    return Context(shared={"Q": query.as_features(), "O": dict(output)}, arms=tuple(actions))
+
+
+def component_context(
+    arms: tuple[Arm, ...],
+    query: QuerySignals,
+    kind: str,
+    failure: str,
+    chars: int,
+    health: Mapping[str, ArmHealth],
+) -> Context:
+    """Which arm rewrites a failed component: the component's kind and failure in ``C``."""
+    return Context(
+        shared={
+            "Q": query.as_features(),
+            "C": {"kind": kind, "failure": failure, "log_chars": round(math.log1p(chars), 4)},
+        },
+        arms=tuple(
+            ArmFeatures(
+                arm=arm.name,
+                namespaces={
+                    "A": arm_identity(arm),
+                    "S": health_features(health.get(arm.name, ArmHealth())),
                 },
             )
             for arm in arms

@@ -95,6 +95,14 @@ class HealthTracker:
         state.probing = False
         self._prune(state, now)
 
+    def cancelled(self, arm: str, latency_ms: float | None = None) -> None:
+        """A call was stopped by us (its content went wrong): the provider itself was fine."""
+        state = self._state(arm)
+        state.in_flight = max(0, state.in_flight - 1)
+        state.probing = False
+        if latency_ms is not None:
+            state.latencies.append(latency_ms)
+
     def failed(self, arm: str, *, retry_after_s: float | None = None) -> None:
         """A call failed; may open the circuit (at least ``retry_after_s`` when given)."""
         state = self._state(arm)

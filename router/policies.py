@@ -14,13 +14,13 @@ from dataclasses import asdict
 from learner.config import PolicyConfig
 from learner.context import Context
 from learner.vw_policy import PolicyState, VWPolicy
+from router.lifecycle.stages import PRE_GENERATION
 from store import snapshots
 from store.database import Database
 
-log = logging.getLogger("signalroute.policies")
+__all__ = ["PRE_GENERATION", "PolicyRegistry"]
 
-PRE_GENERATION = "pre"
-"""The stage that picks the model before generation."""
+log = logging.getLogger("signalroute.policies")
 
 
 class PolicyRegistry:

@@ -1,7 +1,8 @@
 """The model pool: the arms the router may choose from, loaded from a validated YAML file.
 
 A pool file lists arms (name, OpenAI-compatible base URL, model id, prices, context window,
-capability tags) and the default objective weights. A bad file stops the service with a
+capability tags), the default objective weights and optional route profiles (an arm subset
+and an objective that clients name as the model ``signalroute/<profile>``). A bad file stops the service with a
 message that names the file, the field and the problem.
 """
 
@@ -10,15 +11,28 @@ from __future__ import annotations
 import os
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from features.errors import ConfigError
 
 SELF_PLACEHOLDER = "{self}"
 """In a pool file, ``{self}`` in a base URL stands for the router's own address."""
+
+PROFILE_PREFIX = "signalroute/"
+"""Model ids that start with this name a route profile, not an arm."""
+
+AUTO_PROFILE = "auto"
+"""The profile that routes over every arm with the pool's objective."""
 
 NonNegative = Annotated[float, Field(ge=0)]
 
@@ -69,13 +83,84 @@ class Objective(BaseModel):
     lambda_latency: float = Field(default=0.05, ge=0)
 
 
+class StageDefaults(BaseModel):
+    """The pool's default lifecycle options; requests may override each of them."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    in_generation: bool = True
+    escalation: bool = True
+    components: bool = True
+    judge: Literal["always", "on_doubt", "sampled", "never"] = "on_doubt"
+    judge_sample_rate: float = Field(default=0.1, ge=0, le=1)
+    holdback_chars: int = Field(default=200, ge=0)
+    stall_ms: float = Field(default=10_000.0, gt=0)
+    max_switches: int = Field(default=2, ge=0)
+
+
+class Profile(BaseModel):
+    """A route profile: the arms routing may draw from, the objective it optimises and the
+    stage options it runs with.
+
+    Clients name it as the model ``signalroute/<name>``. Unset fields fall back to the pool:
+    every arm, the pool's objective, the pool's stage options (``stages`` overrides only the
+    options it sets). ``stream`` says how an OpenAI-compatible stream is fed: ``final``
+    sends the answer once every stage accepted it (an OpenAI client cannot take back text
+    it was sent); ``live`` forwards text as it is generated and marks a replacement with a
+    ``signalroute.switch`` chunk, which a plain OpenAI client shows after the earlier text.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    description: str | None = None
+    arms: tuple[str, ...] | None = Field(default=None, min_length=1)
+    objective: Objective | None = None
+    stages: StageDefaults | None = None
+    stream: Literal["final", "live"] = "final"
+
+    def stage_values(self, defaults: StageDefaults) -> dict[str, Any]:
+        """``defaults`` with the options this profile sets on top."""
+        values = defaults.model_dump()
+        if self.stages is not None:
+            values.update(self.stages.model_dump(include=self.stages.model_fields_set))
+        return values
+
+
+ProfileName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")]
+
+
 class Pool(BaseModel):
-    """The arms of the pool, in a fixed order (the action order of every policy)."""
+    """The arms of the pool, in a fixed order (the action order of every policy).
+
+    ``judge`` is the model that grades answers (not an arm: it is never routed to);
+    ``escalation_targets`` are the arms a doubtful answer may be escalated to (default: the
+    two arms with the highest output price).
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     arms: tuple[Arm, ...] = Field(min_length=1)
     objective: Objective = Objective()
+    judge: Arm | None = None
+    escalation_targets: tuple[str, ...] = ()
+    stages: StageDefaults = StageDefaults()
+    profiles: dict[ProfileName, Profile] = Field(default_factory=dict)
+    """Route profiles by name; clients name them as the model ``signalroute/<name>``."""
+
+    @model_validator(mode="after")
+    def _known_targets(self) -> Pool:
+        names = {arm.name for arm in self.arms}
+        unknown = [t for t in self.escalation_targets if t not in names]
+        if unknown:
+            raise ValueError(f"escalation_targets name unknown arms: {', '.join(unknown)}")
+        return self
+
+    def escalation_arms(self) -> tuple[str, ...]:
+        """The configured escalation targets, or the two arms with the highest output price."""
+        if self.escalation_targets:
+            return self.escalation_targets
+        ranked = sorted(self.arms, key=lambda a: (-a.output_usd_per_mtok, a.name))
+        return tuple(arm.name for arm in ranked[:2])
 
     @field_validator("arms")
     @classmethod
@@ -84,7 +169,46 @@ class Pool(BaseModel):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"arm names must be unique; repeated: {', '.join(duplicates)}")
+        reserved = [n for n in names if n.startswith(PROFILE_PREFIX)]
+        if reserved:
+            raise ValueError(
+                f"arm names may not start with {PROFILE_PREFIX!r} (it names route profiles): "
+                + ", ".join(reserved)
+            )
         return arms
+
+    @model_validator(mode="after")
+    def _profile_arms_known(self) -> Pool:
+        known = set(self.names)
+        for name, profile in self.profiles.items():
+            arms = profile.arms or ()
+            unknown = [arm for arm in arms if arm not in known]
+            if unknown:
+                raise ValueError(
+                    f"profile {name!r} names arms the pool does not have: {', '.join(unknown)}"
+                )
+            if len(set(arms)) != len(arms):
+                raise ValueError(f"profile {name!r} lists an arm twice")
+        return self
+
+    @property
+    def profile_ids(self) -> tuple[str, ...]:
+        """The model ids of the route profiles: ``signalroute/auto`` first, then the file's."""
+        names = [AUTO_PROFILE, *(name for name in self.profiles if name != AUTO_PROFILE)]
+        return tuple(PROFILE_PREFIX + name for name in names)
+
+    def profile(self, model: str) -> Profile | None:
+        """The profile that model id ``model`` names, or None when it names none.
+
+        ``signalroute/auto`` is every arm with the pool's objective, unless the file
+        defines a profile called ``auto``.
+        """
+        if not model.startswith(PROFILE_PREFIX):
+            return None
+        name = model[len(PROFILE_PREFIX) :]
+        if name in self.profiles:
+            return self.profiles[name]
+        return Profile() if name == AUTO_PROFILE else None
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -99,11 +223,14 @@ class Pool(BaseModel):
 
     def bind_self(self, self_url: str) -> Pool:
         """Replace the ``{self}`` placeholder in base URLs with the router's own address."""
-        arms = tuple(
-            arm.model_copy(update={"base_url": arm.base_url.replace(SELF_PLACEHOLDER, self_url)})
-            for arm in self.arms
-        )
-        return self.model_copy(update={"arms": arms})
+
+        def bind(arm: Arm) -> Arm:
+            return arm.model_copy(
+                update={"base_url": arm.base_url.replace(SELF_PLACEHOLDER, self_url)}
+            )
+
+        judge = bind(self.judge) if self.judge is not None else None
+        return self.model_copy(update={"arms": tuple(map(bind, self.arms)), "judge": judge})
 
 
 def parse_pool(document: Any, *, source: str) -> Pool:

@@ -19,7 +19,9 @@ from features.categories import CategoryIndex
 from features.embedding import HashingEmbedder
 from learner.config import PolicyConfig
 from router.health import HealthTracker
-from router.policies import PRE_GENERATION, PolicyRegistry
+from router.lifecycle.judge import Judge, LLMJudge
+from router.lifecycle.stages import COMPONENT, ESCALATION, IN_GENERATION, PRE_GENERATION
+from router.policies import PolicyRegistry
 from router.pool import Pool
 from router.providers import OpenAICompatProvider, Provider
 from router.routing import Router, RouterConfig
@@ -58,16 +60,28 @@ async def open_database(settings: Settings, stack: AsyncExitStack) -> Database:
     return database
 
 
+STAGE_INTERACTIONS = {
+    PRE_GENERATION: ("QA", "HA"),
+    IN_GENERATION: ("QA", "IA", "HA"),
+    ESCALATION: ("QA", "OA"),
+    COMPONENT: ("QA", "CA"),
+}
+"""Which shared namespace each stage's policy crosses with the action features."""
+
+
 def policy_configs(settings: Settings) -> dict[str, PolicyConfig]:
     """One policy per lifecycle stage, configured from the settings."""
-    config = PolicyConfig(
-        exploration=settings.exploration,
-        epsilon=settings.epsilon,
-        gamma_scale=settings.gamma_scale,
-        learning_rate=settings.learning_rate,
-        seed=settings.seed or 0,
-    )
-    return {PRE_GENERATION: config}
+    return {
+        stage: PolicyConfig(
+            exploration=settings.exploration,
+            epsilon=settings.epsilon,
+            gamma_scale=settings.gamma_scale,
+            learning_rate=settings.learning_rate,
+            interactions=interactions,
+            seed=settings.seed or 0,
+        )
+        for stage, interactions in STAGE_INTERACTIONS.items()
+    }
 
 
 @asynccontextmanager
@@ -90,6 +104,9 @@ async def open_runtime(settings: Settings, pool: Pool) -> AsyncIterator[Runtime]
         stack.push_async_callback(policies.close)
         health = HealthTracker(pool.names)
         embedder = HashingEmbedder()
+        judge: Judge | None = (
+            LLMJudge(OpenAICompatProvider(pool.judge, http)) if pool.judge is not None else None
+        )
         router = Router(
             pool=pool,
             providers=providers,
@@ -104,6 +121,7 @@ async def open_runtime(settings: Settings, pool: Pool) -> AsyncIterator[Runtime]
             embedder=embedder,
             categories=CategoryIndex.build(embedder),
             rng=np.random.default_rng(settings.seed),
+            judge=judge,
             config=RouterConfig(knn_k=settings.knn_k, max_attempts=settings.max_attempts),
         )
         yield Runtime(

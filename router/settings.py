@@ -33,6 +33,12 @@ class ReplaySettings(BaseSettings):
     stall_rate: float = Field(default=0.0, ge=0, le=1)
     stall_ms: float = Field(default=5000.0, ge=0)
     cut_rate: float = Field(default=0.0, ge=0, le=1)
+    model_faults: dict[str, str] = Field(
+        default_factory=dict,
+        description="Content fault per model id (repeat, refusal, language, broken_json, "
+        "broken_code), applied to every answer of that model; JSON in the environment.",
+    )
+    judge_accuracy: float = Field(default=0.9, ge=0, le=1)
 
     def data_path(self) -> Path | None:
         """The data folder to load, or None when neither the setting nor the default exists."""
@@ -76,6 +82,18 @@ class Settings(BaseSettings):
     latency_ref_ms: float = Field(
         default=10_000.0, gt=0, description="Latency that counts as 1 in the latency term."
     )
-    tenant_budget_usd: float | None = Field(default=None, gt=0)
-    session_budget_usd: float | None = Field(default=None, gt=0)
+    tenant_budget_usd: float | None = Field(
+        default=None, gt=0, description="Spend limit of each tenant (USD, over all time)."
+    )
+    session_budget_usd: float | None = Field(
+        default=None, gt=0, description="Spend limit of each session of a tenant (USD)."
+    )
+    auth: Literal["none", "keys"] = Field(
+        default="none",
+        description="'keys': every request needs an API key, whose tenant it acts for. "
+        "'none': local single-user mode, every caller trusted (logged as a warning).",
+    )
+    log_format: Literal["json", "text"] = Field(
+        default="json", description="Log lines as JSON objects (with request ids) or text."
+    )
     replay: ReplaySettings = Field(default_factory=ReplaySettings)

@@ -17,7 +17,8 @@ from router.api.errors import error_body
 from router.api.schemas import FeedbackBody, RouteAndRunBody
 from router.constraints import Constraints
 from router.feedback import record_feedback
-from router.routing import RouteEvent, RouteFailed, RouteRequest, RouteResult
+from router.lifecycle.stages import StageOptions
+from router.routing import RouteEvent, RouteFailed, RouteRequest, RouteResult, Switch
 from router.runtime import Runtime
 from store import decisions as decision_log
 from store import requests as request_log
@@ -60,7 +61,19 @@ def route_request(body: RouteAndRunBody, runtime: Runtime) -> RouteRequest:
         max_tokens=body.max_tokens,
         temperature=body.temperature,
         stream=body.stream,
+        stages=stage_options(runtime, body),
+        regex=body.validators.regex if body.validators else None,
+        min_chars=body.validators.min_chars if body.validators else None,
+        max_chars=body.validators.max_chars if body.validators else None,
     )
+
+
+def stage_options(runtime: Runtime, body: RouteAndRunBody) -> StageOptions:
+    """The pool's stage defaults with the request's overrides on top."""
+    values = runtime.pool.stages.model_dump()
+    if body.stages is not None:
+        values.update(body.stages.model_dump(exclude_none=True))
+    return StageOptions(**values)
 
 
 def result_body(result: RouteResult) -> dict[str, Any]:
@@ -70,7 +83,11 @@ def result_body(result: RouteResult) -> dict[str, Any]:
         "model": result.model,
         "cost_usd": result.cost_usd,
         "latency_ms": round(result.latency_ms, 2),
-        "trace": {"decisions": [asdict(d) for d in result.decisions]},
+        "trace": {
+            "decisions": [asdict(d) for d in result.decisions],
+            "components": [asdict(c) for c in result.components],
+            "assessment": dict(result.assessment),
+        },
     }
 
 
@@ -128,6 +145,8 @@ def _sse_event(event: RouteEvent) -> str:
         return f"event: result\ndata: {json.dumps(result_body(event))}\n\n"
     if isinstance(event, RouteFailed):
         return f"event: error\ndata: {json.dumps(failed_body(event))}\n\n"
+    if isinstance(event, Switch):
+        return f"event: switch\ndata: {json.dumps(asdict(event))}\n\n"
     return f"event: delta\ndata: {json.dumps({'text': event.text})}\n\n"
 
 
@@ -143,15 +162,26 @@ async def feedback(body: FeedbackBody, runtime: RuntimeDep) -> JSONResponse:
         request_id=body.request_id,
         idempotency_key=body.idempotency_key,
     )
+    primary = result.primary
     return JSONResponse(
         {
-            "reward_id": result.reward.id,
-            "decision_id": str(result.decision.id),
-            "request_id": str(result.decision.request_id),
-            "reward": result.reward.value,
-            "source": result.reward.source,
+            "reward_id": primary.reward.id,
+            "decision_id": str(primary.decision.id),
+            "request_id": str(primary.decision.request_id),
+            "reward": primary.reward.value,
+            "source": primary.reward.source,
             "duplicate": not result.created,
-            "policy_updates": result.policy_updates,
+            "policy_updates": primary.policy_updates,
+            "credited": [
+                {
+                    "decision_id": str(c.decision.id),
+                    "stage": c.decision.stage,
+                    "arm": c.decision.chosen_arm,
+                    "reward_id": c.reward.id,
+                    "duplicate": not c.created,
+                }
+                for c in result.credited
+            ],
         },
         status_code=201 if result.created else 200,
     )

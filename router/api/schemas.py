@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -70,6 +71,41 @@ class ObjectiveBody(BaseModel):
     lambda_latency: float | None = Field(default=None, ge=0)
 
 
+class StagesBody(BaseModel):
+    """Per-request overrides of the pool's lifecycle options."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    in_generation: bool | None = None
+    escalation: bool | None = None
+    components: bool | None = None
+    judge: Literal["always", "on_doubt", "sampled", "never"] | None = None
+    judge_sample_rate: float | None = Field(default=None, ge=0, le=1)
+    holdback_chars: int | None = Field(default=None, ge=0, le=100_000)
+    stall_ms: float | None = Field(default=None, gt=0)
+    max_switches: int | None = Field(default=None, ge=0, le=10)
+
+
+class ValidatorsBody(BaseModel):
+    """Checks the answer must pass (besides the requested response format)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    regex: str | None = Field(default=None, min_length=1, max_length=2000)
+    min_chars: int | None = Field(default=None, ge=0)
+    max_chars: int | None = Field(default=None, gt=0)
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from None
+        return value
+
+
 class RouteAndRunBody(BaseModel):
     """``POST /route-and-run``. Unknown fields are rejected, so typos do not pass silently."""
 
@@ -85,6 +121,8 @@ class RouteAndRunBody(BaseModel):
     max_tokens: int | None = Field(default=None, gt=0)
     temperature: float | None = Field(default=None, ge=0, le=2)
     stream: bool = False
+    stages: StagesBody | None = None
+    validators: ValidatorsBody | None = None
 
     @field_validator("messages")
     @classmethod

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -189,7 +189,7 @@ class OpenAICompatProvider:
             headers=dict(response.headers),
         )
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
         """Stream a chat completion: text ``Delta``s, then one ``Completion``.
 
         A stream that ends without ``[DONE]`` or a finish reason raises ProviderServerError;

@@ -14,18 +14,25 @@ import json
 import math
 import time
 import uuid
+from dataclasses import replace
 
 import numpy as np
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
 
-from features.errors import NotFoundError, RequestError
+from features.errors import ConfigError, NotFoundError, RequestError
+from router.replay.content_faults import (
+    CONTENT_FAULT_HEADER,
+    ContentFault,
+    apply_content_fault,
+    parse_content_fault,
+)
 from router.replay.dataset import ReplayDataset, load_routerbench
 from router.replay.faults import FAULT_HEADER, Fault, FaultPlan, parse_fault_header
-from router.replay.judge import DEFAULT_JUDGE_ACCURACY, ReplayJudge
+from router.replay.judge import JUDGE_MODEL, ReplayJudge
 from router.replay.matching import PromptMatcher
-from router.replay.protocol import ChatCompletionRequest, error_body
+from router.replay.protocol import ChatCompletionRequest, error_body, estimate_tokens
 from router.replay.replayer import Replay, Replayer
 from router.replay.streaming import cut_body, quiet_stream_cuts, stream_answer
 from router.settings import ReplaySettings
@@ -81,13 +88,41 @@ def _fault_response(fault: Fault) -> JSONResponse | None:
     return None
 
 
+def content_faults_by_model(
+    configured: dict[str, str], models: tuple[str, ...]
+) -> dict[str, ContentFault]:
+    """Validate ``SIGNALROUTE_REPLAY_MODEL_FAULTS``: known models, known faults."""
+    faults: dict[str, ContentFault] = {}
+    for model, name in configured.items():
+        if model not in models:
+            raise ConfigError(
+                f"SIGNALROUTE_REPLAY_MODEL_FAULTS names {model!r}, which the replay pool does "
+                f"not serve; served: {', '.join(models)}"
+            )
+        try:
+            fault = parse_content_fault(name)
+        except ValueError as exc:
+            raise ConfigError(f"SIGNALROUTE_REPLAY_MODEL_FAULTS[{model!r}]: {exc}") from None
+        if fault is not None:
+            faults[model] = fault
+    return faults
+
+
+def with_content_fault(replay: Replay, fault: ContentFault) -> Replay:
+    """The replay with its answer's text rewritten by ``fault`` (usage recounted, cost kept)."""
+    answer = replay.answer
+    content = apply_content_fault(answer.content, fault)
+    usage = replace(answer.usage, completion_tokens=estimate_tokens(content))
+    return replace(replay, answer=replace(answer, content=content, usage=usage))
+
+
 def create_replay_app(
     settings: ReplaySettings,
     dataset: ReplayDataset | None = None,
     rng: np.random.Generator | None = None,
     *,
     matcher: PromptMatcher | None = None,
-    judge_accuracy: float = DEFAULT_JUDGE_ACCURACY,
+    judge_accuracy: float | None = None,
 ) -> FastAPI:
     """The replay pool as an ASGI app, ready to serve (it needs no lifespan, so it can be
     mounted in another app).
@@ -104,7 +139,9 @@ def create_replay_app(
         matcher = PromptMatcher(dataset)
     elif matcher.dataset is not dataset:
         raise ValueError("matcher was built over another dataset")
-    judge = ReplayJudge(matcher, models=dataset.models, accuracy=judge_accuracy, seed=settings.seed)
+    accuracy = settings.judge_accuracy if judge_accuracy is None else judge_accuracy
+    judge = ReplayJudge(matcher, models=dataset.models, accuracy=accuracy, seed=settings.seed)
+    model_faults = content_faults_by_model(settings.model_faults, dataset.models)
     replayer = Replayer(dataset, matcher, judge)
     faults = FaultPlan(settings, rng if rng is not None else np.random.default_rng(settings.seed))
     quiet_stream_cuts()
@@ -132,6 +169,7 @@ def create_replay_app(
         try:
             chat = ChatCompletionRequest.model_validate_json(await request.body())
             forced = parse_fault_header(request.headers.get(FAULT_HEADER))
+            forced_content = parse_content_fault(request.headers.get(CONTENT_FAULT_HEADER))
         except ValidationError as exc:
             return _invalid(_describe(exc))
         except ValueError as exc:
@@ -144,6 +182,9 @@ def create_replay_app(
         except RequestError as exc:
             return _invalid(exc.message)
 
+        content_fault = forced_content or model_faults.get(chat.model)
+        if content_fault is not None and chat.model != JUDGE_MODEL:
+            replay = with_content_fault(replay, content_fault)
         fault = faults.draw(forced)
         if fault.latency_ms > 0:
             await asyncio.sleep(fault.latency_ms / 1000.0)

@@ -55,27 +55,37 @@ async def test_500_train_prompts_are_logged_learned_and_survive_a_restart(
             )
             assert feedback.status_code == 201, feedback.text
         policy = client.runtime.policies.get(PRE_GENERATION)
-        assert policy.updates == 1000
         last = (await client.get(f"/requests/{body['id']}")).json()["decisions"][0]
         context = Context.from_json(last["context"])
         pmf_before_restart = policy.pmf(context)
+        updates_before_restart = policy.updates
 
     async with database.connection() as conn:
         cursor = await conn.execute(
-            "SELECT count(*), min(probability), max(probability), "
-            "count(*) FILTER (WHERE (SELECT count(*) FROM rewards r WHERE r.decision_id = d.id)"
-            " = 2) FROM decisions d"
+            "SELECT d.stage, count(*), min(d.probability), max(d.probability), "
+            "count(*) FILTER (WHERE NOT EXISTS "
+            "  (SELECT 1 FROM rewards r WHERE r.decision_id = d.id)), "
+            "(SELECT count(*) FROM rewards r JOIN decisions e ON e.id = r.decision_id "
+            " WHERE e.stage = d.stage) "
+            "FROM decisions d GROUP BY d.stage"
         )
-        row = await cursor.fetchone()
-    assert row is not None
-    decisions, low, high, with_both_rewards = row
-    assert decisions == 500
-    assert 0 < low <= high <= 1
-    assert with_both_rewards == 500
+        rows = {row[0]: row[1:] for row in await cursor.fetchall()}
+        cursor = await conn.execute("SELECT status, count(*) FROM requests GROUP BY status")
+        statuses = dict(await cursor.fetchall())
+    assert statuses == {"completed": 500}
+    pre_decisions, low, high, unrewarded, pre_rewards = rows["pre"]
+    assert pre_decisions == 500
+    for _, low, high, unrewarded, _ in rows.values():
+        assert 0 < low <= high <= 1
+        assert unrewarded == 0
+    # Every pre decision has its immediate reward; the label feedback credited the ones that
+    # produced the answer; the policy learned from each reward exactly once.
+    assert pre_rewards == updates_before_restart
+    assert 500 < pre_rewards <= 1000
 
     async with service(snapshot_every=1000) as client:
         restored = client.runtime.policies.get(PRE_GENERATION)
-        assert restored.updates == 1000
+        assert restored.updates == updates_before_restart
         assert np.allclose(restored.pmf(context), pmf_before_restart)
 
 

@@ -12,6 +12,8 @@ from store.database import Database
 from tests.router.service.conftest import ServiceFactory
 
 GPT4 = "gpt-4-1106-preview"
+PRE_ONLY = {"escalation": False, "components": False, "judge": "never"}
+"""Stages off: these tests look at the pre-generation decision alone."""
 
 
 def user(text: str) -> list[dict[str, Any]]:
@@ -58,10 +60,12 @@ async def test_route_and_run_logs_decision_and_reward(
 ) -> None:
     record = next(r for r in replay_dataset if r.task == "winogrande")
     async with service() as client:
-        response = await client.post("/route-and-run", json={"messages": user(record.prompt)})
+        response = await client.post(
+            "/route-and-run", json={"messages": user(record.prompt), "stages": PRE_ONLY}
+        )
         assert response.status_code == 200, response.text
         body = response.json()
-        decision = body["trace"]["decisions"][0]
+        [decision] = body["trace"]["decisions"]
         assert body["model"] == decision["arm"]
         assert body["output"] == record.outcome(body["model"]).response
         assert body["cost_usd"] == pytest.approx(record.outcome(body["model"]).cost_usd)
@@ -143,7 +147,9 @@ async def test_feedback_is_recorded_once_and_validated(
     service: ServiceFactory, database: Database
 ) -> None:
     async with service() as client:
-        routed = (await client.post("/route-and-run", json={"messages": user("hi")})).json()
+        routed = (
+            await client.post("/route-and-run", json={"messages": user("hi"), "stages": PRE_ONLY})
+        ).json()
         body = {"request_id": routed["id"], "reward": 0.9, "idempotency_key": "thumbs-1"}
         first = await client.post("/feedback", json=body)
         again = await client.post("/feedback", json=body)
@@ -196,12 +202,15 @@ async def test_streaming_route_and_run(
                 event = line[len("event: ") :]
             elif line.startswith("data: "):
                 data = json.loads(line[len("data: ") :])
-                if event == "delta":
+                if event == "switch":
+                    text = ""  # what follows a switch replaces what came before
+                elif event == "delta":
                     text += data["text"]
                 elif event == "result":
                     result = data
     assert result is not None
-    assert text == result["output"] == record.outcome(result["model"]).response
+    assert text == result["output"]
+    assert result["output"] == record.outcome(result["model"]).response
 
 
 async def test_failing_arms_are_rerouted_and_exhausted_requests_logged(
@@ -209,7 +218,9 @@ async def test_failing_arms_are_rerouted_and_exhausted_requests_logged(
 ) -> None:
     async with service(replay={"error_rate": 0.5, "seed": 3}, max_attempts=3) as client:
         responses = [
-            await client.post("/route-and-run", json={"messages": user(f"question {i}")})
+            await client.post(
+                "/route-and-run", json={"messages": user(f"question {i}"), "stages": PRE_ONLY}
+            )
             for i in range(16)
         ]
         assert {r.status_code for r in responses} <= {200, 502}

@@ -1,0 +1,212 @@
+"""Post-generation validators: small, pure checks of an answer, one interface.
+
+A validator says whether it applies to a request and, if so, whether the answer passes and
+why not. ``run_validators`` runs a list and summarises the verdicts for the output signals.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import jsonschema
+
+_FENCED = re.compile(r"```([a-zA-Z0-9_+-]*)[ \t]*\n(.*?)```", re.DOTALL)
+_FENCED_JSON = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL | re.IGNORECASE)
+_CHOICE = re.compile(r"(?:^|answer\s*(?:is|:)?\s*|\()\s*([A-E])(?:\)|\.|\b)", re.IGNORECASE)
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """One validator's verdict. ``applies`` False means it had nothing to check."""
+
+    name: str
+    applies: bool
+    passed: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Expectations:
+    """What the caller asked of the answer (from the request)."""
+
+    response_format: Mapping[str, Any] | None = None
+    regex: str | None = None
+    min_chars: int | None = None
+    max_chars: int | None = None
+    code_expected: bool = False
+
+
+class Validator(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    def check(self, text: str, expect: Expectations) -> ValidationResult: ...
+
+
+def extract_json(text: str) -> Any:
+    """The JSON value in ``text``: the whole text, or its first fenced block.
+
+    Raises ValueError when neither parses.
+    """
+    candidates = [text.strip()] + [m.strip() for m in _FENCED_JSON.findall(text)]
+    for candidate in candidates:
+        try:
+            return json.loads(candidate)
+        except json.JSONDecodeError:
+            continue
+    raise ValueError("the output is not JSON")
+
+
+def code_blocks(text: str) -> list[tuple[str, str]]:
+    """Fenced code blocks as (language tag, body)."""
+    return [(lang.lower(), body) for lang, body in _FENCED.findall(text)]
+
+
+class JsonValidator:
+    """JSON requested (``json_object``) or a schema given (``json_schema``): parse and check."""
+
+    name = "json"
+
+    def check(self, text: str, expect: Expectations) -> ValidationResult:
+        kind = (expect.response_format or {}).get("type")
+        if kind not in ("json_object", "json_schema"):
+            return ValidationResult(self.name, applies=False, passed=True)
+        try:
+            value = extract_json(text)
+        except ValueError as exc:
+            return ValidationResult(self.name, True, False, str(exc))
+        schema = ((expect.response_format or {}).get("json_schema") or {}).get("schema")
+        if kind == "json_schema" and isinstance(schema, Mapping):
+            try:
+                jsonschema.validate(value, dict(schema))
+            except jsonschema.ValidationError as exc:
+                return ValidationResult(self.name, True, False, f"schema violation: {exc.message}")
+            except jsonschema.SchemaError as exc:
+                return ValidationResult(
+                    self.name, True, True, f"requested schema is invalid: {exc.message}"
+                )
+        return ValidationResult(self.name, True, True)
+
+
+class RegexValidator:
+    """The answer (stripped) must match the caller's regular expression."""
+
+    name = "regex"
+
+    def check(self, text: str, expect: Expectations) -> ValidationResult:
+        if not expect.regex:
+            return ValidationResult(self.name, applies=False, passed=True)
+        if re.fullmatch(expect.regex, text.strip(), re.DOTALL):
+            return ValidationResult(self.name, True, True)
+        return ValidationResult(self.name, True, False, f"does not match {expect.regex!r}")
+
+
+class PythonSyntaxValidator:
+    """Every Python (or untagged) code block parses; applies when code is in or expected."""
+
+    name = "python_syntax"
+
+    def check(self, text: str, expect: Expectations) -> ValidationResult:
+        blocks = [body for lang, body in code_blocks(text) if lang in ("", "python", "py")]
+        if not blocks:
+            if expect.code_expected and not code_blocks(text):
+                return ValidationResult(self.name, True, False, "no code block in the answer")
+            return ValidationResult(self.name, applies=False, passed=True)
+        for index, body in enumerate(blocks):
+            try:
+                ast.parse(body)
+            except SyntaxError as exc:
+                return ValidationResult(
+                    self.name,
+                    True,
+                    False,
+                    f"code block {index + 1} does not parse: {exc.msg} (line {exc.lineno})",
+                )
+        return ValidationResult(self.name, True, True)
+
+
+class LengthValidator:
+    """The answer's length lies within the caller's bounds; an empty answer always fails."""
+
+    name = "length"
+
+    def check(self, text: str, expect: Expectations) -> ValidationResult:
+        size = len(text.strip())
+        if size == 0:
+            return ValidationResult(self.name, True, False, "empty output")
+        if expect.min_chars is not None and size < expect.min_chars:
+            return ValidationResult(self.name, True, False, f"{size} chars < {expect.min_chars}")
+        if expect.max_chars is not None and size > expect.max_chars:
+            return ValidationResult(self.name, True, False, f"{size} chars > {expect.max_chars}")
+        applies = expect.min_chars is not None or expect.max_chars is not None
+        return ValidationResult(self.name, applies, True)
+
+
+DEFAULT_VALIDATORS: tuple[Validator, ...] = (
+    LengthValidator(),
+    JsonValidator(),
+    RegexValidator(),
+    PythonSyntaxValidator(),
+)
+
+
+def extract_answer(text: str) -> str | None:
+    """A short final answer for agreement checks: a multiple-choice letter, else the last
+    number, else None."""
+    stripped = text.strip()
+    if len(stripped) <= 3 and stripped[:1].upper() in "ABCDE" and stripped:
+        return stripped[0].upper()
+    choice = _CHOICE.search(stripped[:200])
+    if choice:
+        return choice.group(1).upper()
+    numbers = _NUMBER.findall(stripped)
+    return numbers[-1] if numbers else None
+
+
+def agreement(first: str, second: str) -> ValidationResult:
+    """Self-consistency: two answers agree on their extracted final answer."""
+    a, b = extract_answer(first), extract_answer(second)
+    if a is None or b is None:
+        return ValidationResult("agreement", applies=False, passed=True)
+    if a == b:
+        return ValidationResult("agreement", True, True)
+    return ValidationResult("agreement", True, False, f"answers disagree: {a} vs {b}")
+
+
+@dataclass(frozen=True)
+class ValidationSummary:
+    """The verdicts of a set of validators on one answer."""
+
+    results: tuple[ValidationResult, ...]
+
+    @property
+    def applied(self) -> tuple[ValidationResult, ...]:
+        return tuple(r for r in self.results if r.applies)
+
+    @property
+    def failed(self) -> tuple[ValidationResult, ...]:
+        return tuple(r for r in self.results if r.applies and not r.passed)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failed
+
+    @property
+    def conclusive(self) -> bool:
+        """True when some validator checked the content (beyond it being non-empty)."""
+        return any(r.name != "length" for r in self.applied) or bool(self.failed)
+
+    def reasons(self) -> list[str]:
+        return [f"{r.name}: {r.reason}" for r in self.failed]
+
+
+def run_validators(
+    text: str, expect: Expectations, validators: Sequence[Validator] = DEFAULT_VALIDATORS
+) -> ValidationSummary:
+    return ValidationSummary(tuple(v.check(text, expect) for v in validators))

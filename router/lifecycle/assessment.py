@@ -1,0 +1,103 @@
+"""How good an answer is: validators first, then (when the route says so) the judge.
+
+The quality in [0, 1] is the judge's score when it was asked, else 1 when every applicable
+validator passed and 0 when one failed; a truncated answer is worth at most 0.5.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from features.errors import ProviderError
+from features.query import Message
+from features.validators import Expectations, ValidationSummary, run_validators
+from router.lifecycle.judge import Judge, JudgeVerdict, should_judge
+from router.lifecycle.stages import StageOptions
+
+log = logging.getLogger("signalroute.assessment")
+
+
+@dataclass(frozen=True)
+class Assessment:
+    validation: ValidationSummary
+    verdict: JudgeVerdict | None
+    quality: float
+    judge_error: str | None = None
+
+    @property
+    def judge_score(self) -> float | None:
+        return self.verdict.score if self.verdict is not None else None
+
+    @property
+    def judge_cost_usd(self) -> float:
+        return self.verdict.cost_usd if self.verdict is not None else 0.0
+
+    def reasons(self) -> list[str]:
+        """Why the answer is doubtful: failed validators, a low judge score."""
+        reasons = self.validation.reasons()
+        if self.verdict is not None and self.verdict.score < 0.5:
+            reasons.append(
+                f"judge {self.verdict.arm} scored it {self.verdict.score:g}: {self.verdict.reason}"
+            )
+        return reasons
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "quality": self.quality,
+            "validators": [
+                {"name": r.name, "passed": r.passed, "reason": r.reason}
+                for r in self.validation.applied
+            ],
+            "judge": None
+            if self.verdict is None
+            else {
+                "arm": self.verdict.arm,
+                "score": self.verdict.score,
+                "reason": self.verdict.reason,
+                "cost_usd": self.verdict.cost_usd,
+            },
+            "judge_error": self.judge_error,
+        }
+
+
+def quality_of(
+    validation: ValidationSummary, verdict: JudgeVerdict | None, truncated: bool
+) -> float:
+    quality = verdict.score if verdict is not None else (0.0 if validation.failed else 1.0)
+    return min(quality, 0.5) if truncated else quality
+
+
+async def assess(
+    text: str,
+    finish_reason: str | None,
+    messages: Sequence[Message],
+    expect: Expectations,
+    stages: StageOptions,
+    judge: Judge | None,
+    rng: np.random.Generator,
+) -> Assessment:
+    """Validate ``text`` and, when the judge mode asks for it, judge it."""
+    validation = run_validators(text, expect)
+    verdict: JudgeVerdict | None = None
+    error: str | None = None
+    if (
+        judge is not None
+        and not validation.failed
+        and should_judge(stages.judge, stages.judge_sample_rate, validation, rng)
+    ):
+        try:
+            verdict = await judge.score(messages, text)
+        except ProviderError as exc:
+            error = exc.message
+            log.warning("judge unavailable: %s", exc.message)
+    return Assessment(
+        validation=validation,
+        verdict=verdict,
+        quality=quality_of(validation, verdict, finish_reason == "length"),
+        judge_error=error,
+    )

@@ -1,0 +1,126 @@
+"""Drawing a decision from a stage's policy, logging it, and settling it with a reward.
+
+Every stage decides the same way: the policy gives a PMF over the context's actions, one is
+drawn with the injected RNG, the decision is logged with its probability before anything
+acts on it, and its reward is recorded (once, by idempotency key) and learned from.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from learner.context import Context
+from learner.sampling import sample_index
+from router.policies import PolicyRegistry
+from router.trace import DecisionTrace
+from store import decisions as decision_log
+from store import rewards as reward_log
+from store.database import Database
+
+IMMEDIATE = "immediate"
+"""Reward source of what the router observes itself (validators, judge, failures)."""
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """A logged decision waiting for its reward."""
+
+    decision_id: str
+    request_id: str
+    stage: str
+    action: str
+    probability: float
+    pmf: Mapping[str, float]
+    policy_version: int
+    context: Context
+
+
+class Decider:
+    """Draws, logs and settles the decisions of every stage."""
+
+    def __init__(
+        self, database: Database, policies: PolicyRegistry, rng: np.random.Generator
+    ) -> None:
+        self._database = database
+        self._policies = policies
+        self._rng = rng
+
+    async def draw(self, request_id: str, stage: str, context: Context) -> Drawn:
+        """Draw an action from the stage's policy and log the decision."""
+        policy = self._policies.get(stage)
+        pmf = policy.pmf(context)
+        index = sample_index(pmf, self._rng)
+        by_action = dict(zip(context.arm_names, pmf, strict=True))
+        drawn = Drawn(
+            decision_id=str(uuid.uuid4()),
+            request_id=request_id,
+            stage=stage,
+            action=context.arm_names[index],
+            probability=pmf[index],
+            pmf=by_action,
+            policy_version=policy.updates,
+            context=context,
+        )
+        async with self._database.connection() as conn:
+            await decision_log.insert_decision(
+                conn,
+                decision_id=drawn.decision_id,
+                request_id=request_id,
+                stage=stage,
+                context=context.to_json(),
+                arms=list(context.arm_names),
+                chosen_arm=drawn.action,
+                probability=drawn.probability,
+                pmf=by_action,
+                policy_name=stage,
+                policy_version=drawn.policy_version,
+            )
+        return drawn
+
+    async def settle(self, drawn: Drawn, reward: float, source: str = IMMEDIATE) -> None:
+        """Record the decision's reward and learn from it."""
+        async with self._database.connection() as conn:
+            await reward_log.record_reward(
+                conn,
+                decision_id=drawn.decision_id,
+                value=reward,
+                source=source,
+                idempotency_key=f"{drawn.decision_id}:{source}",
+            )
+        await self._policies.learn(
+            drawn.stage, drawn.context, drawn.action, drawn.probability, reward
+        )
+
+
+def trace(
+    drawn: Drawn,
+    *,
+    outcome: str,
+    reward: float | None,
+    signals: Mapping[str, Any] | None = None,
+    masked: Mapping[str, str] | None = None,
+    cost_usd: float | None = None,
+    latency_ms: float | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> DecisionTrace:
+    """The caller-facing record of a settled decision."""
+    return DecisionTrace(
+        decision_id=drawn.decision_id,
+        stage=drawn.stage,
+        arm=drawn.action,
+        probability=drawn.probability,
+        pmf=dict(drawn.pmf),
+        policy_version=drawn.policy_version,
+        signals=dict(signals or {}),
+        masked=dict(masked or {}),
+        outcome=outcome,
+        reward=reward,
+        cost_usd=cost_usd,
+        latency_ms=latency_ms,
+        details=dict(details or {}),
+    )

@@ -1,0 +1,53 @@
+"""Stage names and the per-request options that switch stages on and off."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+PRE_GENERATION = "pre"
+"""Pick the model before generation."""
+IN_GENERATION = "in"
+"""Pick the model that takes over after a run was cut."""
+ESCALATION = "post"
+"""After validation and judging: accept the answer or escalate it to another model."""
+COMPONENT = "component"
+"""Pick the model that rewrites one failed component of an answer."""
+
+STAGES = (PRE_GENERATION, IN_GENERATION, ESCALATION, COMPONENT)
+
+ACCEPT = "accept"
+"""The escalation stage's action that keeps the answer."""
+ESCALATE_PREFIX = "escalate:"
+
+JudgeMode = Literal["always", "on_doubt", "sampled", "never"]
+
+
+@dataclass(frozen=True)
+class StageOptions:
+    """Which stages run for a request, and how.
+
+    ``judge``: ``always``; ``on_doubt`` (when no validator could check the content);
+    ``sampled`` (a ``judge_sample_rate`` share of requests); ``never``.
+    ``holdback_chars``: streamed text held back from the client until this many characters
+    passed the detectors (a run cut inside the window is never seen by the client).
+    """
+
+    in_generation: bool = True
+    escalation: bool = True
+    components: bool = True
+    judge: JudgeMode = "on_doubt"
+    judge_sample_rate: float = 0.1
+    holdback_chars: int = 200
+    stall_ms: float = 10_000.0
+    max_switches: int = 2
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.judge_sample_rate <= 1.0:
+            raise ValueError("judge_sample_rate must be in [0, 1]")
+        if self.holdback_chars < 0 or self.stall_ms <= 0 or self.max_switches < 0:
+            raise ValueError("holdback_chars, max_switches >= 0 and stall_ms > 0")
+
+
+def escalate_action(arm: str) -> str:
+    return f"{ESCALATE_PREFIX}{arm}"

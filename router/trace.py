@@ -1,0 +1,75 @@
+"""What a routed request returns: its decisions as traces, and the events of a run."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from features.errors import ProviderError
+from router.providers import Delta
+
+
+@dataclass(frozen=True)
+class DecisionTrace:
+    """One decision as the caller sees it: what was drawn, with what probability, and why."""
+
+    decision_id: str
+    stage: str
+    arm: str
+    probability: float
+    pmf: Mapping[str, float]
+    policy_version: int
+    signals: Mapping[str, Any]
+    masked: Mapping[str, str]
+    outcome: str
+    reward: float | None
+    cost_usd: float | None = None
+    latency_ms: float | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ComponentTrace:
+    """Which arm produced which part of the final answer."""
+
+    index: int
+    kind: str
+    arm: str
+    chars: int
+
+
+@dataclass(frozen=True)
+class Switch:
+    """In a stream: everything sent before this event is replaced by what follows it."""
+
+    stage: str
+    from_arm: str
+    to_arm: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RouteResult:
+    """The answer, who gave it, what it cost, and every decision that led to it."""
+
+    request_id: str
+    output: str
+    model: str
+    cost_usd: float
+    latency_ms: float
+    decisions: tuple[DecisionTrace, ...] = ()
+    components: tuple[ComponentTrace, ...] = ()
+    assessment: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RouteFailed:
+    """Every attempt failed; the request is logged as failed."""
+
+    request_id: str
+    error: ProviderError
+    decisions: tuple[DecisionTrace, ...]
+
+
+RouteEvent = Delta | Switch | RouteResult | RouteFailed
