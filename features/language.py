@@ -100,6 +100,6 @@ def detect_language(text: str, *, sample_chars: int = 2000) -> str:
     )
     (hits, best), (runner_up, _) = scores[0], scores[1]
     # Confident only with a few hits and a clear lead: short or mixed text stays unknown.
-    if hits >= 2 and hits >= 1.5 * runner_up + 1:
+    if hits >= 2 and hits > runner_up and hits >= 1.5 * runner_up:
         return best
     return "unknown"

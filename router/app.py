@@ -13,13 +13,17 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from features.errors import SignalrouteError
-from router.api import chat, health, route
+from router.api import chat, health, policies, route
+from router.api import metrics as metrics_api
 from router.api.errors import install_error_handlers
+from router.api.middleware import RequestContextMiddleware
+from router.metrics import Metrics
 from router.pool import Pool, demo_pool, load_pool
 from router.replay.app import create_replay_app
 from router.replay.dataset import load_routerbench
-from router.runtime import open_runtime
+from router.runtime import Runtime, open_runtime
 from router.settings import Settings
+from store import api_keys
 
 log = logging.getLogger("signalroute")
 
@@ -35,29 +39,31 @@ def self_url(settings: Settings) -> str:
 def create_app(settings: Settings, *, replay_app: FastAPI | None = None) -> FastAPI:
     """The router service. Raises ConfigError for an invalid pool file or missing replay data.
 
-    Without a pool file the replay pool is mounted at ``/replay`` and used as the pool;
-    ``replay_app`` overrides the one built from ``settings.replay`` (tests share one).
+    Without a pool file the replay pool is mounted at ``/replay`` and used as the pool. A
+    ``replay_app`` given explicitly is mounted either way (tests share one, and point pool
+    files at it with ``{self}/replay/v1``).
     """
     pool: Pool
     if settings.pool_config is not None:
-        pool = load_pool(settings.pool_config)
-        replay_app = None
+        pool = load_pool(settings.pool_config).bind_self(self_url(settings))
     else:
         if replay_app is None:
             dataset = load_routerbench(settings.replay.data_path())
             replay_app = create_replay_app(settings.replay, dataset)
         pool = demo_pool().bind_self(self_url(settings))
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
-            runtime_context = open_runtime(settings, pool)
+            runtime_context = open_runtime(settings, pool, metrics)
             runtime = await runtime_context.__aenter__()
         except SignalrouteError as exc:
             app.state.startup_error = exc
             raise
         app.state.runtime = runtime
         log.info("ready: %d arms (%s)", len(pool.arms), ", ".join(pool.names))
+        await log_access_mode(runtime)
         try:
             yield
         finally:
@@ -71,10 +77,34 @@ def create_app(settings: Settings, *, replay_app: FastAPI | None = None) -> Fast
         lifespan=lifespan,
     )
     app.state.runtime = None
+    app.state.metrics = metrics
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)
     install_error_handlers(app)
     app.include_router(health.routes)
     app.include_router(chat.routes)
     app.include_router(route.routes)
+    app.include_router(policies.routes)
+    app.include_router(metrics_api.routes)
     if replay_app is not None:
         app.mount(REPLAY_MOUNT, replay_app)
     return app
+
+
+async def log_access_mode(runtime: Runtime) -> None:
+    """Say loudly when nobody is checked (local mode), and when keys are on but none exist."""
+    if runtime.settings.auth == "none":
+        log.warning(
+            "AUTHENTICATION IS OFF (SIGNALROUTE_AUTH=none, local single-user mode): every "
+            "caller is trusted, may act for any tenant and send feedback for any request. "
+            "Before exposing this service, create keys (`signalroute keys create --tenant "
+            "NAME`) and set SIGNALROUTE_AUTH=keys."
+        )
+        return
+    async with runtime.database.connection() as conn:
+        active = await api_keys.count_active_keys(conn)
+    log.info("authentication: API keys (SIGNALROUTE_AUTH=keys), %d active", active)
+    if active == 0:
+        log.warning(
+            "SIGNALROUTE_AUTH=keys but no API key exists: every request will get 401; "
+            "create one with `signalroute keys create --tenant NAME`"
+        )

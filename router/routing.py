@@ -196,6 +196,11 @@ class _Ledger:
         self.traces.append(decision)
         self.cost_usd += cost_usd
 
+    def insert(self, index: int, decision: DecisionTrace, cost_usd: float = 0.0) -> None:
+        """Add a decision settled late at the place it was made."""
+        self.traces.insert(index, decision)
+        self.cost_usd += cost_usd
+
 
 class Router:
     """Runs a request through every stage, logging and learning each decision."""
@@ -351,6 +356,7 @@ class Router:
         stages = prep.request.stages
         expect = prep.request.expectations()
 
+        generation_at = len(ledger.traces)  # its trace goes before the stages that follow
         components = attribute(split_components(original), arm)
         components_passed = sum(1 for c in components if check_component(c) is None)
         if stages.components and len(components) >= 2 and components_passed < len(components):
@@ -384,7 +390,8 @@ class Router:
             generation_quality = components_passed / max(1, len(split_components(original)))
         reward = self._reward(prep, generation_quality, completion.cost_usd, completion.latency_ms)
         await self._decider.settle(generated.drawn, reward)
-        ledger.add(
+        ledger.insert(
+            generation_at,
             trace(
                 generated.drawn,
                 outcome="ok" if original_check.passed else "ok, failed validation",
@@ -671,7 +678,7 @@ class Router:
         reasons = assessment.reasons() or ["the escalation policy asked a stronger model"]
         messages = escalation_messages(prep.request.messages, text, reasons)
         details["reasons"] = reasons
-        details["escalation_prompt_chars"] = sum(len(str(m.get("content"))) for m in messages)
+        details["escalation_prompt"] = str(messages[-1].get("content", ""))
         new: Completion | None = None
         spent = 0.0
         self._health.started(target.name)

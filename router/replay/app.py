@@ -29,7 +29,7 @@ from router.replay.content_faults import (
     parse_content_fault,
 )
 from router.replay.dataset import ReplayDataset, load_routerbench
-from router.replay.faults import FAULT_HEADER, Fault, FaultPlan, parse_fault_header
+from router.replay.faults import FAULT_HEADER, Fault, FaultKind, FaultPlan, parse_fault_header
 from router.replay.judge import JUDGE_MODEL, ReplayJudge
 from router.replay.matching import PromptMatcher
 from router.replay.protocol import ChatCompletionRequest, error_body, estimate_tokens
@@ -88,11 +88,13 @@ def _fault_response(fault: Fault) -> JSONResponse | None:
     return None
 
 
-def content_faults_by_model(
+def faults_by_model(
     configured: dict[str, str], models: tuple[str, ...]
-) -> dict[str, ContentFault]:
-    """Validate ``SIGNALROUTE_REPLAY_MODEL_FAULTS``: known models, known faults."""
-    faults: dict[str, ContentFault] = {}
+) -> tuple[dict[str, ContentFault], dict[str, FaultKind]]:
+    """Validate ``SIGNALROUTE_REPLAY_MODEL_FAULTS``: known models, each with a content fault
+    or a transport fault (``error``, ``rate_limit``, ``stall``, ``cut``)."""
+    content: dict[str, ContentFault] = {}
+    transport: dict[str, FaultKind] = {}
     for model, name in configured.items():
         if model not in models:
             raise ConfigError(
@@ -100,12 +102,22 @@ def content_faults_by_model(
                 f"not serve; served: {', '.join(models)}"
             )
         try:
+            kind = parse_fault_header(name)
+        except ValueError:
+            kind = None
+        if kind is not None:
+            transport[model] = kind
+            continue
+        try:
             fault = parse_content_fault(name)
         except ValueError as exc:
-            raise ConfigError(f"SIGNALROUTE_REPLAY_MODEL_FAULTS[{model!r}]: {exc}") from None
+            raise ConfigError(
+                f"SIGNALROUTE_REPLAY_MODEL_FAULTS[{model!r}]: {exc} (or a transport fault: "
+                "error, rate_limit, stall, cut)"
+            ) from None
         if fault is not None:
-            faults[model] = fault
-    return faults
+            content[model] = fault
+    return content, transport
 
 
 def with_content_fault(replay: Replay, fault: ContentFault) -> Replay:
@@ -141,7 +153,7 @@ def create_replay_app(
         raise ValueError("matcher was built over another dataset")
     accuracy = settings.judge_accuracy if judge_accuracy is None else judge_accuracy
     judge = ReplayJudge(matcher, models=dataset.models, accuracy=accuracy, seed=settings.seed)
-    model_faults = content_faults_by_model(settings.model_faults, dataset.models)
+    model_faults, model_transport_faults = faults_by_model(settings.model_faults, dataset.models)
     replayer = Replayer(dataset, matcher, judge)
     faults = FaultPlan(settings, rng if rng is not None else np.random.default_rng(settings.seed))
     quiet_stream_cuts()
@@ -185,7 +197,7 @@ def create_replay_app(
         content_fault = forced_content or model_faults.get(chat.model)
         if content_fault is not None and chat.model != JUDGE_MODEL:
             replay = with_content_fault(replay, content_fault)
-        fault = faults.draw(forced)
+        fault = faults.draw(forced or model_transport_faults.get(chat.model))
         if fault.latency_ms > 0:
             await asyncio.sleep(fault.latency_ms / 1000.0)
         failed = _fault_response(fault)

@@ -6,7 +6,9 @@ Each fault is a pure, deterministic rewrite of an answer's text:
 - ``refusal``: the model declines to answer;
 - ``language``: the answer switches language part-way through;
 - ``broken_json``: chatty prose where a JSON object was asked for;
-- ``broken_code``: the first code block no longer parses.
+- ``broken_code``: the first code block no longer parses;
+- ``as_json``: not a fault but its cure: the answer wrapped in a JSON object, so a model can
+  stand in for one that honours a requested JSON format.
 
 The replay pool applies them per model (``SIGNALROUTE_REPLAY_MODEL_FAULTS``, a JSON object of
 model id to fault) or per request (header ``x-replay-content-fault``).
@@ -14,10 +16,11 @@ model id to fault) or per request (header ``x-replay-content-fault``).
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Literal, get_args
 
-ContentFault = Literal["repeat", "refusal", "language", "broken_json", "broken_code"]
+ContentFault = Literal["repeat", "refusal", "language", "broken_json", "broken_code", "as_json"]
 CONTENT_FAULTS: tuple[ContentFault, ...] = get_args(ContentFault)
 CONTENT_FAULT_HEADER = "x-replay-content-fault"
 
@@ -53,8 +56,11 @@ def apply_content_fault(text: str, fault: ContentFault) -> str:
         head = text[: max(40, len(text) // 5)]
         return head + " " + _LOOP * 40
     if fault == "language":
-        head = text[: max(40, len(text) // 4)]
-        return head + _SPANISH * 3
+        fence = text.find("```")
+        head = text[: max(40, len(text) // 4 if fence < 0 else min(fence, len(text) // 4))]
+        return head.rstrip() + _SPANISH * 3
+    if fault == "as_json":
+        return json.dumps({"answer": text})
     if fault == "broken_json":
         return "Sure! Here is the information you asked for, explained in plain words. " + text
     match = _CODE_BLOCK.search(text)

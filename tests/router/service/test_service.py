@@ -35,7 +35,9 @@ async def test_health_and_readiness(service: ServiceFactory) -> None:
         assert ready.status_code == 200
         assert ready.json() == {"status": "ready", "store": "ok", "arms": 11}
         models = (await client.get("/v1/models")).json()
-        assert len(models["data"]) == 11
+        ids = [m["id"] for m in models["data"]]
+        assert ids[:3] == ["signalroute/auto", "signalroute/cheap", "signalroute/quality"]
+        assert len(ids) == 3 + 11
 
 
 async def test_chat_completion_to_a_named_arm_returns_the_recorded_answer(

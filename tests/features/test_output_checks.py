@@ -1,0 +1,98 @@
+import pytest
+
+from features.anomalies import (
+    CostCapDetector,
+    JsonFormatDetector,
+    LanguageDetector,
+    RefusalDetector,
+    RepetitionDetector,
+)
+from features.components import assemble, check_component, first_of_kind, split_components
+from features.validators import (
+    Expectations,
+    agreement,
+    extract_answer,
+    run_validators,
+)
+
+ANSWER = "Here is the function:\n\n```python\ndef add(a, b):\n    return a + b\n```\n\nDone."
+
+
+def feed_all(detector: object, text: str, step: int = 7) -> str | None:
+    seen = ""
+    for start in range(0, len(text), step):
+        delta = text[start : start + step]
+        seen += delta
+        reason = detector.feed(delta, seen)  # type: ignore[attr-defined]
+        if reason:
+            return str(reason)
+    return None
+
+
+def test_validators_json_schema_regex_python_length() -> None:
+    schema = {
+        "type": "json_schema",
+        "json_schema": {"name": "x", "schema": {"type": "object", "required": ["a"]}},
+    }
+    assert run_validators('{"a": 1}', Expectations(response_format=schema)).passed
+    failed = run_validators('{"b": 1}', Expectations(response_format=schema))
+    assert [r.name for r in failed.failed] == ["json"]
+    assert "schema violation" in failed.reasons()[0]
+    assert not run_validators("nope", Expectations(response_format={"type": "json_object"})).passed
+    assert run_validators(
+        "```json\n[1]\n```", Expectations(response_format={"type": "json_object"})
+    ).passed
+    assert run_validators("B", Expectations(regex="[A-D]")).passed
+    assert not run_validators("E", Expectations(regex="[A-D]")).passed
+    assert run_validators(ANSWER, Expectations()).conclusive
+    broken = run_validators(ANSWER.replace("def add(a, b):", "def add(a, b:"), Expectations())
+    assert "python_syntax" in broken.reasons()[0]
+    assert not run_validators("  ", Expectations()).passed
+    plain = run_validators("The answer is B.", Expectations())
+    assert plain.passed
+    assert not plain.conclusive
+
+
+def test_answer_extraction_and_agreement() -> None:
+    assert extract_answer("B") == "B"
+    assert extract_answer("The answer is (C).") == "C"
+    assert extract_answer("so x = 42") == "42"
+    assert agreement("A", "The answer is A").passed
+    assert not agreement("A", "B").passed
+    assert not agreement("hello", "world").applies
+
+
+@pytest.mark.parametrize(
+    ("detector", "text", "fires"),
+    [
+        (RefusalDetector(), "I'm sorry, but I can't help with that.", True),
+        (RefusalDetector(), "Sorry for the wait! Here is the answer.", False),
+        (RepetitionDetector(), "Start. " + "and again and again " * 12, True),
+        (RepetitionDetector(), ANSWER * 2, False),
+        (LanguageDetector("en"), "The answer is this. " * 5 + "la respuesta es que el " * 20, True),
+        (LanguageDetector("en"), "This is the answer and it is what you asked for. " * 10, False),
+        (LanguageDetector("unknown"), "la respuesta es que el " * 20, False),
+        (JsonFormatDetector(), "Sure! here it is", True),
+        (JsonFormatDetector(), '{"a": [1, {"b": "]"}]}', False),
+        (JsonFormatDetector(), '{"a": [1}', True),
+        (CostCapDetector(0.001, 0.0, 1e-5), "x" * 99, False),
+        (CostCapDetector(0.001, 0.0, 1e-5), "x" * 101, True),
+    ],
+)
+def test_detectors(detector: object, text: str, fires: bool) -> None:
+    assert (feed_all(detector, text) is not None) == fires
+
+
+def test_components_split_check_and_assemble() -> None:
+    parts = split_components(ANSWER)
+    assert [p.kind for p in parts] == ["prose", "code", "prose"]
+    assert parts[1].body == "def add(a, b):\n    return a + b\n"
+    assert all(check_component(p) is None for p in parts)
+    broken = split_components(ANSWER.replace("(a, b)", "(a, b"))
+    assert check_component(broken[1]) is not None
+    replacement = first_of_kind("Try:\n```python\ndef add(a, b):\n    return b + a\n```", "code")
+    assert replacement is not None
+    fixed = [broken[0], replacement, broken[2]]
+    assert "return b + a" in assemble(fixed)
+    assert assemble(fixed).startswith("Here is the function:")
+    assert check_component(split_components("I'm sorry, but I can't do that.")[0]) is not None

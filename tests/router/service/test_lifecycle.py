@@ -1,0 +1,281 @@
+"""Every stage of the lifecycle against the replay pool with injected faults.
+
+The pool here has two arms: ``claude-v1`` misbehaves as each test says (a content fault or a
+transport fault injected by the replay pool), ``gpt-4-1106-preview`` answers as recorded.
+Exploration is uniform here (epsilon-greedy with epsilon 1), so each request starts on either
+arm with probability 1/2: each test sends a few and checks those that started on the faulty
+arm.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from router.replay.dataset import ReplayDataset, ReplayRecord
+from tests.router.service.conftest import ServiceClient, ServiceFactory
+
+UNIFORM: dict[str, Any] = {"exploration": "epsilon", "epsilon": 1.0}
+FAULTY = "claude-v1"
+GOOD = "gpt-4-1106-preview"
+
+POOL = """
+arms:
+  - {name: claude-v1, base_url: "{self}/replay/v1", model: claude-v1,
+     input_usd_per_mtok: 8, output_usd_per_mtok: 24, context_window: 100000}
+  - {name: gpt-4-1106-preview, base_url: "{self}/replay/v1", model: gpt-4-1106-preview,
+     input_usd_per_mtok: 10, output_usd_per_mtok: 30, context_window: 128000}
+judge: {name: judge, base_url: "{self}/replay/v1", model: replay/judge}
+escalation_targets: [gpt-4-1106-preview]
+"""
+
+
+@pytest.fixture
+def pool_file(tmp_path: Path) -> Path:
+    path = tmp_path / "pool.yaml"
+    path.write_text(POOL)
+    return path
+
+
+def user(text: str) -> list[dict[str, Any]]:
+    return [{"role": "user", "content": text}]
+
+
+def mbpp_record(dataset: ReplayDataset, min_chars: int = 300) -> ReplayRecord:
+    """An MBPP prompt both arms answer at length, gpt-4 with a code block that parses."""
+    for record in dataset:
+        if record.task != "mbpp":
+            continue
+        good = record.outcome(GOOD).response
+        if (
+            len(record.outcome(FAULTY).response) >= min_chars
+            and "```python" in good
+            and "```" in record.outcome(FAULTY).response
+        ):
+            block = good.split("```python", 1)[1].split("```", 1)[0]
+            try:
+                compile(block, "<answer>", "exec")
+            except SyntaxError:
+                continue
+            return record
+    raise AssertionError("no suitable MBPP record")
+
+
+async def started_on_faulty(
+    client: ServiceClient, body: dict[str, Any], tries: int = 10
+) -> list[dict[str, Any]]:
+    """Responses of the requests whose first decision drew the faulty arm (at least one)."""
+    hits = []
+    for _ in range(tries):
+        response = await client.post("/route-and-run", json=body)
+        assert response.status_code == 200, response.text
+        result = response.json()
+        if result["trace"]["decisions"][0]["arm"] == FAULTY:
+            hits.append(result)
+    assert hits, f"the uniform policy never drew the faulty arm: {result['trace']['decisions'][0]}"
+    return hits
+
+
+@pytest.mark.parametrize(
+    ("fault", "detector", "extra"),
+    [
+        ("refusal", "refusal", {}),
+        ("repeat", "repetition", {}),
+        ("language", "language", {}),
+        ("stall", "stall", {"stages": {"stall_ms": 300}}),
+    ],
+)
+async def test_a_run_is_cut_by_each_detector_and_rerouted(
+    service: ServiceFactory,
+    pool_file: Path,
+    replay_dataset: ReplayDataset,
+    fault: str,
+    detector: str,
+    extra: dict[str, Any],
+) -> None:
+    record = mbpp_record(replay_dataset)
+    replay = {"model_faults": {FAULTY: fault}, "stall_ms": 2000}
+    body = {"messages": user(record.prompt), **extra}
+    body.setdefault("stages", {}).update({"escalation": False, "components": False})
+    async with service(**UNIFORM, pool_config=pool_file, replay=replay) as client:
+        for result in await started_on_faulty(client, body):
+            cut, rerouted = result["trace"]["decisions"][:2]
+            assert cut["outcome"].startswith("cut: ")
+            assert cut["details"]["detector"] == detector
+            assert cut["reward"] == 0.0
+            assert rerouted["stage"] == "in"
+            assert rerouted["arm"] == GOOD
+            assert rerouted["signals"]["cut"]["cut_by"] == detector
+            assert FAULTY in rerouted["masked"]
+            assert result["model"] == GOOD
+            assert result["output"] == record.outcome(GOOD).response
+
+
+async def test_json_format_divergence_is_cut_and_rerouted(
+    service: ServiceFactory, pool_file: Path, replay_dataset: ReplayDataset
+) -> None:
+    record = mbpp_record(replay_dataset)
+    replay = {"model_faults": {FAULTY: "broken_json", GOOD: "as_json"}}
+    body = {
+        "messages": user(record.prompt),
+        "response_format": {"type": "json_object"},
+        "stages": {"escalation": False, "components": False},
+    }
+    async with service(**UNIFORM, pool_config=pool_file, replay=replay) as client:
+        for result in await started_on_faulty(client, body):
+            cut = result["trace"]["decisions"][0]
+            assert cut["details"]["detector"] == "format"
+            assert cut["details"]["chars_before_cut"] < 40  # caught at once
+            assert json.loads(result["output"]) == {"answer": record.outcome(GOOD).response}
+
+
+async def test_a_stream_cut_after_the_holdback_shows_the_switch(
+    service: ServiceFactory, pool_file: Path, replay_dataset: ReplayDataset
+) -> None:
+    record = mbpp_record(replay_dataset)
+    replay = {"model_faults": {FAULTY: "language"}}
+    body = {
+        "messages": user(record.prompt),
+        "stream": True,
+        "stages": {"escalation": False, "components": False, "holdback_chars": 16},
+    }
+    async with service(**UNIFORM, pool_config=pool_file, replay=replay) as client:
+        for _ in range(10):
+            events: list[tuple[str, Any]] = []
+            async with client.stream("POST", "/route-and-run", json=body) as response:
+                assert response.status_code == 200
+                kind = ""
+                async for line in response.aiter_lines():
+                    if line.startswith("event: "):
+                        kind = line[len("event: ") :]
+                    elif line.startswith("data: "):
+                        events.append((kind, json.loads(line[len("data: ") :])))
+            result = events[-1][1]
+            if result["trace"]["decisions"][0]["arm"] == FAULTY:
+                break
+        else:
+            raise AssertionError("the faulty arm was never drawn")
+    kinds = [kind for kind, _ in events]
+    switch_at = kinds.index("switch")
+    before = "".join(d["text"] for k, d in events[:switch_at] if k == "delta")
+    after = "".join(d["text"] for k, d in events[switch_at:] if k == "delta")
+    assert before  # the client saw the faulty arm's first words, released after 16 chars
+    assert record.outcome(FAULTY).response.startswith(before[:16])
+    switch = events[switch_at][1]
+    assert (switch["from_arm"], switch["to_arm"], switch["stage"]) == (FAULTY, GOOD, "in")
+    assert "language" in switch["reason"]
+    assert after == result["output"] == record.outcome(GOOD).response
+    cut = result["trace"]["decisions"][0]
+    assert cut["details"]["client_saw_text"] is True
+
+
+async def test_a_run_cut_inside_the_holdback_is_never_seen(
+    service: ServiceFactory, pool_file: Path, replay_dataset: ReplayDataset
+) -> None:
+    record = mbpp_record(replay_dataset)
+    replay = {"model_faults": {FAULTY: "refusal"}}
+    body = {
+        "messages": user(record.prompt),
+        "stream": True,
+        "stages": {"escalation": False, "components": False, "holdback_chars": 200},
+    }
+    async with service(**UNIFORM, pool_config=pool_file, replay=replay) as client:
+        for _ in range(10):
+            async with client.stream("POST", "/route-and-run", json=body) as response:
+                text = await response.aread()
+            events = [e for e in text.decode().split("\n\n") if e.strip()]
+            result = json.loads(events[-1].split("data: ", 1)[1])
+            if result["trace"]["decisions"][0]["arm"] == FAULTY:
+                break
+        else:
+            raise AssertionError("the faulty arm was never drawn")
+    assert not any(e.startswith("event: switch") for e in events)
+    streamed = "".join(
+        json.loads(e.split("data: ", 1)[1])["text"] for e in events if e.startswith("event: delta")
+    )
+    assert "sorry" not in streamed.lower()
+    assert streamed == result["output"]
+    assert result["trace"]["decisions"][0]["details"]["client_saw_text"] is False
+
+
+async def test_cost_cap_cuts_a_run_that_runs_long(
+    service: ServiceFactory, tmp_path: Path, replay_dataset: ReplayDataset
+) -> None:
+    # The longest recorded claude-v1 answer (2,308 characters, ~577 tokens) runs past the
+    # 512 output tokens the up-front cost estimate assumes; priced at $40/M output tokens it
+    # passes a $0.021 cap (which the estimate of $0.0205 met) after ~2,100 characters.
+    record = max(
+        (r for r in replay_dataset if r.task == "mbpp"),
+        key=lambda r: len(r.outcome(FAULTY).response),
+    )
+    assert len(record.outcome(GOOD).response) < 2000
+    pool_file = tmp_path / "pool.yaml"
+    pool_file.write_text(POOL.replace("output_usd_per_mtok: 24", "output_usd_per_mtok: 40"))
+    body = {
+        "messages": user(record.prompt),
+        "constraints": {"max_cost_usd": 0.021},
+        "stages": {"escalation": False, "components": False},
+    }
+    async with service(**UNIFORM, pool_config=pool_file) as client:
+        for result in await started_on_faulty(client, body):
+            cut = result["trace"]["decisions"][0]
+            assert cut["details"]["detector"] == "cost_cap"
+            assert "max_cost_usd" in cut["outcome"]
+            assert 2000 < cut["details"]["chars_before_cut"] < 2308
+            assert result["model"] == GOOD
+
+
+async def test_a_failed_validation_is_escalated_with_the_failed_output(
+    service: ServiceFactory, pool_file: Path, replay_dataset: ReplayDataset
+) -> None:
+    record = mbpp_record(replay_dataset)
+    replay = {"model_faults": {FAULTY: "broken_code"}}
+    body = {
+        "messages": user(record.prompt),
+        "stages": {"components": False, "judge": "never"},
+    }
+    async with service(**UNIFORM, pool_config=pool_file, replay=replay) as client:
+        escalated = []
+        for result in await started_on_faulty(client, body, tries=16):
+            post = result["trace"]["decisions"][-1]
+            assert post["stage"] == "post"
+            assert set(post["pmf"]) == {"accept", f"escalate:{GOOD}"}
+            assert post["signals"]["output"]["failed_python_syntax"] == 1.0
+            if post["arm"] == f"escalate:{GOOD}":
+                escalated.append((result, post))
+    assert escalated, "the cold escalation policy never escalated"
+    result, post = escalated[0]
+    prompt = post["details"]["escalation_prompt"]
+    assert record.prompt in prompt
+    assert "python_syntax: code block 1 does not parse" in prompt
+    assert "def broken(:" in prompt  # the failed output travels with it
+    assert post["outcome"] == "escalated; answer replaced"
+    assert result["model"] == GOOD
+    assert result["output"] == record.outcome(GOOD).response
+    assert post["reward"] > 0
+
+
+async def test_a_two_component_answer_is_assembled_from_two_arms(
+    service: ServiceFactory, pool_file: Path, replay_dataset: ReplayDataset
+) -> None:
+    record = mbpp_record(replay_dataset)
+    replay = {"model_faults": {FAULTY: "broken_code"}}
+    body = {"messages": user(record.prompt), "stages": {"escalation": False, "judge": "never"}}
+    async with service(**UNIFORM, pool_config=pool_file, replay=replay) as client:
+        result = (await started_on_faulty(client, body))[0]
+    decisions = result["trace"]["decisions"]
+    repair = next(d for d in decisions if d["stage"] == "component")
+    assert repair["arm"] == GOOD
+    assert repair["outcome"] == "replaced"
+    assert repair["details"]["kind"] == "code"
+    components = result["trace"]["components"]
+    arms_by_kind = {(c["kind"], c["arm"]) for c in components}
+    assert ("code", GOOD) in arms_by_kind
+    assert ("prose", FAULTY) in arms_by_kind
+    assert "def broken(:" not in result["output"]
+    good_block = record.outcome(GOOD).response.split("```python", 1)[1].split("```", 1)[0]
+    assert good_block.strip() in result["output"]
+    assert result["cost_usd"] == pytest.approx(sum(d["cost_usd"] or 0 for d in decisions))
