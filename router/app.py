@@ -39,13 +39,17 @@ def self_url(settings: Settings) -> str:
 def create_app(settings: Settings, *, replay_app: FastAPI | None = None) -> FastAPI:
     """The router service. Raises ConfigError for an invalid pool file or missing replay data.
 
-    Without a pool file the replay pool is mounted at ``/replay`` and used as the pool. A
-    ``replay_app`` given explicitly is mounted either way (tests share one, and point pool
-    files at it with ``{self}/replay/v1``).
+    Without a pool file the replay pool is mounted at ``/replay`` and used as the pool; it is
+    also mounted when a pool file points an arm at ``{self}/replay/v1``. ``replay_app``
+    replaces the one built from ``settings.replay`` (tests share one).
     """
     pool: Pool
     if settings.pool_config is not None:
-        pool = load_pool(settings.pool_config).bind_self(self_url(settings))
+        configured = load_pool(settings.pool_config)
+        if replay_app is None and configured.uses_self(REPLAY_MOUNT):
+            dataset = load_routerbench(settings.replay.data_path())
+            replay_app = create_replay_app(settings.replay, dataset)
+        pool = configured.bind_self(self_url(settings))
     else:
         if replay_app is None:
             dataset = load_routerbench(settings.replay.data_path())

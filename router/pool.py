@@ -2,8 +2,8 @@
 
 A pool file lists arms (name, OpenAI-compatible base URL, model id, prices, context window,
 capability tags), the default objective weights and optional route profiles (an arm subset
-and an objective that clients name as the model ``signalroute/<profile>``). A bad file stops the service with a
-message that names the file, the field and the problem.
+and an objective that clients name as the model ``signalroute/<profile>``). A bad file stops
+the service with a message that names the file, the field and the problem.
 """
 
 from __future__ import annotations
@@ -220,6 +220,12 @@ class Pool(BaseModel):
             if arm.name == name:
                 return arm
         raise KeyError(name)
+
+    def uses_self(self, path: str) -> bool:
+        """Whether an arm or the judge points at this router's own ``path``."""
+        prefix = f"{SELF_PLACEHOLDER}{path}"
+        judge = [self.judge] if self.judge is not None else []
+        return any(arm.base_url.startswith(prefix) for arm in [*self.arms, *judge])
 
     def bind_self(self, self_url: str) -> Pool:
         """Replace the ``{self}`` placeholder in base URLs with the router's own address."""
