@@ -93,7 +93,6 @@ class Database:
             max_size=max_size,
             kwargs=connect_kwargs,
             configure=register_vector_async,
-            check=AsyncConnectionPool.check_connection,
             timeout=acquire_timeout_s,
             name="signalroute",
             open=False,

@@ -54,7 +54,9 @@ async def monitored_run(
     try:
         while True:
             try:
-                event = await asyncio.wait_for(anext(stream), timeout=stall_ms / 1000.0)
+                # One timeout rescheduled per chunk: cheaper than a wait_for task per chunk.
+                async with asyncio.timeout(stall_ms / 1000.0):
+                    event = await anext(stream)
             except StopAsyncIteration:
                 return
             except TimeoutError:
