@@ -70,6 +70,8 @@ from router.health import HealthTracker
 from router.lifecycle.assessment import Assessment, assess
 from router.lifecycle.decisions import Decider, Drawn, trace
 from router.lifecycle.generation import Cut, monitored_run
+from router.lifecycle.journal import Completed, Failed, Journal
+from router.lifecycle.journal import write as write_journal
 from router.lifecycle.judge import Judge
 from router.lifecycle.prompts import component_messages, escalation_messages
 from router.lifecycle.stages import (
@@ -163,6 +165,7 @@ class _Prepared:
     history: HistoricalSignals
     user_history: HistoricalSignals
     spend: Spend
+    journal: Journal
 
     def chat(self, messages: tuple[Message, ...] | None = None) -> ChatRequest:
         request = self.request
@@ -232,7 +235,7 @@ class Router:
         self._judge = judge
         self._config = config
         self._clock = clock
-        self._decider = Decider(database, policies, rng)
+        self._decider = Decider(policies, rng)
 
     # --- signals ---------------------------------------------------------------------------
 
@@ -319,7 +322,7 @@ class Router:
                 user_id=request.user,
                 session_id=request.session,
             )
-        finished = False
+        journal = Journal(request_id=request_id, tenant=request.tenant, user_id=request.user)
         try:
             history, user_history = await self._history(embedding, request.tenant, request.user)
             prep = _Prepared(
@@ -331,13 +334,13 @@ class Router:
                 history=history,
                 user_history=user_history,
                 spend=self._spend.spend(request.tenant, request.session),
+                journal=journal,
             )
             async for event in self._lifecycle(prep):
-                finished = isinstance(event, RouteResult | RouteFailed)
                 yield event
         finally:
-            if not finished:
-                await asyncio.shield(self._abandon(request_id, started))
+            if not journal.written:
+                await asyncio.shield(self._abandon(journal, started))
 
     async def _lifecycle(self, prep: _Prepared) -> AsyncIterator[RouteEvent]:
         ledger = _Ledger()
@@ -389,7 +392,7 @@ class Router:
         else:
             generation_quality = components_passed / max(1, len(split_components(original)))
         reward = self._reward(prep, generation_quality, completion.cost_usd, completion.latency_ms)
-        await self._decider.settle(generated.drawn, reward)
+        await self._decider.settle(prep.journal, generated.drawn, reward)
         ledger.insert(
             generation_at,
             trace(
@@ -414,23 +417,12 @@ class Router:
 
         latency_ms = (self._clock() - prep.started) * 1000.0
         self._spend.add(prep.request.tenant, prep.request.session, ledger.cost_usd)
-        async with self._database.connection() as conn:
-            await request_log.complete_request(
-                conn,
-                prep.request_id,
-                output=text,
-                model=arm,
-                cost_usd=ledger.cost_usd,
-                latency_ms=latency_ms,
-            )
-            if prep.embedding.any():
-                await embedding_store.insert_embedding(
-                    conn,
-                    request_id=prep.request_id,
-                    tenant=prep.request.tenant,
-                    user_id=prep.request.user,
-                    embedding=prep.embedding,
-                )
+        await write_journal(
+            self._database,
+            prep.journal,
+            Completed(output=text, model=arm, cost_usd=ledger.cost_usd, latency_ms=latency_ms),
+            prep.embedding,
+        )
         yield RouteResult(
             request_id=prep.request_id,
             output=text,
@@ -473,7 +465,7 @@ class Router:
                 context = in_generation_context(
                     context, cut[0], cut[1].anomaly.detector, len(cut[1].text)
                 )
-            drawn = await self._decider.draw(prep.request_id, stage, context)
+            drawn = self._decider.draw(prep.journal, stage, context)
             arm = self.pool.arm(drawn.action)
             signals = _signals(drawn.context, arm.name)
             detectors = (
@@ -515,7 +507,7 @@ class Router:
                     elif isinstance(event, Cut):
                         self._health.cancelled(arm.name, event.latency_ms)
                         reward = self._reward(prep, 0.0, event.cost_usd, event.latency_ms)
-                        await self._decider.settle(drawn, reward)
+                        await self._decider.settle(prep.journal, drawn, reward)
                         ledger.add(
                             trace(
                                 drawn,
@@ -554,7 +546,7 @@ class Router:
                     exc.retry_after_s if isinstance(exc, ProviderRateLimitedError) else None
                 )
                 self._health.failed(arm.name, retry_after_s=retry_after)
-                await self._decider.settle(drawn, 0.0)
+                await self._decider.settle(prep.journal, drawn, 0.0)
                 ledger.add(
                     trace(
                         drawn,
@@ -590,7 +582,7 @@ class Router:
             context = component_context(
                 arms, prep.query, failed.kind, reason.split(":")[0], len(failed.text), health
             )
-            drawn = await self._decider.draw(prep.request_id, COMPONENT, context)
+            drawn = self._decider.draw(prep.journal, COMPONENT, context)
             accepted = [c for i, c in enumerate(components) if i not in failed_indices]
             messages = component_messages(prep.request.messages, accepted, failed, reason)
             details: dict[str, Any] = {"component": index, "kind": failed.kind, "failure": reason}
@@ -599,7 +591,7 @@ class Router:
                 completion = await self._providers[drawn.action].complete(prep.chat(messages))
             except ProviderError as exc:
                 self._health.failed(drawn.action)
-                await self._decider.settle(drawn, 0.0)
+                await self._decider.settle(prep.journal, drawn, 0.0)
                 ledger.add(
                     trace(
                         drawn,
@@ -619,7 +611,7 @@ class Router:
             reward = self._reward(
                 prep, 1.0 if fixed else 0.0, completion.cost_usd, completion.latency_ms
             )
-            await self._decider.settle(drawn, reward)
+            await self._decider.settle(prep.journal, drawn, reward)
             ledger.add(
                 trace(
                     drawn,
@@ -664,12 +656,12 @@ class Router:
             answered_by,
         )
         context = escalation_context(prep.query, output, targets, health, ACCEPT, escalate_action)
-        drawn = await self._decider.draw(prep.request_id, ESCALATION, context)
+        drawn = self._decider.draw(prep.journal, ESCALATION, context)
         signals = {"query": dict(prep.query.as_features()), "output": output}
         details: dict[str, Any] = {"assessment": assessment.as_json()}
         if drawn.action == ACCEPT:
             reward = self._reward(prep, assessment.quality, 0.0, 0.0)
-            await self._decider.settle(drawn, reward)
+            await self._decider.settle(prep.journal, drawn, reward)
             ledger.add(
                 trace(drawn, outcome="accepted", reward=reward, signals=signals, details=details)
             )
@@ -706,7 +698,7 @@ class Router:
             details["error"] = exc.message
         if new is None:
             reward = self._reward(prep, 0.0, spent, 0.0)
-            await self._decider.settle(drawn, reward)
+            await self._decider.settle(prep.journal, drawn, reward)
             ledger.add(
                 trace(
                     drawn,
@@ -730,7 +722,7 @@ class Router:
         )
         cost = new.cost_usd + second.judge_cost_usd
         reward = self._reward(prep, second.quality, cost, new.latency_ms)
-        await self._decider.settle(drawn, reward)
+        await self._decider.settle(prep.journal, drawn, reward)
         better = second.quality >= assessment.quality
         details["escalated_assessment"] = second.as_json()
         ledger.add(
@@ -764,28 +756,34 @@ class Router:
             )
         else:
             error = ProviderError("no arm was left to try", arm="")
-        async with self._database.connection() as conn:
-            await request_log.fail_request(
-                conn,
-                prep.request_id,
+        await write_journal(
+            self._database,
+            prep.journal,
+            Failed(
                 error=error.message,
                 model=ledger.traces[-1].arm if ledger.traces else None,
                 latency_ms=(self._clock() - prep.started) * 1000.0,
-            )
+            ),
+        )
         return RouteFailed(request_id=prep.request_id, error=error, decisions=tuple(ledger.traces))
 
-    async def _abandon(self, request_id: str, started: float) -> None:
-        """Mark a request failed when its run ended early (client gone, store error)."""
+    async def _abandon(self, journal: Journal, started: float) -> None:
+        """Write what a run that ended early decided (client gone, an error) and mark it
+        failed, so no decision or reward it learned from is lost."""
         try:
-            async with self._database.connection() as conn:
-                await request_log.fail_request(
-                    conn,
-                    request_id,
+            await write_journal(
+                self._database,
+                journal,
+                Failed(
                     error="abandoned: the run ended before an answer was delivered",
+                    model=journal.decisions[-1].chosen_arm if journal.decisions else None,
                     latency_ms=(self._clock() - started) * 1000.0,
-                )
+                ),
+            )
         except SignalrouteError as exc:
-            log.warning("request %s: could not mark it failed: %s", request_id, exc.message)
+            log.warning(
+                "request %s: could not write its journal: %s", journal.request_id, exc.message
+            )
 
 
 def _request_params(request: RouteRequest) -> dict[str, Any]:

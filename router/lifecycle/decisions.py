@@ -1,8 +1,9 @@
 """Drawing a decision from a stage's policy, logging it, and settling it with a reward.
 
 Every stage decides the same way: the policy gives a PMF over the context's actions, one is
-drawn with the injected RNG, the decision is logged with its probability before anything
-acts on it, and its reward is recorded (once, by idempotency key) and learned from.
+drawn with the injected RNG, the decision is journaled with its probability before anything
+acts on it, and its reward is learned from at once and journaled (recorded once, by
+idempotency key, when the request's journal is written).
 """
 
 from __future__ import annotations
@@ -16,11 +17,9 @@ import numpy as np
 
 from learner.context import Context
 from learner.sampling import sample_index
+from router.lifecycle.journal import DecisionRow, Journal, RewardRow
 from router.policies import PolicyRegistry
 from router.trace import DecisionTrace
-from store import decisions as decision_log
-from store import rewards as reward_log
-from store.database import Database
 
 IMMEDIATE = "immediate"
 """Reward source of what the router observes itself (validators, judge, failures)."""
@@ -41,24 +40,21 @@ class Drawn:
 
 
 class Decider:
-    """Draws, logs and settles the decisions of every stage."""
+    """Draws and settles the decisions of every stage; rows go to the request's journal."""
 
-    def __init__(
-        self, database: Database, policies: PolicyRegistry, rng: np.random.Generator
-    ) -> None:
-        self._database = database
+    def __init__(self, policies: PolicyRegistry, rng: np.random.Generator) -> None:
         self._policies = policies
         self._rng = rng
 
-    async def draw(self, request_id: str, stage: str, context: Context) -> Drawn:
-        """Draw an action from the stage's policy and log the decision."""
+    def draw(self, journal: Journal, stage: str, context: Context) -> Drawn:
+        """Draw an action from the stage's policy and journal the decision."""
         policy = self._policies.get(stage)
         pmf = policy.pmf(context)
         index = sample_index(pmf, self._rng)
         by_action = dict(zip(context.arm_names, pmf, strict=True))
         drawn = Drawn(
             decision_id=str(uuid.uuid4()),
-            request_id=request_id,
+            request_id=journal.request_id,
             stage=stage,
             action=context.arm_names[index],
             probability=pmf[index],
@@ -66,32 +62,33 @@ class Decider:
             policy_version=policy.updates,
             context=context,
         )
-        async with self._database.connection() as conn:
-            await decision_log.insert_decision(
-                conn,
+        journal.decision(
+            DecisionRow(
                 decision_id=drawn.decision_id,
-                request_id=request_id,
                 stage=stage,
                 context=context.to_json(),
-                arms=list(context.arm_names),
+                arms=context.arm_names,
                 chosen_arm=drawn.action,
                 probability=drawn.probability,
                 pmf=by_action,
                 policy_name=stage,
                 policy_version=drawn.policy_version,
             )
+        )
         return drawn
 
-    async def settle(self, drawn: Drawn, reward: float, source: str = IMMEDIATE) -> None:
-        """Record the decision's reward and learn from it."""
-        async with self._database.connection() as conn:
-            await reward_log.record_reward(
-                conn,
+    async def settle(
+        self, journal: Journal, drawn: Drawn, reward: float, source: str = IMMEDIATE
+    ) -> None:
+        """Learn from the decision's reward at once; journal it for the store."""
+        journal.reward(
+            RewardRow(
                 decision_id=drawn.decision_id,
                 value=reward,
                 source=source,
                 idempotency_key=f"{drawn.decision_id}:{source}",
             )
+        )
         await self._policies.learn(
             drawn.stage, drawn.context, drawn.action, drawn.probability, reward
         )

@@ -1,0 +1,135 @@
+"""A request's decisions and rewards, written to the store together when the request ends.
+
+Deciding and learning happen at once, in memory; the rows wait in the journal and go to the
+store in one transaction with the request's outcome (one commit instead of one per row). A
+journal is written exactly once: completed, failed, or abandoned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from features.embedding import Vector
+from store import decisions as decision_log
+from store import embeddings as embedding_store
+from store import requests as request_log
+from store import rewards as reward_log
+from store.database import Database
+
+
+@dataclass(frozen=True)
+class DecisionRow:
+    decision_id: str
+    stage: str
+    context: Mapping[str, Any]
+    arms: tuple[str, ...]
+    chosen_arm: str
+    probability: float
+    pmf: Mapping[str, float]
+    policy_name: str
+    policy_version: int
+
+
+@dataclass(frozen=True)
+class RewardRow:
+    decision_id: str
+    value: float
+    source: str
+    idempotency_key: str
+
+
+@dataclass(frozen=True)
+class Completed:
+    output: str
+    model: str
+    cost_usd: float
+    latency_ms: float
+
+
+@dataclass(frozen=True)
+class Failed:
+    error: str
+    model: str | None
+    latency_ms: float
+
+
+@dataclass
+class Journal:
+    """Rows of one request waiting to be written."""
+
+    request_id: str
+    tenant: str
+    user_id: str | None
+    decisions: list[DecisionRow] = field(default_factory=list)
+    rewards: list[RewardRow] = field(default_factory=list)
+    written: bool = False
+
+    def decision(self, row: DecisionRow) -> None:
+        self.decisions.append(row)
+
+    def reward(self, row: RewardRow) -> None:
+        self.rewards.append(row)
+
+
+async def write(
+    database: Database,
+    journal: Journal,
+    outcome: Completed | Failed,
+    embedding: Vector | None = None,
+) -> None:
+    """Write the journal's rows and the request's outcome in one transaction.
+
+    Rewards are recorded by idempotency key, so writing a journal again after a failure
+    part-way records nothing twice.
+    """
+    async with database.connection() as conn:
+        for row in journal.decisions:
+            await decision_log.insert_decision(
+                conn,
+                decision_id=row.decision_id,
+                request_id=journal.request_id,
+                stage=row.stage,
+                context=row.context,
+                arms=list(row.arms),
+                chosen_arm=row.chosen_arm,
+                probability=row.probability,
+                pmf=row.pmf,
+                policy_name=row.policy_name,
+                policy_version=row.policy_version,
+            )
+        for reward in journal.rewards:
+            await reward_log.record_reward(
+                conn,
+                decision_id=reward.decision_id,
+                value=reward.value,
+                source=reward.source,
+                idempotency_key=reward.idempotency_key,
+            )
+        if isinstance(outcome, Completed):
+            await request_log.complete_request(
+                conn,
+                journal.request_id,
+                output=outcome.output,
+                model=outcome.model,
+                cost_usd=outcome.cost_usd,
+                latency_ms=outcome.latency_ms,
+            )
+            if embedding is not None and embedding.any():
+                await embedding_store.insert_embedding(
+                    conn,
+                    request_id=journal.request_id,
+                    tenant=journal.tenant,
+                    user_id=journal.user_id,
+                    embedding=embedding,
+                )
+        else:
+            await request_log.fail_request(
+                conn,
+                journal.request_id,
+                error=outcome.error,
+                model=outcome.model,
+                latency_ms=outcome.latency_ms,
+            )
+    journal.written = True
