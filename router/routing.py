@@ -70,7 +70,7 @@ from router.health import HealthTracker
 from router.lifecycle.assessment import Assessment, assess
 from router.lifecycle.decisions import Decider, Drawn, trace
 from router.lifecycle.generation import Cut, monitored_run
-from router.lifecycle.journal import Completed, Failed, Journal
+from router.lifecycle.journal import Completed, Failed, Journal, JournalWriter
 from router.lifecycle.journal import write as write_journal
 from router.lifecycle.judge import Judge
 from router.lifecycle.prompts import component_messages, escalation_messages
@@ -149,8 +149,12 @@ class RouteRequest:
 
 @dataclass(frozen=True)
 class RouterConfig:
+    """``learn`` False is evaluation mode: decisions are drawn, logged and rewarded as usual,
+    but no policy learns and no request is stored as a neighbour for later ones."""
+
     knn_k: int = 20
     max_attempts: int = 3
+    learn: bool = True
 
 
 @dataclass(frozen=True)
@@ -221,6 +225,7 @@ class Router:
         categories: CategoryIndex,
         rng: np.random.Generator,
         judge: Judge | None = None,
+        writer: JournalWriter | None = None,
         config: RouterConfig = RouterConfig(),
         clock: Clock = time.perf_counter,
     ) -> None:
@@ -235,7 +240,8 @@ class Router:
         self._judge = judge
         self._config = config
         self._clock = clock
-        self._decider = Decider(policies, rng)
+        self._decider = Decider(policies, rng, learn=config.learn)
+        self._writer = writer
 
     # --- signals ---------------------------------------------------------------------------
 
@@ -248,17 +254,21 @@ class Router:
         if not embedding.any():
             return HistoricalSignals(), HistoricalSignals()
         now = datetime.now(UTC)
-        async with self._database.connection() as conn:
-            rows = await embedding_store.neighbour_outcomes(
-                conn, embedding, k=self._config.knn_k, tenant=tenant
-            )
-            user_rows = (
-                await embedding_store.neighbour_outcomes(
-                    conn, embedding, k=self._config.knn_k, tenant=tenant, user_id=user
+
+        async def outcomes(user_id: str | None) -> list[Any]:
+            async with self._database.connection() as conn:
+                return list(
+                    await embedding_store.neighbour_outcomes(
+                        conn, embedding, k=self._config.knn_k, tenant=tenant, user_id=user_id
+                    )
                 )
-                if user is not None
-                else []
-            )
+
+        rows: list[Any]
+        user_rows: list[Any]
+        if user is None:
+            rows, user_rows = await outcomes(None), []
+        else:
+            rows, user_rows = await asyncio.gather(outcomes(None), outcomes(user))
 
         def convert(records: list[Any]) -> HistoricalSignals:
             return summarize(
@@ -312,19 +322,25 @@ class Router:
             request.max_tokens,
         )
         request_id = str(uuid.uuid4())
-        async with self._database.connection() as conn:
-            await request_log.insert_request(
-                conn,
-                request_id=request_id,
-                messages=[dict(m) for m in request.messages],
-                params=_request_params(request),
-                tenant=request.tenant,
-                user_id=request.user,
-                session_id=request.session,
-            )
+
+        async def log_request() -> None:
+            async with self._database.connection() as conn:
+                await request_log.insert_request(
+                    conn,
+                    request_id=request_id,
+                    messages=[dict(m) for m in request.messages],
+                    params=_request_params(request),
+                    tenant=request.tenant,
+                    user_id=request.user,
+                    session_id=request.session,
+                )
+
+        # The request row and the neighbour look-up go to the store side by side.
+        (history, user_history), _ = await asyncio.gather(
+            self._history(embedding, request.tenant, request.user), log_request()
+        )
         journal = Journal(request_id=request_id, tenant=request.tenant, user_id=request.user)
         try:
-            history, user_history = await self._history(embedding, request.tenant, request.user)
             prep = _Prepared(
                 request=request,
                 request_id=request_id,
@@ -417,11 +433,10 @@ class Router:
 
         latency_ms = (self._clock() - prep.started) * 1000.0
         self._spend.add(prep.request.tenant, prep.request.session, ledger.cost_usd)
-        await write_journal(
-            self._database,
+        await self._record(
             prep.journal,
             Completed(output=text, model=arm, cost_usd=ledger.cost_usd, latency_ms=latency_ms),
-            prep.embedding,
+            prep.embedding if self._config.learn else None,
         )
         yield RouteResult(
             request_id=prep.request_id,
@@ -756,8 +771,7 @@ class Router:
             )
         else:
             error = ProviderError("no arm was left to try", arm="")
-        await write_journal(
-            self._database,
+        await self._record(
             prep.journal,
             Failed(
                 error=error.message,
@@ -767,12 +781,20 @@ class Router:
         )
         return RouteFailed(request_id=prep.request_id, error=error, decisions=tuple(ledger.traces))
 
+    async def _record(
+        self, journal: Journal, outcome: Completed | Failed, embedding: Vector | None = None
+    ) -> None:
+        """Hand the journal to the background writer (or write it now, without one)."""
+        if self._writer is not None:
+            self._writer.submit(journal, outcome, embedding)
+        else:
+            await write_journal(self._database, journal, outcome, embedding)
+
     async def _abandon(self, journal: Journal, started: float) -> None:
         """Write what a run that ended early decided (client gone, an error) and mark it
         failed, so no decision or reward it learned from is lost."""
         try:
-            await write_journal(
-                self._database,
+            await self._record(
                 journal,
                 Failed(
                     error="abandoned: the run ended before an answer was delivered",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
@@ -18,12 +18,16 @@ import numpy as np
 from features.categories import CategoryIndex
 from features.embedding import HashingEmbedder
 from learner.config import PolicyConfig
+from router.budget import BudgetGuard
 from router.health import HealthTracker
+from router.lifecycle.journal import JournalWriter
 from router.lifecycle.judge import Judge, LLMJudge
 from router.lifecycle.stages import COMPONENT, ESCALATION, IN_GENERATION, PRE_GENERATION
+from router.metrics import Metrics, mapping_reader
 from router.policies import PolicyRegistry
 from router.pool import Pool
 from router.providers import OpenAICompatProvider, Provider
+from router.providers.instrumented import InstrumentedProvider
 from router.routing import Router, RouterConfig
 from router.settings import Settings
 from router.spend import Budgets, SpendTracker
@@ -45,6 +49,10 @@ class Runtime:
     policies: PolicyRegistry
     health: HealthTracker
     router: Router
+    spend: SpendTracker
+    budget: BudgetGuard
+    metrics: Metrics
+    writer: JournalWriter | None = None
 
 
 async def open_database(settings: Settings, stack: AsyncExitStack) -> Database:
@@ -85,8 +93,13 @@ def policy_configs(settings: Settings) -> dict[str, PolicyConfig]:
 
 
 @asynccontextmanager
-async def open_runtime(settings: Settings, pool: Pool) -> AsyncIterator[Runtime]:
-    """Open the store, the HTTP client, the providers and the policies; close them on exit."""
+async def open_runtime(
+    settings: Settings, pool: Pool, metrics: Metrics | None = None
+) -> AsyncIterator[Runtime]:
+    """Open the store, the HTTP client, the providers and the policies; close them on exit.
+
+    ``metrics`` (default: a new one) receives every provider call and exports live state.
+    """
     async with AsyncExitStack() as stack:
         database = await open_database(settings, stack)
         http = httpx.AsyncClient(
@@ -94,34 +107,41 @@ async def open_runtime(settings: Settings, pool: Pool) -> AsyncIterator[Runtime]
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
         )
         stack.push_async_callback(http.aclose)
+        metrics = metrics or Metrics()
         providers: dict[str, Provider] = {
-            arm.name: OpenAICompatProvider(arm, http) for arm in pool.arms
+            arm.name: InstrumentedProvider(OpenAICompatProvider(arm, http), metrics)
+            for arm in pool.arms
         }
         policies = PolicyRegistry(
             database, policy_configs(settings), snapshot_every=settings.snapshot_every
         )
         await policies.load()
         stack.push_async_callback(policies.close)
+        writer = JournalWriter(database)
+        stack.push_async_callback(writer.drain)  # before the policies' last snapshot
         health = HealthTracker(pool.names)
         embedder = HashingEmbedder()
         judge: Judge | None = (
-            LLMJudge(OpenAICompatProvider(pool.judge, http)) if pool.judge is not None else None
+            LLMJudge(InstrumentedProvider(OpenAICompatProvider(pool.judge, http), metrics))
+            if pool.judge is not None
+            else None
         )
+        spend = SpendTracker(
+            Budgets(tenant_usd=settings.tenant_budget_usd, session_usd=settings.session_budget_usd)
+        )
+        watch(metrics, spend, policies, health, pool.names)
         router = Router(
             pool=pool,
             providers=providers,
             database=database,
             policies=policies,
             health=health,
-            spend=SpendTracker(
-                Budgets(
-                    tenant_usd=settings.tenant_budget_usd, session_usd=settings.session_budget_usd
-                )
-            ),
+            spend=spend,
             embedder=embedder,
             categories=CategoryIndex.build(embedder),
             rng=np.random.default_rng(settings.seed),
             judge=judge,
+            writer=writer,
             config=RouterConfig(knn_k=settings.knn_k, max_attempts=settings.max_attempts),
         )
         yield Runtime(
@@ -133,4 +153,55 @@ async def open_runtime(settings: Settings, pool: Pool) -> AsyncIterator[Runtime]
             policies=policies,
             health=health,
             router=router,
+            spend=spend,
+            budget=BudgetGuard(spend, database),
+            metrics=metrics,
+            writer=writer,
         )
+
+
+def watch(
+    metrics: Metrics,
+    spend: SpendTracker,
+    policies: PolicyRegistry,
+    health: HealthTracker,
+    arms: Sequence[str],
+) -> None:
+    """Export live state as gauges read at each scrape: spend and budget use per tenant,
+    policy updates per stage, open circuits and in-flight calls per arm."""
+    metrics.watch(
+        "signalroute_tenant_spend_usd",
+        "What each tenant spent (USD), as this process knows it (restored from the store).",
+        ("tenant",),
+        mapping_reader(spend.tenants),
+    )
+
+    def budget_used() -> dict[str, float]:
+        if spend.budgets.tenant_usd is None:
+            return {}
+        return {t: usd / spend.budgets.tenant_usd for t, usd in spend.tenants().items()}
+
+    metrics.watch(
+        "signalroute_tenant_budget_used_ratio",
+        "Share of its budget each tenant used (when SIGNALROUTE_TENANT_BUDGET_USD is set).",
+        ("tenant",),
+        mapping_reader(budget_used),
+    )
+    metrics.watch(
+        "signalroute_policy_updates",
+        "Rewards each stage's policy learned from (the policy_version of its decisions).",
+        ("stage",),
+        mapping_reader(lambda: {s: float(policies.get(s).updates) for s in policies.stages}),
+    )
+    metrics.watch(
+        "signalroute_arm_circuit_open",
+        "1 while an arm's circuit breaker is open (the arm is skipped), else 0.",
+        ("arm",),
+        mapping_reader(lambda: {a: 0.0 if health.snapshot(a).available else 1.0 for a in arms}),
+    )
+    metrics.watch(
+        "signalroute_arm_in_flight",
+        "Provider calls in flight, per arm.",
+        ("arm",),
+        mapping_reader(lambda: {a: float(health.snapshot(a).in_flight) for a in arms}),
+    )

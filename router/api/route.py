@@ -12,7 +12,8 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from features.errors import RequestError
 from learner.reward import RewardWeights
-from router.api.deps import get_runtime
+from router.api.admission import admit, feedback_target, settle
+from router.api.deps import CallerDep, get_runtime
 from router.api.errors import error_body
 from router.api.schemas import FeedbackBody, RouteAndRunBody
 from router.constraints import Constraints
@@ -29,7 +30,7 @@ routes = APIRouter(tags=["routing"])
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def route_request(body: RouteAndRunBody, runtime: Runtime) -> RouteRequest:
+def route_request(body: RouteAndRunBody, runtime: Runtime, tenant: str) -> RouteRequest:
     """The core request for a validated body, with the pool's default objective filled in."""
     objective = runtime.pool.objective
     lambda_cost, lambda_latency = objective.lambda_cost, objective.lambda_latency
@@ -47,7 +48,7 @@ def route_request(body: RouteAndRunBody, runtime: Runtime) -> RouteRequest:
             cost_ref_usd=runtime.settings.cost_ref_usd,
             latency_ref_ms=runtime.settings.latency_ref_ms,
         ),
-        tenant=body.tenant or "default",
+        tenant=tenant,
         user=body.user,
         session=body.session,
         response_format=body.response_format,
@@ -100,7 +101,7 @@ def failed_body(failure: RouteFailed) -> dict[str, Any]:
 
 @routes.post("/route-and-run", response_model=None)
 async def route_and_run(
-    body: RouteAndRunBody, runtime: RuntimeDep
+    body: RouteAndRunBody, runtime: RuntimeDep, caller: CallerDep
 ) -> JSONResponse | StreamingResponse:
     """Route the request, run it on the chosen arm, and return the answer with its trace.
 
@@ -108,10 +109,14 @@ async def route_and_run(
     text, then one ``result`` event (the same body as the non-streaming response) or one
     ``error`` event.
     """
-    request = route_request(body, runtime)
+    tenant = caller.tenant(body.tenant)
+    await admit(runtime, tenant, body.session)
+    request = route_request(body, runtime, tenant)
     events = runtime.router.run(request)
     if not request.stream:
         async for event in events:
+            if isinstance(event, RouteResult | RouteFailed):
+                await settle(runtime, caller, event)
             if isinstance(event, RouteResult):
                 return JSONResponse(
                     result_body(event), headers={"x-signalroute-request-id": event.request_id}
@@ -129,6 +134,8 @@ async def route_and_run(
     async def sse() -> AsyncIterator[str]:
         event: RouteEvent | None = first
         while event is not None:
+            if isinstance(event, RouteResult | RouteFailed):
+                await settle(runtime, caller, event)
             yield _sse_event(event)
             event = await anext(events, None)
 
@@ -151,8 +158,17 @@ def _sse_event(event: RouteEvent) -> str:
 
 
 @routes.post("/feedback")
-async def feedback(body: FeedbackBody, runtime: RuntimeDep) -> JSONResponse:
-    """Record a delayed reward and learn from it; idempotent with ``idempotency_key``."""
+async def feedback(body: FeedbackBody, runtime: RuntimeDep, caller: CallerDep) -> JSONResponse:
+    """Record a delayed reward and learn from it; idempotent with ``idempotency_key``.
+
+    With API keys, only the key that made the request may send its feedback.
+    """
+    if runtime.writer is not None:  # the request's rows may still be on their way
+        await runtime.writer.wait(request_id=body.request_id, decision_id=body.decision_id)
+    if caller.key is not None and (body.request_id is None) != (body.decision_id is None):
+        await feedback_target(
+            runtime, caller, request_id=body.request_id, decision_id=body.decision_id
+        )
     result = await record_feedback(
         runtime.database,
         runtime.policies,
@@ -162,6 +178,9 @@ async def feedback(body: FeedbackBody, runtime: RuntimeDep) -> JSONResponse:
         request_id=body.request_id,
         idempotency_key=body.idempotency_key,
     )
+    for credited in result.credited:
+        if credited.created:
+            runtime.metrics.reward(credited.decision.stage, body.source, body.reward)
     primary = result.primary
     return JSONResponse(
         {
@@ -188,10 +207,16 @@ async def feedback(body: FeedbackBody, runtime: RuntimeDep) -> JSONResponse:
 
 
 @routes.get("/requests/{request_id}")
-async def get_request(request_id: str, runtime: RuntimeDep) -> dict[str, Any]:
-    """The logged request, its decisions (with context and propensities) and their rewards."""
+async def get_request(request_id: str, runtime: RuntimeDep, caller: CallerDep) -> dict[str, Any]:
+    """The logged request, its decisions (with context and propensities) and their rewards.
+
+    With API keys, only requests of the key's tenant are found.
+    """
+    if runtime.writer is not None:
+        await runtime.writer.wait(request_id=request_id)
     async with runtime.database.connection() as conn:
         record = await request_log.get_request(conn, request_id)
+        caller.check_sees(record)
         decisions = await decision_log.list_decisions_for_request(conn, request_id)
         rewards = await reward_log.list_rewards_for_request(conn, request_id)
     by_decision: dict[str, list[dict[str, Any]]] = {}

@@ -7,16 +7,21 @@ journal is written exactly once: completed, failed, or abandoned.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from features.embedding import Vector
+from features.errors import SignalrouteError
 from store import decisions as decision_log
 from store import embeddings as embedding_store
 from store import requests as request_log
 from store import rewards as reward_log
 from store.database import Database
+
+log = logging.getLogger("signalroute.journal")
 
 
 @dataclass(frozen=True)
@@ -133,3 +138,55 @@ async def write(
                 latency_ms=outcome.latency_ms,
             )
     journal.written = True
+
+
+class JournalWriter:
+    """Writes journals in the background, so a response does not wait for the commit.
+
+    Readers that need a request's rows (its trace, feedback on it) first ``wait`` for its
+    pending write; shutdown ``drain``s every pending write before the store closes.
+    """
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self._pending: dict[str, asyncio.Task[None]] = {}
+        self._by_decision: dict[str, str] = {}
+
+    def submit(
+        self, journal: Journal, outcome: Completed | Failed, embedding: Vector | None = None
+    ) -> None:
+        """Start writing ``journal``; it counts as written from now on."""
+        journal.written = True
+        for row in journal.decisions:
+            self._by_decision[row.decision_id] = journal.request_id
+        task = asyncio.create_task(self._write(journal, outcome, embedding))
+        self._pending[journal.request_id] = task
+
+    async def _write(
+        self, journal: Journal, outcome: Completed | Failed, embedding: Vector | None
+    ) -> None:
+        try:
+            await write(self._database, journal, outcome, embedding)
+        except SignalrouteError as exc:
+            log.error("request %s: journal not written: %s", journal.request_id, exc.message)
+        finally:
+            self._pending.pop(journal.request_id, None)
+            for row in journal.decisions:
+                self._by_decision.pop(row.decision_id, None)
+
+    async def wait(self, request_id: str | None = None, decision_id: str | None = None) -> None:
+        """Return once the request's (or decision's request's) rows are in the store."""
+        if request_id is None and decision_id is not None:
+            request_id = self._by_decision.get(decision_id)
+        task = self._pending.get(request_id) if request_id is not None else None
+        if task is not None:
+            await asyncio.shield(task)
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    async def drain(self) -> None:
+        """Wait for every pending write."""
+        while self._pending:
+            await asyncio.gather(*list(self._pending.values()), return_exceptions=True)
