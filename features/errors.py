@@ -123,3 +123,32 @@ class NoEligibleArmError(RequestError):
 
     status_code = 422
     code = "no_eligible_arm"
+
+
+# --- access ----------------------------------------------------------------------------------
+
+
+class AuthenticationError(RequestError):
+    """No API key, or one that is unknown or revoked (the message says which)."""
+
+    status_code = 401
+    code = "invalid_api_key"
+
+
+class PermissionDeniedError(RequestError):
+    """The caller's key may not do this (another key's feedback, another tenant's name)."""
+
+    status_code = 403
+    code = "permission_denied"
+
+
+class BudgetExceededError(RequestError):
+    """A tenant's or session's budget is used up; ``remaining_usd`` is what is left (<= 0)."""
+
+    status_code = 402
+    code = "budget_exceeded"
+
+    def __init__(self, message: str, *, scope: str, remaining_usd: float) -> None:
+        super().__init__(message)
+        self.scope = scope
+        self.remaining_usd = remaining_usd

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 Exploration = Literal["epsilon", "squarecb", "softmax"]
+CbType = Literal["mtr", "ips", "dr", "dm"]
 
 
 @dataclass(frozen=True)
@@ -16,6 +17,10 @@ class PolicyConfig:
     ``squarecb``: probabilities fall with each arm's estimated gap to the best
     (``gamma_scale`` sets how fast). ``softmax``: probabilities proportional to
     exp(``softmax_lambda`` * score).
+
+    ``cb_type`` is how VW turns a logged (arm, probability, reward) into a training signal:
+    ``mtr`` (VW's default for ADF), ``ips``, ``dr`` or ``dm``; counterfactual training from
+    logs chooses ``ips`` or ``dr`` explicitly.
     """
 
     exploration: Exploration = "epsilon"
@@ -25,10 +30,13 @@ class PolicyConfig:
     learning_rate: float = 0.5
     interactions: tuple[str, ...] = ("QA", "HA")
     seed: int = 0
+    cb_type: CbType = "mtr"
 
     def __post_init__(self) -> None:
         if self.exploration not in ("epsilon", "squarecb", "softmax"):
             raise ValueError(f"unknown exploration {self.exploration!r}")
+        if self.cb_type not in ("mtr", "ips", "dr", "dm"):
+            raise ValueError(f"unknown cb_type {self.cb_type!r}: use mtr, ips, dr or dm")
         if not 0.0 < self.epsilon <= 1.0:
             raise ValueError("epsilon must be in (0, 1]: every eligible arm keeps some probability")
         if self.gamma_scale <= 0 or self.softmax_lambda <= 0 or self.learning_rate <= 0:
@@ -40,6 +48,8 @@ class PolicyConfig:
     def vw_args(self) -> str:
         """The VW command line for a ``--cb_explore_adf`` workspace with this config."""
         args = ["--cb_explore_adf", "--quiet", f"--random_seed {self.seed}"]
+        if self.cb_type != "mtr":
+            args.append(f"--cb_type {self.cb_type}")
         args.append(f"-l {self.learning_rate:g}")
         if self.exploration == "epsilon":
             args.append(f"--epsilon {self.epsilon:g}")

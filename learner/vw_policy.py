@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,7 @@ import vowpalwabbit
 from learner.config import PolicyConfig
 from learner.context import Context
 from learner.sampling import normalize
-from learner.vw_format import adf_lines
+from learner.vw_format import adf_lines, with_label
 
 
 def vw_cost(reward: float) -> float:
@@ -63,9 +64,12 @@ class VWPolicy:
 
     def pmf(self, context: Context) -> list[float]:
         """Probability of each of the context's arms, in order; sums to 1."""
-        lines = adf_lines(context)
+        return self.pmf_formatted(adf_lines(context))
+
+    def pmf_formatted(self, lines: Sequence[str]) -> list[float]:
+        """``pmf`` of a context already formatted by ``adf_lines`` (without a label)."""
         with self._lock:
-            raw = self._workspace.predict(lines)
+            raw = self._workspace.predict(list(lines))
         return normalize(raw)
 
     def learn(self, context: Context, arm: str, probability: float, reward: float) -> int:
@@ -73,11 +77,20 @@ class VWPolicy:
 
         Returns the new update count.
         """
+        return self.learn_formatted(adf_lines(context), context.index(arm), probability, reward)
+
+    def learn_formatted(
+        self, lines: Sequence[str], index: int, probability: float, reward: float
+    ) -> int:
+        """``learn`` for a context already formatted by ``adf_lines`` (without a label), the
+        chosen arm given by its ``index``: lets a replay format each logged context once."""
         if not 0.0 < probability <= 1.0:
             raise ValueError(f"probability must be in (0, 1], got {probability}")
         if not 0.0 <= reward <= 1.0:
             raise ValueError(f"reward must be in [0, 1], got {reward}")
-        lines = adf_lines(context, label=(context.index(arm), vw_cost(reward), probability))
+        if not 0 <= index < len(lines) - 1:
+            raise ValueError(f"arm index {index} is outside the formatted context")
+        lines = with_label(lines, (index, vw_cost(reward), probability))
         with self._lock:
             self._workspace.learn(lines)
             self._updates += 1

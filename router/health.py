@@ -36,6 +36,11 @@ class _ArmState:
         self.latencies: deque[float] = deque(maxlen=config.latency_window)
         self.ewma_ms: float | None = None
         self.outcomes: deque[tuple[float, bool]] = deque()
+        self.errors = 0
+        """Failures among ``outcomes`` (kept in step, so a snapshot need not count them)."""
+        self.p95_ms: float | None = None
+        self.p95_stale = False
+        """The p95 is recomputed only after a new latency arrived."""
         self.consecutive_failures = 0
         self.headroom: float | None = None
         self.in_flight = 0
@@ -66,7 +71,9 @@ class HealthTracker:
     def _prune(self, state: _ArmState, now: float) -> None:
         horizon = now - self._config.error_window_s
         while state.outcomes and state.outcomes[0][0] < horizon:
-            state.outcomes.popleft()
+            _, ok = state.outcomes.popleft()
+            if not ok:
+                state.errors -= 1
 
     def started(self, arm: str) -> None:
         """A call to ``arm`` began (counts toward in-flight; claims the half-open probe)."""
@@ -81,6 +88,7 @@ class HealthTracker:
         now = self._clock()
         state.in_flight = max(0, state.in_flight - 1)
         state.latencies.append(latency_ms)
+        state.p95_stale = True
         alpha = self._config.ewma_alpha
         state.ewma_ms = (
             latency_ms
@@ -102,6 +110,7 @@ class HealthTracker:
         state.probing = False
         if latency_ms is not None:
             state.latencies.append(latency_ms)
+            state.p95_stale = True
 
     def failed(self, arm: str, *, retry_after_s: float | None = None) -> None:
         """A call failed; may open the circuit (at least ``retry_after_s`` when given)."""
@@ -109,11 +118,12 @@ class HealthTracker:
         now = self._clock()
         state.in_flight = max(0, state.in_flight - 1)
         state.outcomes.append((now, False))
+        state.errors += 1
         state.consecutive_failures += 1
         self._prune(state, now)
         config = self._config
         calls = len(state.outcomes)
-        errors = sum(1 for _, ok in state.outcomes if not ok)
+        errors = state.errors
         should_open = (
             state.probing
             or state.consecutive_failures >= config.open_after_consecutive_failures
@@ -138,12 +148,13 @@ class HealthTracker:
         now = self._clock()
         self._prune(state, now)
         calls = len(state.outcomes)
-        errors = sum(1 for _, ok in state.outcomes if not ok)
-        p95 = float(np.percentile(list(state.latencies), 95)) if state.latencies else None
+        if state.p95_stale:
+            state.p95_ms = float(np.percentile(list(state.latencies), 95))
+            state.p95_stale = False
         return ArmHealth(
             latency_ewma_ms=state.ewma_ms,
-            latency_p95_ms=p95,
-            error_rate=errors / calls if calls else 0.0,
+            latency_p95_ms=state.p95_ms,
+            error_rate=state.errors / calls if calls else 0.0,
             calls_in_window=calls,
             rate_limit_headroom=state.headroom,
             in_flight=state.in_flight,

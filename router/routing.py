@@ -170,6 +170,7 @@ class _Prepared:
     user_history: HistoricalSignals
     spend: Spend
     journal: Journal
+    timings: dict[str, float] = field(default_factory=dict)
 
     def chat(self, messages: tuple[Message, ...] | None = None) -> ChatRequest:
         request = self.request
@@ -450,6 +451,7 @@ class Router:
                 for i, c in enumerate(components)
             ),
             assessment=assessment.as_json(),
+            timings=dict(prep.timings),
         )
 
     # --- pre- and in-generation ----------------------------------------------------------
@@ -497,6 +499,8 @@ class Router:
             )
             held = ""
             released = False
+            # Router overhead before the first model call: signals, kNN, policy, draw.
+            prep.timings.setdefault("decision_ms", (self._clock() - prep.started) * 1000.0)
             self._health.started(arm.name)
             try:
                 async for event in monitored_run(

@@ -61,6 +61,7 @@ class RouteResult:
     decisions: tuple[DecisionTrace, ...] = ()
     components: tuple[ComponentTrace, ...] = ()
     assessment: Mapping[str, Any] = field(default_factory=dict)
+    timings: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,9 @@
 * ``store.database``: ``Database``, the connection pool (migrates and checks on connect).
 * ``store.migrations``: versioned schema migrations (``store/migrations/*.sql``).
 * ``store.requests``, ``store.decisions``, ``store.rewards``, ``store.embeddings``,
-  ``store.snapshots``: async record functions taking the caller's connection, so the caller
-  decides the transaction; they return the frozen values of ``store.records``.
+  ``store.snapshots``, ``store.api_keys``: async record functions taking the caller's
+  connection, so the caller decides the transaction; they return the frozen values of
+  ``store.records``.
 
 Every failure leaves as a ``features.errors`` exception (see ``store.translation``).
 """

@@ -97,11 +97,14 @@ async def list_decisions(
     stage: str | None = None,
     tenant: str | None = None,
     limit: int = DEFAULT_LIST_LIMIT,
+    after: tuple[datetime, Id] | None = None,
 ) -> list[DecisionRecord]:
     """Decisions made in [``since``, ``until``), oldest first, at most ``limit`` of them.
 
     Each filter left as None does not filter. ``tenant`` is the tenant of the decision's
-    request. For replay and off-policy evaluation.
+    request. ``after`` is the ``(created_at, id)`` of the last decision of the previous
+    page: only decisions after it in this order are returned (keyset paging, so reading a
+    large log never skips or repeats a row). For replay and off-policy evaluation.
     """
     if limit < 0:
         raise ValueError(f"limit must be >= 0, got {limit}")
@@ -119,6 +122,9 @@ async def list_decisions(
     if tenant is not None:
         conditions.append(sql.SQL("r.tenant = %s"))
         values.append(tenant)
+    if after is not None:
+        conditions.append(sql.SQL("(d.created_at, d.id) > (%s, %s)"))
+        values.extend((after[0], reference(after[1], "decision")))
     query = sql.SQL(
         "SELECT {columns} FROM decisions AS d JOIN requests AS r ON r.id = d.request_id "
         "WHERE {conditions} ORDER BY d.created_at, d.id LIMIT %s"

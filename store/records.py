@@ -52,6 +52,8 @@ class RequestRecord:
     latency_ms: float | None
     error: str | None
     completed_at: datetime | None
+    api_key_id: UUID | None = None
+    """The API key that made the request (None in local mode, without keys)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +107,26 @@ class NeighbourOutcome:
     arm: str
     reward: float | None
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    """An API key bound to ``tenant``; only the sha256 of its token is stored.
+
+    ``prefix`` is the token's first characters, to tell keys apart in listings.
+    """
+
+    id: UUID
+    tenant: str
+    name: str | None
+    prefix: str
+    key_hash: str = field(repr=False)
+    created_at: datetime
+    revoked_at: datetime | None
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
 
 
 @dataclass(frozen=True, slots=True)

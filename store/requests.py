@@ -32,15 +32,16 @@ async def insert_request(
     user_id: str | None = None,
     session_id: str | None = None,
     request_id: Id | None = None,
+    api_key_id: Id | None = None,
 ) -> RequestRecord:
     """Log an accepted request (status ``accepted``); ``request_id`` defaults to a new uuid.
 
     ``messages`` and ``params`` must be JSON-serialisable. Raises ConflictError if the id
-    exists.
+    exists, NotFoundError if ``api_key_id`` names no key.
     """
     query = sql.SQL(
-        "INSERT INTO requests (id, tenant, user_id, session_id, messages, params) "
-        "VALUES (%s, %s, %s, %s, %s, %s)"
+        "INSERT INTO requests (id, tenant, user_id, session_id, messages, params, api_key_id) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s)"
     )
     values = (
         new_id(request_id),
@@ -49,6 +50,7 @@ async def insert_request(
         session_id,
         Jsonb([dict(message) for message in messages]),
         Jsonb(dict(params)),
+        None if api_key_id is None else reference(api_key_id, "API key"),
     )
     with translated("cannot log the request"):
         return await _one(conn, query + _RETURNING, values)
@@ -101,6 +103,48 @@ async def fail_request(
         if row is None:
             raise await _not_accepted(conn, rid, "fail")
     return row
+
+
+async def attribute_to_key(conn: AsyncConnection[Any], request_id: Id, api_key_id: Id) -> None:
+    """Record that key ``api_key_id`` made the request (for requests logged without it).
+
+    Idempotent for the same key. Raises NotFoundError for an unknown request or key,
+    ConflictError when another key is already recorded.
+    """
+    rid = reference(request_id, "request")
+    kid = reference(api_key_id, "API key")
+    with translated(f"cannot record the API key of request {rid}"):
+        cursor = await conn.execute(
+            "UPDATE requests SET api_key_id = %s WHERE id = %s "
+            "AND (api_key_id IS NULL OR api_key_id = %s) RETURNING id",
+            (kid, rid, kid),
+        )
+        if await cursor.fetchone() is not None:
+            return
+        cursor = await conn.execute("SELECT api_key_id FROM requests WHERE id = %s", (rid,))
+        found = await cursor.fetchone()
+    if found is None:
+        raise NotFoundError(f"cannot record the API key of request {rid}: no such request")
+    raise ConflictError(f"request {rid} was already made with API key {found[0]}")
+
+
+async def spend_usd(
+    conn: AsyncConnection[Any], tenant: str, session_id: str | None = None
+) -> float:
+    """What ``tenant`` (and, when given, its session ``session_id``) spent, over all time.
+
+    The sum of ``cost_usd`` of its completed requests.
+    """
+    query = "SELECT coalesce(sum(cost_usd), 0) FROM requests WHERE tenant = %s"
+    values: tuple[str, ...] = (tenant,)
+    if session_id is not None:
+        query += " AND session_id = %s"
+        values = (tenant, session_id)
+    with translated(f"cannot sum the spend of tenant {tenant!r}"):
+        cursor = await conn.execute(query, values)
+        row = await cursor.fetchone()
+    assert row is not None
+    return float(row[0])
 
 
 async def get_request(conn: AsyncConnection[Any], request_id: Id) -> RequestRecord:

@@ -8,6 +8,7 @@ twice. Every function runs in the caller's transaction.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from psycopg import AsyncConnection, sql
@@ -77,6 +78,23 @@ async def list_rewards_for_decision(
         return await _fetch(conn, query, (did,))
 
 
+async def list_rewards_for_decisions(
+    conn: AsyncConnection[Any], decision_ids: Sequence[Id]
+) -> list[RewardRecord]:
+    """The rewards of many decisions in one query, ordered by decision id, then oldest first.
+
+    Unknown ids have no rewards. For replay, which reads decisions a page at a time.
+    """
+    ids = [reference(decision_id, "decision") for decision_id in decision_ids]
+    if not ids:
+        return []
+    query = sql.SQL(
+        "SELECT {} FROM rewards WHERE decision_id = ANY(%s) ORDER BY decision_id, created_at, id"
+    ).format(columns(RewardRecord))
+    with translated(f"cannot read the rewards of {len(ids)} decisions"):
+        return await _fetch(conn, query, (ids,))
+
+
 async def list_rewards_for_request(
     conn: AsyncConnection[Any], request_id: Id
 ) -> list[RewardRecord]:
@@ -88,6 +106,41 @@ async def list_rewards_for_request(
     ).format(columns(RewardRecord, "w"))
     with translated(f"cannot read the rewards of request {rid}"):
         return await _fetch(conn, query, (rid,))
+
+
+@dataclass(frozen=True, slots=True)
+class RecentReward:
+    """The mean reward of the rewarded decisions among the last ``window`` of a stage."""
+
+    mean: float | None
+    decisions: int
+    window: int
+
+
+async def recent_reward(
+    conn: AsyncConnection[Any], *, stage: str, window: int, tenant: str | None = None
+) -> RecentReward:
+    """Mean reward over the last ``window`` decisions of ``stage`` (of ``tenant`` if given).
+
+    Each decision counts once, with the mean of its rewards (immediate and delayed);
+    decisions without a reward yet are left out, and ``decisions`` says how many counted.
+    """
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    tenant_filter = sql.SQL("AND r.tenant = %s") if tenant is not None else sql.SQL("")
+    query = sql.SQL(
+        "SELECT avg(last.mean) AS mean, count(last.mean) AS decisions FROM ("
+        "SELECT (SELECT avg(w.value) FROM rewards AS w WHERE w.decision_id = d.id) AS mean "
+        "FROM decisions AS d JOIN requests AS r ON r.id = d.request_id "
+        "WHERE d.stage = %s {} ORDER BY d.created_at DESC, d.id DESC LIMIT %s) AS last"
+    ).format(tenant_filter)
+    values: tuple[Any, ...] = (stage, tenant, window) if tenant is not None else (stage, window)
+    with translated(f"cannot average the recent rewards of stage {stage!r}"):
+        cursor = await conn.execute(query, values)
+        row = await cursor.fetchone()
+    assert row is not None
+    mean = None if row[0] is None else float(row[0])
+    return RecentReward(mean=mean, decisions=int(row[1]), window=window)
 
 
 async def _fetch(

@@ -57,3 +57,13 @@ async def latest_snapshot(conn: AsyncConnection[Any], name: str) -> SnapshotReco
             await cursor.execute(query, (name,))
             row = await cursor.fetchone()
     return None if row is None else SnapshotRecord(**row)
+
+
+async def latest_version(conn: AsyncConnection[Any], name: str) -> int | None:
+    """The highest snapshot version of policy ``name`` (without loading it), or None."""
+    with translated(f"cannot read the snapshot version of policy {name!r}"):
+        cursor = await conn.execute(
+            "SELECT max(version) FROM policy_snapshots WHERE name = %s", (name,)
+        )
+        row = await cursor.fetchone()
+    return None if row is None or row[0] is None else int(row[0])

@@ -36,6 +36,8 @@ CONSTRAINT_REASONS: Final[Mapping[str, str]] = {
     "decisions_chosen_arm_eligible": "the chosen arm must be one of the eligible arms",
     "rewards_value_range": "a reward value must be in [0, 1]",
     "policy_snapshots_version_positive": "a snapshot version must be positive",
+    "api_keys_tenant_nonempty": "an API key needs a non-empty tenant",
+    "api_keys_key_hash_sha256": "an API key is stored as a sha256 hex digest",
 }
 """Why each named CHECK constraint of the schema exists, as the error message says it."""
 

@@ -1,157 +1,254 @@
 """``/v1/chat/completions`` and ``/v1/models``: the OpenAI-compatible surface.
 
-A request whose ``model`` names an arm of the pool goes straight to that arm (routing
-bypassed); it is still logged in the store like every accepted request.
+``model`` names a route profile (``signalroute/auto``, or ``signalroute/<name>`` from the pool
+file) or an arm. A profile routes the request through every stage with the profile's arms,
+objective and stage options; an arm gets the request directly (routing bypassed, the request
+still logged and its cost counted). Routing details travel in ``x-signalroute-*`` headers and
+in one extra top-level field, ``signalroute``.
 """
 
 from __future__ import annotations
 
-import json
-import time
-import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from dataclasses import asdict
+from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from features.errors import NotFoundError, ProviderError
-from router.api.deps import get_runtime
+from learner.reward import RewardWeights
+from router.api.admission import admit, settle
+from router.api.bypass import bypass
+from router.api.deps import CallerDep, RuntimeDep
+from router.api.errors import error_body
+from router.api.openai_format import (
+    DONE,
+    SSE_HEADERS,
+    chunk,
+    completion_body,
+    error_event,
+    estimated_usage,
+    text_pieces,
+    usage_chunk,
+)
+from router.api.route import result_body
 from router.api.schemas import ChatCompletionBody
-from router.providers import ChatRequest, Completion, Delta
+from router.auth.caller import Caller
+from router.constraints import Constraints
+from router.lifecycle.stages import ESCALATE_PREFIX, StageOptions
+from router.logs import REQUEST_ID
+from router.pool import Profile
+from router.providers import Delta
+from router.routing import RouteRequest
 from router.runtime import Runtime
-from store import requests as request_log
+from router.trace import DecisionTrace, RouteEvent, RouteFailed, RouteResult, Switch
 
 routes = APIRouter(tags=["openai"])
 
 
-def _chat_request(body: ChatCompletionBody) -> ChatRequest:
-    return ChatRequest(
-        messages=tuple(m.model_dump(exclude_none=True) for m in body.messages),
-        max_tokens=body.max_tokens,
-        temperature=body.temperature,
-        response_format=body.response_format,
-    )
-
-
-def _completion_body(request_id: str, model: str, completion: Completion) -> dict[str, Any]:
-    return {
-        "id": f"chatcmpl-{request_id}",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": completion.text},
-                "finish_reason": completion.finish_reason or "stop",
-            }
-        ],
-        "usage": {
-            "prompt_tokens": completion.prompt_tokens,
-            "completion_tokens": completion.completion_tokens,
-            "total_tokens": completion.prompt_tokens + completion.completion_tokens,
-            "cost_usd": completion.cost_usd,
-        },
-    }
-
-
-def _chunk(request_id: str, model: str, delta: dict[str, Any], finish: str | None) -> str:
-    payload = {
-        "id": f"chatcmpl-{request_id}",
-        "object": "chat.completion.chunk",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-    }
-    return f"data: {json.dumps(payload)}\n\n"
-
-
 @routes.get("/v1/models")
-async def list_models(runtime: Annotated[Runtime, Depends(get_runtime)]) -> dict[str, Any]:
-    """The arms of the pool, as OpenAI model objects."""
+async def list_models(runtime: RuntimeDep, caller: CallerDep) -> dict[str, Any]:
+    """The route profiles, then the arms of the pool, as OpenAI model objects."""
+    pool = runtime.pool
+    models: list[dict[str, Any]] = []
+    for model_id in pool.profile_ids:
+        profile = pool.profile(model_id)
+        assert profile is not None
+        models.append(
+            _model(
+                model_id,
+                {
+                    "kind": "profile",
+                    "description": profile.description,
+                    "arms": list(profile.arms or pool.names),
+                },
+            )
+        )
+    models += [_model(arm.name, {"kind": "arm"}) for arm in pool.arms]
+    return {"object": "list", "data": models}
+
+
+def _model(model_id: str, details: dict[str, Any]) -> dict[str, Any]:
     return {
-        "object": "list",
-        "data": [
-            {"id": arm.name, "object": "model", "created": 0, "owned_by": "signalroute"}
-            for arm in runtime.pool.arms
-        ],
+        "id": model_id,
+        "object": "model",
+        "created": 0,
+        "owned_by": "signalroute",
+        "signalroute": details,
     }
 
 
 @routes.post("/v1/chat/completions", response_model=None)
 async def chat_completions(
-    body: ChatCompletionBody, runtime: Annotated[Runtime, Depends(get_runtime)]
+    body: ChatCompletionBody, runtime: RuntimeDep, caller: CallerDep
 ) -> JSONResponse | StreamingResponse:
-    """Send the request to the arm that ``model`` names; log it either way it ends."""
+    """Route the request with the profile ``model`` names, or send it to the arm it names."""
+    tenant = caller.tenant(body.tenant)
+    profile = runtime.pool.profile(body.model)
     provider = runtime.providers.get(body.model)
-    if provider is None:
-        known = ", ".join(runtime.pool.names)
-        raise NotFoundError(f"unknown model {body.model!r}; this pool serves: {known}")
-    request = _chat_request(body)
-    request_id = str(uuid.uuid4())
-    async with runtime.database.connection() as conn:
-        await request_log.insert_request(
-            conn,
-            request_id=request_id,
-            tenant="default",
-            user_id=body.user,
-            session_id=None,
-            messages=[dict(m) for m in request.messages],
-            params={"model": body.model, "stream": body.stream, "routing": "bypassed"},
-        )
-    headers = {"x-signalroute-request-id": request_id, "x-signalroute-arm": body.model}
+    if profile is None and provider is None:
+        known = ", ".join((*runtime.pool.profile_ids, *runtime.pool.names))
+        raise NotFoundError(f"unknown model {body.model!r}; this router serves: {known}")
+    await admit(runtime, tenant, body.session)
+    if profile is not None:
+        return await _routed(runtime, caller, body, tenant, profile)
+    assert provider is not None
+    return await bypass(runtime, caller, body, tenant, provider)
 
-    async def finish(completion: Completion | None, error: str | None) -> None:
-        async with runtime.database.connection() as conn:
-            if completion is not None:
-                await request_log.complete_request(
-                    conn,
-                    request_id,
-                    output=completion.text,
-                    model=completion.arm,
-                    cost_usd=completion.cost_usd,
-                    latency_ms=completion.latency_ms,
-                )
-            else:
-                await request_log.fail_request(conn, request_id, error=error or "unknown error")
 
+# --- routed ------------------------------------------------------------------------------
+
+
+def profile_request(
+    runtime: Runtime, body: ChatCompletionBody, tenant: str, profile: Profile, *, stream: bool
+) -> RouteRequest:
+    """The core request for a profile: its arms as a constraint, its objective and stages."""
+    pool = runtime.pool
+    objective = profile.objective or pool.objective
+    return RouteRequest(
+        messages=tuple(m.model_dump(exclude_none=True) for m in body.messages),
+        weights=RewardWeights(
+            lambda_cost=objective.lambda_cost,
+            lambda_latency=objective.lambda_latency,
+            cost_ref_usd=runtime.settings.cost_ref_usd,
+            latency_ref_ms=runtime.settings.latency_ref_ms,
+        ),
+        tenant=tenant,
+        user=body.user,
+        session=body.session,
+        response_format=body.response_format,
+        constraints=Constraints(arms=frozenset(profile.arms) if profile.arms else None),
+        max_tokens=body.max_tokens,
+        temperature=body.temperature,
+        stream=stream,
+        stages=StageOptions(**profile.stage_values(pool.stages)),
+    )
+
+
+async def _routed(
+    runtime: Runtime, caller: Caller, body: ChatCompletionBody, tenant: str, profile: Profile
+) -> JSONResponse | StreamingResponse:
+    if body.stream and profile.stream == "live":
+        return await _routed_live(runtime, caller, body, tenant, profile)
+    request = profile_request(runtime, body, tenant, profile, stream=False)
+    final: RouteResult | RouteFailed | None = None
+    async for event in runtime.router.run(request):
+        if isinstance(event, RouteResult | RouteFailed):
+            final = event
+    if final is None:
+        raise ProviderError("the router ended without an answer", arm="")
+    await settle(runtime, caller, final)
+    if isinstance(final, RouteFailed):
+        return _failed_response(final, body.model)
+    headers = _result_headers(final, body.model)
+    extra = _routed_extra(final, body.model)
+    usage = estimated_usage(request.messages, final.output).as_json(final.cost_usd)
+    completion_id = f"chatcmpl-{final.request_id}"
     if not body.stream:
-        try:
-            completion = await provider.complete(request)
-        except ProviderError as exc:
-            await finish(None, exc.message)
-            raise
-        await finish(completion, None)
-        headers["x-signalroute-cost-usd"] = f"{completion.cost_usd:.8f}"
-        return JSONResponse(_completion_body(request_id, body.model, completion), headers=headers)
+        return JSONResponse(
+            completion_body(completion_id, final.model, final.output, "stop", usage, extra),
+            headers=headers,
+        )
 
     async def events() -> AsyncIterator[str]:
-        yield _chunk(request_id, body.model, {"role": "assistant", "content": ""}, None)
-        completion: Completion | None = None
-        try:
-            async for event in provider.stream(request):
-                if isinstance(event, Delta):
-                    yield _chunk(request_id, body.model, {"content": event.text}, None)
-                else:
-                    completion = event
-        except ProviderError as exc:
-            await finish(None, exc.message)
-            error = {"error": {"code": exc.code, "message": exc.message}}
-            yield f"data: {json.dumps(error)}\n\n"
-            return
-        await finish(completion, None)
-        assert completion is not None
-        yield _chunk(request_id, body.model, {}, completion.finish_reason or "stop")
-        usage = _completion_body(request_id, body.model, completion)["usage"]
-        final = {
-            "id": f"chatcmpl-{request_id}",
-            "object": "chat.completion.chunk",
-            "model": body.model,
-            "choices": [],
-            "usage": usage,
-        }
-        yield f"data: {json.dumps(final)}\n\n"
-        yield "data: [DONE]\n\n"
+        yield chunk(completion_id, final.model, {"role": "assistant", "content": ""})
+        for piece in text_pieces(final.output):
+            yield chunk(completion_id, final.model, {"content": piece})
+        yield chunk(completion_id, final.model, {}, "stop", extra)
+        if body.include_usage:
+            yield usage_chunk(completion_id, final.model, usage)
+        yield DONE
 
-    return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
+    return StreamingResponse(
+        events(), media_type="text/event-stream", headers=SSE_HEADERS | headers
+    )
+
+
+async def _routed_live(
+    runtime: Runtime, caller: Caller, body: ChatCompletionBody, tenant: str, profile: Profile
+) -> JSONResponse | StreamingResponse:
+    """Forward text as the router releases it; a replacement comes after a switch chunk."""
+    request = profile_request(runtime, body, tenant, profile, stream=True)
+    events = runtime.router.run(request)
+    first = await anext(events, None)  # validation errors (422) raise here, before the 200
+    if isinstance(first, RouteFailed):
+        await settle(runtime, caller, first)
+        return _failed_response(first, body.model)
+    completion_id = f"chatcmpl-{REQUEST_ID.get() or 'stream'}"
+    model = body.model
+
+    async def sse() -> AsyncIterator[str]:
+        yield chunk(completion_id, model, {"role": "assistant", "content": ""})
+        event: RouteEvent | None = first
+        while event is not None:
+            if isinstance(event, Delta):
+                yield chunk(completion_id, model, {"content": event.text})
+            elif isinstance(event, Switch):
+                yield chunk(completion_id, model, {}, None, {"switch": asdict(event)})
+            elif isinstance(event, RouteFailed):
+                await settle(runtime, caller, event)
+                yield error_event(event.error.code, event.error.message)
+                return
+            else:
+                await settle(runtime, caller, event)
+                yield chunk(completion_id, event.model, {}, "stop", _routed_extra(event, model))
+                if body.include_usage:
+                    usage = estimated_usage(request.messages, event.output)
+                    yield usage_chunk(completion_id, event.model, usage.as_json(event.cost_usd))
+                yield DONE
+                return
+            event = await anext(events, None)
+
+    return StreamingResponse(
+        sse(),
+        media_type="text/event-stream",
+        headers=SSE_HEADERS | {"x-signalroute-profile": body.model},
+    )
+
+
+def answering_decision(result: RouteResult) -> DecisionTrace | None:
+    """The decision that put the answering arm on the answer (drawn or escalated to)."""
+    wanted = (result.model, f"{ESCALATE_PREFIX}{result.model}")
+    return next((d for d in reversed(result.decisions) if d.arm in wanted), None)
+
+
+def _result_headers(result: RouteResult, profile_id: str) -> dict[str, str]:
+    headers = {
+        "x-signalroute-request-id": result.request_id,
+        "x-signalroute-profile": profile_id,
+        "x-signalroute-arm": result.model,
+        "x-signalroute-cost-usd": f"{result.cost_usd:.8f}",
+    }
+    decision = answering_decision(result)
+    if decision is not None:
+        headers["x-signalroute-probability"] = f"{decision.probability:.6f}"
+    return headers
+
+
+def _routed_extra(result: RouteResult, profile_id: str) -> dict[str, Any]:
+    decision = answering_decision(result)
+    return {
+        "request_id": result.request_id,
+        "profile": profile_id,
+        "arm": result.model,
+        "probability": decision.probability if decision is not None else None,
+        "cost_usd": result.cost_usd,
+        "latency_ms": round(result.latency_ms, 2),
+        "usage_estimated": True,
+        "trace": result_body(result)["trace"],
+    }
+
+
+def _failed_response(failure: RouteFailed, profile_id: str) -> JSONResponse:
+    body = error_body(failure.error.code, failure.error.message)
+    body["signalroute"] = {
+        "request_id": failure.request_id,
+        "profile": profile_id,
+        "trace": {"decisions": [asdict(d) for d in failure.decisions]},
+    }
+    return JSONResponse(
+        body,
+        status_code=failure.error.status_code,
+        headers={"x-signalroute-request-id": failure.request_id},
+    )

@@ -1,10 +1,13 @@
-"""FastAPI dependencies: how a handler reaches the runtime the lifespan opened."""
+"""FastAPI dependencies: how a handler reaches the runtime the lifespan opened, and its caller."""
 
 from __future__ import annotations
 
-from fastapi import Request
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
 
 from features.errors import StoreUnavailableError
+from router.auth.caller import Caller, authenticate
 from router.runtime import Runtime
 
 
@@ -14,3 +17,16 @@ def get_runtime(request: Request) -> Runtime:
     if not isinstance(runtime, Runtime):
         raise StoreUnavailableError("the service is not ready yet")
     return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+async def get_caller(
+    runtime: RuntimeDep, authorization: Annotated[str | None, Header()] = None
+) -> Caller:
+    """Who sent the request: 401 without a valid key when ``SIGNALROUTE_AUTH=keys``."""
+    return await authenticate(runtime.settings.auth, runtime.database, authorization)
+
+
+CallerDep = Annotated[Caller, Depends(get_caller)]

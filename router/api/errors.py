@@ -9,7 +9,12 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from features.errors import ProviderRateLimitedError, SignalrouteError
+from features.errors import (
+    AuthenticationError,
+    BudgetExceededError,
+    ProviderRateLimitedError,
+    SignalrouteError,
+)
 
 log = logging.getLogger("signalroute.http")
 
@@ -26,6 +31,10 @@ async def _signalroute_error(request: Request, exc: Exception) -> JSONResponse:
     headers: dict[str, str] = {}
     if isinstance(exc, ProviderRateLimitedError) and exc.retry_after_s is not None:
         headers["retry-after"] = f"{exc.retry_after_s:g}"
+    if isinstance(exc, AuthenticationError):
+        headers["www-authenticate"] = 'Bearer realm="signalroute"'
+    if isinstance(exc, BudgetExceededError):
+        headers["x-signalroute-budget-remaining-usd"] = f"{max(0.0, exc.remaining_usd):.6f}"
     return JSONResponse(
         error_body(exc.code, exc.message), status_code=exc.status_code, headers=headers
     )

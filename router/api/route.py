@@ -88,6 +88,7 @@ def result_body(result: RouteResult) -> dict[str, Any]:
             "decisions": [asdict(d) for d in result.decisions],
             "components": [asdict(c) for c in result.components],
             "assessment": dict(result.assessment),
+            "timings": dict(result.timings),
         },
     }
 

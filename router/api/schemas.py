@@ -37,6 +37,18 @@ def check_messages(messages: list[ChatMessage]) -> list[ChatMessage]:
     return messages
 
 
+def check_response_format(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """An OpenAI response format: text, json_object, or json_schema with its schema."""
+    if value is None:
+        return None
+    kind = value.get("type")
+    if kind not in ("text", "json_object", "json_schema"):
+        raise ValueError("type must be one of text, json_object, json_schema")
+    if kind == "json_schema" and not isinstance(value.get("json_schema"), dict):
+        raise ValueError("a json_schema response format needs a 'json_schema' object")
+    return value
+
+
 class ChatCompletionBody(BaseModel):
     """``POST /v1/chat/completions``; unknown OpenAI fields are accepted and ignored."""
 
@@ -49,11 +61,26 @@ class ChatCompletionBody(BaseModel):
     temperature: float | None = Field(default=None, ge=0, le=2)
     response_format: dict[str, Any] | None = None
     user: str | None = None
+    stream_options: dict[str, Any] | None = None
+    tenant: str | None = Field(default=None, min_length=1, max_length=200)
+    """signalroute's: the tenant in local mode (with API keys, the key's tenant, or 403)."""
+    session: str | None = Field(default=None, min_length=1, max_length=200)
+    """signalroute's: the session whose spend counts against the session budget."""
 
     @field_validator("messages")
     @classmethod
     def _messages(cls, messages: list[ChatMessage]) -> list[ChatMessage]:
         return check_messages(messages)
+
+    @field_validator("response_format")
+    @classmethod
+    def _format(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return check_response_format(value)
+
+    @property
+    def include_usage(self) -> bool:
+        """Whether the stream ends with a usage chunk (``stream_options.include_usage``)."""
+        return bool((self.stream_options or {}).get("include_usage"))
 
 
 class ConstraintsBody(BaseModel):
@@ -132,14 +159,7 @@ class RouteAndRunBody(BaseModel):
     @field_validator("response_format")
     @classmethod
     def _format(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        if value is None:
-            return None
-        kind = value.get("type")
-        if kind not in ("text", "json_object", "json_schema"):
-            raise ValueError("type must be one of text, json_object, json_schema")
-        if kind == "json_schema" and not isinstance(value.get("json_schema"), dict):
-            raise ValueError("a json_schema response format needs a 'json_schema' object")
-        return value
+        return check_response_format(value)
 
 
 class FeedbackBody(BaseModel):

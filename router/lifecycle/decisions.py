@@ -42,9 +42,12 @@ class Drawn:
 class Decider:
     """Draws and settles the decisions of every stage; rows go to the request's journal."""
 
-    def __init__(self, policies: PolicyRegistry, rng: np.random.Generator) -> None:
+    def __init__(
+        self, policies: PolicyRegistry, rng: np.random.Generator, *, learn: bool = True
+    ) -> None:
         self._policies = policies
         self._rng = rng
+        self._learn = learn
 
     def draw(self, journal: Journal, stage: str, context: Context) -> Drawn:
         """Draw an action from the stage's policy and journal the decision."""
@@ -80,7 +83,7 @@ class Decider:
     async def settle(
         self, journal: Journal, drawn: Drawn, reward: float, source: str = IMMEDIATE
     ) -> None:
-        """Learn from the decision's reward at once; journal it for the store."""
+        """Learn from the decision's reward at once (unless learning is off); journal it."""
         journal.reward(
             RewardRow(
                 decision_id=drawn.decision_id,
@@ -89,9 +92,10 @@ class Decider:
                 idempotency_key=f"{drawn.decision_id}:{source}",
             )
         )
-        await self._policies.learn(
-            drawn.stage, drawn.context, drawn.action, drawn.probability, reward
-        )
+        if self._learn:
+            await self._policies.learn(
+                drawn.stage, drawn.context, drawn.action, drawn.probability, reward
+            )
 
 
 def trace(

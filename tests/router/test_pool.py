@@ -66,3 +66,65 @@ def test_demo_pool_binds_its_own_address() -> None:
     pool = demo_pool().bind_self("http://127.0.0.1:8123")
     assert len(pool.arms) == 11
     assert all(a.base_url == "http://127.0.0.1:8123/replay/v1" for a in pool.arms)
+
+
+PROFILES = (
+    GOOD
+    + """
+profiles:
+  thrifty:
+    arms: [small]
+    objective: {lambda_cost: 0.9}
+    stages: {escalation: false}
+  auto:
+    description: the file's own auto
+"""
+)
+
+
+def test_profiles_name_arm_subsets_objectives_and_stages(tmp_path: Path) -> None:
+    pool = load_pool(write(tmp_path, PROFILES))
+    assert pool.profile_ids == ("signalroute/auto", "signalroute/thrifty")
+    thrifty = pool.profile("signalroute/thrifty")
+    assert thrifty is not None
+    assert thrifty.arms == ("small",)
+    assert thrifty.objective is not None
+    assert thrifty.objective.lambda_cost == 0.9
+    values = thrifty.stage_values(pool.stages)
+    assert values["escalation"] is False
+    assert values["judge"] == pool.stages.judge  # unset options come from the pool
+    auto = pool.profile("signalroute/auto")
+    assert auto is not None
+    assert auto.description == "the file's own auto"
+    assert pool.profile("small") is None
+    assert pool.profile("signalroute/absent") is None
+
+
+def test_auto_exists_without_a_profiles_section(tmp_path: Path) -> None:
+    pool = load_pool(write(tmp_path, GOOD))
+    assert pool.profile_ids == ("signalroute/auto",)
+    auto = pool.profile("signalroute/auto")
+    assert auto is not None
+    assert auto.arms is None
+    assert auto.objective is None
+
+
+@pytest.mark.parametrize(
+    ("profiles", "message"),
+    [
+        ("  cheap: {arms: [tiny]}", "profile 'cheap' names arms the pool does not have: tiny"),
+        ("  cheap: {arms: [small, small]}", "profile 'cheap' lists an arm twice"),
+        ("  cheap: {arms: []}", "profiles.cheap.arms"),
+        ("  Cheap Ones: {}", "profiles.Cheap Ones"),
+        ("  cheap: {stream: sometimes}", "profiles.cheap.stream"),
+    ],
+)
+def test_invalid_profiles_are_named(tmp_path: Path, profiles: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_pool(write(tmp_path, GOOD + "profiles:\n" + profiles + "\n"))
+    assert message in caught.value.message
+
+
+def test_arm_names_may_not_take_the_profile_prefix(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="may not start with 'signalroute/'"):
+        load_pool(write(tmp_path, GOOD.replace("name: small", "name: signalroute/small")))

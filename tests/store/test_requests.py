@@ -107,3 +107,18 @@ async def test_a_duplicate_id_conflicts(database: Database) -> None:
         request = await a_request(conn)
         with pytest.raises(ConflictError, match="already exists"):
             await a_request(conn, request_id=request.id)
+
+
+async def test_spend_sums_completed_costs_per_tenant_and_session(database: Database) -> None:
+    async with database.connection() as conn:
+        for tenant, session, cost in [("a", "s1", 0.25), ("a", "s2", 0.5), ("b", "s1", 2.0)]:
+            request = await a_request(conn, tenant=tenant, session_id=session)
+            await requests.complete_request(
+                conn, request.id, output="x", model="m", cost_usd=cost, latency_ms=1.0
+            )
+        await a_request(conn, tenant="a", session_id="s1")  # accepted, not yet priced
+
+        assert await requests.spend_usd(conn, "a") == pytest.approx(0.75)
+        assert await requests.spend_usd(conn, "a", "s1") == pytest.approx(0.25)
+        assert await requests.spend_usd(conn, "b") == pytest.approx(2.0)
+        assert await requests.spend_usd(conn, "nobody") == 0.0

@@ -85,3 +85,28 @@ async def test_a_reward_needs_an_existing_decision(database: Database) -> None:
     async with database.connection() as conn:
         with pytest.raises(NotFoundError, match='not present in table "decisions"'):
             await rewards.record_reward(conn, decision_id=uuid.uuid4(), value=1.0, source="judge")
+
+
+async def test_recent_reward_averages_the_last_decisions_of_a_stage(database: Database) -> None:
+    async with database.connection() as conn:
+        for tenant, values in [("a", [0.2, 0.4]), ("a", [1.0]), ("b", [0.0]), ("a", [])]:
+            decision = await a_decision(conn, (await a_request(conn, tenant=tenant)).id)
+            for value in values:
+                await rewards.record_reward(
+                    conn, decision_id=decision.id, value=value, source="judge"
+                )
+        await a_decision(conn, (await a_request(conn)).id, stage="post")
+
+        every = await rewards.recent_reward(conn, stage="pre", window=10)
+        last_two = await rewards.recent_reward(conn, stage="pre", window=2)
+        tenant_a = await rewards.recent_reward(conn, stage="pre", window=10, tenant="a")
+        nothing = await rewards.recent_reward(conn, stage="post", window=10)
+
+    # per decision: 0.3, 1.0, 0.0 and one without a reward (left out)
+    assert every.decisions == 3
+    assert every.mean == pytest.approx((0.3 + 1.0 + 0.0) / 3)
+    assert last_two.decisions == 1
+    assert last_two.mean == pytest.approx(0.0)
+    assert tenant_a.decisions == 2
+    assert tenant_a.mean == pytest.approx(0.65)
+    assert (nothing.decisions, nothing.mean, nothing.window) == (0, None, 10)

@@ -1,0 +1,130 @@
+"""A request to a named arm: routing bypassed, the request still logged and its cost counted."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from features.errors import ProviderError
+from router.api.openai_format import (
+    DONE,
+    SSE_HEADERS,
+    Usage,
+    chunk,
+    completion_body,
+    error_event,
+    usage_chunk,
+)
+from router.api.schemas import ChatCompletionBody
+from router.auth.caller import Caller
+from router.providers import ChatRequest, Completion, Delta, Provider
+from router.runtime import Runtime
+from store import requests as request_log
+
+ABANDONED = "abandoned: the client left before the answer was delivered"
+
+
+async def bypass(
+    runtime: Runtime, caller: Caller, body: ChatCompletionBody, tenant: str, provider: Provider
+) -> JSONResponse | StreamingResponse:
+    """Send the request to the arm ``model`` names; log it and count its cost either way."""
+    request = ChatRequest(
+        messages=tuple(m.model_dump(exclude_none=True) for m in body.messages),
+        max_tokens=body.max_tokens,
+        temperature=body.temperature,
+        response_format=body.response_format,
+    )
+    arm = body.model
+    async with runtime.database.connection() as conn:
+        record = await request_log.insert_request(
+            conn,
+            tenant=tenant,
+            user_id=body.user,
+            session_id=body.session,
+            messages=[dict(m) for m in request.messages],
+            params={"model": arm, "stream": body.stream, "routing": "bypassed"},
+            api_key_id=caller.key_id,
+        )
+    request_id = str(record.id)
+    completion_id = f"chatcmpl-{request_id}"
+    headers = {"x-signalroute-request-id": request_id, "x-signalroute-arm": arm}
+    extra = {"request_id": request_id, "arm": arm, "routing": "bypassed"}
+
+    async def finish(completion: Completion | None, error: str | None) -> None:
+        async with runtime.database.connection() as conn:
+            if completion is None:
+                await request_log.fail_request(conn, request_id, error=error or "unknown error")
+                return
+            await request_log.complete_request(
+                conn,
+                request_id,
+                output=completion.text,
+                model=completion.arm,
+                cost_usd=completion.cost_usd,
+                latency_ms=completion.latency_ms,
+            )
+        runtime.spend.add(tenant, body.session, completion.cost_usd)
+
+    def usage_of(completion: Completion) -> dict[str, Any]:
+        counts = Usage(completion.prompt_tokens, completion.completion_tokens)
+        return counts.as_json(completion.cost_usd)
+
+    if not body.stream:
+        try:
+            completion = await provider.complete(request)
+        except ProviderError as exc:
+            await finish(None, exc.message)
+            raise
+        await finish(completion, None)
+        headers["x-signalroute-cost-usd"] = f"{completion.cost_usd:.8f}"
+        return JSONResponse(
+            completion_body(
+                completion_id,
+                arm,
+                completion.text,
+                completion.finish_reason or "stop",
+                usage_of(completion),
+                extra | {"cost_usd": completion.cost_usd},
+            ),
+            headers=headers,
+        )
+
+    async def events() -> AsyncIterator[str]:
+        finished = False
+        try:
+            yield chunk(completion_id, arm, {"role": "assistant", "content": ""})
+            completion: Completion | None = None
+            try:
+                async for event in provider.stream(request):
+                    if isinstance(event, Delta):
+                        yield chunk(completion_id, arm, {"content": event.text})
+                    else:
+                        completion = event
+            except ProviderError as exc:
+                finished = True
+                await finish(None, exc.message)
+                yield error_event(exc.code, exc.message)
+                return
+            assert completion is not None
+            finished = True
+            await finish(completion, None)
+            yield chunk(
+                completion_id,
+                arm,
+                {},
+                completion.finish_reason or "stop",
+                extra | {"cost_usd": completion.cost_usd},
+            )
+            if body.include_usage:
+                yield usage_chunk(completion_id, arm, usage_of(completion))
+            yield DONE
+        finally:
+            if not finished:
+                await asyncio.shield(finish(None, ABANDONED))
+
+    return StreamingResponse(
+        events(), media_type="text/event-stream", headers=SSE_HEADERS | headers
+    )

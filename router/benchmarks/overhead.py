@@ -1,0 +1,373 @@
+"""``signalroute bench-overhead``: what routing adds to a call, measured over real HTTP.
+
+Three processes on loopback: the replay pool (recorded answers, no model latency), the
+router pointed at it, and optionally LiteLLM's proxy pointed at the same pool. For each
+RouterBench prompt, in one interleaved run:
+
+1. the router routes it (``/route-and-run``: signals, pgvector kNN, VW draw, logging,
+   streamed generation through the in-generation detectors); its trace reports the
+   in-process decision time (request in, first model call out);
+2. the same request goes straight to the replay pool, to the model the router chose;
+3. and, when LiteLLM runs, through LiteLLM's proxy to that model.
+
+HTTP-added latency is router latency minus direct latency of the same request. The run is
+repeated at ``--concurrency`` requests in flight. Post-generation stages (judge, escalation,
+component repair) are off: they are extra model calls, not overhead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from features.errors import ConfigError
+from router.replay.dataset import load_routerbench
+from router.settings import ReplaySettings
+
+POOL_TEMPLATE = """
+arms:
+{arms}
+stages: {{escalation: false, components: false, judge: never}}
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, default=Path("out/overhead"), help="report folder")
+    parser.add_argument("--n", type=int, default=300, help="sequential requests per target")
+    parser.add_argument("--concurrency", type=int, default=50, help="requests in flight")
+    parser.add_argument(
+        "--concurrent-n", type=int, default=1000, help="requests per target at concurrency"
+    )
+    parser.add_argument(
+        "--litellm",
+        type=Path,
+        default=None,
+        help="path of LiteLLM's `litellm` proxy executable (pip install 'litellm[proxy]'); "
+        "omitted: LiteLLM is not measured",
+    )
+    parser.add_argument("--seed", type=int, default=0)
+
+
+@dataclass(frozen=True)
+class Percentiles:
+    p50: float
+    p99: float
+    n: int
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Percentiles:
+        array = np.asarray(values, dtype=float)
+        return cls(float(np.percentile(array, 50)), float(np.percentile(array, 99)), len(array))
+
+    def as_json(self) -> dict[str, float]:
+        return {"p50": round(self.p50, 3), "p99": round(self.p99, 3), "n": self.n}
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def _process(
+    args: Sequence[str], env: dict[str, str], log: Path, ready_url: str, timeout_s: float = 120
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start a server process and wait until ``ready_url`` answers 200."""
+    with log.open("wb") as sink:
+        process = subprocess.Popen(args, env=env, stdout=sink, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + timeout_s
+            while True:
+                if process.poll() is not None:
+                    raise ConfigError(f"{args[0]} exited early; see {log}")
+                try:
+                    if httpx.get(ready_url, timeout=1.0).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise ConfigError(f"{ready_url} did not answer within {timeout_s:g}s")
+                time.sleep(0.2)
+            yield process
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def _pool_yaml(models: Sequence[str], replay_url: str) -> str:
+    lines = [
+        f'  - {{name: "{m}", base_url: "{replay_url}/v1", model: "{m}", context_window: 128000}}'
+        for m in models
+    ]
+    return POOL_TEMPLATE.format(arms="\n".join(lines))
+
+
+def _litellm_config(models: Sequence[str], replay_url: str) -> str:
+    entries = []
+    for model in models:
+        entries.append(
+            f'  - model_name: "{model}"\n'
+            f"    litellm_params:\n"
+            f'      model: "openai/{model}"\n'
+            f'      api_base: "{replay_url}/v1"\n'
+            f'      api_key: "unused"\n'
+        )
+    return "model_list:\n" + "".join(entries)
+
+
+@dataclass(frozen=True)
+class Sample:
+    decision_ms: float
+    router_ms: float
+    direct_ms: float
+    litellm_ms: float | None
+
+
+async def _timed_post(
+    client: httpx.AsyncClient, url: str, body: dict[str, Any]
+) -> tuple[float, Any]:
+    started = time.perf_counter()
+    response = await client.post(url, json=body)
+    elapsed = (time.perf_counter() - started) * 1000.0
+    if response.status_code != 200:
+        raise ConfigError(f"{url} answered {response.status_code}: {response.text[:200]}")
+    return elapsed, response.json()
+
+
+async def _one(
+    client: httpx.AsyncClient,
+    prompt: str,
+    router_url: str,
+    replay_url: str,
+    litellm_url: str | None,
+    litellm_key: str,
+) -> Sample:
+    messages = [{"role": "user", "content": prompt}]
+    router_ms, routed = await _timed_post(
+        client, f"{router_url}/route-and-run", {"messages": messages}
+    )
+    model = routed["model"]
+    body = {"model": model, "messages": messages}
+    direct_ms, _ = await _timed_post(client, f"{replay_url}/v1/chat/completions", body)
+    litellm_ms = None
+    if litellm_url is not None:
+        started = time.perf_counter()
+        response = await client.post(
+            f"{litellm_url}/v1/chat/completions",
+            json=body,
+            headers={"authorization": f"Bearer {litellm_key}"},
+        )
+        if response.status_code != 200:
+            raise ConfigError(f"LiteLLM answered {response.status_code}: {response.text[:200]}")
+        litellm_ms = (time.perf_counter() - started) * 1000.0
+    return Sample(
+        decision_ms=float(routed["trace"]["timings"]["decision_ms"]),
+        router_ms=router_ms,
+        direct_ms=direct_ms,
+        litellm_ms=litellm_ms,
+    )
+
+
+async def _run_phase(
+    prompts: Sequence[str],
+    concurrency: int,
+    router_url: str,
+    replay_url: str,
+    litellm_url: str | None,
+    litellm_key: str,
+) -> tuple[list[Sample], float]:
+    limits = httpx.Limits(
+        max_connections=concurrency * 3, max_keepalive_connections=concurrency * 3
+    )
+    samples: list[Sample] = []
+    semaphore = asyncio.Semaphore(concurrency)
+    async with httpx.AsyncClient(timeout=120, limits=limits) as client:
+
+        async def guarded(prompt: str) -> None:
+            async with semaphore:
+                samples.append(
+                    await _one(client, prompt, router_url, replay_url, litellm_url, litellm_key)
+                )
+
+        started = time.perf_counter()
+        await asyncio.gather(*(guarded(p) for p in prompts))
+        elapsed_s = time.perf_counter() - started
+    return samples, elapsed_s
+
+
+def _summary(samples: Sequence[Sample], elapsed_s: float, concurrency: int) -> dict[str, Any]:
+    summary: dict[str, Any] = {
+        "concurrency": concurrency,
+        "requests": len(samples),
+        "decision_ms": Percentiles.of([s.decision_ms for s in samples]).as_json(),
+        "router_ms": Percentiles.of([s.router_ms for s in samples]).as_json(),
+        "direct_ms": Percentiles.of([s.direct_ms for s in samples]).as_json(),
+        "http_added_ms": Percentiles.of([s.router_ms - s.direct_ms for s in samples]).as_json(),
+        "routed_per_s": round(len(samples) / elapsed_s, 1),
+    }
+    litellm = [s for s in samples if s.litellm_ms is not None]
+    if litellm:
+        summary["litellm_added_ms"] = Percentiles.of(
+            [(s.litellm_ms or 0.0) - s.direct_ms for s in litellm]
+        ).as_json()
+        summary["ratio_p50"] = round(
+            summary["http_added_ms"]["p50"] / max(summary["litellm_added_ms"]["p50"], 1e-9), 3
+        )
+    return summary
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the benchmark; write ``overhead.json`` and ``overhead.md`` under ``--out``."""
+    data = ReplaySettings().data_path()
+    dataset = load_routerbench(data)
+    rng = np.random.default_rng(args.seed)
+    prompts = [r.prompt for r in dataset]
+    order = rng.permutation(len(prompts))
+    sequential = [prompts[i] for i in order[: args.n]]
+    concurrent = [prompts[i] for i in order[: args.concurrent_n]]
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="signalroute-overhead-"))
+    replay_port, router_port = _free_port(), _free_port()
+    replay_url = f"http://127.0.0.1:{replay_port}"
+    router_url = f"http://127.0.0.1:{router_port}"
+    env = {
+        **os.environ,
+        "SIGNALROUTE_REPLAY_STREAM_CHUNKS_PER_S": "1000000",
+        "SIGNALROUTE_LOG_LEVEL": "warning",
+        "SIGNALROUTE_DATA_DIR": str(work / "data"),
+        "SIGNALROUTE_SEED": str(args.seed),
+    }
+    if data is not None:
+        env["SIGNALROUTE_REPLAY_DATA"] = str(data.resolve())
+    (work / "pool.yaml").write_text(_pool_yaml(dataset.models, replay_url))
+    me = [sys.executable, "-m", "router.cli"]
+    litellm_key = "sk-overhead-bench"
+    with (
+        _process(
+            [*me, "replay-pool", "--port", str(replay_port)],
+            env,
+            work / "replay.log",
+            f"{replay_url}/healthz",
+        ),
+        _process(
+            [*me, "serve", "--port", str(router_port), "--config", str(work / "pool.yaml")],
+            env,
+            work / "router.log",
+            f"{router_url}/readyz",
+        ),
+        _maybe_litellm(args.litellm, dataset.models, replay_url, work, litellm_key) as litellm_url,
+    ):
+        results: dict[str, Any] = {"litellm_version": _litellm_version(args.litellm)}
+        print(f"sequential: {len(sequential)} prompts x {2 + bool(litellm_url)} targets")
+        samples, elapsed = asyncio.run(
+            _run_phase(sequential, 1, router_url, replay_url, litellm_url, litellm_key)
+        )
+        results["sequential"] = _summary(samples, elapsed, 1)
+        print(f"concurrent: {len(concurrent)} prompts at {args.concurrency} in flight")
+        samples, elapsed = asyncio.run(
+            _run_phase(
+                concurrent, args.concurrency, router_url, replay_url, litellm_url, litellm_key
+            )
+        )
+        results["concurrent"] = _summary(samples, elapsed, args.concurrency)
+    report = {
+        "decision_ms": results["sequential"]["decision_ms"],
+        "http_added_ms": results["sequential"]["http_added_ms"],
+        "litellm_added_ms": results["sequential"].get("litellm_added_ms"),
+        "concurrency": args.concurrency,
+        **results,
+    }
+    (out / "overhead.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / "overhead.md").write_text(markdown(report))
+    print(markdown(report))
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def _litellm_version(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    python = path.parent / "python"
+    try:
+        result = subprocess.run(
+            [str(python), "-c", "import importlib.metadata as m; print(m.version('litellm'))"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    except OSError:
+        return None
+    return result.stdout.strip() or None
+
+
+@contextmanager
+def _maybe_litellm(
+    executable: Path | None, models: Sequence[str], replay_url: str, work: Path, key: str
+) -> Iterator[str | None]:
+    if executable is None:
+        yield None
+        return
+    if not executable.exists():
+        raise ConfigError(f"--litellm {executable}: no such file")
+    port = _free_port()
+    (work / "litellm.yaml").write_text(_litellm_config(models, replay_url))
+    env = {
+        **os.environ,
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "LITELLM_TELEMETRY_DISABLED": "True",
+        "LITELLM_MASTER_KEY": key,
+    }
+    args = [
+        str(executable),
+        "--config",
+        str(work / "litellm.yaml"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--num_workers",
+        "1",
+    ]
+    url = f"http://127.0.0.1:{port}"
+    with _process(args, env, work / "litellm.log", f"{url}/health/liveliness", timeout_s=180):
+        yield url
+
+
+def markdown(report: dict[str, Any]) -> str:
+    rows = [
+        "| run | decision p50/p99 (ms) | added by signalroute p50/p99 (ms) | "
+        "added by LiteLLM p50/p99 (ms) | routed req/s |",
+        "|---|---|---|---|---|",
+    ]
+    for name in ("sequential", "concurrent"):
+        result = report[name]
+        litellm = result.get("litellm_added_ms")
+        rows.append(
+            f"| {name} (c={result['concurrency']}) | "
+            f"{result['decision_ms']['p50']:.2f} / {result['decision_ms']['p99']:.2f} | "
+            f"{result['http_added_ms']['p50']:.2f} / {result['http_added_ms']['p99']:.2f} | "
+            + (f"{litellm['p50']:.2f} / {litellm['p99']:.2f}" if litellm else "not run")
+            + f" | {result['routed_per_s']} |"
+        )
+    return "\n".join(rows) + "\n"
