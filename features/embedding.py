@@ -43,7 +43,7 @@ def _bucket(token: str, dim: int) -> tuple[int, float]:
 class HashingEmbedder:
     """Signed hashing of words, word pairs and character trigrams; cached per token."""
 
-    def __init__(self, dim: int = EMBEDDING_DIM, *, max_chars: int = 4000) -> None:
+    def __init__(self, dim: int = EMBEDDING_DIM, *, max_chars: int = 1600) -> None:
         if dim <= 0:
             raise ValueError("dim must be positive")
         self._dim = dim
@@ -64,16 +64,22 @@ class HashingEmbedder:
 
     def embed(self, text: str) -> Vector:
         """A unit vector (all zeros for text without word characters)."""
-        words = _WORD.findall(text[: self._max_chars].lower())
-        vector = np.zeros(self._dim, dtype=np.float32)
+        if len(text) > self._max_chars:  # long prompts: their opening and their ending
+            half = self._max_chars // 2
+            text = f"{text[:half]} {text[-half:]}"
+        words = _WORD.findall(text.lower())
         tokens: list[tuple[str, float]] = [(f"w:{w}", 1.0) for w in words]
         tokens += [(f"b:{a} {b}", 0.7) for a, b in itertools.pairwise(words)]
         for word in words:
             padded = f"<{word}>"
             tokens += [(f"c:{padded[i : i + 3]}", 0.3) for i in range(len(padded) - 2)]
+        indices: list[int] = []
+        weights: list[float] = []
         for token, weight in tokens:
             index, sign = self._slot(token)
-            vector[index] += sign * weight
+            indices.append(index)
+            weights.append(sign * weight)
+        vector = np.bincount(indices, weights=weights, minlength=self._dim).astype(np.float32)
         norm = float(np.linalg.norm(vector))
         if norm > 0:
             vector /= norm

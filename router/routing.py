@@ -137,6 +137,9 @@ class RouteRequest:
     regex: str | None = None
     min_chars: int | None = None
     max_chars: int | None = None
+    api_key_id: str | None = None
+    profile: str | None = None
+    request_id: str | None = None
 
     def expectations(self) -> Expectations:
         return Expectations(
@@ -322,7 +325,7 @@ class Router:
             query.tokens_est,
             request.max_tokens,
         )
-        request_id = str(uuid.uuid4())
+        request_id = request.request_id or str(uuid.uuid4())
 
         async def log_request() -> None:
             async with self._database.connection() as conn:
@@ -334,6 +337,7 @@ class Router:
                     tenant=request.tenant,
                     user_id=request.user,
                     session_id=request.session,
+                    api_key_id=request.api_key_id,
                 )
 
         # The request row and the neighbour look-up go to the store side by side.
@@ -433,6 +437,11 @@ class Router:
                     yield step
 
         latency_ms = (self._clock() - prep.started) * 1000.0
+        final_finish: str | None = completion.finish_reason
+        final_prompt_tokens: int | None = completion.prompt_tokens
+        final_completion_tokens: int | None = completion.completion_tokens
+        if arm != completion.arm:  # escalated: usage of the escalation call is in its trace
+            final_finish = final_prompt_tokens = final_completion_tokens = None
         self._spend.add(prep.request.tenant, prep.request.session, ledger.cost_usd)
         await self._record(
             prep.journal,
@@ -452,6 +461,9 @@ class Router:
             ),
             assessment=assessment.as_json(),
             timings=dict(prep.timings),
+            finish_reason=final_finish,
+            prompt_tokens=final_prompt_tokens,
+            completion_tokens=final_completion_tokens,
         )
 
     # --- pre- and in-generation ----------------------------------------------------------
@@ -821,7 +833,9 @@ def _request_params(request: RouteRequest) -> dict[str, Any]:
             "max_cost_usd": constraints.max_cost_usd,
             "max_latency_ms": constraints.max_latency_ms,
             "capabilities": sorted(constraints.capabilities),
+            "arms": sorted(constraints.arms) if constraints.arms is not None else None,
         },
+        "profile": request.profile,
         "objective": {
             "lambda_cost": request.weights.lambda_cost,
             "lambda_latency": request.weights.lambda_latency,

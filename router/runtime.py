@@ -63,7 +63,7 @@ async def open_database(settings: Settings, stack: AsyncExitStack) -> Database:
         url = await asyncio.to_thread(embedded.start, settings.data_dir)
         stack.callback(embedded.stop)
         log.info("embedded Postgres started under %s", settings.data_dir.resolve())
-    database = await Database.connect(url)
+    database = await Database.connect(url, max_size=settings.db_pool_size)
     stack.push_async_callback(database.close)
     return database
 

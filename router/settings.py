@@ -63,6 +63,7 @@ class Settings(BaseSettings):
         default=None,
         description="Model-pool YAML. Unset: the replay pool is served in-process and used.",
     )
+    db_pool_size: int = Field(default=20, ge=2, le=200, description="Max store connections.")
     request_timeout_s: float = Field(default=60.0, gt=0)
     connect_timeout_s: float = Field(default=5.0, gt=0)
     log_level: str = "info"

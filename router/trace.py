@@ -62,6 +62,9 @@ class RouteResult:
     components: tuple[ComponentTrace, ...] = ()
     assessment: Mapping[str, Any] = field(default_factory=dict)
     timings: Mapping[str, float] = field(default_factory=dict)
+    finish_reason: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
 
 
 @dataclass(frozen=True)
