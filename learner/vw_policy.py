@@ -96,6 +96,12 @@ class VWPolicy:
             self._updates += 1
             return self._updates
 
+    def advance_to(self, updates: int) -> None:
+        """Move the update count forward to ``updates`` (never back): after learning logged
+        rewards again, new rewards get numbers above every logged one."""
+        with self._lock:
+            self._updates = max(self._updates, updates)
+
     def state(self) -> PolicyState:
         """Serialise the current model (consistent: taken under the lock)."""
         with tempfile.TemporaryDirectory() as folder:

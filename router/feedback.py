@@ -108,5 +108,7 @@ async def record_feedback(
             updates = await policies.learn(
                 decision.stage, context, decision.chosen_arm, decision.probability, reward
             )
+            async with database.connection() as conn:
+                await reward_log.mark_learned(conn, record.id, updates)
         credited.append(Credited(decision, record, created, updates))
     return FeedbackResult(tuple(credited))

@@ -10,11 +10,14 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import asdict
+from datetime import datetime
 
+from features.errors import SignalrouteError
 from learner.config import PolicyConfig
 from learner.context import Context
 from learner.vw_policy import PolicyState, VWPolicy
 from router.lifecycle.stages import PRE_GENERATION
+from store import rewards as reward_log
 from store import snapshots
 from store.database import Database
 
@@ -35,25 +38,57 @@ class PolicyRegistry:
         self._policies: dict[str, VWPolicy] = {}
         self._saved_at: dict[str, int] = {}
         self._save_lock = asyncio.Lock()
+        self._saving: dict[str, asyncio.Task[None]] = {}
 
     async def load(self) -> None:
-        """Restore each stage's newest snapshot, or start it cold."""
+        """Restore each stage's newest snapshot (or start cold), then learn again the rewards
+        logged after it, so a crash loses no learning and applies no reward twice."""
         for stage, config in self._configs.items():
             async with self._database.connection() as conn:
                 snapshot = await snapshots.latest_snapshot(conn, stage)
             if snapshot is None:
-                self._policies[stage] = VWPolicy(stage, config)
-                self._saved_at[stage] = 0
+                policy = VWPolicy(stage, config)
+                since = None
                 log.info("policy %s starts cold (%s)", stage, config.vw_args())
-                continue
-            updates = int(snapshot.meta.get("updates", 0))
-            self._policies[stage] = VWPolicy.restore(
-                PolicyState(name=stage, config=config, model=snapshot.model, updates=updates)
-            )
-            self._saved_at[stage] = updates
-            log.info(
-                "policy %s restored: snapshot v%d, %d updates", stage, snapshot.version, updates
-            )
+            else:
+                updates = int(snapshot.meta.get("updates", 0))
+                policy = VWPolicy.restore(
+                    PolicyState(name=stage, config=config, model=snapshot.model, updates=updates)
+                )
+                since = snapshot.created_at
+                log.info(
+                    "policy %s restored: snapshot v%d, %d updates",
+                    stage,
+                    snapshot.version,
+                    updates,
+                )
+            self._policies[stage] = policy
+            self._saved_at[stage] = policy.updates
+            relearned = await self._relearn(stage, policy, since)
+            if relearned:
+                log.info("policy %s learned %d logged rewards again", stage, relearned)
+                await self.snapshot(stage)
+
+    async def _relearn(self, stage: str, policy: VWPolicy, since: datetime | None) -> int:
+        async with self._database.connection() as conn:
+            rewards = await reward_log.rewards_to_relearn(conn, stage, policy.updates, since)
+        if not rewards:
+            return 0
+        highest = policy.updates
+        unmarked: list[tuple[int, int]] = []
+        for reward in rewards:
+            context = Context.from_json(reward.context)
+            update = policy.learn(context, reward.chosen_arm, reward.probability, reward.value)
+            if reward.policy_update is None:
+                unmarked.append((reward.reward_id, update))
+            else:
+                highest = max(highest, reward.policy_update)
+        # Keep update numbers unique when some logged rewards were lost (a gap).
+        policy.advance_to(highest)
+        async with self._database.connection() as conn:
+            for reward_id, update in unmarked:
+                await reward_log.mark_learned(conn, reward_id, update)
+        return len(rewards)
 
     def get(self, stage: str) -> VWPolicy:
         return self._policies[stage]
@@ -65,12 +100,21 @@ class PolicyRegistry:
     async def learn(
         self, stage: str, context: Context, arm: str, probability: float, reward: float
     ) -> int:
-        """Learn from one reward; snapshot when ``snapshot_every`` updates have passed."""
+        """Learn from one reward; returns its update number. A snapshot is taken in the
+        background every ``snapshot_every`` updates."""
         policy = self._policies[stage]
         updates = policy.learn(context, arm, probability, reward)
-        if updates - self._saved_at[stage] >= self._snapshot_every:
-            await self.snapshot(stage)
+        if updates - self._saved_at[stage] >= self._snapshot_every and stage not in self._saving:
+            task = asyncio.create_task(self._snapshot_quietly(stage))
+            self._saving[stage] = task
+            task.add_done_callback(lambda _: self._saving.pop(stage, None))
         return updates
+
+    async def _snapshot_quietly(self, stage: str) -> None:
+        try:
+            await self.snapshot(stage)
+        except SignalrouteError as exc:  # the store is down: keep learning, retry later
+            log.warning("policy %s: snapshot failed, will retry: %s", stage, exc.message)
 
     async def snapshot(self, stage: str) -> int | None:
         """Save the stage's policy; returns the snapshot version (None when unchanged)."""
@@ -87,6 +131,7 @@ class PolicyRegistry:
 
     async def close(self) -> None:
         """Snapshot every policy that learned since its last snapshot, then free them."""
+        await asyncio.gather(*self._saving.values(), return_exceptions=True)
         for stage in list(self._policies):
             try:
                 await self.snapshot(stage)

@@ -84,6 +84,20 @@ class RewardRecord:
     source: str
     idempotency_key: str | None
     created_at: datetime
+    policy_update: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class LearnableReward:
+    """A reward with what a policy needs to learn it again: its decision's logged context,
+    chosen arm and probability."""
+
+    reward_id: int
+    value: float
+    policy_update: int | None
+    context: JsonObject
+    chosen_arm: str
+    probability: float
 
 
 @dataclass(frozen=True, slots=True)

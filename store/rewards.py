@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from psycopg import AsyncConnection, sql
@@ -17,7 +18,7 @@ from psycopg.rows import dict_row
 from features.errors import ConflictError
 from store.columns import columns
 from store.ids import Id, reference
-from store.records import RewardRecord
+from store.records import LearnableReward, RewardRecord
 from store.translation import translated
 
 
@@ -28,6 +29,7 @@ async def record_reward(
     value: float,
     source: str,
     idempotency_key: str | None = None,
+    policy_update: int | None = None,
 ) -> tuple[RewardRecord, bool]:
     """Record ``value`` for a decision; return the row and whether it was created now.
 
@@ -38,11 +40,11 @@ async def record_reward(
     """
     did = reference(decision_id, "decision")
     query = sql.SQL(
-        "INSERT INTO rewards (decision_id, value, source, idempotency_key) "
-        "VALUES (%s, %s, %s, %s) ON CONFLICT (idempotency_key) DO NOTHING RETURNING {}"
+        "INSERT INTO rewards (decision_id, value, source, idempotency_key, policy_update) "
+        "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (idempotency_key) DO NOTHING RETURNING {}"
     ).format(columns(RewardRecord))
     with translated(f"cannot record a reward for decision {did}"):
-        inserted = await _fetch(conn, query, (did, value, source, idempotency_key))
+        inserted = await _fetch(conn, query, (did, value, source, idempotency_key, policy_update))
         if inserted:
             return inserted[0], True
         existing = await _fetch(
@@ -64,6 +66,35 @@ async def record_reward(
             f"{first.decision_id} with value {first.value}, not decision {did} with value {value}"
         )
     return first, False
+
+
+async def mark_learned(conn: AsyncConnection[Any], reward_id: int, policy_update: int) -> None:
+    """Record that a reward was learned as update ``policy_update`` of its stage's policy."""
+    with translated(f"cannot mark reward {reward_id} learned"):
+        await conn.execute(
+            "UPDATE rewards SET policy_update = %s WHERE id = %s", (policy_update, reward_id)
+        )
+
+
+async def rewards_to_relearn(
+    conn: AsyncConnection[Any], stage: str, after_update: int, since: datetime | None
+) -> list[LearnableReward]:
+    """Rewards of ``stage`` a policy restored at ``after_update`` has not learned: those
+    learned as a later update, and those recorded (after ``since``) but never marked learned;
+    in learning order."""
+    query = (
+        "SELECT w.id AS reward_id, w.value, w.policy_update, d.context, d.chosen_arm, "
+        "d.probability FROM rewards AS w JOIN decisions AS d ON d.id = w.decision_id "
+        "WHERE d.stage = %(stage)s AND (w.policy_update > %(after)s OR "
+        "(w.policy_update IS NULL AND (%(since)s::timestamptz IS NULL "
+        "OR w.created_at >= %(since)s::timestamptz))) "
+        "ORDER BY w.policy_update NULLS LAST, w.id"
+    )
+    with translated(f"cannot read the rewards of stage {stage!r} to learn again"):
+        async with conn.cursor(row_factory=dict_row) as cursor:
+            await cursor.execute(query, {"stage": stage, "after": after_update, "since": since})
+            rows = await cursor.fetchall()
+    return [LearnableReward(**row) for row in rows]
 
 
 async def list_rewards_for_decision(

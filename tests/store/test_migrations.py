@@ -34,7 +34,11 @@ async def fresh(fresh_url: str) -> AsyncIterator[AsyncConnection[Any]]:
 def test_the_packaged_migrations_are_ordered_and_match_the_code() -> None:
     migrations = load_migrations()
 
-    assert [(m.version, m.name) for m in migrations] == [(1, "initial"), (2, "api_keys")]
+    assert [(m.version, m.name) for m in migrations] == [
+        (1, "initial"),
+        (2, "api_keys"),
+        (3, "reward_policy_updates"),
+    ]
     assert "CREATE EXTENSION IF NOT EXISTS vector" in migrations[0].sql
     assert f"vector({EMBEDDING_DIM})" in migrations[0].sql
 
@@ -43,7 +47,7 @@ async def test_migrating_twice_applies_once(fresh: AsyncConnection[Any]) -> None
     first = await migrate(fresh)
     second = await migrate(fresh)
 
-    assert [m.version for m in first] == [1, 2]
+    assert [m.version for m in first] == [1, 2, 3]
     assert second == ()
 
 
@@ -63,12 +67,12 @@ async def test_a_failing_migration_applies_nothing(fresh: AsyncConnection[Any]) 
     with pytest.raises(StoreError, match="migration 0099_broken failed, nothing was applied"):
         await migrate(fresh, (*load_migrations(), broken))
 
-    assert [m.version for m in await migrate(fresh)] == [1, 2]
+    assert [m.version for m in await migrate(fresh)] == [m.version for m in load_migrations()]
 
 
 async def test_a_database_migrated_by_a_newer_version_is_refused(database: Database) -> None:
     async with database.connection() as conn:
-        with pytest.raises(StoreError, match=r"migration\(s\) \[1, 2\].*upgrade signalroute"):
+        with pytest.raises(StoreError, match=r"migration\(s\) \[1, 2, 3\].*upgrade signalroute"):
             await migrate(conn, ())
 
 
