@@ -37,12 +37,17 @@ class HistoricalSignals:
     neighbours: int = 0
     mean_similarity: float = 0.0
     arms: dict[str, ArmHistory] = field(default_factory=dict)
+    missing: bool = False
+    """True when the history could not be read (the store was down)."""
 
     def shared_features(self, prefix: str = "") -> dict[str, float | str]:
-        return {
+        values: dict[str, float | str] = {
             f"{prefix}neighbours": round(math.log1p(self.neighbours), 4),
             f"{prefix}similarity": round(self.mean_similarity, 4),
         }
+        if self.missing:
+            values[f"{prefix}missing"] = 1.0
+        return values
 
     def arm_features(self, arm: str, prefix: str = "") -> dict[str, float | str]:
         """Features of one arm; an arm never seen nearby gets ``unseen``."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from features.errors import BudgetExceededError
+from features.errors import BudgetExceededError, StoreUnavailableError
 from features.system import Spend
 from router.spend import SpendTracker
 from store import requests as request_log
@@ -31,8 +31,13 @@ class BudgetGuard:
 
     async def admit(self, tenant: str, session: str | None) -> Spend:
         """The caller's spend; raises BudgetExceededError (402) when a budget is used up."""
-        await self._restored(tenant, None, self._restore_tenant)
         budgets = self._tracker.budgets
+        try:
+            await self._restored(tenant, None, self._restore_tenant)
+        except StoreUnavailableError:
+            if budgets.tenant_usd is not None:
+                raise  # a budget that cannot be checked is not enforced blindly
+            # No budget to enforce: route on; the spend is restored once the store is back.
         if session is not None and budgets.session_usd is not None:
             await self._restored(tenant, session, self._restore_session)
         spend = self._tracker.spend(tenant, session)

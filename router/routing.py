@@ -51,6 +51,7 @@ from features.errors import (
     ProviderError,
     ProviderRateLimitedError,
     SignalrouteError,
+    StoreUnavailableError,
 )
 from features.historical import HistoricalSignals, NeighbourOutcome, summarize
 from features.output import output_features
@@ -70,7 +71,7 @@ from router.health import HealthTracker
 from router.lifecycle.assessment import Assessment, assess
 from router.lifecycle.decisions import Decider, Drawn, trace
 from router.lifecycle.generation import Cut, monitored_run
-from router.lifecycle.journal import Completed, Failed, Journal, JournalWriter
+from router.lifecycle.journal import Completed, Failed, Journal, JournalWriter, RequestRow
 from router.lifecycle.journal import write as write_journal
 from router.lifecycle.judge import Judge
 from router.lifecycle.prompts import component_messages, escalation_messages
@@ -269,10 +270,14 @@ class Router:
 
         rows: list[Any]
         user_rows: list[Any]
-        if user is None:
-            rows, user_rows = await outcomes(None), []
-        else:
-            rows, user_rows = await asyncio.gather(outcomes(None), outcomes(user))
+        try:
+            if user is None:
+                rows, user_rows = await outcomes(None), []
+            else:
+                rows, user_rows = await asyncio.gather(outcomes(None), outcomes(user))
+        except StoreUnavailableError as exc:
+            log.warning("historical signals missing: %s", exc.message)
+            return HistoricalSignals(missing=True), HistoricalSignals(missing=user is not None)
 
         def convert(records: list[Any]) -> HistoricalSignals:
             return summarize(
@@ -327,15 +332,26 @@ class Router:
         )
         request_id = request.request_id or str(uuid.uuid4())
 
+        journal = Journal(request_id=request_id, tenant=request.tenant, user_id=request.user)
+
         async def log_request() -> None:
-            async with self._database.connection() as conn:
-                await request_log.insert_request(
-                    conn,
-                    request_id=request_id,
-                    messages=[dict(m) for m in request.messages],
-                    params=_request_params(request),
-                    tenant=request.tenant,
-                    user_id=request.user,
+            params = _request_params(request)
+            try:
+                async with self._database.connection() as conn:
+                    await request_log.insert_request(
+                        conn,
+                        request_id=request_id,
+                        messages=[dict(m) for m in request.messages],
+                        params=params,
+                        tenant=request.tenant,
+                        user_id=request.user,
+                        session_id=request.session,
+                        api_key_id=request.api_key_id,
+                    )
+            except StoreUnavailableError:  # route anyway; the row goes with the journal
+                journal.request = RequestRow(
+                    messages=tuple(dict(m) for m in request.messages),
+                    params=params,
                     session_id=request.session,
                     api_key_id=request.api_key_id,
                 )
@@ -344,7 +360,6 @@ class Router:
         (history, user_history), _ = await asyncio.gather(
             self._history(embedding, request.tenant, request.user), log_request()
         )
-        journal = Journal(request_id=request_id, tenant=request.tenant, user_id=request.user)
         try:
             prep = _Prepared(
                 request=request,

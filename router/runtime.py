@@ -22,6 +22,7 @@ from router.budget import BudgetGuard
 from router.health import HealthTracker
 from router.lifecycle.journal import JournalWriter
 from router.lifecycle.judge import Judge, LLMJudge
+from router.lifecycle.spool import JournalSpool
 from router.lifecycle.stages import COMPONENT, ESCALATION, IN_GENERATION, PRE_GENERATION
 from router.metrics import Metrics, mapping_reader
 from router.policies import PolicyRegistry
@@ -117,8 +118,11 @@ async def open_runtime(
         )
         await policies.load()
         stack.push_async_callback(policies.close)
-        writer = JournalWriter(database)
+        writer = JournalWriter(database, JournalSpool(settings.data_dir / "spool"))
+        await writer.flush_spool()  # journals spooled while the store was down last time
+        flusher = asyncio.create_task(writer.run_flusher())
         stack.push_async_callback(writer.drain)  # before the policies' last snapshot
+        stack.callback(flusher.cancel)
         health = HealthTracker(pool.names)
         embedder = HashingEmbedder()
         judge: Judge | None = (

@@ -28,4 +28,6 @@ async def readyz(runtime: Annotated[Runtime, Depends(get_runtime)]) -> JSONRespo
         "store": "ok" if store_ok else "unreachable",
         "arms": len(runtime.pool.arms),
     }
+    if runtime.writer is not None and runtime.writer.spooled:
+        body["spooled_journals"] = runtime.writer.spooled
     return JSONResponse(body, status_code=200 if store_ok else 503)

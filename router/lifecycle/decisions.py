@@ -83,19 +83,22 @@ class Decider:
     async def settle(
         self, journal: Journal, drawn: Drawn, reward: float, source: str = IMMEDIATE
     ) -> None:
-        """Learn from the decision's reward at once (unless learning is off); journal it."""
+        """Learn from the decision's reward at once (unless learning is off); journal it with
+        the update number it was learned as."""
+        update: int | None = None
+        if self._learn:
+            update = await self._policies.learn(
+                drawn.stage, drawn.context, drawn.action, drawn.probability, reward
+            )
         journal.reward(
             RewardRow(
                 decision_id=drawn.decision_id,
                 value=reward,
                 source=source,
                 idempotency_key=f"{drawn.decision_id}:{source}",
+                policy_update=update,
             )
         )
-        if self._learn:
-            await self._policies.learn(
-                drawn.stage, drawn.context, drawn.action, drawn.probability, reward
-            )
 
 
 def trace(

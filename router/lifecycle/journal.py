@@ -11,15 +11,18 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from features.embedding import Vector
-from features.errors import SignalrouteError
+from features.errors import ConflictError, SignalrouteError, StoreUnavailableError
 from store import decisions as decision_log
 from store import embeddings as embedding_store
 from store import requests as request_log
 from store import rewards as reward_log
 from store.database import Database
+
+if TYPE_CHECKING:
+    from router.lifecycle.spool import JournalSpool
 
 log = logging.getLogger("signalroute.journal")
 
@@ -43,6 +46,7 @@ class RewardRow:
     value: float
     source: str
     idempotency_key: str
+    policy_update: int | None = None
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,16 @@ class Failed:
     latency_ms: float
 
 
+@dataclass(frozen=True)
+class RequestRow:
+    """The request itself, when the store could not take it as it arrived."""
+
+    messages: tuple[Mapping[str, Any], ...]
+    params: Mapping[str, Any]
+    session_id: str | None
+    api_key_id: str | None
+
+
 @dataclass
 class Journal:
     """Rows of one request waiting to be written."""
@@ -70,6 +84,7 @@ class Journal:
     decisions: list[DecisionRow] = field(default_factory=list)
     rewards: list[RewardRow] = field(default_factory=list)
     written: bool = False
+    request: RequestRow | None = None
 
     def decision(self, row: DecisionRow) -> None:
         self.decisions.append(row)
@@ -90,6 +105,17 @@ async def write(
     part-way records nothing twice.
     """
     async with database.connection() as conn:
+        if journal.request is not None:
+            await request_log.insert_request(
+                conn,
+                request_id=journal.request_id,
+                messages=list(journal.request.messages),
+                params=journal.request.params,
+                tenant=journal.tenant,
+                user_id=journal.user_id,
+                session_id=journal.request.session_id,
+                api_key_id=journal.request.api_key_id,
+            )
         for row in journal.decisions:
             await decision_log.insert_decision(
                 conn,
@@ -111,6 +137,7 @@ async def write(
                 value=reward.value,
                 source=reward.source,
                 idempotency_key=reward.idempotency_key,
+                policy_update=reward.policy_update,
             )
         if isinstance(outcome, Completed):
             await request_log.complete_request(
@@ -144,11 +171,14 @@ class JournalWriter:
     """Writes journals in the background, so a response does not wait for the commit.
 
     Readers that need a request's rows (its trace, feedback on it) first ``wait`` for its
-    pending write; shutdown ``drain``s every pending write before the store closes.
+    pending write; shutdown ``drain``s every pending write before the store closes. When the
+    store is down, a journal goes to the durable ``spool`` on local disk instead, and
+    ``flush_spool`` (run every few seconds by ``run_flusher``) writes it back later.
     """
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, spool: JournalSpool | None = None) -> None:
         self._database = database
+        self._spool = spool
         self._pending: dict[str, asyncio.Task[None]] = {}
         self._by_decision: dict[str, str] = {}
 
@@ -167,6 +197,12 @@ class JournalWriter:
     ) -> None:
         try:
             await write(self._database, journal, outcome, embedding)
+        except StoreUnavailableError as exc:
+            if self._spool is None:
+                log.error("request %s: journal lost: %s", journal.request_id, exc.message)
+            else:
+                self._spool.save(journal, outcome, embedding)
+                log.warning("request %s: store down, journal spooled", journal.request_id)
         except SignalrouteError as exc:
             log.error("request %s: journal not written: %s", journal.request_id, exc.message)
         finally:
@@ -186,7 +222,40 @@ class JournalWriter:
     def pending(self) -> int:
         return len(self._pending)
 
+    @property
+    def spooled(self) -> int:
+        return self._spool.count() if self._spool is not None else 0
+
     async def drain(self) -> None:
         """Wait for every pending write."""
         while self._pending:
             await asyncio.gather(*list(self._pending.values()), return_exceptions=True)
+
+    async def flush_spool(self) -> int:
+        """Write spooled journals back, oldest first; stop at the first store failure.
+        Returns how many were written."""
+        if self._spool is None:
+            return 0
+        written = 0
+        for path in self._spool.entries():
+            journal, outcome, embedding = self._spool.load(path)
+            try:
+                await write(self._database, journal, outcome, embedding)
+            except StoreUnavailableError:
+                break
+            except ConflictError:
+                log.warning("spooled journal %s was written before; dropping it", path.name)
+            self._spool.remove(path)
+            written += 1
+        if written:
+            log.info("wrote %d spooled journal(s) back to the store", written)
+        return written
+
+    async def run_flusher(self, interval_s: float = 2.0) -> None:
+        """Flush the spool every ``interval_s`` until cancelled."""
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await self.flush_spool()
+            except SignalrouteError as exc:
+                log.warning("spool flush failed: %s", exc.message)
