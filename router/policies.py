@@ -30,22 +30,62 @@ class PolicyRegistry:
     """Owns the VW policies of the running service and persists them."""
 
     def __init__(
-        self, database: Database, configs: Mapping[str, PolicyConfig], *, snapshot_every: int = 100
+        self,
+        database: Database,
+        configs: Mapping[str, PolicyConfig],
+        *,
+        snapshot_every: int = 100,
+        owner: bool = True,
     ) -> None:
+        """``owner`` False makes a read-only replica: it never snapshots (the learner owns
+        the snapshots) and follows them with ``refresh``."""
         self._database = database
         self._configs = dict(configs)
         self._snapshot_every = snapshot_every
+        self._owner = owner
         self._policies: dict[str, VWPolicy] = {}
         self._saved_at: dict[str, int] = {}
+        self._versions: dict[str, int] = {}
         self._save_lock = asyncio.Lock()
         self._saving: dict[str, asyncio.Task[None]] = {}
 
-    async def load(self) -> None:
-        """Restore each stage's newest snapshot (or start cold), then learn again the rewards
-        logged after it, so a crash loses no learning and applies no reward twice."""
+    def version(self, stage: str) -> int:
+        """The snapshot version the stage's policy was restored from (0: none)."""
+        return self._versions.get(stage, 0)
+
+    async def refresh(self) -> list[str]:
+        """Replicas: adopt every newer snapshot; returns the stages that changed."""
+        changed = []
         for stage, config in self._configs.items():
             async with self._database.connection() as conn:
                 snapshot = await snapshots.latest_snapshot(conn, stage)
+            if snapshot is None or snapshot.version <= self._versions.get(stage, 0):
+                continue
+            updates = int(snapshot.meta.get("updates", 0))
+            old = self._policies.get(stage)
+            self._policies[stage] = VWPolicy.restore(
+                PolicyState(name=stage, config=config, model=snapshot.model, updates=updates)
+            )
+            self._versions[stage] = snapshot.version
+            self._saved_at[stage] = updates
+            if old is not None:
+                old.close()
+            changed.append(stage)
+        return changed
+
+    async def learn_logged(self, stage: str) -> int:
+        """The learner: learn every logged reward of ``stage`` not learned yet, in order."""
+        return await self._relearn(stage, self._policies[stage], None)
+
+    async def load(self, *, relearn: bool = True) -> None:
+        """Restore each stage's newest snapshot (or start cold), then (``relearn``) learn
+        again the rewards logged after it, so a crash loses no learning and applies no reward
+        twice."""
+        for stage, config in self._configs.items():
+            async with self._database.connection() as conn:
+                snapshot = await snapshots.latest_snapshot(conn, stage)
+            if snapshot is not None:
+                self._versions[stage] = snapshot.version
             if snapshot is None:
                 policy = VWPolicy(stage, config)
                 since = None
@@ -64,6 +104,8 @@ class PolicyRegistry:
                 )
             self._policies[stage] = policy
             self._saved_at[stage] = policy.updates
+            if not relearn:
+                continue
             relearned = await self._relearn(stage, policy, since)
             if relearned:
                 log.info("policy %s learned %d logged rewards again", stage, relearned)
@@ -104,7 +146,8 @@ class PolicyRegistry:
         background every ``snapshot_every`` updates."""
         policy = self._policies[stage]
         updates = policy.learn(context, arm, probability, reward)
-        if updates - self._saved_at[stage] >= self._snapshot_every and stage not in self._saving:
+        due = updates - self._saved_at[stage] >= self._snapshot_every
+        if self._owner and due and stage not in self._saving:
             task = asyncio.create_task(self._snapshot_quietly(stage))
             self._saving[stage] = task
             task.add_done_callback(lambda _: self._saving.pop(stage, None))
@@ -127,6 +170,7 @@ class PolicyRegistry:
             async with self._database.connection() as conn:
                 version = await snapshots.save_snapshot(conn, stage, state.model, meta)
             self._saved_at[stage] = state.updates
+            self._versions[stage] = version
             return version
 
     async def close(self) -> None:
@@ -134,7 +178,8 @@ class PolicyRegistry:
         await asyncio.gather(*self._saving.values(), return_exceptions=True)
         for stage in list(self._policies):
             try:
-                await self.snapshot(stage)
+                if self._owner:
+                    await self.snapshot(stage)
             finally:
                 self._policies[stage].close()
         self._policies.clear()

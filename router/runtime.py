@@ -17,6 +17,7 @@ import numpy as np
 
 from features.categories import CategoryIndex
 from features.embedding import HashingEmbedder
+from features.errors import SignalrouteError
 from learner.config import PolicyConfig
 from router.budget import BudgetGuard
 from router.health import HealthTracker
@@ -113,11 +114,19 @@ async def open_runtime(
             arm.name: InstrumentedProvider(OpenAICompatProvider(arm, http), metrics)
             for arm in pool.arms
         }
+        replica = settings.role == "replica"
         policies = PolicyRegistry(
-            database, policy_configs(settings), snapshot_every=settings.snapshot_every
+            database,
+            policy_configs(settings),
+            snapshot_every=settings.snapshot_every,
+            owner=not replica,
         )
-        await policies.load()
+        await policies.load(relearn=not replica)
         stack.push_async_callback(policies.close)
+        if replica:
+            follower = asyncio.create_task(follow_snapshots(policies, settings.policy_refresh_s))
+            stack.callback(follower.cancel)
+            log.info("replica: rewards go to the learner; following its snapshots")
         writer = JournalWriter(database, JournalSpool(settings.data_dir / "spool"))
         await writer.flush_spool()  # journals spooled while the store was down last time
         flusher = asyncio.create_task(writer.run_flusher())
@@ -146,7 +155,9 @@ async def open_runtime(
             rng=np.random.default_rng(settings.seed),
             judge=judge,
             writer=writer,
-            config=RouterConfig(knn_k=settings.knn_k, max_attempts=settings.max_attempts),
+            config=RouterConfig(
+                knn_k=settings.knn_k, max_attempts=settings.max_attempts, learn=not replica
+            ),
         )
         yield Runtime(
             settings=settings,
@@ -162,6 +173,19 @@ async def open_runtime(
             metrics=metrics,
             writer=writer,
         )
+
+
+async def follow_snapshots(policies: PolicyRegistry, every_s: float) -> None:
+    """Replicas: adopt the learner's newest snapshots as they appear."""
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            changed = await policies.refresh()
+        except SignalrouteError as exc:
+            log.warning("could not look for new policy snapshots: %s", exc.message)
+            continue
+        for stage in changed:
+            log.info("policy %s: now snapshot v%d", stage, policies.version(stage))
 
 
 def watch(

@@ -75,6 +75,14 @@ class Settings(BaseSettings):
     gamma_scale: float = Field(default=10.0, gt=0)
     learning_rate: float = Field(default=0.5, gt=0)
     snapshot_every: int = Field(default=100, ge=1, description="Snapshot a policy every N updates.")
+    role: Literal["standalone", "replica"] = Field(
+        default="standalone",
+        description="standalone: learns itself; replica: logs rewards for `signalroute learner`"
+        " and follows its snapshots.",
+    )
+    policy_refresh_s: float = Field(
+        default=2.0, gt=0, description="Replicas: how often to look for a newer snapshot."
+    )
     knn_k: int = Field(default=20, ge=1, le=200, description="Neighbours for historical signals.")
     max_attempts: int = Field(default=3, ge=1, description="Arms tried before a request fails.")
     cost_ref_usd: float = Field(

@@ -178,6 +178,7 @@ async def feedback(body: FeedbackBody, runtime: RuntimeDep, caller: CallerDep) -
         decision_id=body.decision_id,
         request_id=body.request_id,
         idempotency_key=body.idempotency_key,
+        learn=runtime.settings.role != "replica",
     )
     for credited in result.credited:
         if credited.created:

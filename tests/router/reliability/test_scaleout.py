@@ -1,0 +1,133 @@
+"""Two router replicas share one Postgres; one learner learns what both logged and both pick
+up its snapshots."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from router.replay.dataset import ReplayDataset
+from store.database import Database
+from store.embedded import EmbeddedPostgres
+
+PRE_ONLY = {"escalation": False, "components": False, "judge": "never"}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def process(args: list[str], env: dict[str, str], ready: str | None) -> Iterator[None]:
+    child = subprocess.Popen(
+        [sys.executable, "-m", "router.cli", *args],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while ready is not None:
+            try:
+                if httpx.get(ready, timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert child.poll() is None, f"{args[0]} exited"
+            assert time.monotonic() < deadline, f"{args[0]} did not become ready"
+            time.sleep(0.2)
+        yield
+    finally:
+        child.terminate()
+        try:
+            child.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            child.kill()
+
+
+async def pre_updates(client: httpx.AsyncClient) -> int:
+    policies = (await client.get("/policies")).json()["policies"]
+    return int(next(p["updates"] for p in policies if p["stage"] == "pre"))
+
+
+@pytest.mark.usefixtures("replay_data_dir")
+async def test_rewards_from_two_replicas_reach_one_learner_and_its_policy_reaches_both(
+    embedded_postgres: EmbeddedPostgres, replay_dataset: ReplayDataset, tmp_path: Path
+) -> None:
+    url = embedded_postgres.create_database("signalroute_scaleout")
+    database = await Database.connect(url)
+    async with database.connection() as conn:
+        await conn.execute("TRUNCATE requests, decisions, rewards, policy_snapshots CASCADE")
+    common = {
+        "SIGNALROUTE_DATABASE_URL": url,
+        "SIGNALROUTE_LOG_LEVEL": "warning",
+        "SIGNALROUTE_REPLAY_STREAM_CHUNKS_PER_S": "100000",
+        "SIGNALROUTE_SNAPSHOT_EVERY": "1000",
+    }
+    replica = {**common, "SIGNALROUTE_ROLE": "replica", "SIGNALROUTE_POLICY_REFRESH_S": "0.5"}
+    ports = [free_port(), free_port()]
+    prompts = [r.prompt for r in replay_dataset][:40]
+    with ExitStack() as stack:
+        stack.enter_context(process(["learner", "--publish-every-s", "0.5"], common, None))
+        for index, port in enumerate(ports):
+            env = {**replica, "SIGNALROUTE_DATA_DIR": str(tmp_path / f"replica{index}")}
+            stack.enter_context(
+                process(["serve", "--port", str(port)], env, f"http://127.0.0.1:{port}/readyz")
+            )
+        async with (
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{ports[0]}", timeout=30) as first,
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{ports[1]}", timeout=30) as second,
+        ):
+            versions: list[dict[str, Any]] = []
+            for index, prompt in enumerate(prompts):
+                client = (first, second)[index % 2]
+                body = {"messages": [{"role": "user", "content": prompt}], "stages": PRE_ONLY}
+                routed = (await client.post("/route-and-run", json=body)).json()
+                versions.append(routed["trace"]["decisions"][0])
+                feedback = await client.post(
+                    "/feedback", json={"request_id": routed["id"], "reward": 0.5}
+                )
+                assert feedback.status_code == 201, feedback.text
+            # Replicas learn nothing themselves: what they decided with came from snapshots.
+            assert {d["policy_version"] for d in versions[:2]} == {0}
+
+            async with database.connection() as conn:
+                cursor = await conn.execute(
+                    "SELECT count(*) FROM rewards w JOIN decisions d ON d.id = w.decision_id "
+                    "WHERE d.stage = 'pre'"
+                )
+                row = await cursor.fetchone()
+            assert row is not None
+            logged = int(row[0])
+            assert logged == 80  # 40 immediate + 40 feedback rewards, from both replicas
+
+            deadline = asyncio.get_running_loop().time() + 30
+            while True:
+                seen = [await pre_updates(first), await pre_updates(second)]
+                if seen == [logged, logged]:
+                    break
+                assert asyncio.get_running_loop().time() < deadline, seen
+                await asyncio.sleep(0.25)
+
+    async with database.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT count(*), count(DISTINCT w.policy_update) FROM rewards w "
+            "JOIN decisions d ON d.id = w.decision_id WHERE d.stage = 'pre'"
+        )
+        marked = await cursor.fetchone()
+    await database.close()
+    # The learner learned each reward once, with its own update number.
+    assert marked == (80, 80)
