@@ -21,9 +21,7 @@ _STOPWORDS: dict[str, frozenset[str]] = {
     "de": frozenset(
         "der die das und ist nicht ein eine zu den mit von sich auf für dem ich auch".split()
     ),
-    "pt": frozenset(
-        "os as que em um uma para com não do da por se no na dos das mais mas".split()
-    ),
+    "pt": frozenset("os as que em um uma para com não do da por se no na dos das mais mas".split()),
     "it": frozenset(
         "il la di che un una per non sono del della con si le gli nel alla anche".split()
     ),

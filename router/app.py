@@ -17,6 +17,7 @@ from router.api import chat, health, policies, route
 from router.api import metrics as metrics_api
 from router.api.errors import install_error_handlers
 from router.api.middleware import RequestContextMiddleware
+from router.logs import configure_logging
 from router.metrics import Metrics
 from router.pool import Pool, demo_pool, load_pool
 from router.replay.app import create_replay_app
@@ -92,6 +93,15 @@ def create_app(settings: Settings, *, replay_app: FastAPI | None = None) -> Fast
     if replay_app is not None:
         app.mount(REPLAY_MOUNT, replay_app)
     return app
+
+
+def app_from_env() -> FastAPI:
+    """The app built from the environment's settings: the factory each worker process of
+    ``signalroute serve --workers N`` calls (uvicorn imports it by name). It configures
+    logging too, since a worker process starts with none."""
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings)
 
 
 async def log_access_mode(runtime: Runtime) -> None:

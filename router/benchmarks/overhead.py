@@ -22,7 +22,6 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,7 @@ import httpx
 import numpy as np
 
 from features.errors import ConfigError
+from router.benchmarks.processes import free_port, server_process
 from router.replay.dataset import load_routerbench
 from router.settings import ReplaySettings
 
@@ -79,42 +79,7 @@ class Percentiles:
         return {"p50": round(self.p50, 3), "p99": round(self.p99, 3), "n": self.n}
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@contextmanager
-def _process(
-    args: Sequence[str], env: dict[str, str], log: Path, ready_url: str, timeout_s: float = 120
-) -> Iterator[subprocess.Popen[bytes]]:
-    """Start a server process and wait until ``ready_url`` answers 200."""
-    with log.open("wb") as sink:
-        process = subprocess.Popen(args, env=env, stdout=sink, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + timeout_s
-            while True:
-                if process.poll() is not None:
-                    raise ConfigError(f"{args[0]} exited early; see {log}")
-                try:
-                    if httpx.get(ready_url, timeout=1.0).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise ConfigError(f"{ready_url} did not answer within {timeout_s:g}s")
-                time.sleep(0.2)
-            yield process
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-
-
-def _pool_yaml(models: Sequence[str], replay_url: str) -> str:
+def pool_yaml(models: Sequence[str], replay_url: str) -> str:
     lines = [
         f'  - {{name: "{m}", base_url: "{replay_url}/v1", model: "{m}", context_window: 128000}}'
         for m in models
@@ -248,7 +213,7 @@ def run(args: argparse.Namespace) -> int:
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="signalroute-overhead-"))
-    replay_port, router_port = _free_port(), _free_port()
+    replay_port, router_port = free_port(), free_port()
     replay_url = f"http://127.0.0.1:{replay_port}"
     router_url = f"http://127.0.0.1:{router_port}"
     env = {
@@ -260,17 +225,17 @@ def run(args: argparse.Namespace) -> int:
     }
     if data is not None:
         env["SIGNALROUTE_REPLAY_DATA"] = str(data.resolve())
-    (work / "pool.yaml").write_text(_pool_yaml(dataset.models, replay_url))
+    (work / "pool.yaml").write_text(pool_yaml(dataset.models, replay_url))
     me = [sys.executable, "-m", "router.cli"]
     litellm_key = "sk-overhead-bench"
     with (
-        _process(
+        server_process(
             [*me, "replay-pool", "--port", str(replay_port)],
             env,
             work / "replay.log",
             f"{replay_url}/healthz",
         ),
-        _process(
+        server_process(
             [*me, "serve", "--port", str(router_port), "--config", str(work / "pool.yaml")],
             env,
             work / "router.log",
@@ -330,7 +295,7 @@ def _maybe_litellm(
         return
     if not executable.exists():
         raise ConfigError(f"--litellm {executable}: no such file")
-    port = _free_port()
+    port = free_port()
     (work / "litellm.yaml").write_text(_litellm_config(models, replay_url))
     env = {
         **os.environ,
@@ -350,7 +315,7 @@ def _maybe_litellm(
         "1",
     ]
     url = f"http://127.0.0.1:{port}"
-    with _process(args, env, work / "litellm.log", f"{url}/health/liveliness", timeout_s=180):
+    with server_process(args, env, work / "litellm.log", f"{url}/health/liveliness", timeout_s=180):
         yield url
 
 

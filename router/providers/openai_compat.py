@@ -213,9 +213,15 @@ class OpenAICompatProvider:
                     await response.aread()
                     self._raise_for_status(response)
                 headers = dict(response.headers)
-                async for data in sse_data(response.aiter_lines()):
+                events = sse_data(response.aiter_lines())
+                async for data in events:
                     if data == DONE:
                         done = True
+                        # Read the body's end too: a response left unfinished closes its
+                        # connection instead of returning it to the pool (a new TCP
+                        # connection per call costs the router and the provider).
+                        async for _ in events:
+                            pass
                         break
                     chunk = self._parse_chunk(data)
                     if chunk.get("usage"):

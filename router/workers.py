@@ -1,0 +1,75 @@
+"""``signalroute serve --workers N``: N uvicorn worker processes sharing one listening socket.
+
+uvicorn starts each worker from an import string, so every worker builds its own app with
+``router.app:app_from_env`` from the environment. The parent process therefore hands the
+command-line overrides to the workers as ``SIGNALROUTE_*`` variables, checks the pool file
+once (a bad file stops it with one line instead of N tracebacks), and, when no database URL
+is set, starts the embedded Postgres itself so that the workers share one server instead of
+racing to start it.
+
+What workers share: the store (requests, decisions, rewards, snapshots, spend). What each
+has of its own: its VW policies (a workspace lives in one process), health tracker, spend
+cache and metrics registry. Each worker's policies learn from the traffic that worker
+serves and are snapshotted to the same per-stage version sequence; a restart restores the
+newest snapshot, whichever worker saved it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import uvicorn
+
+from router.pool import load_pool
+from router.settings import Settings
+from store.embedded import EmbeddedPostgres
+
+log = logging.getLogger("signalroute")
+
+APP_FACTORY = "router.app:app_from_env"
+"""What each worker imports and calls to build its app."""
+
+
+def worker_environment(settings: Settings, database_url: str | None) -> dict[str, str]:
+    """The variables that give each worker the parent's settings (its CLI overrides)."""
+    env = {"SIGNALROUTE_HOST": settings.host, "SIGNALROUTE_PORT": str(settings.port)}
+    if settings.pool_config is not None:
+        env["SIGNALROUTE_POOL_CONFIG"] = str(settings.pool_config.resolve())
+    if database_url is not None:
+        env["SIGNALROUTE_DATABASE_URL"] = database_url
+    return env
+
+
+def serve_workers(settings: Settings, workers: int) -> None:
+    """Run ``workers`` worker processes until interrupted (blocks).
+
+    Raises ConfigError for a bad pool file and StoreUnavailableError when the embedded
+    database cannot start, before any worker starts. The workers' variables are set in this
+    process's environment, which they inherit.
+    """
+    if settings.pool_config is not None:
+        load_pool(settings.pool_config)
+    embedded: EmbeddedPostgres | None = None
+    database_url = settings.database_url
+    if database_url is None:
+        embedded = EmbeddedPostgres()
+        database_url = embedded.start(settings.data_dir)
+        log.info("embedded Postgres started under %s", settings.data_dir.resolve())
+    try:
+        os.environ.update(worker_environment(settings, database_url))
+        log.info("starting %d workers on %s:%d", workers, settings.host, settings.port)
+        uvicorn.run(
+            APP_FACTORY,
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=workers,
+            log_level=settings.log_level,
+            lifespan="on",
+            log_config=None,  # each worker configures logging in app_from_env
+            access_log=False,
+        )
+    finally:
+        if embedded is not None:
+            embedded.stop()
