@@ -133,12 +133,8 @@ def _namespaces(obj: Mapping[str, Any], default: str) -> dict[str, dict[str, Fea
                 spaces.setdefault(space, {})[feature[0]] = feature[1]
 
     for name, value in obj.items():
-        if name.startswith("_"):
-            continue
-        if isinstance(value, Mapping | list):
-            add(default, name, value)
-        else:
-            add(default, name, value)
+        # objects and arrays become the namespace ``name``; scalars go to ``default``
+        add(default, name, value)
     return spaces
 
 

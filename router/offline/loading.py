@@ -136,12 +136,10 @@ async def open_store(settings: Settings, stack: AsyncExitStack) -> Database:
 def format_of(path: Path, explicit: str | None = None) -> LogFormat:
     """``explicit``, else from the file name: ``.jsonl`` is JSONL; ``.json`` / ``.dsjson``
     are DSJSON."""
-    if explicit in ("jsonl", "dsjson"):
-        return explicit  # type: ignore[return-value]
     suffix = path.suffix.lower()
-    if suffix == ".jsonl":
+    if explicit == "jsonl" or (explicit is None and suffix == ".jsonl"):
         return "jsonl"
-    if suffix in (".json", ".dsjson"):
+    if explicit == "dsjson" or (explicit is None and suffix in (".json", ".dsjson")):
         return "dsjson"
     raise ConfigError(
         f"{path}: cannot tell the log format from the name; use .jsonl (signalroute JSONL) "
