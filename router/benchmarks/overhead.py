@@ -160,30 +160,38 @@ async def _run_phase(
     replay_url: str,
     litellm_url: str | None,
     litellm_key: str,
-) -> tuple[list[Sample], float]:
+) -> tuple[list[Sample], float, list[str]]:
     limits = httpx.Limits(
         max_connections=concurrency * 3, max_keepalive_connections=concurrency * 3
     )
     samples: list[Sample] = []
+    errors: list[str] = []
     semaphore = asyncio.Semaphore(concurrency)
     async with httpx.AsyncClient(timeout=120, limits=limits) as client:
 
         async def guarded(prompt: str) -> None:
             async with semaphore:
-                samples.append(
-                    await _one(client, prompt, router_url, replay_url, litellm_url, litellm_key)
-                )
+                try:
+                    samples.append(
+                        await _one(client, prompt, router_url, replay_url, litellm_url, litellm_key)
+                    )
+                except (httpx.HTTPError, ConfigError) as exc:
+                    errors.append(f"{type(exc).__name__}: {exc}"[:200])
 
         started = time.perf_counter()
         await asyncio.gather(*(guarded(p) for p in prompts))
         elapsed_s = time.perf_counter() - started
-    return samples, elapsed_s
+    return samples, elapsed_s, errors
 
 
-def _summary(samples: Sequence[Sample], elapsed_s: float, concurrency: int) -> dict[str, Any]:
+def _summary(
+    samples: Sequence[Sample], elapsed_s: float, concurrency: int, errors: Sequence[str]
+) -> dict[str, Any]:
     summary: dict[str, Any] = {
         "concurrency": concurrency,
         "requests": len(samples),
+        "errors": len(errors),
+        "error_examples": sorted(set(errors))[:3],
         "decision_ms": Percentiles.of([s.decision_ms for s in samples]).as_json(),
         "router_ms": Percentiles.of([s.router_ms for s in samples]).as_json(),
         "direct_ms": Percentiles.of([s.direct_ms for s in samples]).as_json(),
@@ -245,17 +253,17 @@ def run(args: argparse.Namespace) -> int:
     ):
         results: dict[str, Any] = {"litellm_version": _litellm_version(args.litellm)}
         print(f"sequential: {len(sequential)} prompts x {2 + bool(litellm_url)} targets")
-        samples, elapsed = asyncio.run(
+        samples, elapsed, errors = asyncio.run(
             _run_phase(sequential, 1, router_url, replay_url, litellm_url, litellm_key)
         )
-        results["sequential"] = _summary(samples, elapsed, 1)
+        results["sequential"] = _summary(samples, elapsed, 1, errors)
         print(f"concurrent: {len(concurrent)} prompts at {args.concurrency} in flight")
-        samples, elapsed = asyncio.run(
+        samples, elapsed, errors = asyncio.run(
             _run_phase(
                 concurrent, args.concurrency, router_url, replay_url, litellm_url, litellm_key
             )
         )
-        results["concurrent"] = _summary(samples, elapsed, args.concurrency)
+        results["concurrent"] = _summary(samples, elapsed, args.concurrency, errors)
     report = {
         "decision_ms": results["sequential"]["decision_ms"],
         "http_added_ms": results["sequential"]["http_added_ms"],
@@ -333,6 +341,6 @@ def markdown(report: dict[str, Any]) -> str:
             f"{result['decision_ms']['p50']:.2f} / {result['decision_ms']['p99']:.2f} | "
             f"{result['http_added_ms']['p50']:.2f} / {result['http_added_ms']['p99']:.2f} | "
             + (f"{litellm['p50']:.2f} / {litellm['p99']:.2f}" if litellm else "not run")
-            + f" | {result['routed_per_s']} |"
+            + f" | {result['routed_per_s']} | {result['errors']} |"
         )
     return "\n".join(rows) + "\n"
