@@ -29,65 +29,48 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
-from features.anomalies import standard_detectors
 from features.categories import CategoryIndex
 from features.components import (
-    Component,
     assemble,
     attribute,
     check_component,
-    first_of_kind,
     split_components,
 )
 from features.embedding import Embedder, Vector
 from features.errors import (
-    NoEligibleArmError,
     ProviderError,
-    ProviderRateLimitedError,
     SignalrouteError,
     StoreUnavailableError,
 )
 from features.historical import HistoricalSignals, NeighbourOutcome, summarize
-from features.output import output_features
-from features.query import Message, QuerySignals, embed_query, query_signals
-from features.system import ArmHealth, Spend
-from features.validators import Expectations, run_validators
-from learner.context import Context
-from learner.reward import RewardWeights, shape_reward
-from router.constraints import Constraints, Eligibility, eligible_arms
-from router.contexts import (
-    build_context,
-    component_context,
-    escalation_context,
-    in_generation_context,
-)
+from features.query import embed_query, query_signals
+from features.system import ArmHealth
+from features.validators import run_validators
+from router.constraints import eligible_arms
 from router.health import HealthTracker
-from router.lifecycle.assessment import Assessment, assess
-from router.lifecycle.decisions import Decider, Drawn, trace
-from router.lifecycle.generation import Cut, monitored_run
+from router.lifecycle.assessment import assess
+from router.lifecycle.decisions import Decider, trace
+from router.lifecycle.escalation import escalate
+from router.lifecycle.generating import generate
 from router.lifecycle.journal import Completed, Failed, Journal, JournalWriter, RequestRow
 from router.lifecycle.journal import write as write_journal
 from router.lifecycle.judge import Judge
-from router.lifecycle.prompts import component_messages, escalation_messages
+from router.lifecycle.kit import StageKit
+from router.lifecycle.repair import repair
+from router.lifecycle.request import RouteRequest
 from router.lifecycle.stages import (
-    ACCEPT,
     COMPONENT,
-    ESCALATE_PREFIX,
-    ESCALATION,
-    IN_GENERATION,
-    PRE_GENERATION,
-    StageOptions,
-    escalate_action,
 )
+from router.lifecycle.state import Generated, Ledger, Prepared
 from router.policies import PolicyRegistry
 from router.pool import Pool
-from router.providers import ChatRequest, Completion, Delta, Provider
+from router.providers import Delta, Provider
 from router.spend import SpendTracker
 from router.trace import (
     ComponentTrace,
@@ -116,40 +99,6 @@ Clock = Callable[[], float]
 
 log = logging.getLogger("signalroute.routing")
 
-MAX_REPAIRS = 2
-"""Components rewritten per request, at most."""
-
-
-@dataclass(frozen=True)
-class RouteRequest:
-    """A request to route and run."""
-
-    messages: tuple[Message, ...]
-    weights: RewardWeights
-    tenant: str = "default"
-    user: str | None = None
-    session: str | None = None
-    response_format: Mapping[str, Any] | None = None
-    constraints: Constraints = field(default_factory=Constraints)
-    max_tokens: int | None = None
-    temperature: float | None = None
-    stream: bool = False
-    stages: StageOptions = field(default_factory=StageOptions)
-    regex: str | None = None
-    min_chars: int | None = None
-    max_chars: int | None = None
-    api_key_id: str | None = None
-    profile: str | None = None
-    request_id: str | None = None
-
-    def expectations(self) -> Expectations:
-        return Expectations(
-            response_format=self.response_format,
-            regex=self.regex,
-            min_chars=self.min_chars,
-            max_chars=self.max_chars,
-        )
-
 
 @dataclass(frozen=True)
 class RouterConfig:
@@ -159,59 +108,6 @@ class RouterConfig:
     knn_k: int = 20
     max_attempts: int = 3
     learn: bool = True
-
-
-@dataclass(frozen=True)
-class _Prepared:
-    """What every stage of one request needs."""
-
-    request: RouteRequest
-    request_id: str
-    started: float
-    embedding: Vector
-    query: QuerySignals
-    history: HistoricalSignals
-    user_history: HistoricalSignals
-    spend: Spend
-    journal: Journal
-    timings: dict[str, float] = field(default_factory=dict)
-
-    def chat(self, messages: tuple[Message, ...] | None = None) -> ChatRequest:
-        request = self.request
-        return ChatRequest(
-            messages=messages if messages is not None else request.messages,
-            max_tokens=request.max_tokens,
-            temperature=request.temperature,
-            response_format=request.response_format,
-        )
-
-
-@dataclass(frozen=True)
-class _Generated:
-    """The run that produced an answer, its decision still waiting for its reward."""
-
-    drawn: Drawn
-    completion: Completion
-    signals: Mapping[str, Any]
-    masked: Mapping[str, str]
-
-
-@dataclass
-class _Ledger:
-    """Decisions settled so far and what they cost, for one request."""
-
-    traces: list[DecisionTrace] = field(default_factory=list)
-    cost_usd: float = 0.0
-    last_error: ProviderError | None = None
-
-    def add(self, decision: DecisionTrace, cost_usd: float = 0.0) -> None:
-        self.traces.append(decision)
-        self.cost_usd += cost_usd
-
-    def insert(self, index: int, decision: DecisionTrace, cost_usd: float = 0.0) -> None:
-        """Add a decision settled late at the place it was made."""
-        self.traces.insert(index, decision)
-        self.cost_usd += cost_usd
 
 
 class Router:
@@ -246,6 +142,16 @@ class Router:
         self._config = config
         self._clock = clock
         self._decider = Decider(policies, rng, learn=config.learn)
+        self._kit = StageKit(
+            pool=pool,
+            providers=providers,
+            health=health,
+            decider=self._decider,
+            rng=rng,
+            judge=judge,
+            max_attempts=config.max_attempts,
+            clock=clock,
+        )
         self._writer = writer
 
     # --- signals ---------------------------------------------------------------------------
@@ -293,22 +199,6 @@ class Router:
 
         return convert(list(rows)), convert(list(user_rows))
 
-    def _eligibility(
-        self, prep: _Prepared, health: Mapping[str, ArmHealth], exclude: set[str]
-    ) -> Eligibility:
-        request = prep.request
-        return eligible_arms(
-            self.pool.arms,
-            health,
-            request.constraints,
-            prep.query.tokens_est,
-            request.max_tokens,
-            exclude=frozenset(exclude),
-        )
-
-    def _reward(self, prep: _Prepared, quality: float, cost_usd: float, latency_ms: float) -> float:
-        return shape_reward(quality, cost_usd, latency_ms, prep.request.weights)
-
     # --- the lifecycle -----------------------------------------------------------------------
 
     async def run(self, request: RouteRequest) -> AsyncGenerator[RouteEvent, None]:
@@ -325,7 +215,7 @@ class Router:
         # Validate before logging anything: a request no arm can serve is a 4xx, not a row.
         eligible_arms(
             self.pool.arms,
-            self._health_now(),
+            self._kit.health_now(),
             request.constraints,
             query.tokens_est,
             request.max_tokens,
@@ -361,7 +251,7 @@ class Router:
             self._history(embedding, request.tenant, request.user), log_request()
         )
         try:
-            prep = _Prepared(
+            prep = Prepared(
                 request=request,
                 request_id=request_id,
                 started=started,
@@ -378,11 +268,11 @@ class Router:
             if not journal.written:
                 await asyncio.shield(self._abandon(journal, started))
 
-    async def _lifecycle(self, prep: _Prepared) -> AsyncIterator[RouteEvent]:
-        ledger = _Ledger()
-        generated: _Generated | None = None
-        async for event in self._generate(prep, ledger):
-            if isinstance(event, _Generated):
+    async def _lifecycle(self, prep: Prepared) -> AsyncIterator[RouteEvent]:
+        ledger = Ledger()
+        generated: Generated | None = None
+        async for event in generate(self._kit, prep, ledger):
+            if isinstance(event, Generated):
                 generated = event
             else:
                 yield event
@@ -399,7 +289,7 @@ class Router:
         components = attribute(split_components(original), arm)
         components_passed = sum(1 for c in components if check_component(c) is None)
         if stages.components and len(components) >= 2 and components_passed < len(components):
-            components = await self._repair(prep, ledger, components)
+            components = await repair(self._kit, prep, ledger, components)
         text = assemble(components) if any(c.arm != arm for c in components) else original
         if text != original and prep.request.stream:
             yield Switch(
@@ -427,7 +317,9 @@ class Router:
             generation_quality = 0.0
         else:
             generation_quality = components_passed / max(1, len(split_components(original)))
-        reward = self._reward(prep, generation_quality, completion.cost_usd, completion.latency_ms)
+        reward = self._kit.reward(
+            prep, generation_quality, completion.cost_usd, completion.latency_ms
+        )
         await self._decider.settle(prep.journal, generated.drawn, reward)
         ledger.insert(
             generation_at,
@@ -445,7 +337,7 @@ class Router:
         )
 
         if stages.escalation:
-            async for step in self._escalate(prep, ledger, text, completion, assessment):
+            async for step in escalate(self._kit, prep, ledger, text, completion, assessment):
                 if isinstance(step, tuple):
                     text, arm, components, assessment = step
                 else:
@@ -483,316 +375,9 @@ class Router:
 
     # --- pre- and in-generation ----------------------------------------------------------
 
-    async def _generate(
-        self, prep: _Prepared, ledger: _Ledger
-    ) -> AsyncIterator[Delta | Switch | _Generated]:
-        """Draw arms and run them until one completes; cut runs the detectors flag."""
-        request = prep.request
-        stages = request.stages
-        excluded: set[str] = set()
-        stage = PRE_GENERATION
-        cut: tuple[str, Cut] | None = None
-        shown_arm: str | None = None
-        last_reason = ""
-        errors = switches = 0
-        while errors < self._config.max_attempts and switches <= stages.max_switches:
-            health = self._health_now()
-            try:
-                eligibility = self._eligibility(prep, health, excluded)
-            except NoEligibleArmError:
-                return
-            arms = tuple(self.pool.arm(name) for name in eligibility.eligible)
-            context = build_context(
-                arms, prep.query, prep.history, prep.user_history, health, prep.spend
-            )
-            if stage == IN_GENERATION and cut is not None:
-                context = in_generation_context(
-                    context, cut[0], cut[1].anomaly.detector, len(cut[1].text)
-                )
-            drawn = self._decider.draw(prep.journal, stage, context)
-            arm = self.pool.arm(drawn.action)
-            signals = _signals(drawn.context, arm.name)
-            detectors = (
-                standard_detectors(
-                    query_language=prep.query.language,
-                    json_requested=prep.query.json_requested,
-                    max_cost_usd=request.constraints.max_cost_usd,
-                    prompt_tokens=prep.query.tokens_est,
-                    input_usd_per_mtok=arm.input_usd_per_mtok,
-                    output_usd_per_mtok=arm.output_usd_per_mtok,
-                )
-                if stages.in_generation
-                else []
-            )
-            held = ""
-            released = False
-            # Router overhead before the first model call: signals, kNN, policy, draw.
-            prep.timings.setdefault("decision_ms", (self._clock() - prep.started) * 1000.0)
-            self._health.started(arm.name)
-            try:
-                async for event in monitored_run(
-                    self._providers[arm.name],
-                    arm,
-                    prep.chat(),
-                    detectors,
-                    stall_ms=stages.stall_ms,
-                    clock=self._clock,
-                ):
-                    if isinstance(event, Delta):
-                        if not request.stream:
-                            continue
-                        if released:
-                            yield event
-                            continue
-                        held += event.text
-                        if len(held) >= stages.holdback_chars:
-                            if shown_arm is not None and shown_arm != arm.name:
-                                yield Switch(stage, shown_arm, arm.name, last_reason)
-                            yield Delta(held)
-                            held, released, shown_arm = "", True, arm.name
-                    elif isinstance(event, Cut):
-                        self._health.cancelled(arm.name, event.latency_ms)
-                        reward = self._reward(prep, 0.0, event.cost_usd, event.latency_ms)
-                        await self._decider.settle(prep.journal, drawn, reward)
-                        ledger.add(
-                            trace(
-                                drawn,
-                                outcome=f"cut: {event.anomaly.reason}",
-                                reward=reward,
-                                signals=signals,
-                                masked=eligibility.masked,
-                                cost_usd=event.cost_usd,
-                                latency_ms=event.latency_ms,
-                                details={
-                                    "detector": event.anomaly.detector,
-                                    "chars_before_cut": len(event.text),
-                                    "client_saw_text": released,
-                                },
-                            ),
-                            event.cost_usd,
-                        )
-                        excluded.add(arm.name)
-                        stage, cut = IN_GENERATION, (arm.name, event)
-                        last_reason = event.anomaly.reason
-                        switches += 1
-                        break
-                    else:
-                        self._health.succeeded(
-                            arm.name, event.latency_ms, event.rate_limit.headroom
-                        )
-                        if request.stream and not released:
-                            if shown_arm is not None and shown_arm != arm.name:
-                                yield Switch(stage, shown_arm, arm.name, last_reason)
-                            if held:
-                                yield Delta(held)
-                        yield _Generated(drawn, event, signals, eligibility.masked)
-                        return
-            except ProviderError as exc:
-                retry_after = (
-                    exc.retry_after_s if isinstance(exc, ProviderRateLimitedError) else None
-                )
-                self._health.failed(arm.name, retry_after_s=retry_after)
-                await self._decider.settle(prep.journal, drawn, 0.0)
-                ledger.add(
-                    trace(
-                        drawn,
-                        outcome=f"error: {exc.message}",
-                        reward=0.0,
-                        signals=signals,
-                        masked=eligibility.masked,
-                        details={"error": exc.code, "client_saw_text": released},
-                    )
-                )
-                ledger.last_error = exc
-                excluded.add(arm.name)
-                last_reason = f"{arm.name} failed: {exc.code}"
-                errors += 1
-
-    # --- per-component ---------------------------------------------------------------------
-
-    async def _repair(
-        self, prep: _Prepared, ledger: _Ledger, components: list[Component]
-    ) -> list[Component]:
-        """Rewrite failed components with arms the component policy picks."""
-        failures = [(i, r) for i, c in enumerate(components) if (r := check_component(c))]
-        failed_indices = {i for i, _ in failures}
-        for index, reason in failures[:MAX_REPAIRS]:
-            failed = components[index]
-            producer = failed.arm or ""
-            health = self._health_now()
-            try:
-                eligibility = self._eligibility(prep, health, {producer})
-            except NoEligibleArmError:
-                break
-            arms = tuple(self.pool.arm(name) for name in eligibility.eligible)
-            context = component_context(
-                arms, prep.query, failed.kind, reason.split(":")[0], len(failed.text), health
-            )
-            drawn = self._decider.draw(prep.journal, COMPONENT, context)
-            accepted = [c for i, c in enumerate(components) if i not in failed_indices]
-            messages = component_messages(prep.request.messages, accepted, failed, reason)
-            details: dict[str, Any] = {"component": index, "kind": failed.kind, "failure": reason}
-            self._health.started(drawn.action)
-            try:
-                completion = await self._providers[drawn.action].complete(prep.chat(messages))
-            except ProviderError as exc:
-                self._health.failed(drawn.action)
-                await self._decider.settle(prep.journal, drawn, 0.0)
-                ledger.add(
-                    trace(
-                        drawn,
-                        outcome=f"error: {exc.message}",
-                        reward=0.0,
-                        masked=eligibility.masked,
-                        details=details,
-                    )
-                )
-                continue
-            self._health.succeeded(drawn.action, completion.latency_ms)
-            candidate = first_of_kind(completion.text, failed.kind)
-            fixed = candidate is not None and check_component(candidate) is None
-            if candidate is not None and fixed:
-                components[index] = replace(candidate, arm=drawn.action)
-                failed_indices.discard(index)
-            reward = self._reward(
-                prep, 1.0 if fixed else 0.0, completion.cost_usd, completion.latency_ms
-            )
-            await self._decider.settle(prep.journal, drawn, reward)
-            ledger.add(
-                trace(
-                    drawn,
-                    outcome="replaced" if fixed else "replacement failed too",
-                    reward=reward,
-                    masked=eligibility.masked,
-                    cost_usd=completion.cost_usd,
-                    latency_ms=completion.latency_ms,
-                    details=details,
-                ),
-                completion.cost_usd,
-            )
-        return components
-
-    # --- post-generation ---------------------------------------------------------------------
-
-    async def _escalate(
-        self,
-        prep: _Prepared,
-        ledger: _Ledger,
-        text: str,
-        completion: Completion,
-        assessment: Assessment,
-    ) -> AsyncIterator[Switch | Delta | tuple[str, str, list[Component], Assessment]]:
-        """Accept the answer or escalate it; yields the new answer when one replaces it."""
-        answered_by = completion.arm
-        health = self._health_now()
-        try:
-            eligible = self._eligibility(prep, health, {answered_by}).eligible
-        except NoEligibleArmError:
-            return
-        targets = tuple(
-            self.pool.arm(name) for name in self.pool.escalation_arms() if name in eligible
-        )
-        if not targets:
-            return
-        output = output_features(
-            text,
-            completion.finish_reason,
-            assessment.validation,
-            assessment.judge_score,
-            answered_by,
-        )
-        context = escalation_context(prep.query, output, targets, health, ACCEPT, escalate_action)
-        drawn = self._decider.draw(prep.journal, ESCALATION, context)
-        signals = {"query": dict(prep.query.as_features()), "output": output}
-        details: dict[str, Any] = {"assessment": assessment.as_json()}
-        if drawn.action == ACCEPT:
-            reward = self._reward(prep, assessment.quality, 0.0, 0.0)
-            await self._decider.settle(prep.journal, drawn, reward)
-            ledger.add(
-                trace(drawn, outcome="accepted", reward=reward, signals=signals, details=details)
-            )
-            return
-        target = self.pool.arm(drawn.action.removeprefix(ESCALATE_PREFIX))
-        reasons = assessment.reasons() or ["the escalation policy asked a stronger model"]
-        messages = escalation_messages(prep.request.messages, text, reasons)
-        details["reasons"] = reasons
-        details["escalation_prompt"] = str(messages[-1].get("content", ""))
-        new: Completion | None = None
-        spent = 0.0
-        self._health.started(target.name)
-        try:
-            async for event in monitored_run(
-                self._providers[target.name],
-                target,
-                prep.chat(messages),
-                standard_detectors(
-                    query_language=prep.query.language,
-                    json_requested=prep.query.json_requested,
-                ),
-                stall_ms=prep.request.stages.stall_ms,
-                clock=self._clock,
-            ):
-                if isinstance(event, Cut):
-                    self._health.cancelled(target.name, event.latency_ms)
-                    spent = event.cost_usd
-                    details["cut"] = event.anomaly.reason
-                elif isinstance(event, Completion):
-                    self._health.succeeded(target.name, event.latency_ms)
-                    new = event
-        except ProviderError as exc:
-            self._health.failed(target.name)
-            details["error"] = exc.message
-        if new is None:
-            reward = self._reward(prep, 0.0, spent, 0.0)
-            await self._decider.settle(prep.journal, drawn, reward)
-            ledger.add(
-                trace(
-                    drawn,
-                    outcome="escalation failed; kept the answer",
-                    reward=reward,
-                    signals=signals,
-                    cost_usd=spent,
-                    details=details,
-                ),
-                spent,
-            )
-            return
-        second = await assess(
-            new.text,
-            new.finish_reason,
-            prep.request.messages,
-            prep.request.expectations(),
-            prep.request.stages,
-            self._judge,
-            self._rng,
-        )
-        cost = new.cost_usd + second.judge_cost_usd
-        reward = self._reward(prep, second.quality, cost, new.latency_ms)
-        await self._decider.settle(prep.journal, drawn, reward)
-        better = second.quality >= assessment.quality
-        details["escalated_assessment"] = second.as_json()
-        ledger.add(
-            trace(
-                drawn,
-                outcome="escalated; answer replaced" if better else "escalated; kept the answer",
-                reward=reward,
-                signals=signals,
-                cost_usd=cost,
-                latency_ms=new.latency_ms,
-                details=details,
-            ),
-            cost,
-        )
-        if not better:
-            return
-        if prep.request.stream:
-            yield Switch(ESCALATION, answered_by, target.name, "; ".join(reasons))
-            yield Delta(new.text)
-        yield new.text, target.name, attribute(split_components(new.text), target.name), second
-
     # --- endings -----------------------------------------------------------------------------
 
-    async def _fail(self, prep: _Prepared, ledger: _Ledger) -> RouteFailed:
+    async def _fail(self, prep: Prepared, ledger: Ledger) -> RouteFailed:
         cuts = [t for t in ledger.traces if t.outcome.startswith("cut")]
         if ledger.last_error is not None and len(cuts) < len(ledger.traces):
             error = ledger.last_error
@@ -864,15 +449,4 @@ def _request_params(request: RouteRequest) -> dict[str, Any]:
         "max_tokens": request.max_tokens,
         "temperature": request.temperature,
         "stream": request.stream,
-    }
-
-
-def _signals(context: Context, arm: str) -> dict[str, Any]:
-    """What the caller sees of a decision's context: shared signals and the chosen arm's."""
-    chosen = context.arms[context.index(arm)]
-    return {
-        "query": dict(context.shared.get("Q", {})),
-        "historical": dict(context.shared.get("H", {})),
-        **({"cut": dict(context.shared["I"])} if "I" in context.shared else {}),
-        "arm": {ns: dict(values) for ns, values in chosen.namespaces.items()},
     }

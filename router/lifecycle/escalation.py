@@ -1,0 +1,137 @@
+"""Post-generation escalation: accept the answer, or send it with the reasons it failed to
+another arm, and keep the better answer."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from features.anomalies import standard_detectors
+from features.components import Component, attribute, split_components
+from features.errors import NoEligibleArmError, ProviderError
+from features.output import output_features
+from router.contexts import escalation_context
+from router.lifecycle.assessment import Assessment, assess
+from router.lifecycle.decisions import trace
+from router.lifecycle.generation import Cut, monitored_run
+from router.lifecycle.kit import StageKit
+from router.lifecycle.prompts import escalation_messages
+from router.lifecycle.stages import ACCEPT, ESCALATE_PREFIX, ESCALATION, escalate_action
+from router.lifecycle.state import Ledger, Prepared
+from router.providers import Completion, Delta
+from router.trace import Switch
+
+
+async def escalate(
+    kit: StageKit,
+    prep: Prepared,
+    ledger: Ledger,
+    text: str,
+    completion: Completion,
+    assessment: Assessment,
+) -> AsyncIterator[Switch | Delta | tuple[str, str, list[Component], Assessment]]:
+    """Accept the answer or escalate it; yields the new answer when one replaces it."""
+    answered_by = completion.arm
+    health = kit.health_now()
+    try:
+        eligible = kit.eligibility(prep, health, {answered_by}).eligible
+    except NoEligibleArmError:
+        return
+    targets = tuple(kit.pool.arm(name) for name in kit.pool.escalation_arms() if name in eligible)
+    if not targets:
+        return
+    output = output_features(
+        text,
+        completion.finish_reason,
+        assessment.validation,
+        assessment.judge_score,
+        answered_by,
+    )
+    context = escalation_context(prep.query, output, targets, health, ACCEPT, escalate_action)
+    drawn = kit.decider.draw(prep.journal, ESCALATION, context)
+    signals = {"query": dict(prep.query.as_features()), "output": output}
+    details: dict[str, Any] = {"assessment": assessment.as_json()}
+    if drawn.action == ACCEPT:
+        reward = kit.reward(prep, assessment.quality, 0.0, 0.0)
+        await kit.decider.settle(prep.journal, drawn, reward)
+        ledger.add(
+            trace(drawn, outcome="accepted", reward=reward, signals=signals, details=details)
+        )
+        return
+    target = kit.pool.arm(drawn.action.removeprefix(ESCALATE_PREFIX))
+    reasons = assessment.reasons() or ["the escalation policy asked a stronger model"]
+    messages = escalation_messages(prep.request.messages, text, reasons)
+    details["reasons"] = reasons
+    details["escalation_prompt"] = str(messages[-1].get("content", ""))
+    new: Completion | None = None
+    spent = 0.0
+    kit.health.started(target.name)
+    try:
+        async for event in monitored_run(
+            kit.providers[target.name],
+            target,
+            prep.chat(messages),
+            standard_detectors(
+                query_language=prep.query.language,
+                json_requested=prep.query.json_requested,
+            ),
+            stall_ms=prep.request.stages.stall_ms,
+            clock=kit.clock,
+        ):
+            if isinstance(event, Cut):
+                kit.health.cancelled(target.name, event.latency_ms)
+                spent = event.cost_usd
+                details["cut"] = event.anomaly.reason
+            elif isinstance(event, Completion):
+                kit.health.succeeded(target.name, event.latency_ms)
+                new = event
+    except ProviderError as exc:
+        kit.health.failed(target.name)
+        details["error"] = exc.message
+    if new is None:
+        reward = kit.reward(prep, 0.0, spent, 0.0)
+        await kit.decider.settle(prep.journal, drawn, reward)
+        ledger.add(
+            trace(
+                drawn,
+                outcome="escalation failed; kept the answer",
+                reward=reward,
+                signals=signals,
+                cost_usd=spent,
+                details=details,
+            ),
+            spent,
+        )
+        return
+    second = await assess(
+        new.text,
+        new.finish_reason,
+        prep.request.messages,
+        prep.request.expectations(),
+        prep.request.stages,
+        kit.judge,
+        kit.rng,
+    )
+    cost = new.cost_usd + second.judge_cost_usd
+    reward = kit.reward(prep, second.quality, cost, new.latency_ms)
+    await kit.decider.settle(prep.journal, drawn, reward)
+    better = second.quality >= assessment.quality
+    details["escalated_assessment"] = second.as_json()
+    ledger.add(
+        trace(
+            drawn,
+            outcome="escalated; answer replaced" if better else "escalated; kept the answer",
+            reward=reward,
+            signals=signals,
+            cost_usd=cost,
+            latency_ms=new.latency_ms,
+            details=details,
+        ),
+        cost,
+    )
+    if not better:
+        return
+    if prep.request.stream:
+        yield Switch(ESCALATION, answered_by, target.name, "; ".join(reasons))
+        yield Delta(new.text)
+    yield new.text, target.name, attribute(split_components(new.text), target.name), second

@@ -1,0 +1,152 @@
+"""Pre- and in-generation: draw an arm, stream its answer through the detectors, cut and
+draw again (with the in-generation policy) when one fires; mask failing providers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from features.anomalies import standard_detectors
+from features.errors import NoEligibleArmError, ProviderError, ProviderRateLimitedError
+from learner.context import Context
+from router.contexts import build_context, in_generation_context
+from router.lifecycle.decisions import trace
+from router.lifecycle.generation import Cut, monitored_run
+from router.lifecycle.kit import StageKit
+from router.lifecycle.stages import IN_GENERATION, PRE_GENERATION
+from router.lifecycle.state import Generated, Ledger, Prepared
+from router.providers import Delta
+from router.trace import Switch
+
+
+async def generate(
+    kit: StageKit, prep: Prepared, ledger: Ledger
+) -> AsyncIterator[Delta | Switch | Generated]:
+    """Draw arms and run them until one completes; cut runs the detectors flag."""
+    request = prep.request
+    stages = request.stages
+    excluded: set[str] = set()
+    stage = PRE_GENERATION
+    cut: tuple[str, Cut] | None = None
+    shown_arm: str | None = None
+    last_reason = ""
+    errors = switches = 0
+    while errors < kit.max_attempts and switches <= stages.max_switches:
+        health = kit.health_now()
+        try:
+            eligibility = kit.eligibility(prep, health, excluded)
+        except NoEligibleArmError:
+            return
+        arms = tuple(kit.pool.arm(name) for name in eligibility.eligible)
+        context = build_context(
+            arms, prep.query, prep.history, prep.user_history, health, prep.spend
+        )
+        if stage == IN_GENERATION and cut is not None:
+            context = in_generation_context(
+                context, cut[0], cut[1].anomaly.detector, len(cut[1].text)
+            )
+        drawn = kit.decider.draw(prep.journal, stage, context)
+        arm = kit.pool.arm(drawn.action)
+        signals = _signals(drawn.context, arm.name)
+        detectors = (
+            standard_detectors(
+                query_language=prep.query.language,
+                json_requested=prep.query.json_requested,
+                max_cost_usd=request.constraints.max_cost_usd,
+                prompt_tokens=prep.query.tokens_est,
+                input_usd_per_mtok=arm.input_usd_per_mtok,
+                output_usd_per_mtok=arm.output_usd_per_mtok,
+            )
+            if stages.in_generation
+            else []
+        )
+        held = ""
+        released = False
+        # Router overhead before the first model call: signals, kNN, policy, draw.
+        prep.timings.setdefault("decision_ms", (kit.clock() - prep.started) * 1000.0)
+        kit.health.started(arm.name)
+        try:
+            async for event in monitored_run(
+                kit.providers[arm.name],
+                arm,
+                prep.chat(),
+                detectors,
+                stall_ms=stages.stall_ms,
+                clock=kit.clock,
+            ):
+                if isinstance(event, Delta):
+                    if not request.stream:
+                        continue
+                    if released:
+                        yield event
+                        continue
+                    held += event.text
+                    if len(held) >= stages.holdback_chars:
+                        if shown_arm is not None and shown_arm != arm.name:
+                            yield Switch(stage, shown_arm, arm.name, last_reason)
+                        yield Delta(held)
+                        held, released, shown_arm = "", True, arm.name
+                elif isinstance(event, Cut):
+                    kit.health.cancelled(arm.name, event.latency_ms)
+                    reward = kit.reward(prep, 0.0, event.cost_usd, event.latency_ms)
+                    await kit.decider.settle(prep.journal, drawn, reward)
+                    ledger.add(
+                        trace(
+                            drawn,
+                            outcome=f"cut: {event.anomaly.reason}",
+                            reward=reward,
+                            signals=signals,
+                            masked=eligibility.masked,
+                            cost_usd=event.cost_usd,
+                            latency_ms=event.latency_ms,
+                            details={
+                                "detector": event.anomaly.detector,
+                                "chars_before_cut": len(event.text),
+                                "client_saw_text": released,
+                            },
+                        ),
+                        event.cost_usd,
+                    )
+                    excluded.add(arm.name)
+                    stage, cut = IN_GENERATION, (arm.name, event)
+                    last_reason = event.anomaly.reason
+                    switches += 1
+                    break
+                else:
+                    kit.health.succeeded(arm.name, event.latency_ms, event.rate_limit.headroom)
+                    if request.stream and not released:
+                        if shown_arm is not None and shown_arm != arm.name:
+                            yield Switch(stage, shown_arm, arm.name, last_reason)
+                        if held:
+                            yield Delta(held)
+                    yield Generated(drawn, event, signals, eligibility.masked)
+                    return
+        except ProviderError as exc:
+            retry_after = exc.retry_after_s if isinstance(exc, ProviderRateLimitedError) else None
+            kit.health.failed(arm.name, retry_after_s=retry_after)
+            await kit.decider.settle(prep.journal, drawn, 0.0)
+            ledger.add(
+                trace(
+                    drawn,
+                    outcome=f"error: {exc.message}",
+                    reward=0.0,
+                    signals=signals,
+                    masked=eligibility.masked,
+                    details={"error": exc.code, "client_saw_text": released},
+                )
+            )
+            ledger.last_error = exc
+            excluded.add(arm.name)
+            last_reason = f"{arm.name} failed: {exc.code}"
+            errors += 1
+
+
+def _signals(context: Context, arm: str) -> dict[str, Any]:
+    """What the caller sees of a decision's context: shared signals and the chosen arm's."""
+    chosen = context.arms[context.index(arm)]
+    return {
+        "query": dict(context.shared.get("Q", {})),
+        "historical": dict(context.shared.get("H", {})),
+        **({"cut": dict(context.shared["I"])} if "I" in context.shared else {}),
+        "arm": {ns: dict(values) for ns, values in chosen.namespaces.items()},
+    }

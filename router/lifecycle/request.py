@@ -1,0 +1,44 @@
+"""A request to route and run, as the lifecycle sees it (the HTTP layer builds it)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from features.query import Message
+from features.validators import Expectations
+from learner.reward import RewardWeights
+from router.constraints import Constraints
+from router.lifecycle.stages import StageOptions
+
+
+@dataclass(frozen=True)
+class RouteRequest:
+    """A request to route and run."""
+
+    messages: tuple[Message, ...]
+    weights: RewardWeights
+    tenant: str = "default"
+    user: str | None = None
+    session: str | None = None
+    response_format: Mapping[str, Any] | None = None
+    constraints: Constraints = field(default_factory=Constraints)
+    max_tokens: int | None = None
+    temperature: float | None = None
+    stream: bool = False
+    stages: StageOptions = field(default_factory=StageOptions)
+    regex: str | None = None
+    min_chars: int | None = None
+    max_chars: int | None = None
+    api_key_id: str | None = None
+    profile: str | None = None
+    request_id: str | None = None
+
+    def expectations(self) -> Expectations:
+        return Expectations(
+            response_format=self.response_format,
+            regex=self.regex,
+            min_chars=self.min_chars,
+            max_chars=self.max_chars,
+        )
