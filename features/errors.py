@@ -118,6 +118,13 @@ class NotFoundError(RequestError):
     code = "not_found"
 
 
+class PayloadTooLargeError(RequestError):
+    """A request body or prompt is over the service's size limits (the message says which)."""
+
+    status_code = 413
+    code = "payload_too_large"
+
+
 class NoEligibleArmError(RequestError):
     """Every arm of the pool violates the request's constraints or is unavailable."""
 

@@ -16,6 +16,7 @@ from features.errors import SignalrouteError
 from router.api import chat, health, policies, route
 from router.api import metrics as metrics_api
 from router.api.errors import install_error_handlers
+from router.api.limits import BodyLimitMiddleware
 from router.api.middleware import RequestContextMiddleware
 from router.logs import configure_logging
 from router.metrics import Metrics
@@ -83,7 +84,8 @@ def create_app(settings: Settings, *, replay_app: FastAPI | None = None) -> Fast
     )
     app.state.runtime = None
     app.state.metrics = metrics
-    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)  # outermost
     install_error_handlers(app)
     app.include_router(health.routes)
     app.include_router(chat.routes)

@@ -36,7 +36,8 @@ class ReplaySettings(BaseSettings):
     model_faults: dict[str, str] = Field(
         default_factory=dict,
         description="Content fault per model id (repeat, refusal, language, broken_json, "
-        "broken_code), applied to every answer of that model; JSON in the environment.",
+        "broken_code, injection), applied to every answer of that model; JSON in the "
+        "environment.",
     )
     judge_accuracy: float = Field(default=0.9, ge=0, le=1)
 
@@ -104,5 +105,18 @@ class Settings(BaseSettings):
     )
     log_format: Literal["json", "text"] = Field(
         default="json", description="Log lines as JSON objects (with request ids) or text."
+    )
+    max_body_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body accepted (bytes); a larger one gets 413.",
+    )
+    max_messages: int = Field(
+        default=1000, ge=1, description="Most messages a chat request may hold (else 400)."
+    )
+    max_prompt_chars: int = Field(
+        default=1_000_000,
+        ge=1,
+        description="Most text characters a request's messages may hold together (else 413).",
     )
     replay: ReplaySettings = Field(default_factory=ReplaySettings)

@@ -1,4 +1,5 @@
-"""``signalroute serve --workers N``: N uvicorn worker processes sharing one listening socket.
+"""``signalroute serve --workers N``: N uvicorn worker processes sharing one listening socket,
+and one learner process that learns for all of them.
 
 uvicorn starts each worker from an import string, so every worker builds its own app with
 ``router.app:app_from_env`` from the environment. The parent process therefore hands the
@@ -7,17 +8,21 @@ once (a bad file stops it with one line instead of N tracebacks), and, when no d
 is set, starts the embedded Postgres itself so that the workers share one server instead of
 racing to start it.
 
-What workers share: the store (requests, decisions, rewards, snapshots, spend). What each
-has of its own: its VW policies (a workspace lives in one process), health tracker, spend
-cache and metrics registry. Each worker's policies learn from the traffic that worker
-serves and are snapshotted to the same per-stage version sequence; a restart restores the
-newest snapshot, whichever worker saved it.
+Exactly one process may learn: a reward is learned once, as the update number it is marked
+with, and a restart re-learns what came after the newest snapshot (``router.scaleout``). So
+the workers run as replicas (``SIGNALROUTE_ROLE=replica``: they route with the newest
+snapshot and log every decision and reward) and the parent starts ``signalroute learner``
+beside them, which learns every logged reward and publishes snapshots the workers adopt
+within ``SIGNALROUTE_POLICY_REFRESH_S``. When the environment already says
+``SIGNALROUTE_ROLE=replica`` a learner runs elsewhere, and none is started.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import sys
 
 import uvicorn
 
@@ -32,8 +37,13 @@ APP_FACTORY = "router.app:app_from_env"
 
 
 def worker_environment(settings: Settings, database_url: str | None) -> dict[str, str]:
-    """The variables that give each worker the parent's settings (its CLI overrides)."""
-    env = {"SIGNALROUTE_HOST": settings.host, "SIGNALROUTE_PORT": str(settings.port)}
+    """The variables that give each worker the parent's settings (its CLI overrides); the
+    workers are replicas of one learner."""
+    env = {
+        "SIGNALROUTE_HOST": settings.host,
+        "SIGNALROUTE_PORT": str(settings.port),
+        "SIGNALROUTE_ROLE": "replica",
+    }
     if settings.pool_config is not None:
         env["SIGNALROUTE_POOL_CONFIG"] = str(settings.pool_config.resolve())
     if database_url is not None:
@@ -42,11 +52,11 @@ def worker_environment(settings: Settings, database_url: str | None) -> dict[str
 
 
 def serve_workers(settings: Settings, workers: int) -> None:
-    """Run ``workers`` worker processes until interrupted (blocks).
+    """Run ``workers`` worker processes (and a learner) until interrupted (blocks).
 
     Raises ConfigError for a bad pool file and StoreUnavailableError when the embedded
     database cannot start, before any worker starts. The workers' variables are set in this
-    process's environment, which they inherit.
+    process's environment, which they and the learner inherit.
     """
     if settings.pool_config is not None:
         load_pool(settings.pool_config)
@@ -56,8 +66,11 @@ def serve_workers(settings: Settings, workers: int) -> None:
         embedded = EmbeddedPostgres()
         database_url = embedded.start(settings.data_dir)
         log.info("embedded Postgres started under %s", settings.data_dir.resolve())
+    learner: subprocess.Popen[bytes] | None = None
     try:
         os.environ.update(worker_environment(settings, database_url))
+        if settings.role == "standalone":
+            learner = subprocess.Popen([sys.executable, "-m", "router.cli", "learner"])
         log.info("starting %d workers on %s:%d", workers, settings.host, settings.port)
         uvicorn.run(
             APP_FACTORY,
@@ -71,5 +84,11 @@ def serve_workers(settings: Settings, workers: int) -> None:
             access_log=False,
         )
     finally:
+        if learner is not None:
+            learner.terminate()
+            try:
+                learner.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                learner.kill()
         if embedded is not None:
             embedded.stop()

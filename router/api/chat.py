@@ -22,6 +22,7 @@ from router.api.admission import admit, settle
 from router.api.bypass import bypass
 from router.api.deps import CallerDep, RuntimeDep
 from router.api.errors import error_body
+from router.api.limits import check_prompt_size
 from router.api.openai_format import (
     DONE,
     SSE_HEADERS,
@@ -84,6 +85,7 @@ async def chat_completions(
     body: ChatCompletionBody, runtime: RuntimeDep, caller: CallerDep
 ) -> JSONResponse | StreamingResponse:
     """Route the request with the profile ``model`` names, or send it to the arm it names."""
+    check_prompt_size(body.messages, runtime.settings)
     tenant = caller.tenant(body.tenant)
     profile = runtime.pool.profile(body.model)
     provider = runtime.providers.get(body.model)

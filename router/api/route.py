@@ -15,6 +15,7 @@ from learner.reward import RewardWeights
 from router.api.admission import admit, feedback_target, settle
 from router.api.deps import CallerDep, get_runtime
 from router.api.errors import error_body
+from router.api.limits import check_prompt_size
 from router.api.schemas import FeedbackBody, RouteAndRunBody
 from router.constraints import Constraints
 from router.feedback import record_feedback
@@ -110,6 +111,7 @@ async def route_and_run(
     text, then one ``result`` event (the same body as the non-streaming response) or one
     ``error`` event.
     """
+    check_prompt_size(body.messages, runtime.settings)
     tenant = caller.tenant(body.tenant)
     await admit(runtime, tenant, body.session)
     request = route_request(body, runtime, tenant)

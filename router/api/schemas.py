@@ -5,7 +5,61 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+def unstorable(value: Any, path: str = "body") -> str | None:
+    """Where ``value`` holds a string the store cannot keep, and why; None when it has none.
+
+    Postgres text and JSON reject NUL characters, and UTF-8 has no unpaired surrogates
+    (JSON can spell both as escapes): such a body would otherwise fail only when logged.
+    """
+    if isinstance(value, str):
+        if "\x00" in value:
+            return f"{path}: contains a NUL character (\\u0000), which cannot be stored"
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return f"{path}: contains an unpaired UTF-16 surrogate, which is not text"
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            problem = unstorable(key, f"{path} key") or unstorable(item, f"{path}.{key}")
+            if problem:
+                return problem
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            problem = unstorable(item, f"{path}.{index}")
+            if problem:
+                return problem
+    return None
+
+
+class StorableBody(BaseModel):
+    """A request body whose every string can be logged (see ``unstorable``)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        problem = unstorable(data)
+        if problem is not None:
+            raise ValueError(problem.removeprefix("body."))
+        return data
+
+
+def check_part(index: int, part: dict[str, Any]) -> None:
+    """A content part has a string ``type``; its ``text`` is a string (required for text
+    parts); an ``image_url`` part has ``image_url.url``."""
+    kind = part.get("type")
+    if not isinstance(kind, str):
+        raise ValueError(f"content part {index} has no 'type'")
+    if ("text" in part or kind == "text") and not isinstance(part.get("text"), str):
+        raise ValueError(f"content part {index} ({kind}) needs 'text' as a string")
+    if kind == "image_url":
+        image = part.get("image_url")
+        if not (isinstance(image, dict) and isinstance(image.get("url"), str)):
+            raise ValueError(f"content part {index} (image_url) needs 'image_url': {{'url': ...}}")
 
 
 class ChatMessage(BaseModel):
@@ -15,6 +69,8 @@ class ChatMessage(BaseModel):
 
     role: Literal["system", "user", "assistant", "tool", "developer"]
     content: str | list[dict[str, Any]] | None = None
+    name: str | None = None
+    tool_call_id: str | None = None
 
     @field_validator("content")
     @classmethod
@@ -23,8 +79,7 @@ class ChatMessage(BaseModel):
     ) -> str | list[dict[str, Any]] | None:
         if isinstance(content, list):
             for index, part in enumerate(content):
-                if not isinstance(part.get("type"), str):
-                    raise ValueError(f"content part {index} has no 'type'")
+                check_part(index, part)
         return content
 
 
@@ -49,7 +104,7 @@ def check_response_format(value: dict[str, Any] | None) -> dict[str, Any] | None
     return value
 
 
-class ChatCompletionBody(BaseModel):
+class ChatCompletionBody(StorableBody):
     """``POST /v1/chat/completions``; unknown OpenAI fields are accepted and ignored."""
 
     model_config = ConfigDict(extra="allow")
@@ -133,7 +188,7 @@ class ValidatorsBody(BaseModel):
         return value
 
 
-class RouteAndRunBody(BaseModel):
+class RouteAndRunBody(StorableBody):
     """``POST /route-and-run``. Unknown fields are rejected, so typos do not pass silently."""
 
     model_config = ConfigDict(extra="forbid")
@@ -162,7 +217,7 @@ class RouteAndRunBody(BaseModel):
         return check_response_format(value)
 
 
-class FeedbackBody(BaseModel):
+class FeedbackBody(StorableBody):
     """``POST /feedback``: a delayed reward for a request's final decision or one decision."""
 
     model_config = ConfigDict(extra="forbid")

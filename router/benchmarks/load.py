@@ -2,7 +2,8 @@
 
 Three processes on loopback, plus the embedded Postgres this command owns: the replay pool
 (recorded answers, no model latency, streams paced at a million chunks a second), the router
-(``serve --workers 2`` by default) pointed at it, and this process as the load generator
+(``serve --workers 2`` by default: two replica workers and the learner that learns for both)
+pointed at it, and this process as the load generator
 (``router.benchmarks.loadgen``). After ``--duration`` seconds the load stops; the store is
 read twice: ``--drain-wait`` seconds later with the router still up (what its background
 writer still had to write), and after the router shut down (what was lost).
@@ -65,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--users", type=int, default=0, help="user ids to spread requests over")
     parser.add_argument(
-        "--drain-wait", type=float, default=2.0, help="seconds before the first store check"
+        "--drain-wait", type=float, default=5.0, help="seconds before the first store check"
     )
     parser.add_argument(
         "--profile",
@@ -151,11 +152,13 @@ def run(args: argparse.Namespace) -> int:
             cpu = Cpu(meter.stop(), load_before, os.getloadavg())
             time.sleep(args.drain_wait)
             pending = asyncio.run(_check(database_url, results))
+            policy_updates = _policy_updates(router_url)
             exit_code = stop(router, 60)
         final = asyncio.run(_check(database_url, results))
     finally:
         embedded.stop()
     report = summarize(results, args, pending, final, exit_code, cpu)
+    report["policy_updates_after_drain_wait"] = policy_updates
     (out / "load.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / "load.md").write_text(markdown(report))
     print(markdown(report))
@@ -174,6 +177,13 @@ def _settle(router_url: str, seconds: float = 2.0) -> None:
         with httpx.Client(timeout=2.0) as fresh:
             fresh.get(f"{router_url}/readyz")
         time.sleep(0.1)
+
+
+def _policy_updates(router_url: str) -> dict[str, int]:
+    """Rewards each stage's policy has learned, as a worker serves it (with workers, the
+    learner's newest snapshot it adopted)."""
+    response = httpx.get(f"{router_url}/policies", timeout=10)
+    return {p["stage"]: int(p["updates"]) for p in response.json()["policies"]}
 
 
 @dataclass(frozen=True)
@@ -266,6 +276,7 @@ def summarize(
             "workers": args.workers,
             "direct_every": args.direct_every,
             "users": args.users,
+            "drain_wait_s": args.drain_wait,
             "seed": args.seed,
             "cpu_count": os.cpu_count(),
             "stages": "pre- and in-generation on; judge, escalation, components off",
@@ -352,4 +363,10 @@ def markdown(report: dict[str, Any]) -> str:
         f"{cpu['capacity_rps_at_full_cpu']} req/s if every core ran only these. Load average "
         f"(1 min) {load['before']:.2f} before, {load['after']:.2f} after.\n"
     )
+    updates = report.get("policy_updates_after_drain_wait")
+    if updates is not None:
+        cpu_note += (
+            f"\nPre-generation policy: {updates.get('pre', 0)} updates served "
+            f"{config.get('drain_wait_s', 0):g} s after the load, of {store['rewards']} rewards.\n"
+        )
     return "\n".join(rows) + "\n" + note + cpu_note

@@ -8,6 +8,7 @@ the answer cannot end the fence early.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -45,10 +46,14 @@ class Judge(Protocol):
     async def score(self, messages: Sequence[Message], answer: str) -> JudgeVerdict: ...
 
 
+_TAG_START = re.compile(r"<(?=\s*/?\s*answer)", re.IGNORECASE)
+
+
 def fence(answer: str) -> str:
-    """The answer inside ``<answer>`` tags, with tags inside it neutralised."""
-    safe = answer.replace("</answer>", "&lt;/answer&gt;").replace("<answer>", "&lt;answer&gt;")
-    return f"<answer>\n{safe}\n</answer>"
+    """The answer inside ``<answer>`` tags. Every ``<`` in it that could start an answer tag
+    (any case, spaces or a slash inside) becomes ``&lt;``: the answer can neither close the
+    fence early nor open a second one (a reader may take ``</ANSWER>`` for a closing tag)."""
+    return f"<answer>\n{_TAG_START.sub('&lt;', answer)}\n</answer>"
 
 
 def judge_messages(messages: Sequence[Message], answer: str) -> tuple[Message, ...]:

@@ -37,7 +37,8 @@ from learner.ope.log import BanditLog, LoggedDecision
 from learner.ope.progress import Progress
 from learner.ope.reward_model import RewardModelConfig
 from learner.ope.training import train_policy
-from learner.vw_policy import PolicyState, VWPolicy
+from learner.vw_policy import VWPolicy
+from router.explain import policy_from_snapshot
 from router.offline.loading import (
     LoadedLog,
     LogFilters,
@@ -104,19 +105,6 @@ def evaluation_config(args: argparse.Namespace) -> EvaluationConfig:
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-
-
-def policy_from_snapshot(name: str, model: bytes, meta: dict[str, Any]) -> VWPolicy:
-    """A stored snapshot as a VW policy (its config from the snapshot's metadata)."""
-    raw = dict(meta.get("config") or {})
-    known = {f for f in PolicyConfig.__dataclass_fields__}
-    values = {k: v for k, v in raw.items() if k in known}
-    if "interactions" in values:
-        values["interactions"] = tuple(values["interactions"])
-    state = PolicyState(
-        name=name, config=PolicyConfig(**values), model=model, updates=int(meta.get("updates", 0))
-    )
-    return VWPolicy.restore(state)
 
 
 def build_candidates(

@@ -1,0 +1,206 @@
+"""``signalroute bench``: arguments, the embedded Postgres it runs on, progress and output.
+
+The learned runs need Postgres with pgvector; the command starts its own embedded server in
+a temporary folder (one database per worker, emptied before every run) and removes it at the
+end, so it never touches a service's database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from features.errors import ConfigError
+from router.bench.datasets import DATASETS, DEFAULT_DATA_ROOT, load_dataset
+from router.bench.learned import VARIANTS
+from router.bench.matrix import RoutingMatrix, holdout, sample
+from router.bench.run import BenchOptions, requests_per_run, run_bench
+from router.bench.tables import load_matrix
+from store.embedded import EmbeddedPostgres
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers, got {text!r}"
+        ) from None
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
+
+
+def _names(text: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown variants {unknown}: use {', '.join(VARIANTS)}")
+    return names
+
+
+def add_bench_command(commands: Any) -> None:
+    """Register ``bench`` on the CLI's sub-command parsers."""
+    bench = commands.add_parser(
+        "bench",
+        help="measure cost and quality of learned routing against baselines on recorded data",
+        description="Learned routing (the real router: features, VW, pgvector kNN, validators; "
+        "providers replaced by a routing matrix, the judge by recorded labels) against "
+        "oracle, single-model, random, task-level, kNN and cascade baselines.",
+    )
+    source = bench.add_mutually_exclusive_group(required=True)
+    source.add_argument("--dataset", choices=DATASETS, help="a shared dataset, via its adapter")
+    source.add_argument(
+        "--matrix", type=Path, help="a routing matrix: long table in .parquet, .csv or .jsonl"
+    )
+    bench.add_argument(
+        "--data-root",
+        type=Path,
+        default=DEFAULT_DATA_ROOT,
+        help=f"folder holding the shared datasets (default {DEFAULT_DATA_ROOT})",
+    )
+    bench.add_argument("--out", type=Path, default=Path("bench-out"), help="report folder")
+    bench.add_argument("--seeds", type=_ints, default=(0, 1, 2), help="e.g. 0,1,2")
+    bench.add_argument(
+        "--lambdas",
+        type=_floats,
+        default=BenchOptions().lambdas,
+        help="lambda_cost values each learned variant is run at (its curve)",
+    )
+    bench.add_argument(
+        "--variants",
+        type=_names,
+        default=BenchOptions().variants,
+        help=f"learned variants, from {', '.join(VARIANTS)}",
+    )
+    bench.add_argument("--judge-accuracy", type=float, default=0.9)
+    bench.add_argument(
+        "--judge-model",
+        help="model the judge is billed as (--matrix only; default: the "
+        "cheapest model of at least median quality)",
+    )
+    bench.add_argument(
+        "--judge",
+        choices=("always", "on_doubt"),
+        default="always",
+        help="when the judge grades an answer (default always: every request a learning signal)",
+    )
+    bench.add_argument(
+        "--holdout",
+        action="store_true",
+        help="never touch the test split: score on a seeded 30%% of train (for choosing settings)",
+    )
+    bench.add_argument(
+        "--sample",
+        type=int,
+        help="route a seeded random subset of this many prompts",
+    )
+    bench.add_argument(
+        "--escalation-targets",
+        type=int,
+        default=BenchOptions().escalation_targets,
+        help="escalate to the N best models on train (default %(default)s)",
+    )
+    bench.add_argument(
+        "--order",
+        choices=("shuffled", "file"),
+        default="shuffled",
+        help="stream order: a seeded shuffle (default) or the file's",
+    )
+    bench.add_argument(
+        "--test-fraction",
+        type=float,
+        default=0.3,
+        help="--matrix without a split column: share of prompts tested",
+    )
+    bench.add_argument("--split-seed", type=int, default=0, help="seed of that split")
+    bench.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    bench.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    bench.set_defaults(handler=run_command)
+
+
+def load_input(args: argparse.Namespace) -> RoutingMatrix:
+    """The matrix to benchmark: loaded, then sampled and held out as asked."""
+    matrix = _load(args)
+    if args.sample is not None:
+        matrix = sample(matrix, args.sample, seed=args.split_seed)
+    if args.holdout:
+        matrix = holdout(matrix, seed=args.split_seed)
+    return matrix
+
+
+def _load(args: argparse.Namespace) -> RoutingMatrix:
+    if args.matrix is not None:
+        return load_matrix(
+            args.matrix,
+            test_fraction=args.test_fraction,
+            split_seed=args.split_seed,
+            judge_model=args.judge_model,
+        )
+    if args.judge_model is not None:
+        raise ConfigError("--judge-model applies to --matrix only (datasets fix their judge)")
+    return load_dataset(args.dataset, args.data_root, split_seed=args.split_seed)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from router.bench.markdown import markdown
+    from router.bench.report import build_report, write_report
+
+    started = time.perf_counter()
+    if args.workers < 1:
+        raise ConfigError("--workers must be >= 1")
+    try:
+        options = BenchOptions(
+            variants=args.variants,
+            lambdas=args.lambdas,
+            seeds=args.seeds,
+            judge_accuracy=args.judge_accuracy,
+            judge=args.judge,
+            escalation_targets=args.escalation_targets,
+            order=args.order,
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    matrix = load_input(args)
+    total = len(options.specs()) * requests_per_run(matrix)
+    print(
+        f"{matrix.name}: {len(matrix.prompts)} prompts x {len(matrix.models)} models; "
+        f"{len(options.specs())} learned runs of {requests_per_run(matrix)} requests "
+        f"on {args.workers} worker(s)"
+    )
+    data_dir = Path(tempfile.mkdtemp(prefix="signalroute-bench-pg-"))
+    server = EmbeddedPostgres()
+    try:
+        server.start(data_dir)
+        urls = [server.create_database(f"bench_{i}") for i in range(args.workers)]
+        with tqdm(total=total, unit="req", desc="routing", smoothing=0.05) as bar:
+
+            def advance(requests: int) -> None:
+                bar.update(requests)
+
+            result = run_bench(matrix, options, urls, on_progress=advance)
+    finally:
+        server.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+    report = build_report(result, wall_seconds=time.perf_counter() - started)
+    json_path, md_path = write_report(report, args.out)
+    written = [json_path, md_path]
+    if not args.no_plots:
+        from router.bench.plots import write_plots
+
+        written += write_plots(result, report, args.out)
+    print(markdown(report))
+    print("wrote " + ", ".join(str(p) for p in written))
+    return 0
