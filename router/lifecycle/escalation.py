@@ -86,7 +86,7 @@ async def escalate(
                 kit.health.succeeded(target.name, event.latency_ms)
                 new = event
     except ProviderError as exc:
-        kit.health.failed(target.name)
+        kit.provider_failed(target.name, exc)
         details["error"] = exc.message
     if new is None:
         reward = kit.reward(prep, 0.0, spent, 0.0)

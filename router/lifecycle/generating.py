@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from features.anomalies import standard_detectors
-from features.errors import NoEligibleArmError, ProviderError, ProviderRateLimitedError
+from features.errors import NoEligibleArmError, ProviderError
 from learner.context import Context
 from router.contexts import build_context, in_generation_context
 from router.lifecycle.decisions import trace
@@ -122,8 +122,7 @@ async def generate(
                     yield Generated(drawn, event, signals, eligibility.masked)
                     return
         except ProviderError as exc:
-            retry_after = exc.retry_after_s if isinstance(exc, ProviderRateLimitedError) else None
-            kit.health.failed(arm.name, retry_after_s=retry_after)
+            kit.provider_failed(arm.name, exc)
             await kit.decider.settle(prep.journal, drawn, 0.0)
             ledger.add(
                 trace(

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from features.errors import ProviderError, ProviderRateLimitedError, ProviderRejectedError
 from features.system import ArmHealth
 from learner.reward import shape_reward
 from router.constraints import Eligibility, eligible_arms
@@ -32,6 +33,16 @@ class StageKit:
     judge: Judge | None = None
     max_attempts: int = 3
     clock: Clock = field(default=time.perf_counter)
+
+    def provider_failed(self, arm: str, error: ProviderError) -> None:
+        """Tell the health tracker about a failed call. A 4xx (the provider refused this
+        request) is not the arm's failure: it must not open the arm's circuit, or any
+        request a provider rejects could shut the pool."""
+        if isinstance(error, ProviderRejectedError):
+            self.health.cancelled(arm)
+            return
+        retry_after = error.retry_after_s if isinstance(error, ProviderRateLimitedError) else None
+        self.health.failed(arm, retry_after_s=retry_after)
 
     def health_now(self) -> dict[str, ArmHealth]:
         return {name: self.health.snapshot(name) for name in self.pool.names}

@@ -45,7 +45,7 @@ async def repair(
         try:
             completion = await kit.providers[drawn.action].complete(prep.chat(messages))
         except ProviderError as exc:
-            kit.health.failed(drawn.action)
+            kit.provider_failed(drawn.action, exc)
             await kit.decider.settle(prep.journal, drawn, 0.0)
             ledger.add(
                 trace(
