@@ -60,6 +60,7 @@ def routerbench() -> Path:
     return path
 
 
+@pytest.mark.notebooks
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_runs_top_to_bottom(path: Path, routerbench: Path) -> None:
     nbformat = pytest.importorskip("nbformat", reason="running notebooks needs the analysis extra")
