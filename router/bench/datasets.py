@@ -2,7 +2,7 @@
 
 * ``routerbench``: 11 models' real answers, correctness labels and billed cost; RouterBench's
   own train/test split. List prices are the demo pool's; the judge is billed as
-  ``gpt-3.5-turbo-1106`` (GUIDE section 5).
+  ``gpt-3.5-turbo-1106`` (see the README's Benchmarks section).
 * ``mmlu_pro``: 28-29 models' correctness on MMLU-Pro, no answers; a seeded 70/30 split;
   cost = (prompt_chars/4 * input price + output_chars/4 * output price) / 1e6 from
   ``prices.csv``, where the prompt is the question and its lettered options. Questions some
