@@ -287,6 +287,7 @@ class Router:
 
         generation_at = len(ledger.traces)  # its trace goes before the stages that follow
         components = attribute(split_components(original), arm)
+        original_parts = len(components)
         components_passed = sum(1 for c in components if check_component(c) is None)
         if stages.components and len(components) >= 2 and components_passed < len(components):
             components = await repair(self._kit, prep, ledger, components)
@@ -310,13 +311,16 @@ class Router:
             self._rng,
         )
         ledger.cost_usd += assessment.judge_cost_usd
-        original_check = run_validators(original, expect)
+        # The assessment already validated the answer when no component was rewritten.
+        original_check = (
+            assessment.validation if text == original else run_validators(original, expect)
+        )
         if text == original:
             generation_quality = assessment.quality
         elif original_check.failed:
             generation_quality = 0.0
         else:
-            generation_quality = components_passed / max(1, len(split_components(original)))
+            generation_quality = components_passed / max(1, original_parts)
         reward = self._kit.reward(
             prep, generation_quality, completion.cost_usd, completion.latency_ms
         )

@@ -40,7 +40,7 @@ from router.benchmarks.cpu import CpuMeter, postmaster_pid, tree
 from router.benchmarks.load_check import StoreCheck, check_store
 from router.benchmarks.loadgen import LoadPlan, Routed, drive, in_window
 from router.benchmarks.overhead import Percentiles, pool_yaml
-from router.benchmarks.processes import free_port, server_process, stop
+from router.benchmarks.processes import benchmark_environment, free_port, server_process, stop
 from router.replay.dataset import load_routerbench
 from router.settings import ReplaySettings
 from store.database import Database
@@ -96,15 +96,7 @@ def run(args: argparse.Namespace) -> int:
     replay_port, router_port = free_port(), free_port()
     replay_url = f"http://127.0.0.1:{replay_port}"
     router_url = f"http://127.0.0.1:{router_port}"
-    env = {
-        **os.environ,
-        "SIGNALROUTE_REPLAY_STREAM_CHUNKS_PER_S": "1000000",
-        "SIGNALROUTE_REPLAY_LATENCY_MS": "0",
-        "SIGNALROUTE_LOG_LEVEL": "warning",
-        "SIGNALROUTE_SEED": str(args.seed),
-    }
-    if data is not None:
-        env["SIGNALROUTE_REPLAY_DATA"] = str(data.resolve())
+    env = benchmark_environment(args.seed, data, SIGNALROUTE_REPLAY_LATENCY_MS="0")
     (work / "pool.yaml").write_text(pool_yaml(dataset.models, replay_url))
     me = [sys.executable, "-m", "router.cli"]
     plan = LoadPlan(

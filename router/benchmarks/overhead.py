@@ -36,7 +36,7 @@ import httpx
 import numpy as np
 
 from features.errors import ConfigError
-from router.benchmarks.processes import free_port, server_process
+from router.benchmarks.processes import benchmark_environment, free_port, server_process
 from router.replay.dataset import load_routerbench
 from router.settings import ReplaySettings
 
@@ -224,15 +224,7 @@ def run(args: argparse.Namespace) -> int:
     replay_port, router_port = free_port(), free_port()
     replay_url = f"http://127.0.0.1:{replay_port}"
     router_url = f"http://127.0.0.1:{router_port}"
-    env = {
-        **os.environ,
-        "SIGNALROUTE_REPLAY_STREAM_CHUNKS_PER_S": "1000000",
-        "SIGNALROUTE_LOG_LEVEL": "warning",
-        "SIGNALROUTE_DATA_DIR": str(work / "data"),
-        "SIGNALROUTE_SEED": str(args.seed),
-    }
-    if data is not None:
-        env["SIGNALROUTE_REPLAY_DATA"] = str(data.resolve())
+    env = benchmark_environment(args.seed, data, SIGNALROUTE_DATA_DIR=str(work / "data"))
     (work / "pool.yaml").write_text(pool_yaml(dataset.models, replay_url))
     me = [sys.executable, "-m", "router.cli"]
     litellm_key = "sk-overhead-bench"

@@ -3,6 +3,7 @@ when its health URL answers, and stopped (SIGTERM, then SIGKILL) when the block 
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import time
@@ -20,6 +21,21 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def benchmark_environment(seed: int, data: Path | None, **extra: str) -> dict[str, str]:
+    """The environment of the router and replay-pool processes a benchmark starts: recorded
+    answers streamed as fast as they can go, quiet logs, a fixed seed."""
+    env = {
+        **os.environ,
+        "SIGNALROUTE_REPLAY_STREAM_CHUNKS_PER_S": "1000000",
+        "SIGNALROUTE_LOG_LEVEL": "warning",
+        "SIGNALROUTE_SEED": str(seed),
+        **extra,
+    }
+    if data is not None:
+        env["SIGNALROUTE_REPLAY_DATA"] = str(data.resolve())
+    return env
 
 
 @contextmanager

@@ -15,9 +15,19 @@ from store.database import Database
 from tests.store.factories import a_request
 
 
+def admits(spend: Spend, session: str | None = None) -> bool:
+    """Whether the budget check lets a request with this spend through."""
+    try:
+        exhausted(spend, "acme", session)
+    except BudgetExceededError:
+        return False
+    return True
+
+
 def test_a_budget_with_something_left_admits() -> None:
-    exhausted(Spend(tenant_usd=0.9, tenant_budget_usd=1.0), "acme", None)
-    exhausted(Spend(tenant_usd=5.0), "acme", "s")  # no budget, no cap
+    assert admits(Spend(tenant_usd=0.9, tenant_budget_usd=1.0))
+    assert admits(Spend(tenant_usd=5.0), "s")  # no budget, no cap
+    assert not admits(Spend(tenant_usd=1.0, tenant_budget_usd=1.0))  # the edge is refused
 
 
 def test_a_used_up_budget_names_scope_and_remaining() -> None:
