@@ -68,34 +68,48 @@ def _script(char: str) -> str | None:
     return None
 
 
+_LATIN_LETTER = re.compile(r"[A-Za-z]")
+
+_STOPWORD_LANGUAGES: dict[str, tuple[str, ...]] = {}
+for _language, _words in _STOPWORDS.items():
+    for _word in _words:
+        _STOPWORD_LANGUAGES[_word] = (*_STOPWORD_LANGUAGES.get(_word, ()), _language)
+
+
 def detect_language(text: str, *, sample_chars: int = 2000) -> str:
     """An ISO 639-1 code from ``LANGUAGES``: the dominant non-Latin script, else stopwords.
 
     Japanese wins over Chinese when any kana appears, since Japanese text mixes both.
     """
     sample = text[:sample_chars]
-    counts: dict[str, int] = {}
-    letters = 0
-    for char in sample:
-        if char.isalpha():
-            letters += 1
-            if ord(char) > 0x24F:
-                language = _script(char)
-                if language is not None:
-                    counts[language] = counts.get(language, 0) + 1
-    if letters == 0:
+    if sample.isascii():  # every ASCII letter is Latin: straight to the stopwords
+        if _LATIN_LETTER.search(sample) is None:
+            return "unknown"
+    else:
+        counts: dict[str, int] = {}
+        letters = 0
+        for char in sample:
+            if char.isalpha():
+                letters += 1
+                if ord(char) > 0x24F:
+                    language = _script(char)
+                    if language is not None:
+                        counts[language] = counts.get(language, 0) + 1
+        if letters == 0:
+            return "unknown"
+        if counts:
+            language, count = max(counts.items(), key=lambda item: item[1])
+            if count / letters > 0.3:
+                return "ja" if counts.get("ja") else language
+    hits_of = dict.fromkeys(_STOPWORDS, 0)
+    found = False
+    for word in _WORD.findall(sample.lower()):
+        found = True
+        for language in _STOPWORD_LANGUAGES.get(word, ()):
+            hits_of[language] += 1
+    if not found:
         return "unknown"
-    if counts:
-        language, count = max(counts.items(), key=lambda item: item[1])
-        if count / letters > 0.3:
-            return "ja" if counts.get("ja") else language
-    words = [w.lower() for w in _WORD.findall(sample)]
-    if not words:
-        return "unknown"
-    scores = sorted(
-        ((sum(w in stop for w in words), lang) for lang, stop in _STOPWORDS.items()),
-        reverse=True,
-    )
+    scores = sorted(((hits, language) for language, hits in hits_of.items()), reverse=True)
     (hits, best), (runner_up, _) = scores[0], scores[1]
     # Confident only with a few hits and a clear lead: short or mixed text stays unknown.
     if hits >= 2 and hits > runner_up and hits >= 1.5 * runner_up:

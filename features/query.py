@@ -15,16 +15,15 @@ from features.language import detect_language
 Message = Mapping[str, Any]
 
 _CODE_FENCE = re.compile(r"```")
+# The hint patterns run on the lower-cased prompt (faster than matching case-insensitively).
 _CODE_HINTS = re.compile(
-    r"\b(def|class|function|return|import|python|javascript|java|sql|regex|code|compile|bug)\b",
-    re.IGNORECASE,
+    r"\b(def|class|function|return|import|python|javascript|java|sql|regex|code|compile|bug)\b"
 )
 _REASONING_HINTS = re.compile(
     r"\b(why|prove|explain|derive|step by step|compare|analy[sz]e|optimi[sz]e|design|"
-    r"trade-?offs?|calculate|compute)\b",
-    re.IGNORECASE,
+    r"trade-?offs?|calculate|compute)\b"
 )
-_JSON_HINT = re.compile(r"\bjson\b", re.IGNORECASE)
+_JSON_HINT = re.compile(r"\bjson\b")
 
 
 @dataclass(frozen=True)
@@ -120,6 +119,7 @@ def query_signals(
 ) -> QuerySignals:
     """Extract the query signals; ``embedding`` is the embedder's vector of the last user turn."""
     prompt = last_user_text(messages)
+    lowered = prompt.lower()
     all_text = "\n".join(message_text(m) for m in messages)
     chars = len(all_text)
     tokens_est = math.ceil(chars / 4)
@@ -127,7 +127,7 @@ def query_signals(
     depth = sum(1 for m in messages if m.get("role") == "user")
     format_type = (response_format or {}).get("type")
     json_requested = format_type in ("json_object", "json_schema") or bool(
-        _JSON_HINT.search(prompt)
+        _JSON_HINT.search(lowered)
     )
     questions = prompt.count("?")
     return QuerySignals(
@@ -135,7 +135,7 @@ def query_signals(
         tokens_est=tokens_est,
         language=detect_language(prompt),
         code_blocks=code_blocks,
-        code_hint=code_blocks > 0 or bool(_CODE_HINTS.search(prompt)),
+        code_hint=code_blocks > 0 or bool(_CODE_HINTS.search(lowered)),
         image_parts=sum(image_count(m) for m in messages),
         depth=depth,
         has_system=any(m.get("role") == "system" for m in messages),
@@ -143,7 +143,7 @@ def query_signals(
         schema_given=format_type == "json_schema",
         questions=questions,
         complexity=estimate_complexity(
-            tokens_est, code_blocks, questions, len(_REASONING_HINTS.findall(prompt)), depth
+            tokens_est, code_blocks, questions, len(_REASONING_HINTS.findall(lowered)), depth
         ),
         categories=categories.similarities(embedding),
     )

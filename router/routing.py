@@ -167,7 +167,7 @@ class Router:
         now = datetime.now(UTC)
 
         async def outcomes(user_id: str | None) -> list[Any]:
-            async with self._database.connection() as conn:
+            async with self._database.connection(transaction=False) as conn:
                 return list(
                     await embedding_store.neighbour_outcomes(
                         conn, embedding, k=self._config.knn_k, tenant=tenant, user_id=user_id
@@ -227,7 +227,7 @@ class Router:
         async def log_request() -> None:
             params = _request_params(request)
             try:
-                async with self._database.connection() as conn:
+                async with self._database.connection(transaction=False) as conn:
                     await request_log.insert_request(
                         conn,
                         request_id=request_id,

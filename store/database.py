@@ -3,8 +3,12 @@
 Opening checks the server before the pool exists: it connects once (failing within
 ``connect_timeout_s`` on an unreachable server), applies the pending migrations (the first
 creates the ``vector`` extension), and checks pgvector's version. Only then does the pool
-open, registering pgvector's types on each connection it makes. Every failure is a
-``StoreUnavailableError`` whose message names the URL (password redacted) and the problem.
+open. Each connection it makes has pgvector's types registered and pgvector's iterative
+index scan on for its whole session (a filtered HNSW look-up then still finds ``k`` rows), and
+runs in autocommit: ``connection()`` wraps its block in a transaction, while
+``connection(transaction=False)`` sends a single statement in one round trip, with no
+BEGIN/COMMIT around it. Every failure is a ``StoreUnavailableError`` whose message names the
+URL (password redacted) and the problem.
 """
 
 from __future__ import annotations
@@ -91,8 +95,8 @@ class Database:
             url,
             min_size=min_size,
             max_size=max_size,
-            kwargs=connect_kwargs,
-            configure=register_vector_async,
+            kwargs={**connect_kwargs, "autocommit": True},
+            configure=_configure,
             timeout=acquire_timeout_s,
             name="signalroute",
             open=False,
@@ -112,16 +116,21 @@ class Database:
         await self._pool.close()
 
     @asynccontextmanager
-    async def connection(self) -> AsyncIterator[AsyncConnection[Any]]:
+    async def connection(self, *, transaction: bool = True) -> AsyncIterator[AsyncConnection[Any]]:
         """A pooled connection: the block is one transaction, committed when it exits
-        normally and rolled back when it raises.
+        normally and rolled back when it raises. With ``transaction=False`` each statement
+        commits on its own (autocommit): for a block of one statement, or of reads.
 
         Raises StoreUnavailableError when no connection frees up within
         ``acquire_timeout_s`` or the connection breaks.
         """
         try:
             async with self._pool.connection() as conn:
-                yield conn
+                if transaction:
+                    async with conn.transaction():
+                        yield conn
+                else:
+                    yield conn
         except PoolTimeout as exc:
             raise StoreUnavailableError(
                 f"no connection to the database {self.url} became available: {first_line(exc)}"
@@ -139,6 +148,13 @@ class Database:
         except (psycopg.Error, PoolTimeout):
             return False
         return True
+
+
+async def _configure(conn: AsyncConnection[Any]) -> None:
+    """Set up a new pooled connection (autocommit): pgvector's types, and iterative index
+    scans (``strict_order``: results stay in distance order) for the whole session."""
+    await register_vector_async(conn)
+    await conn.execute("SET hnsw.iterative_scan = strict_order")
 
 
 def redact_url(url: str) -> str:

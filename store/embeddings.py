@@ -2,10 +2,11 @@
 
 Distances are cosine distances (``<=>``), served by the HNSW index. A filtered HNSW scan
 would return fewer than ``k`` rows when the tenant's rows are rare among the index's nearest
-candidates, so look-ups enable pgvector's iterative scan (``strict_order``, pgvector >= 0.8)
-for their own transaction (a savepoint when the caller has one open).
+candidates, so look-ups rely on pgvector's iterative scan (``strict_order``, pgvector >= 0.8).
 
-The connection must have pgvector's types registered: ``Database.connection()`` does that.
+The connection must have pgvector's types registered and the iterative scan on: every
+connection of ``Database`` has both. A look-up is one statement: run it on
+``Database.connection(transaction=False)`` and it costs one round trip.
 """
 
 from __future__ import annotations
@@ -151,7 +152,6 @@ def _knn_params(
 async def _fetch(
     conn: AsyncConnection[Any], query: sql.Composed, params: dict[str, Any]
 ) -> Sequence[dict[str, Any]]:
-    async with conn.transaction(), conn.cursor(row_factory=dict_row) as cursor:
-        await cursor.execute("SELECT set_config('hnsw.iterative_scan', 'strict_order', true)")
+    async with conn.cursor(row_factory=dict_row) as cursor:
         await cursor.execute(query, params)
         return await cursor.fetchall()

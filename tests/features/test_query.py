@@ -1,3 +1,7 @@
+import hashlib
+import itertools
+import re
+
 import numpy as np
 import pytest
 
@@ -25,6 +29,37 @@ def test_embedding_is_unit_deterministic_and_semantic(embedder: HashingEmbedder)
     near = embedder.embed("write a Python function that sorts lists")
     far = embedder.embed("Which planet is closest to the sun?")
     assert cosine(a, near) > cosine(a, far) + 0.3
+
+
+def token_by_token(text: str, dim: int = 384) -> np.ndarray:
+    """The embedding's definition: every word (1.0), word pair (0.7) and character trigram
+    of a word (0.3) hashed one by one into a signed slot, summed, normalised."""
+    words = re.findall(r"\w+", text.lower())
+    tokens = [(f"w:{w}", 1.0) for w in words]
+    tokens += [(f"b:{a} {b}", 0.7) for a, b in itertools.pairwise(words)]
+    for word in words:
+        padded = f"<{word}>"
+        tokens += [(f"c:{padded[i : i + 3]}", 0.3) for i in range(len(padded) - 2)]
+    vector = np.zeros(dim)
+    for token, weight in tokens:
+        value = int.from_bytes(hashlib.blake2b(token.encode(), digest_size=8).digest(), "little")
+        vector[value % dim] += weight if (value >> 63) & 1 else -weight
+    return vector / np.linalg.norm(vector)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Write a python function to sort a list",
+        "the the the the cat sat on the the mat",  # repeated words and pairs
+        "Überprüfe die Größe: 東京 is in Japan, naïve café 42!",
+        "x",
+    ],
+)
+def test_embedding_matches_its_token_by_token_definition(text: str) -> None:
+    embedder = HashingEmbedder(cache_size=1)  # cached and uncached words alike
+    for _ in range(2):
+        assert np.allclose(embedder.embed(text), token_by_token(text), atol=1e-6)
 
 
 def test_embedding_of_empty_text_is_zero(embedder: HashingEmbedder) -> None:

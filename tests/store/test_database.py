@@ -82,6 +82,39 @@ async def test_a_connection_block_commits_or_rolls_back(database: Database) -> N
             await requests.get_request(conn, dropped_id)
 
 
+async def test_a_block_without_transaction_commits_each_statement(database: Database) -> None:
+    async def insert_then_fail() -> uuid.UUID:
+        async with database.connection(transaction=False) as conn:
+            await a_request(conn, request_id=(kept := uuid.uuid4()))
+            raise RuntimeError("the block fails after its statement")
+        return kept  # pragma: no cover
+
+    with pytest.raises(RuntimeError):
+        await insert_then_fail()
+    async with database.connection(transaction=False) as conn:
+        cursor = await conn.execute("SELECT count(*) FROM requests")
+        assert (await cursor.fetchone()) == (1,)
+        assert conn.info.transaction_status.name == "IDLE"  # nothing left open
+
+
+async def test_every_pooled_connection_scans_hnsw_iteratively(database_url: str) -> None:
+    database = await Database.connect(database_url, min_size=2, max_size=2)
+    try:
+
+        async def setting(transaction: bool) -> str:
+            async with database.connection(transaction=transaction) as conn:
+                await asyncio.sleep(0.01)  # hold it, so both connections serve
+                cursor = await conn.execute("SHOW hnsw.iterative_scan")
+                row = await cursor.fetchone()
+                assert row is not None
+                return str(row[0])
+
+        found = await asyncio.gather(*(setting(t) for t in (True, False, True, False)))
+        assert found == ["strict_order"] * 4
+    finally:
+        await database.close()
+
+
 async def test_ping_answers_until_closed(database_url: str) -> None:
     database = await Database.connect(database_url, max_size=1)
     assert await database.ping()

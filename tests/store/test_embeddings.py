@@ -144,3 +144,32 @@ async def test_one_embedding_per_existing_request(database: Database) -> None:
                 user_id=None,
                 embedding=unit(0, 1),
             )
+
+
+async def test_a_tenant_rare_among_the_nearest_still_gets_k_neighbours(
+    database: Database,
+) -> None:
+    """The HNSW scan serves the look-up, and the iterative scan every pooled connection has
+    on keeps going past the other tenant's nearer rows until it found ``k`` of ours."""
+    rng = np.random.default_rng(11)
+    probe = rng.normal(size=EMBEDDING_DIM).astype(np.float32)
+    crowd = probe + 0.05 * rng.normal(size=(400, EMBEDDING_DIM)).astype(np.float32)
+    ours = rng.normal(size=(8, EMBEDDING_DIM)).astype(np.float32)
+    async with database.connection() as conn:
+        for vector in crowd:
+            await stored(conn, vector, tenant="crowd")
+        for vector in ours:
+            await stored(conn, vector, tenant="rare")
+    async with database.connection() as conn:
+        for plan_kind in ("seqscan", "bitmapscan", "sort"):  # leave the planner the HNSW scan
+            await conn.execute(f"SET LOCAL enable_{plan_kind} = off")
+        plan = await conn.execute(
+            "EXPLAIN SELECT request_id FROM query_embeddings WHERE tenant = 'rare' "
+            "ORDER BY embedding <=> %s LIMIT 5",
+            (probe,),
+        )
+        assert "query_embeddings_embedding" in str(await plan.fetchall())  # the HNSW index
+        found = await embeddings.nearest(conn, probe, k=5, tenant="rare")
+        assert len(found) == 5
+        await conn.execute("SET LOCAL hnsw.iterative_scan = off")
+        assert len(await embeddings.nearest(conn, probe, k=5, tenant="rare")) < 5
