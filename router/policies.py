@@ -128,8 +128,7 @@ class PolicyRegistry:
         # Keep update numbers unique when some logged rewards were lost (a gap).
         policy.advance_to(highest)
         async with self._database.connection() as conn:
-            for reward_id, update in unmarked:
-                await reward_log.mark_learned(conn, reward_id, update)
+            await reward_log.mark_many_learned(conn, unmarked)
         return len(rewards)
 
     def get(self, stage: str) -> VWPolicy:

@@ -58,7 +58,14 @@ from router.lifecycle.assessment import assess
 from router.lifecycle.decisions import Decider, trace
 from router.lifecycle.escalation import escalate
 from router.lifecycle.generating import generate
-from router.lifecycle.journal import Completed, Failed, Journal, JournalWriter, RequestRow
+from router.lifecycle.journal import (
+    Completed,
+    Failed,
+    Journal,
+    JournalWriter,
+    PendingRequest,
+    RequestRow,
+)
 from router.lifecycle.journal import write as write_journal
 from router.lifecycle.judge import Judge
 from router.lifecycle.kit import StageKit
@@ -224,14 +231,21 @@ class Router:
 
         journal = Journal(request_id=request_id, tenant=request.tenant, user_id=request.user)
 
+        params = _request_params(request)
+        row = RequestRow(
+            messages=tuple(dict(m) for m in request.messages),
+            params=params,
+            session_id=request.session,
+            api_key_id=request.api_key_id,
+        )
+
         async def log_request() -> None:
-            params = _request_params(request)
             try:
                 async with self._database.connection(transaction=False) as conn:
                     await request_log.insert_request(
                         conn,
                         request_id=request_id,
-                        messages=[dict(m) for m in request.messages],
+                        messages=row.messages,
                         params=params,
                         tenant=request.tenant,
                         user_id=request.user,
@@ -239,18 +253,18 @@ class Router:
                         api_key_id=request.api_key_id,
                     )
             except StoreUnavailableError:  # route anyway; the row goes with the journal
-                journal.request = RequestRow(
-                    messages=tuple(dict(m) for m in request.messages),
-                    params=params,
-                    session_id=request.session,
-                    api_key_id=request.api_key_id,
-                )
+                journal.request = row
 
-        # The request row and the neighbour look-up go to the store side by side.
-        (history, user_history), _ = await asyncio.gather(
-            self._history(embedding, request.tenant, request.user), log_request()
-        )
-        try:
+        try:  # from here on, the journal is written however the run ends
+            if self._writer is not None:  # logged in the background, before the journal
+                self._writer.log_request(
+                    PendingRequest(request_id, request.tenant, request.user, row)
+                )
+                history, user_history = await self._history(embedding, request.tenant, request.user)
+            else:  # the request row and the neighbour look-up go to the store side by side
+                (history, user_history), _ = await asyncio.gather(
+                    self._history(embedding, request.tenant, request.user), log_request()
+                )
             prep = Prepared(
                 request=request,
                 request_id=request_id,

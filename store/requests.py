@@ -105,29 +105,6 @@ async def fail_request(
     return row
 
 
-async def attribute_to_key(conn: AsyncConnection[Any], request_id: Id, api_key_id: Id) -> None:
-    """Record that key ``api_key_id`` made the request (for requests logged without it).
-
-    Idempotent for the same key. Raises NotFoundError for an unknown request or key,
-    ConflictError when another key is already recorded.
-    """
-    rid = reference(request_id, "request")
-    kid = reference(api_key_id, "API key")
-    with translated(f"cannot record the API key of request {rid}"):
-        cursor = await conn.execute(
-            "UPDATE requests SET api_key_id = %s WHERE id = %s "
-            "AND (api_key_id IS NULL OR api_key_id = %s) RETURNING id",
-            (kid, rid, kid),
-        )
-        if await cursor.fetchone() is not None:
-            return
-        cursor = await conn.execute("SELECT api_key_id FROM requests WHERE id = %s", (rid,))
-        found = await cursor.fetchone()
-    if found is None:
-        raise NotFoundError(f"cannot record the API key of request {rid}: no such request")
-    raise ConflictError(f"request {rid} was already made with API key {found[0]}")
-
-
 async def spend_usd(
     conn: AsyncConnection[Any], tenant: str, session_id: str | None = None
 ) -> float:

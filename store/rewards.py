@@ -76,6 +76,19 @@ async def mark_learned(conn: AsyncConnection[Any], reward_id: int, policy_update
         )
 
 
+async def mark_many_learned(conn: AsyncConnection[Any], marks: Sequence[tuple[int, int]]) -> None:
+    """``mark_learned`` for many ``(reward_id, policy_update)`` pairs, pipelined: one round
+    trip for all of them."""
+    if not marks:
+        return
+    with translated(f"cannot mark {len(marks)} rewards learned"):
+        async with conn.cursor() as cursor:
+            await cursor.executemany(
+                "UPDATE rewards SET policy_update = %s WHERE id = %s",
+                [(update, reward_id) for reward_id, update in marks],
+            )
+
+
 async def rewards_to_relearn(
     conn: AsyncConnection[Any], stage: str, after_update: int, since: datetime | None
 ) -> list[LearnableReward]:

@@ -26,13 +26,8 @@ async def admit(runtime: Runtime, tenant: str, session: str | None) -> None:
 
 
 async def settle(runtime: Runtime, caller: Caller, event: RouteResult | RouteFailed) -> None:
-    """Record which key made a routed request, and what its trace shows in the metrics.
-
-    Runs before the answer reaches the client, so feedback it sends finds the key recorded.
-    """
-    if caller.key_id is not None:
-        async with runtime.database.connection() as conn:
-            await request_log.attribute_to_key(conn, event.request_id, caller.key_id)
+    """Record what a routed request's trace shows in the metrics and the log. (Its key is
+    logged with the request: ``RouteRequest.api_key_id``.)"""
     runtime.metrics.route(event.decisions)
     if isinstance(event, RouteResult):
         log.info(

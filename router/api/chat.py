@@ -103,7 +103,13 @@ async def chat_completions(
 
 
 def profile_request(
-    runtime: Runtime, body: ChatCompletionBody, tenant: str, profile: Profile, *, stream: bool
+    runtime: Runtime,
+    body: ChatCompletionBody,
+    tenant: str,
+    profile: Profile,
+    *,
+    stream: bool,
+    api_key_id: str | None = None,
 ) -> RouteRequest:
     """The core request for a profile: its arms as a constraint, its objective and stages."""
     pool = runtime.pool
@@ -117,6 +123,7 @@ def profile_request(
             latency_ref_ms=runtime.settings.latency_ref_ms,
         ),
         tenant=tenant,
+        api_key_id=api_key_id,
         user=body.user,
         session=body.session,
         response_format=body.response_format,
@@ -133,7 +140,9 @@ async def _routed(
 ) -> JSONResponse | StreamingResponse:
     if body.stream and profile.stream == "live":
         return await _routed_live(runtime, caller, body, tenant, profile)
-    request = profile_request(runtime, body, tenant, profile, stream=False)
+    request = profile_request(
+        runtime, body, tenant, profile, stream=False, api_key_id=caller.key_id
+    )
     final: RouteResult | RouteFailed | None = None
     async for event in runtime.router.run(request):
         if isinstance(event, RouteResult | RouteFailed):
@@ -171,7 +180,7 @@ async def _routed_live(
     runtime: Runtime, caller: Caller, body: ChatCompletionBody, tenant: str, profile: Profile
 ) -> JSONResponse | StreamingResponse:
     """Forward text as the router releases it; a replacement comes after a switch chunk."""
-    request = profile_request(runtime, body, tenant, profile, stream=True)
+    request = profile_request(runtime, body, tenant, profile, stream=True, api_key_id=caller.key_id)
     events = runtime.router.run(request)
     first = await anext(events, None)  # validation errors (422) raise here, before the 200
     if isinstance(first, RouteFailed):

@@ -11,8 +11,11 @@ from router.auth.caller import Caller, authenticate
 from router.runtime import Runtime
 
 
-def get_runtime(request: Request) -> Runtime:
-    """The running service's resources (503 while it is still starting or already stopped)."""
+async def get_runtime(request: Request) -> Runtime:
+    """The running service's resources (503 while it is still starting or already stopped).
+
+    A coroutine, though it never awaits: FastAPI runs a plain function dependency in a
+    worker thread, a thread hand-off on every request."""
     runtime = getattr(request.app.state, "runtime", None)
     if not isinstance(runtime, Runtime):
         raise StoreUnavailableError("the service is not ready yet")

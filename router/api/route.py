@@ -31,7 +31,9 @@ routes = APIRouter(tags=["routing"])
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def route_request(body: RouteAndRunBody, runtime: Runtime, tenant: str) -> RouteRequest:
+def route_request(
+    body: RouteAndRunBody, runtime: Runtime, tenant: str, api_key_id: str | None = None
+) -> RouteRequest:
     """The core request for a validated body, with the pool's default objective filled in."""
     objective = runtime.pool.objective
     lambda_cost, lambda_latency = objective.lambda_cost, objective.lambda_latency
@@ -50,6 +52,7 @@ def route_request(body: RouteAndRunBody, runtime: Runtime, tenant: str) -> Route
             latency_ref_ms=runtime.settings.latency_ref_ms,
         ),
         tenant=tenant,
+        api_key_id=api_key_id,
         user=body.user,
         session=body.session,
         response_format=body.response_format,
@@ -114,7 +117,7 @@ async def route_and_run(
     check_prompt_size(body.messages, runtime.settings)
     tenant = caller.tenant(body.tenant)
     await admit(runtime, tenant, body.session)
-    request = route_request(body, runtime, tenant)
+    request = route_request(body, runtime, tenant, caller.key_id)
     events = runtime.router.run(request)
     if not request.stream:
         async for event in events:

@@ -1,24 +1,23 @@
 """A request's decisions and rewards, written to the store together when the request ends.
 
 Deciding and learning happen at once, in memory; the rows wait in the journal and go to the
-store in one transaction with the request's outcome (one commit instead of one per row). A
-journal is written exactly once: completed, failed, or abandoned.
+store with the request's outcome, in one transaction with the other journals that ended
+meanwhile (``JournalWriter``: a group commit). A journal is written exactly once: completed,
+failed, or abandoned.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from features.embedding import Vector
 from features.errors import ConflictError, SignalrouteError, StoreUnavailableError
-from store import decisions as decision_log
-from store import embeddings as embedding_store
-from store import requests as request_log
-from store import rewards as reward_log
+from store.batches import Batch, write_batch
 from store.database import Database
 
 if TYPE_CHECKING:
@@ -93,130 +92,228 @@ class Journal:
         self.rewards.append(row)
 
 
+@dataclass(frozen=True)
+class PendingRequest:
+    """A request accepted for routing, waiting in the writer's queue to be logged."""
+
+    request_id: str
+    tenant: str
+    user_id: str | None
+    row: RequestRow
+
+
+Entry = tuple[Journal, Completed | Failed, Vector | None]
+"""A finished request's journal, its outcome and its query embedding (if stored)."""
+
+
+def _add_request(
+    batch: Batch, request_id: str, tenant: str, user_id: str | None, row: RequestRow
+) -> None:
+    batch.request(
+        request_id=request_id,
+        tenant=tenant,
+        user_id=user_id,
+        session_id=row.session_id,
+        messages=row.messages,
+        params=row.params,
+        api_key_id=row.api_key_id,
+    )
+
+
+def _add_journal(
+    batch: Batch, journal: Journal, outcome: Completed | Failed, embedding: Vector | None
+) -> None:
+    if journal.request is not None:
+        _add_request(batch, journal.request_id, journal.tenant, journal.user_id, journal.request)
+    for row in journal.decisions:
+        batch.decision(
+            decision_id=row.decision_id,
+            request_id=journal.request_id,
+            stage=row.stage,
+            context=row.context,
+            arms=row.arms,
+            chosen_arm=row.chosen_arm,
+            probability=row.probability,
+            pmf=row.pmf,
+            policy_name=row.policy_name,
+            policy_version=row.policy_version,
+        )
+    for reward in journal.rewards:
+        batch.reward(
+            decision_id=reward.decision_id,
+            value=reward.value,
+            source=reward.source,
+            idempotency_key=reward.idempotency_key,
+            policy_update=reward.policy_update,
+        )
+    if isinstance(outcome, Completed):
+        batch.complete(
+            journal.request_id,
+            output=outcome.output,
+            model=outcome.model,
+            cost_usd=outcome.cost_usd,
+            latency_ms=outcome.latency_ms,
+        )
+        if embedding is not None and embedding.any():
+            batch.embedding(
+                request_id=journal.request_id,
+                tenant=journal.tenant,
+                user_id=journal.user_id,
+                embedding=embedding,
+            )
+    else:
+        batch.fail(
+            journal.request_id,
+            error=outcome.error,
+            model=outcome.model,
+            latency_ms=outcome.latency_ms,
+        )
+
+
+async def write_all(
+    database: Database, requests: Sequence[PendingRequest], entries: Sequence[Entry]
+) -> None:
+    """Log ``requests`` and write every journal's rows and outcome, in one transaction.
+
+    Rewards are recorded by idempotency key, so writing a journal again after a failure
+    part-way records nothing twice.
+    """
+    batch = Batch()
+    for pending in requests:
+        _add_request(batch, pending.request_id, pending.tenant, pending.user_id, pending.row)
+    for journal, outcome, embedding in entries:
+        _add_journal(batch, journal, outcome, embedding)
+    if len(batch):
+        async with database.connection() as conn:
+            await write_batch(conn, batch)
+    for journal, _, _ in entries:
+        journal.written = True
+
+
 async def write(
     database: Database,
     journal: Journal,
     outcome: Completed | Failed,
     embedding: Vector | None = None,
 ) -> None:
-    """Write the journal's rows and the request's outcome in one transaction.
-
-    Rewards are recorded by idempotency key, so writing a journal again after a failure
-    part-way records nothing twice.
-    """
-    async with database.connection() as conn:
-        if journal.request is not None:
-            await request_log.insert_request(
-                conn,
-                request_id=journal.request_id,
-                messages=list(journal.request.messages),
-                params=journal.request.params,
-                tenant=journal.tenant,
-                user_id=journal.user_id,
-                session_id=journal.request.session_id,
-                api_key_id=journal.request.api_key_id,
-            )
-        for row in journal.decisions:
-            await decision_log.insert_decision(
-                conn,
-                decision_id=row.decision_id,
-                request_id=journal.request_id,
-                stage=row.stage,
-                context=row.context,
-                arms=list(row.arms),
-                chosen_arm=row.chosen_arm,
-                probability=row.probability,
-                pmf=row.pmf,
-                policy_name=row.policy_name,
-                policy_version=row.policy_version,
-            )
-        for reward in journal.rewards:
-            await reward_log.record_reward(
-                conn,
-                decision_id=reward.decision_id,
-                value=reward.value,
-                source=reward.source,
-                idempotency_key=reward.idempotency_key,
-                policy_update=reward.policy_update,
-            )
-        if isinstance(outcome, Completed):
-            await request_log.complete_request(
-                conn,
-                journal.request_id,
-                output=outcome.output,
-                model=outcome.model,
-                cost_usd=outcome.cost_usd,
-                latency_ms=outcome.latency_ms,
-            )
-            if embedding is not None and embedding.any():
-                await embedding_store.insert_embedding(
-                    conn,
-                    request_id=journal.request_id,
-                    tenant=journal.tenant,
-                    user_id=journal.user_id,
-                    embedding=embedding,
-                )
-        else:
-            await request_log.fail_request(
-                conn,
-                journal.request_id,
-                error=outcome.error,
-                model=outcome.model,
-                latency_ms=outcome.latency_ms,
-            )
-    journal.written = True
+    """Write one journal's rows and the request's outcome in one transaction."""
+    await write_all(database, (), [(journal, outcome, embedding)])
 
 
 class JournalWriter:
-    """Writes journals in the background, so a response does not wait for the commit.
+    """Logs requests and writes journals in the background, many per transaction.
 
-    Readers that need a request's rows (its trace, feedback on it) first ``wait`` for its
-    pending write; shutdown ``drain``s every pending write before the store closes. When the
-    store is down, a journal goes to the durable ``spool`` on local disk instead, and
-    ``flush_spool`` (run every few seconds by ``run_flusher``) writes it back later.
+    Requests are logged as they are accepted (``log_request``) and journals written as they
+    end (``submit``), in arrival order, so a request's row always goes in before its
+    decisions. Whatever queued up while one transaction was in flight goes into the next one
+    (a group commit: under load, one commit carries dozens of requests; alone, a request is
+    written at once). A transaction that fails on one bad row is written again one request at
+    a time, so only that row is lost (and logged).
+
+    Readers that need a request's rows (its trace, feedback on it) first ``wait`` for them;
+    shutdown ``drain``s the queue before the store closes. When the store is down, a journal
+    goes to the durable ``spool`` on local disk instead, carrying its request's row when that
+    could not be logged either, and ``flush_spool`` (run every few seconds by
+    ``run_flusher``) writes it back later.
     """
 
-    def __init__(self, database: Database, spool: JournalSpool | None = None) -> None:
+    def __init__(
+        self, database: Database, spool: JournalSpool | None = None, *, max_batch: int = 256
+    ) -> None:
         self._database = database
         self._spool = spool
-        self._pending: dict[str, asyncio.Task[None]] = {}
+        self._max_batch = max_batch
+        self._queue: deque[tuple[PendingRequest | Entry, asyncio.Future[None]]] = deque()
+        self._pending: dict[str, asyncio.Future[None]] = {}
         self._by_decision: dict[str, str] = {}
+        self._unlogged: dict[str, RequestRow] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def log_request(self, request: PendingRequest) -> None:
+        """Queue an accepted request's row."""
+        self._enqueue(request.request_id, request)
 
     def submit(
         self, journal: Journal, outcome: Completed | Failed, embedding: Vector | None = None
     ) -> None:
-        """Start writing ``journal``; it counts as written from now on."""
+        """Queue ``journal``; it counts as written from now on."""
         journal.written = True
         for row in journal.decisions:
             self._by_decision[row.decision_id] = journal.request_id
-        task = asyncio.create_task(self._write(journal, outcome, embedding))
-        self._pending[journal.request_id] = task
+        self._enqueue(journal.request_id, (journal, outcome, embedding))
 
-    async def _write(
-        self, journal: Journal, outcome: Completed | Failed, embedding: Vector | None
-    ) -> None:
+    def _enqueue(self, request_id: str, item: PendingRequest | Entry) -> None:
+        future = asyncio.get_running_loop().create_future()
+        self._queue.append((item, future))
+        self._pending[request_id] = future  # a request's last queued item: written last
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while self._queue:
+            taken = [self._queue.popleft() for _ in range(min(self._max_batch, len(self._queue)))]
+            items = [item for item, _ in taken]
+            try:
+                await self._write(items)
+            except Exception:  # never leave a waiter hanging
+                log.exception("journal writer failed on %d queued item(s)", len(items))
+            finally:
+                for item, future in taken:
+                    future.set_result(None)
+                    request_id = _request_id(item)
+                    if self._pending.get(request_id) is future:
+                        del self._pending[request_id]
+                for item in items:
+                    if not isinstance(item, PendingRequest):
+                        for row in item[0].decisions:
+                            self._by_decision.pop(row.decision_id, None)
+
+    async def _write(self, items: list[PendingRequest | Entry]) -> None:
+        requests = [item for item in items if isinstance(item, PendingRequest)]
+        entries = [item for item in items if not isinstance(item, PendingRequest)]
+        for journal, _, _ in entries:
+            unlogged = self._unlogged.pop(journal.request_id, None)
+            if unlogged is not None and journal.request is None:
+                journal.request = unlogged
         try:
-            await write(self._database, journal, outcome, embedding)
+            await write_all(self._database, requests, entries)
         except StoreUnavailableError as exc:
-            if self._spool is None:
-                log.error("request %s: journal lost: %s", journal.request_id, exc.message)
-            else:
-                self._spool.save(journal, outcome, embedding)
-                log.warning("request %s: store down, journal spooled", journal.request_id)
+            self._keep_unlogged(requests, entries)
+            for entry in entries:
+                self._spool_or_lose(entry, exc)
         except SignalrouteError as exc:
-            log.error("request %s: journal not written: %s", journal.request_id, exc.message)
-        finally:
-            self._pending.pop(journal.request_id, None)
-            for row in journal.decisions:
-                self._by_decision.pop(row.decision_id, None)
+            if len(items) == 1:
+                log.error("request %s: not written: %s", _request_id(items[0]), exc.message)
+                return
+            log.warning("a batch of %d failed (%s); writing one by one", len(items), exc.message)
+            for item in items:
+                await self._write([item])
+
+    def _keep_unlogged(self, requests: list[PendingRequest], entries: list[Entry]) -> None:
+        """Requests the store did not take: their journal carries them (to the spool)."""
+        journals = {journal.request_id: journal for journal, _, _ in entries}
+        for pending in requests:
+            journal = journals.get(pending.request_id)
+            if journal is None:
+                self._unlogged[pending.request_id] = pending.row
+            elif journal.request is None:
+                journal.request = pending.row
+
+    def _spool_or_lose(self, entry: Entry, exc: StoreUnavailableError) -> None:
+        journal, outcome, embedding = entry
+        if self._spool is None:
+            log.error("request %s: journal lost: %s", journal.request_id, exc.message)
+        else:
+            self._spool.save(journal, outcome, embedding)
+            log.warning("request %s: store down, journal spooled", journal.request_id)
 
     async def wait(self, request_id: str | None = None, decision_id: str | None = None) -> None:
         """Return once the request's (or decision's request's) rows are in the store."""
         if request_id is None and decision_id is not None:
             request_id = self._by_decision.get(decision_id)
-        task = self._pending.get(request_id) if request_id is not None else None
-        if task is not None:
-            await asyncio.shield(task)
+        future = self._pending.get(request_id) if request_id is not None else None
+        if future is not None:
+            await asyncio.shield(future)
 
     @property
     def pending(self) -> int:
@@ -227,9 +324,9 @@ class JournalWriter:
         return self._spool.count() if self._spool is not None else 0
 
     async def drain(self) -> None:
-        """Wait for every pending write."""
-        while self._pending:
-            await asyncio.gather(*list(self._pending.values()), return_exceptions=True)
+        """Wait until every queued request and journal is written (or spooled)."""
+        while self._task is not None and not self._task.done():
+            await asyncio.shield(self._task)
 
     async def flush_spool(self) -> int:
         """Write spooled journals back, oldest first; stop at the first store failure.
@@ -259,3 +356,7 @@ class JournalWriter:
                 await self.flush_spool()
             except SignalrouteError as exc:
                 log.warning("spool flush failed: %s", exc.message)
+
+
+def _request_id(item: PendingRequest | Entry) -> str:
+    return item.request_id if isinstance(item, PendingRequest) else item[0].request_id

@@ -110,3 +110,24 @@ async def test_recent_reward_averages_the_last_decisions_of_a_stage(database: Da
     assert tenant_a.decisions == 2
     assert tenant_a.mean == pytest.approx(0.65)
     assert (nothing.decisions, nothing.mean, nothing.window) == (0, None, 10)
+
+
+async def test_rewards_marked_learned_are_not_learned_again(database: Database) -> None:
+    async with database.connection() as conn:
+        decision = await a_decision(conn, (await a_request(conn)).id)
+        recorded = [
+            (await rewards.record_reward(conn, decision_id=decision.id, value=v, source="judge"))[0]
+            for v in (0.0, 0.5, 1.0)
+        ]
+        await rewards.mark_many_learned(conn, [(recorded[0].id, 7), (recorded[2].id, 8)])
+        await rewards.mark_many_learned(conn, [])
+
+        pending = await rewards.rewards_to_relearn(conn, "pre", after_update=8, since=None)
+        relearned = await rewards.rewards_to_relearn(conn, "pre", after_update=6, since=None)
+
+    assert [r.reward_id for r in pending] == [recorded[1].id]
+    assert [(r.reward_id, r.policy_update) for r in relearned] == [
+        (recorded[0].id, 7),
+        (recorded[2].id, 8),
+        (recorded[1].id, None),
+    ]

@@ -79,6 +79,8 @@ async def test_tenants_never_see_each_others_history_requests_or_feedback(
             )
             assert response.status_code == 200, response.text
             body: dict[str, Any] = response.json()
+            assert client.runtime.writer is not None
+            await client.runtime.writer.drain()  # stored: a neighbour for the next request
             return body
 
         first = await route(acme)

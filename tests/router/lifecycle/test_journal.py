@@ -1,0 +1,176 @@
+"""The journal writer logs requests and writes journals many per transaction, loses none of
+them to a bad neighbour in its batch, and spools what the store cannot take."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from features.errors import StoreUnavailableError
+from router.lifecycle.journal import (
+    Completed,
+    DecisionRow,
+    Failed,
+    Journal,
+    JournalWriter,
+    PendingRequest,
+    RequestRow,
+    RewardRow,
+)
+from router.lifecycle.spool import JournalSpool
+from store import decisions, requests, rewards
+from store.database import Database
+from store.records import EMBEDDING_DIM, RequestStatus
+
+ROW = RequestRow(
+    messages=({"role": "user", "content": "What is 2 + 2?"},),
+    params={"temperature": 0.2},
+    session_id=None,
+    api_key_id=None,
+)
+
+
+def a_journal(request_id: str) -> Journal:
+    decision_id = str(uuid.uuid4())
+    journal = Journal(request_id=request_id, tenant="acme", user_id="ann")
+    journal.decision(
+        DecisionRow(
+            decision_id=decision_id,
+            stage="pre",
+            context={"log_tokens": 2.0},
+            arms=("small", "large"),
+            chosen_arm="small",
+            probability=0.8,
+            pmf={"small": 0.8, "large": 0.2},
+            policy_name="pre",
+            policy_version=1,
+        )
+    )
+    journal.reward(
+        RewardRow(
+            decision_id=decision_id,
+            value=0.75,
+            source="judge",
+            idempotency_key=f"{decision_id}:judge",
+            policy_update=3,
+        )
+    )
+    return journal
+
+
+DONE = Completed(output="4", model="small", cost_usd=0.001, latency_ms=12.0)
+
+
+class CountingDatabase(Database):
+    """The test database, counting the transactions opened on it."""
+
+    def __init__(self, database: Database) -> None:
+        super().__init__(database._pool, database.url)
+        self.transactions = 0
+
+    @asynccontextmanager
+    async def connection(self, *, transaction: bool = True) -> AsyncIterator[Any]:
+        self.transactions += transaction
+        async with super().connection(transaction=transaction) as conn:
+            yield conn
+
+
+class DownDatabase(Database):
+    """A store that is down."""
+
+    def __init__(self, database: Database) -> None:
+        super().__init__(database._pool, database.url)
+
+    @asynccontextmanager
+    async def connection(self, *, transaction: bool = True) -> AsyncIterator[Any]:
+        raise StoreUnavailableError("the database is down")
+        yield  # pragma: no cover
+
+
+async def test_requests_and_journals_queued_together_share_one_transaction(
+    database: Database,
+) -> None:
+    counting = CountingDatabase(database)
+    writer = JournalWriter(counting)
+    ids = [str(uuid.uuid4()) for _ in range(40)]
+    journals = [a_journal(request_id) for request_id in ids]
+    for request_id, journal in zip(ids, journals, strict=True):
+        writer.log_request(PendingRequest(request_id, "acme", "ann", ROW))
+        embedding = np.eye(EMBEDDING_DIM, dtype=np.float32)[len(journal.request_id) % 7]
+        writer.submit(journal, DONE, embedding)
+    assert writer.pending == 40
+    await writer.wait(request_id=ids[-1])
+    await writer.drain()
+
+    assert counting.transactions == 1
+    assert writer.pending == 0
+    async with database.connection() as conn:
+        for request_id, journal in zip(ids, journals, strict=True):
+            record = await requests.get_request(conn, request_id)
+            assert (record.status, record.output, record.user_id) == (
+                RequestStatus.COMPLETED,
+                "4",
+                "ann",
+            )
+            logged = await decisions.list_decisions_for_request(conn, request_id)
+            assert [str(d.id) for d in logged] == [journal.decisions[0].decision_id]
+            recorded = await rewards.list_rewards_for_request(conn, request_id)
+            assert [(r.value, r.policy_update) for r in recorded] == [(0.75, 3)]
+
+
+async def test_a_bad_journal_costs_only_itself(
+    database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    writer = JournalWriter(database)
+    good, bad = str(uuid.uuid4()), str(uuid.uuid4())
+    writer.log_request(PendingRequest(good, "acme", None, ROW))
+    # ``bad`` was never logged: its outcome has no request to complete.
+    writer.submit(a_journal(bad), DONE)
+    writer.submit(a_journal(good), DONE)
+    await writer.drain()
+
+    async with database.connection() as conn:
+        assert (await requests.get_request(conn, good)).status == RequestStatus.COMPLETED
+        assert await decisions.list_decisions_for_request(conn, bad) == []
+    assert f"request {bad}: not written" in caplog.text
+
+
+async def test_a_journal_is_spooled_with_its_request_while_the_store_is_down(
+    database: Database, tmp_path: Path
+) -> None:
+    spool = JournalSpool(tmp_path / "spool")
+    writer = JournalWriter(DownDatabase(database), spool)
+    early, late = str(uuid.uuid4()), str(uuid.uuid4())
+    writer.log_request(PendingRequest(early, "acme", None, ROW))
+    await writer.drain()  # logging ``early`` failed; its journal comes later
+    writer.log_request(PendingRequest(late, "acme", None, ROW))
+    writer.submit(a_journal(late), Failed(error="cut", model="small", latency_ms=3.0))
+    writer.submit(a_journal(early), DONE)
+    await writer.drain()
+    assert writer.spooled == 2
+
+    back = JournalWriter(database, spool)
+    assert await back.flush_spool() == 2
+    async with database.connection() as conn:
+        assert (await requests.get_request(conn, early)).status == RequestStatus.COMPLETED
+        assert (await requests.get_request(conn, late)).status == RequestStatus.FAILED
+        assert len(await rewards.list_rewards_for_request(conn, early)) == 1
+
+
+async def test_waiting_for_a_request_returns_once_its_rows_are_in(database: Database) -> None:
+    writer = JournalWriter(database)
+    request_id = str(uuid.uuid4())
+    writer.log_request(PendingRequest(request_id, "acme", None, ROW))
+    await writer.wait(request_id=request_id)
+    async with database.connection() as conn:  # logged (raises NotFoundError if not)
+        assert (await requests.get_request(conn, request_id)).status == RequestStatus.ACCEPTED
+    writer.submit(a_journal(request_id), DONE)
+    await writer.wait(request_id=request_id)
+    async with database.connection() as conn:
+        assert (await requests.get_request(conn, request_id)).status == RequestStatus.COMPLETED
