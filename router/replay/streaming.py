@@ -73,13 +73,19 @@ async def stream_answer(
     clock: Clock = time.monotonic,
 ) -> AsyncIterator[bytes]:
     """The SSE body of ``answer``, with ``fault``'s stall or cut applied (other kinds are not
-    stream faults and are ignored here)."""
+    stream faults and are ignored here).
+
+    Events are written as they fall due: each on its own at a pace a client can follow,
+    together when several are due at once (a fast pace), as a server writes what it has."""
     pieces = split_content(answer.content, chunk_chars)
     fault_at = math.floor(fault.at_fraction * len(pieces))
     interval_s = 1.0 / chunks_per_s
-    yield sse_event(answer.chunk({"role": "assistant", "content": ""}))
+    due = [sse_event(answer.chunk({"role": "assistant", "content": ""}))]
     start = clock()
     for index in range(len(pieces) + 1):
+        if index == fault_at and fault.kind in ("stall", "cut") and due:
+            yield b"".join(due)
+            due = []
         if index == fault_at and fault.kind == "stall":
             await sleep(fault.stall_ms / 1000.0)
             start += fault.stall_ms / 1000.0
@@ -89,12 +95,16 @@ async def stream_answer(
             break
         delay_s = start + index * interval_s - clock()
         if delay_s > 0:
+            if due:
+                yield b"".join(due)
+                due = []
             await sleep(delay_s)
-        yield sse_event(answer.chunk({"content": pieces[index]}))
-    yield sse_event(answer.chunk({}, answer.finish_reason))
+        due.append(sse_event(answer.chunk({"content": pieces[index]})))
+    due.append(sse_event(answer.chunk({}, answer.finish_reason)))
     if include_usage:
-        yield sse_event(answer.usage_chunk())
-    yield DONE_EVENT
+        due.append(sse_event(answer.usage_chunk()))
+    due.append(DONE_EVENT)
+    yield b"".join(due)
 
 
 async def cut_body(body: bytes, at_fraction: float) -> AsyncIterator[bytes]:

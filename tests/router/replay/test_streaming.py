@@ -82,9 +82,34 @@ async def test_a_stream_is_role_deltas_finish_usage_done() -> None:
     assert payloads[-3]["choices"][0] == {"index": 0, "delta": {}, "finish_reason": "stop"}
     assert payloads[-2]["choices"] == []
     assert payloads[-2]["usage"]["cost_usd"] == 0.25
-    assert events[-1] == DONE_EVENT
+    assert events[-1].endswith(DONE_EVENT)
     # 8 deltas at 10/s: the last one is due 0.7 s after the first.
     assert fake.now == pytest.approx(0.7)
+    # Each delta is written when it falls due: the role and the first delta together, then
+    # one write per delta, the last with the finish, the usage and [DONE].
+    assert len(events) == 8
+
+
+async def test_events_due_together_are_written_together() -> None:
+    fake = FakeTime()
+    ticks = iter(range(1_000_000))
+
+    def clock() -> float:  # a microsecond passes per look: every event is already due
+        return next(ticks) * 1e-6
+
+    body = stream_answer(
+        ANSWER,
+        fault("none"),
+        chunk_chars=4,
+        chunks_per_s=1e9,
+        include_usage=True,
+        sleep=fake.sleep,
+        clock=clock,
+    )
+    events = [event async for event in body]
+    assert len(events) == 1
+    assert streamed_content(parse_sse(events[0].decode())) == ANSWER.content
+    assert fake.sleeps == []
 
 
 async def test_usage_chunk_only_when_asked() -> None:
