@@ -216,17 +216,25 @@ class Router:
         """
         started = self._clock()
         embedding = embed_query(self._embedder, request.messages)
-        query = query_signals(
-            request.messages, request.response_format, embedding, self._categories
-        )
-        # Validate before logging anything: a request no arm can serve is a 4xx, not a row.
-        eligible_arms(
-            self.pool.arms,
-            self._kit.health_now(),
-            request.constraints,
-            query.tokens_est,
-            request.max_tokens,
-        )
+        # The neighbour look-up goes to the store now; the query signals are computed while
+        # it is under way.
+        looking_up = asyncio.ensure_future(self._history(embedding, request.tenant, request.user))
+        await asyncio.sleep(0)  # let it send its query
+        try:
+            query = query_signals(
+                request.messages, request.response_format, embedding, self._categories
+            )
+            # Validate before logging anything: a request no arm can serve is a 4xx, not a row.
+            eligible_arms(
+                self.pool.arms,
+                self._kit.health_now(),
+                request.constraints,
+                query.tokens_est,
+                request.max_tokens,
+            )
+        except BaseException:
+            looking_up.cancel()
+            raise
         request_id = request.request_id or str(uuid.uuid4())
 
         journal = Journal(request_id=request_id, tenant=request.tenant, user_id=request.user)
@@ -260,11 +268,9 @@ class Router:
                 self._writer.log_request(
                     PendingRequest(request_id, request.tenant, request.user, row)
                 )
-                history, user_history = await self._history(embedding, request.tenant, request.user)
+                history, user_history = await looking_up
             else:  # the request row and the neighbour look-up go to the store side by side
-                (history, user_history), _ = await asyncio.gather(
-                    self._history(embedding, request.tenant, request.user), log_request()
-                )
+                (history, user_history), _ = await asyncio.gather(looking_up, log_request())
             prep = Prepared(
                 request=request,
                 request_id=request_id,
