@@ -109,10 +109,13 @@ class Sample:
 
 
 async def _timed_post(
-    client: httpx.AsyncClient, url: str, body: dict[str, Any]
+    client: httpx.AsyncClient, url: str, body: dict[str, Any], headers: dict[str, str] | None = None
 ) -> tuple[float, Any]:
     started = time.perf_counter()
-    response = await client.post(url, json=body)
+    try:
+        response = await client.post(url, json=body, headers=headers)
+    except httpx.HTTPError as exc:  # say which target failed
+        raise ConfigError(f"{url}: {type(exc).__name__}: {exc}") from exc
     elapsed = (time.perf_counter() - started) * 1000.0
     if response.status_code != 200:
         raise ConfigError(f"{url} answered {response.status_code}: {response.text[:200]}")
@@ -136,15 +139,12 @@ async def _one(
     direct_ms, _ = await _timed_post(client, f"{replay_url}/v1/chat/completions", body)
     litellm_ms = None
     if litellm_url is not None:
-        started = time.perf_counter()
-        response = await client.post(
+        litellm_ms, _ = await _timed_post(
+            client,
             f"{litellm_url}/v1/chat/completions",
-            json=body,
+            body,
             headers={"authorization": f"Bearer {litellm_key}"},
         )
-        if response.status_code != 200:
-            raise ConfigError(f"LiteLLM answered {response.status_code}: {response.text[:200]}")
-        litellm_ms = (time.perf_counter() - started) * 1000.0
     return Sample(
         decision_ms=float(routed["trace"]["timings"]["decision_ms"]),
         router_ms=router_ms,
@@ -322,8 +322,8 @@ def _maybe_litellm(
 def markdown(report: dict[str, Any]) -> str:
     rows = [
         "| run | decision p50/p99 (ms) | added by signalroute p50/p99 (ms) | "
-        "added by LiteLLM p50/p99 (ms) | routed req/s |",
-        "|---|---|---|---|---|",
+        "added by LiteLLM p50/p99 (ms) | routed req/s | errors |",
+        "|---|---|---|---|---|---|",
     ]
     for name in ("sequential", "concurrent"):
         result = report[name]

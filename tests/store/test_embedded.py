@@ -87,6 +87,19 @@ def test_create_database_is_idempotent_and_validates_names(
         embedded_postgres.create_database('bad"; DROP')
 
 
+def test_a_throwaway_database_commits_without_waiting_for_the_disk(
+    embedded_postgres: EmbeddedPostgres,
+) -> None:
+    def synchronous_commit(url: str) -> str:
+        with psycopg.connect(url, connect_timeout=2) as conn:
+            row = conn.execute("SHOW synchronous_commit").fetchone()
+        assert row is not None
+        return str(row[0])
+
+    assert synchronous_commit(embedded_postgres.create_database("kept")) == "on"
+    assert synchronous_commit(embedded_postgres.create_database("scratch", durable=False)) == "off"
+
+
 def test_using_a_stopped_server_says_so() -> None:
     with pytest.raises(StoreUnavailableError, match="not started"):
         EmbeddedPostgres().create_database("x")
