@@ -109,16 +109,22 @@ class Sample:
 
 
 async def _timed_post(
-    client: httpx.AsyncClient, url: str, body: dict[str, Any], headers: dict[str, str] | None = None
+    client: httpx.AsyncClient,
+    target: str,
+    url: str,
+    body: dict[str, Any],
+    headers: dict[str, str] | None = None,
 ) -> tuple[float, Any]:
     started = time.perf_counter()
     try:
         response = await client.post(url, json=body, headers=headers)
     except httpx.HTTPError as exc:  # say which target failed
-        raise ConfigError(f"{url}: {type(exc).__name__}: {exc}") from exc
+        raise ConfigError(f"{target} ({url}): {type(exc).__name__}: {exc}") from exc
     elapsed = (time.perf_counter() - started) * 1000.0
     if response.status_code != 200:
-        raise ConfigError(f"{url} answered {response.status_code}: {response.text[:200]}")
+        raise ConfigError(
+            f"{target} ({url}) answered {response.status_code}: {response.text[:200]}"
+        )
     return elapsed, response.json()
 
 
@@ -132,15 +138,18 @@ async def _one(
 ) -> Sample:
     messages = [{"role": "user", "content": prompt}]
     router_ms, routed = await _timed_post(
-        client, f"{router_url}/route-and-run", {"messages": messages}
+        client, "signalroute", f"{router_url}/route-and-run", {"messages": messages}
     )
     model = routed["model"]
     body = {"model": model, "messages": messages}
-    direct_ms, _ = await _timed_post(client, f"{replay_url}/v1/chat/completions", body)
+    direct_ms, _ = await _timed_post(
+        client, "replay pool", f"{replay_url}/v1/chat/completions", body
+    )
     litellm_ms = None
     if litellm_url is not None:
         litellm_ms, _ = await _timed_post(
             client,
+            "LiteLLM",
             f"{litellm_url}/v1/chat/completions",
             body,
             headers={"authorization": f"Bearer {litellm_key}"},
