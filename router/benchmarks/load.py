@@ -40,7 +40,13 @@ from router.benchmarks.cpu import CpuMeter, postmaster_pid, tree
 from router.benchmarks.load_check import StoreCheck, check_store
 from router.benchmarks.loadgen import LoadPlan, Routed, drive, in_window
 from router.benchmarks.overhead import Percentiles, pool_yaml
-from router.benchmarks.processes import benchmark_environment, free_port, server_process, stop
+from router.benchmarks.processes import (
+    benchmark_environment,
+    free_port,
+    run_fast,
+    server_process,
+    stop,
+)
 from router.replay.dataset import load_routerbench
 from router.settings import ReplaySettings
 from store.database import Database
@@ -140,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
             load_before = os.getloadavg()
             meter.start()
             with _profiler(args.profile, router.pid, args.duration, out):
-                results = asyncio.run(_load(plan))
+                results = run_fast(_load(plan))
             cpu = Cpu(meter.stop(), load_before, os.getloadavg())
             time.sleep(args.drain_wait)
             pending = asyncio.run(_check(database_url, results))

@@ -36,7 +36,12 @@ import httpx
 import numpy as np
 
 from features.errors import ConfigError
-from router.benchmarks.processes import benchmark_environment, free_port, server_process
+from router.benchmarks.processes import (
+    benchmark_environment,
+    free_port,
+    run_fast,
+    server_process,
+)
 from router.replay.dataset import load_routerbench
 from router.settings import ReplaySettings
 
@@ -254,12 +259,12 @@ def run(args: argparse.Namespace) -> int:
     ):
         results: dict[str, Any] = {"litellm_version": _litellm_version(args.litellm)}
         print(f"sequential: {len(sequential)} prompts x {2 + bool(litellm_url)} targets")
-        samples, elapsed, errors = asyncio.run(
+        samples, elapsed, errors = run_fast(
             _run_phase(sequential, 1, router_url, replay_url, litellm_url, litellm_key)
         )
         results["sequential"] = _summary(samples, elapsed, 1, errors)
         print(f"concurrent: {len(concurrent)} prompts at {args.concurrency} in flight")
-        samples, elapsed, errors = asyncio.run(
+        samples, elapsed, errors = run_fast(
             _run_phase(
                 concurrent, args.concurrency, router_url, replay_url, litellm_url, litellm_key
             )
