@@ -1,7 +1,8 @@
 """Drawing a decision from a stage's policy, logging it, and settling it with a reward.
 
 Every stage decides the same way: the policy gives a PMF over the context's actions, one is
-drawn with the injected RNG, the decision is journaled with its probability before anything
+drawn with the injected RNG (from the greedy PMF when the decider does not explore: see
+``Decider``), the decision is journaled with its probability before anything
 acts on it, and its reward is learned from at once and journaled (recorded once, by
 idempotency key, when the request's journal is written).
 """
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from learner.context import Context
-from learner.sampling import sample_index
+from learner.sampling import greedy_pmf, sample_index
 from router.lifecycle.journal import DecisionRow, Journal, RewardRow
 from router.policies import PolicyRegistry
 from router.trace import DecisionTrace
@@ -40,19 +41,45 @@ class Drawn:
 
 
 class Decider:
-    """Draws and settles the decisions of every stage; rows go to the request's journal."""
+    """Draws and settles the decisions of every stage; rows go to the request's journal.
+
+    ``learn`` False is evaluation mode: no policy learns from the rewards. ``explore`` (by
+    default: whether it learns) draws from the policy's exploration PMF; without it, each
+    decision takes the policy's greedy arm (``learner.sampling.greedy_pmf``, ties drawn
+    uniformly), logged with the probability it was taken with. Exploring costs reward to
+    buy information; a policy that learns nothing from it only pays, so a frozen policy is
+    scored by its greedy action, as offline contextual-bandit evaluation does.
+    """
 
     def __init__(
-        self, policies: PolicyRegistry, rng: np.random.Generator, *, learn: bool = True
+        self,
+        policies: PolicyRegistry,
+        rng: np.random.Generator,
+        *,
+        learn: bool = True,
+        explore: bool | None = None,
     ) -> None:
         self._policies = policies
         self._rng = rng
         self._learn = learn
+        self._explore = learn if explore is None else explore
+
+    @property
+    def learns(self) -> bool:
+        """Whether settled rewards update the policies."""
+        return self._learn
+
+    @property
+    def explores(self) -> bool:
+        """Whether decisions are drawn from the exploration PMF (else greedily)."""
+        return self._explore
 
     def draw(self, journal: Journal, stage: str, context: Context) -> Drawn:
         """Draw an action from the stage's policy and journal the decision."""
         policy = self._policies.get(stage)
         pmf = policy.pmf(context)
+        if not self._explore:
+            pmf = greedy_pmf(pmf)
         index = sample_index(pmf, self._rng)
         by_action = dict(zip(context.arm_names, pmf, strict=True))
         drawn = Drawn(

@@ -1,5 +1,10 @@
 """Post-generation escalation: accept the answer, or send it with the reasons it failed to
-another arm, and keep the better answer."""
+another arm, and keep the better answer.
+
+The escalated answer is validated and judged (its verdict is the escalation decision's
+reward), except when the policies do not learn and the first answer is worth 0: it is then
+kept whatever the judge would say, and the judge is not asked (the reward is the validators'
+quality, as for any unjudged answer)."""
 
 from __future__ import annotations
 
@@ -109,7 +114,7 @@ async def escalate(
         prep.request.messages,
         prep.request.expectations(),
         prep.request.stages,
-        kit.judge,
+        kit.judge if verdict_matters(kit, assessment) else None,
         kit.rng,
     )
     cost = new.cost_usd + second.judge_cost_usd
@@ -135,3 +140,11 @@ async def escalate(
         yield Switch(ESCALATION, answered_by, target.name, "; ".join(reasons))
         yield Delta(new.text)
     yield new.text, target.name, attribute(split_components(new.text), target.name), second
+
+
+def verdict_matters(kit: StageKit, first: Assessment) -> bool:
+    """Whether judging the escalated answer can change anything: its verdict is the
+    escalation decision's reward when the policies learn, and otherwise only decides which
+    answer is kept, which it cannot when the first answer is already worth 0 (the escalated
+    one replaces it whatever its score). A judge call that changes nothing is not paid for."""
+    return kit.decider.learns or first.quality > 0.0

@@ -18,6 +18,10 @@ from router.lifecycle.state import Generated, Ledger, Prepared
 from router.providers import Delta
 from router.trace import Switch
 
+FAILED_RUN_REWARD = 0.0
+"""The reward of a run that delivered nothing, cut by a detector or failed: the lowest there
+is, whatever it cost (it still forces another run), the same for a cut as for an error."""
+
 
 async def generate(
     kit: StageKit, prep: Prepared, ledger: Ledger
@@ -88,7 +92,7 @@ async def generate(
                         held, released, shown_arm = "", True, arm.name
                 elif isinstance(event, Cut):
                     kit.health.cancelled(arm.name, event.latency_ms)
-                    reward = kit.reward(prep, 0.0, event.cost_usd, event.latency_ms)
+                    reward = FAILED_RUN_REWARD
                     await kit.decider.settle(prep.journal, drawn, reward)
                     ledger.add(
                         trace(
@@ -123,12 +127,12 @@ async def generate(
                     return
         except ProviderError as exc:
             kit.provider_failed(arm.name, exc)
-            await kit.decider.settle(prep.journal, drawn, 0.0)
+            await kit.decider.settle(prep.journal, drawn, FAILED_RUN_REWARD)
             ledger.add(
                 trace(
                     drawn,
                     outcome=f"error: {exc.message}",
-                    reward=0.0,
+                    reward=FAILED_RUN_REWARD,
                     signals=signals,
                     masked=eligibility.masked,
                     details={"error": exc.code, "client_saw_text": released},
