@@ -57,9 +57,13 @@ class PolicyRegistry:
         """Replicas: adopt every newer snapshot; returns the stages that changed."""
         changed = []
         for stage, config in self._configs.items():
-            async with self._database.connection() as conn:
+            async with self._database.connection(transaction=False) as conn:
+                # The version first: the model itself only when there is a newer one.
+                version = await snapshots.latest_version(conn, stage)
+                if version is None or version <= self._versions.get(stage, 0):
+                    continue
                 snapshot = await snapshots.latest_snapshot(conn, stage)
-            if snapshot is None or snapshot.version <= self._versions.get(stage, 0):
+            if snapshot is None:
                 continue
             updates = int(snapshot.meta.get("updates", 0))
             old = self._policies.get(stage)
