@@ -109,8 +109,9 @@ log = logging.getLogger("signalroute.routing")
 
 @dataclass(frozen=True)
 class RouterConfig:
-    """``learn`` False is evaluation mode: decisions are drawn, logged and rewarded as usual,
-    but no policy learns and no request is stored as a neighbour for later ones."""
+    """``learn`` False is evaluation mode: decisions are logged and rewarded as usual, but
+    each takes the frozen policy's greedy arm (logged with the probability it was taken
+    with), no policy learns and no request is stored as a neighbour for later ones."""
 
     knn_k: int = 20
     max_attempts: int = 3
