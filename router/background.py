@@ -84,7 +84,12 @@ def serve_in_background(
         sock.close()
         raise
     config = uvicorn.Config(
-        app, log_config=None, log_level="warning", lifespan="on", access_log=False
+        app,
+        log_config=None,
+        log_level="warning",
+        lifespan="on",
+        access_log=False,
+        timeout_keep_alive=int(bound.keep_alive_s),
     )
     server = uvicorn.Server(config)
     failures: list[BaseException] = []

@@ -71,6 +71,7 @@ def _serve(args: argparse.Namespace) -> int:
         lifespan="on",
         log_config=None,  # configure_logging's handler formats uvicorn's lines too
         access_log=False,  # the request middleware logs each request, with its id
+        timeout_keep_alive=int(settings.keep_alive_s),
     )
     server = uvicorn.Server(config)
     startup_filter = _StartupFailureFilter()
@@ -128,7 +129,13 @@ def _replay_pool(args: argparse.Namespace) -> int:
     )
     _check_port_free(args.host, args.port)
     app = create_replay_app(ReplaySettings())
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        timeout_keep_alive=int(Settings().keep_alive_s),
+    )
     return 0
 
 

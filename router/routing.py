@@ -266,10 +266,12 @@ class Router:
 
         try:  # from here on, the journal is written however the run ends
             if self._writer is not None:  # logged in the background, before the journal
-                self._writer.log_request(
-                    PendingRequest(request_id, request.tenant, request.user, row)
-                )
-                history, user_history = await looking_up
+                try:  # queued once the look-up is back: its write then waits for the model call
+                    history, user_history = await looking_up
+                finally:
+                    self._writer.log_request(
+                        PendingRequest(request_id, request.tenant, request.user, row)
+                    )
             else:  # the request row and the neighbour look-up go to the store side by side
                 (history, user_history), _ = await asyncio.gather(looking_up, log_request())
             prep = Prepared(

@@ -67,6 +67,13 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=20, ge=2, le=200, description="Max store connections.")
     request_timeout_s: float = Field(default=60.0, gt=0)
     connect_timeout_s: float = Field(default=5.0, gt=0)
+    keep_alive_s: float = Field(
+        default=75.0,
+        gt=0,
+        description="How long an idle client connection is kept open. Longer than the 5 s "
+        "most HTTP clients keep theirs, so a client never reuses a connection the service is "
+        "closing at that moment.",
+    )
     log_level: str = "info"
     seed: int | None = Field(
         default=None, description="Seed of the router's RNG (arm draws); unset: from entropy."

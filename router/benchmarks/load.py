@@ -41,6 +41,7 @@ from router.benchmarks.load_check import StoreCheck, check_store
 from router.benchmarks.loadgen import LoadPlan, Routed, drive, in_window
 from router.benchmarks.overhead import Percentiles, pool_yaml
 from router.benchmarks.processes import (
+    IDLE_CONNECTION_S,
     benchmark_environment,
     free_port,
     run_fast,
@@ -213,7 +214,11 @@ def _meter(router_pid: int, replay_pid: int, pgdata: Path) -> CpuMeter:
 
 async def _load(plan: LoadPlan) -> list[Routed]:
     connections = plan.concurrency * 2
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    limits = httpx.Limits(
+        max_connections=connections,
+        max_keepalive_connections=connections,
+        keepalive_expiry=IDLE_CONNECTION_S,
+    )
     async with httpx.AsyncClient(timeout=60, limits=limits) as client:
         return await drive(client, plan)
 

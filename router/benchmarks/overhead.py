@@ -37,6 +37,7 @@ import numpy as np
 
 from features.errors import ConfigError
 from router.benchmarks.processes import (
+    IDLE_CONNECTION_S,
     benchmark_environment,
     free_port,
     run_fast,
@@ -176,7 +177,9 @@ async def _run_phase(
     litellm_key: str,
 ) -> tuple[list[Sample], float, list[str]]:
     limits = httpx.Limits(
-        max_connections=concurrency * 3, max_keepalive_connections=concurrency * 3
+        max_connections=concurrency * 3,
+        max_keepalive_connections=concurrency * 3,
+        keepalive_expiry=IDLE_CONNECTION_S,
     )
     samples: list[Sample] = []
     errors: list[str] = []

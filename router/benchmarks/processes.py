@@ -19,6 +19,10 @@ from features.errors import ConfigError
 
 T = TypeVar("T")
 
+IDLE_CONNECTION_S = 1.0
+"""How long a load generator keeps an idle connection: well below the 5 s servers commonly
+keep theirs, so no request goes out on a connection the server is closing."""
+
 
 def run_fast(main: Coroutine[Any, Any, T]) -> T:
     """``asyncio.run`` on uvloop when it is installed: a load generator's own CPU comes out
