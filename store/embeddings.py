@@ -88,12 +88,17 @@ async def neighbour_outcomes(
     One row per decision; a neighbour without a decision at ``stage`` yields no row, one
     whose decision has no reward yet yields ``reward=None``.
     """
+    # Each neighbour's decisions come from the request-id index (the LATERAL subquery, kept
+    # from being flattened by OFFSET 0): the planner would otherwise hash-join a small
+    # decisions table in full, which costs more than the k look-ups.
     query = sql.SQL(
         "WITH nn AS MATERIALIZED ({knn}) "
-        "SELECT nn.request_id, nn.distance, d.chosen_arm AS arm, "
-        "(SELECT avg(w.value) FROM rewards AS w WHERE w.decision_id = d.id) AS reward, "
-        "d.created_at "
-        "FROM nn JOIN decisions AS d ON d.request_id = nn.request_id AND d.stage = %(stage)s "
+        "SELECT nn.request_id, nn.distance, d.arm, d.reward, d.created_at "
+        "FROM nn CROSS JOIN LATERAL ("
+        "SELECT d.id, d.chosen_arm AS arm, d.created_at, "
+        "(SELECT avg(w.value) FROM rewards AS w WHERE w.decision_id = d.id) AS reward "
+        "FROM decisions AS d WHERE d.request_id = nn.request_id AND d.stage = %(stage)s "
+        "OFFSET 0) AS d "
         "ORDER BY nn.distance, d.created_at, d.id"
     ).format(knn=_knn(user_id, exclude_request_id))
     params = {**_knn_params(embedding, k, tenant, user_id, exclude_request_id), "stage": stage}
