@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import socket
 import threading
+import time
 
 import httpx
 import pytest
@@ -62,3 +64,26 @@ def test_a_taken_port_is_a_config_error(replay_app: FastAPI) -> None:
             serve_in_background(taken, app_factory=lambda s: FastAPI()),
         ):
             pass
+
+
+def _get_on(sock: socket.socket) -> bytes:
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    return sock.recv(65536)
+
+
+@pytest.mark.parametrize("keep_alive_s", [1.0, 75.0])
+def test_idle_connections_are_kept_as_configured(keep_alive_s: float) -> None:
+    """The service closes an idle client connection after ``keep_alive_s``, not before."""
+    settings = Settings(database_url="postgresql://unused", port=0, keep_alive_s=keep_alive_s)
+    app = FastAPI()
+    app.get("/healthz")(lambda: {"status": "ok"})
+    with (
+        serve_in_background(settings, app_factory=lambda s: app) as service,
+        socket.create_connection(("127.0.0.1", service.settings.port), timeout=10) as sock,
+    ):
+        assert _get_on(sock).startswith(b"HTTP/1.1 200")
+        time.sleep(2.5)  # idle: past 1 s, well inside 75 s
+        if keep_alive_s < 2.5:
+            assert sock.recv(65536) == b""  # closed by the server
+        else:
+            assert _get_on(sock).startswith(b"HTTP/1.1 200")  # the same connection, reused
