@@ -6,13 +6,13 @@ one fails, replaced by another model's version while the accepted parts stay.
 
 from __future__ import annotations
 
-import ast
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
 from features.anomalies import RefusalDetector
+from features.validators import is_python_block, python_syntax_error
 
 ComponentKind = Literal["code", "prose"]
 
@@ -54,16 +54,13 @@ def split_components(text: str) -> list[Component]:
 def check_component(component: Component) -> str | None:
     """Why a component fails on its own (None when it passes).
 
-    Code tagged Python (or untagged) must parse; prose must not be a refusal.
+    Python code (``is_python_block``) must parse; prose must not be a refusal.
     """
     if component.kind == "code":
-        if component.language not in ("", "python", "py", "python3"):
+        if not is_python_block(component.language, component.body):
             return None
-        try:
-            ast.parse(component.body)
-        except SyntaxError as exc:
-            return f"code does not parse: {exc.msg} (line {exc.lineno})"
-        return None
+        error = python_syntax_error(component.body)
+        return None if error is None else f"code does not parse: {error}"
     detector = RefusalDetector(window_chars=len(component.text) + 1)
     reason = detector.feed(component.text, component.text)
     return reason

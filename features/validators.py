@@ -19,6 +19,12 @@ _FENCED = re.compile(r"```([a-zA-Z0-9_+-]*)[ \t]*\n(.*?)```", re.DOTALL)
 _FENCED_JSON = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL | re.IGNORECASE)
 _CHOICE = re.compile(r"(?:^|answer\s*(?:is|:)?\s*|\()\s*([A-E])(?:\)|\.|\b)", re.IGNORECASE)
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+_PYTHON_TAGS = frozenset({"python", "py", "python3"})
+_PYTHON_START = re.compile(
+    r"(?:async\s+def|def|class|import|from|for|while|if|with|try|return|print|assert|@)\b"
+    r"|[A-Za-z_][\w.]*(?:\[[^\]]*\])?\s*(?:[-+*/%|&]?=)(?!=)"
+    r"|[A-Za-z_][\w.]*\("
+)
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,41 @@ def code_blocks(text: str) -> list[tuple[str, str]]:
     return [(lang.lower(), body) for lang, body in _FENCED.findall(text)]
 
 
+def is_python_block(language: str, body: str) -> bool:
+    """Whether a fenced block is Python code that must parse: tagged Python, or untagged and
+    opening with a Python statement (a definition, an import, a control statement, an
+    assignment or a call). An untagged block of program output or example input ("Output:
+    3", a sentence) is not code to parse."""
+    if language:
+        return language.lower() in _PYTHON_TAGS
+    lines = (line.strip() for line in body.splitlines())
+    first = next((line for line in lines if line and not line.startswith("#")), "")
+    return first.startswith(">>>") or bool(_PYTHON_START.match(first))
+
+
+def python_source(body: str) -> str:
+    """The code of a Python block: the block itself, or, for an interpreter session
+    (``>>>`` prompts followed by what was printed), the statements after its prompts."""
+    lines = body.splitlines()
+    if not any(line.lstrip().startswith(">>>") for line in lines):
+        return body
+    statements = []
+    for line in lines:
+        stripped = line.lstrip()
+        if stripped.startswith((">>> ", "... ")) or stripped in (">>>", "..."):
+            statements.append(stripped[4:])
+    return "\n".join(statements)
+
+
+def python_syntax_error(body: str) -> str | None:
+    """Why a Python block does not parse (None when it does)."""
+    try:
+        ast.parse(python_source(body))
+    except SyntaxError as exc:
+        return f"{exc.msg} (line {exc.lineno})"
+    return None
+
+
 class JsonValidator:
     """JSON requested (``json_object``) or a schema given (``json_schema``): parse and check."""
 
@@ -108,25 +149,22 @@ class RegexValidator:
 
 
 class PythonSyntaxValidator:
-    """Every Python (or untagged) code block parses; applies when code is in or expected."""
+    """Every Python code block (``is_python_block``) parses; applies when code is in or
+    expected."""
 
     name = "python_syntax"
 
     def check(self, text: str, expect: Expectations) -> ValidationResult:
-        blocks = [body for lang, body in code_blocks(text) if lang in ("", "python", "py")]
+        blocks = [body for lang, body in code_blocks(text) if is_python_block(lang, body)]
         if not blocks:
             if expect.code_expected and not code_blocks(text):
                 return ValidationResult(self.name, True, False, "no code block in the answer")
             return ValidationResult(self.name, applies=False, passed=True)
         for index, body in enumerate(blocks):
-            try:
-                ast.parse(body)
-            except SyntaxError as exc:
+            error = python_syntax_error(body)
+            if error is not None:
                 return ValidationResult(
-                    self.name,
-                    True,
-                    False,
-                    f"code block {index + 1} does not parse: {exc.msg} (line {exc.lineno})",
+                    self.name, True, False, f"code block {index + 1} does not parse: {error}"
                 )
         return ValidationResult(self.name, True, True)
 

@@ -96,3 +96,29 @@ def test_components_split_check_and_assemble() -> None:
     assert "return b + a" in assemble(fixed)
     assert assemble(fixed).startswith("Here is the function:")
     assert check_component(split_components("I'm sorry, but I can't do that.")[0]) is not None
+
+
+OUTPUT_BLOCK = ANSWER + "\n\nIt prints:\n\n```\nThe sum of 2 and 3 is: 5\n```\n"
+SESSION = "```python\n>>> add(2, 3)\n5\n>>> for i in range(2):\n...     add(i, i)\n0\n2\n```"
+
+
+@pytest.mark.parametrize(
+    ("text", "passes"),
+    [
+        (OUTPUT_BLOCK, True),  # an untagged block of program output is not code to parse
+        (ANSWER + "\n\nFor example:\n```\nInput: n = 7\nOutput: 3\n```", True),
+        (SESSION, True),  # an interpreter session: its statements parse
+        ("```\ndef add(a, b):\n    return a + b\n```", True),  # untagged code
+        ("```\ndef add(a, b:\n    return a + b\n```", False),  # untagged code that is broken
+        ("```\n# a comment first\nx = = 1\n```", False),
+        ("```python\n>>> add(2, 3\n5\n```", False),  # a broken statement in a session
+        ("```javascript\nconst x = ;\n```", True),  # not Python: not this validator's
+    ],
+)
+def test_python_syntax_checks_python_blocks_only(text: str, passes: bool) -> None:
+    result = run_validators(text, Expectations())
+    python = next(r for r in result.results if r.name == "python_syntax")
+    assert python.applies is not (text.startswith("```javascript"))
+    assert python.passed is passes, python.reason
+    code = [c for c in split_components(text) if c.kind == "code"]
+    assert all((check_component(c) is None) is passes for c in code[-1:])
