@@ -39,7 +39,7 @@ from features.errors import ConfigError
 from router.benchmarks.cpu import CpuMeter, postmaster_pid, tree
 from router.benchmarks.load_check import StoreCheck, check_store
 from router.benchmarks.loadgen import LoadPlan, Routed, drive, in_window
-from router.benchmarks.overhead import Percentiles, pool_yaml
+from router.benchmarks.overhead import percentiles_json, pool_yaml
 from router.benchmarks.processes import (
     IDLE_CONNECTION_S,
     benchmark_environment,
@@ -291,10 +291,10 @@ def summarize(
         "error_statuses": dict(Counter(str(r.status) for r in failures)),
         "error_examples": [r.error for r in failures[:5]],
         "throughput_rps": round(len(ok) / window_s, 1),
-        "latency_ms": _percentiles([r.latency_ms for r in ok]),
-        "direct_ms": _percentiles([r.direct_ms or 0.0 for r in paired]),
-        "router_added_ms": _percentiles(added),
-        "decision_ms": _percentiles([r.decision_ms for r in ok if r.decision_ms is not None]),
+        "latency_ms": percentiles_json([r.latency_ms for r in ok]),
+        "direct_ms": percentiles_json([r.direct_ms or 0.0 for r in paired]),
+        "router_added_ms": percentiles_json(added),
+        "decision_ms": percentiles_json([r.decision_ms for r in ok if r.decision_ms is not None]),
         "cpu_ms_per_request": _cpu_per_request(cpu, len(results)),
         "loadavg_1m": {"before": cpu.loadavg_before[0], "after": cpu.loadavg_after[0]},
         "store_pending_after_drain_wait": pending.as_json(),
@@ -325,10 +325,6 @@ def _cpu_per_request(cpu: Cpu, requests: int) -> dict[str, float]:
         round((os.cpu_count() or 1) * 1000.0 / total, 1) if total else 0.0
     )
     return per
-
-
-def _percentiles(values: Sequence[float]) -> dict[str, float] | None:
-    return Percentiles.of(values).as_json() if values else None
 
 
 def _cell(stats: dict[str, float] | None) -> str:

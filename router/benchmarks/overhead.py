@@ -58,7 +58,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n", type=int, default=300, help="sequential requests per target")
     parser.add_argument("--concurrency", type=int, default=50, help="requests in flight")
     parser.add_argument(
-        "--concurrent-n", type=int, default=1000, help="requests per target at concurrency"
+        "--concurrent-n",
+        type=int,
+        default=1000,
+        help="requests per target at concurrency (0: no concurrent run)",
     )
     parser.add_argument(
         "--litellm",
@@ -77,12 +80,21 @@ class Percentiles:
     n: int
 
     @classmethod
-    def of(cls, values: Sequence[float]) -> Percentiles:
+    def of(cls, values: Sequence[float]) -> Percentiles | None:
+        """The percentiles of ``values``; None when there are none (every request failed)."""
+        if not values:
+            return None
         array = np.asarray(values, dtype=float)
         return cls(float(np.percentile(array, 50)), float(np.percentile(array, 99)), len(array))
 
     def as_json(self) -> dict[str, float]:
         return {"p50": round(self.p50, 3), "p99": round(self.p99, 3), "n": self.n}
+
+
+def percentiles_json(values: Sequence[float]) -> dict[str, float] | None:
+    """``Percentiles.of(values)`` as JSON; None when there are no values."""
+    found = Percentiles.of(values)
+    return None if found is None else found.as_json()
 
 
 def pool_yaml(models: Sequence[str], replay_url: str) -> str:
@@ -209,17 +221,17 @@ def _summary(
         "requests": len(samples),
         "errors": len(errors),
         "error_examples": sorted(set(errors))[:3],
-        "decision_ms": Percentiles.of([s.decision_ms for s in samples]).as_json(),
-        "router_ms": Percentiles.of([s.router_ms for s in samples]).as_json(),
-        "direct_ms": Percentiles.of([s.direct_ms for s in samples]).as_json(),
-        "http_added_ms": Percentiles.of([s.router_ms - s.direct_ms for s in samples]).as_json(),
-        "routed_per_s": round(len(samples) / elapsed_s, 1),
+        "decision_ms": percentiles_json([s.decision_ms for s in samples]),
+        "router_ms": percentiles_json([s.router_ms for s in samples]),
+        "direct_ms": percentiles_json([s.direct_ms for s in samples]),
+        "http_added_ms": percentiles_json([s.router_ms - s.direct_ms for s in samples]),
+        "routed_per_s": round(len(samples) / elapsed_s, 1) if elapsed_s > 0 else 0.0,
     }
     litellm = [s for s in samples if s.litellm_ms is not None]
-    if litellm:
-        summary["litellm_added_ms"] = Percentiles.of(
+    if litellm and summary["http_added_ms"] is not None:
+        summary["litellm_added_ms"] = percentiles_json(
             [(s.litellm_ms or 0.0) - s.direct_ms for s in litellm]
-        ).as_json()
+        )
         summary["ratio_p50"] = round(
             summary["http_added_ms"]["p50"] / max(summary["litellm_added_ms"]["p50"], 1e-9), 3
         )
@@ -227,7 +239,17 @@ def _summary(
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the benchmark; write ``overhead.json`` and ``overhead.md`` under ``--out``."""
+    """Run the benchmark; write ``overhead.json`` and ``overhead.md`` under ``--out``.
+
+    Raises ConfigError for a count below its minimum (``--n`` and ``--concurrency`` 1,
+    ``--concurrent-n`` 0)."""
+    for flag, value, least in (
+        ("--n", args.n, 1),
+        ("--concurrency", args.concurrency, 1),
+        ("--concurrent-n", args.concurrent_n, 0),
+    ):
+        if value < least:
+            raise ConfigError(f"{flag} must be at least {least}, got {value}")
     data = ReplaySettings().data_path()
     dataset = load_routerbench(data)
     rng = np.random.default_rng(args.seed)
@@ -266,13 +288,14 @@ def run(args: argparse.Namespace) -> int:
             _run_phase(sequential, 1, router_url, replay_url, litellm_url, litellm_key)
         )
         results["sequential"] = _summary(samples, elapsed, 1, errors)
-        print(f"concurrent: {len(concurrent)} prompts at {args.concurrency} in flight")
-        samples, elapsed, errors = run_fast(
-            _run_phase(
-                concurrent, args.concurrency, router_url, replay_url, litellm_url, litellm_key
+        if concurrent:
+            print(f"concurrent: {len(concurrent)} prompts at {args.concurrency} in flight")
+            samples, elapsed, errors = run_fast(
+                _run_phase(
+                    concurrent, args.concurrency, router_url, replay_url, litellm_url, litellm_key
+                )
             )
-        )
-        results["concurrent"] = _summary(samples, elapsed, args.concurrency, errors)
+            results["concurrent"] = _summary(samples, elapsed, args.concurrency, errors)
     report = {
         "decision_ms": results["sequential"]["decision_ms"],
         "http_added_ms": results["sequential"]["http_added_ms"],
@@ -343,13 +366,20 @@ def markdown(report: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|",
     ]
     for name in ("sequential", "concurrent"):
-        result = report[name]
+        result = report.get(name)
+        if result is None:  # not run
+            continue
         litellm = result.get("litellm_added_ms")
         rows.append(
-            f"| {name} (c={result['concurrency']}) | "
-            f"{result['decision_ms']['p50']:.2f} / {result['decision_ms']['p99']:.2f} | "
-            f"{result['http_added_ms']['p50']:.2f} / {result['http_added_ms']['p99']:.2f} | "
-            + (f"{litellm['p50']:.2f} / {litellm['p99']:.2f}" if litellm else "not run")
+            f"| {name} (c={result['concurrency']}) | {_cell(result['decision_ms'])} | "
+            f"{_cell(result['http_added_ms'])} | "
+            + (_cell(litellm) if litellm else "not run")
             + f" | {result['routed_per_s']} | {result['errors']} |"
         )
     return "\n".join(rows) + "\n"
+
+
+def _cell(percentiles: dict[str, float] | None) -> str:
+    if percentiles is None:
+        return "n/a (no request succeeded)"
+    return f"{percentiles['p50']:.2f} / {percentiles['p99']:.2f}"
