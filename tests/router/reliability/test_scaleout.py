@@ -30,14 +30,19 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@contextmanager
-def process(args: list[str], env: dict[str, str], ready: str | None) -> Iterator[None]:
-    child = subprocess.Popen(
+def spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """``signalroute ARGS`` in a child process with ``env`` added to the environment."""
+    return subprocess.Popen(
         [sys.executable, "-m", "router.cli", *args],
         env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+
+@contextmanager
+def process(args: list[str], env: dict[str, str], ready: str | None) -> Iterator[None]:
+    child = spawn(args, env)
     try:
         deadline = time.monotonic() + 60
         while ready is not None:
@@ -131,3 +136,57 @@ async def test_rewards_from_two_replicas_reach_one_learner_and_its_policy_reache
     await database.close()
     # The learner learned each reward once, with its own update number.
     assert marked == (80, 80)
+
+
+@pytest.mark.usefixtures("replay_data_dir")
+async def test_a_terminated_learner_publishes_what_it_learned(
+    embedded_postgres: EmbeddedPostgres, replay_dataset: ReplayDataset, tmp_path: Path
+) -> None:
+    """SIGTERM ends the learner cleanly: rewards it learned since its last snapshot are in a
+    final one (here the only one: it never publishes on its own during the test)."""
+    url = embedded_postgres.create_database("signalroute_learner_stop")
+    database = await Database.connect(url)
+    common = {
+        "SIGNALROUTE_DATABASE_URL": url,
+        "SIGNALROUTE_LOG_LEVEL": "warning",
+        "SIGNALROUTE_REPLAY_STREAM_CHUNKS_PER_S": "100000",
+        "SIGNALROUTE_SNAPSHOT_EVERY": "100000",
+    }
+    replica = {**common, "SIGNALROUTE_ROLE": "replica", "SIGNALROUTE_DATA_DIR": str(tmp_path)}
+    port = free_port()
+    learner = spawn(["learner", "--publish-every-s", "3600"], common)
+    try:
+        with process(["serve", "--port", str(port)], replica, f"http://127.0.0.1:{port}/readyz"):
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+                for prompt in [r.prompt for r in replay_dataset][:10]:
+                    body = {"messages": [{"role": "user", "content": prompt}], "stages": PRE_ONLY}
+                    assert (await client.post("/route-and-run", json=body)).status_code == 200
+        deadline = asyncio.get_running_loop().time() + 30
+        while True:  # the learner has learned every logged reward
+            async with database.connection() as conn:
+                cursor = await conn.execute(
+                    "SELECT count(*) FILTER (WHERE w.policy_update IS NULL), count(*) "
+                    "FROM rewards w JOIN decisions d ON d.id = w.decision_id WHERE d.stage = 'pre'"
+                )
+                row = await cursor.fetchone()
+            assert row is not None
+            if row == (0, 10):
+                break
+            assert asyncio.get_running_loop().time() < deadline, row
+            await asyncio.sleep(0.25)
+        async with database.connection() as conn:
+            cursor = await conn.execute("SELECT count(*) FROM policy_snapshots WHERE name = 'pre'")
+            assert await cursor.fetchone() == (0,)  # nothing published yet
+        learner.terminate()
+        assert learner.wait(timeout=30) == 0
+    finally:
+        if learner.poll() is None:
+            learner.kill()
+    async with database.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT (meta->>'updates')::int FROM policy_snapshots WHERE name = 'pre' "
+            "ORDER BY version DESC LIMIT 1"
+        )
+        newest = await cursor.fetchone()
+    await database.close()
+    assert newest == (10,)
