@@ -16,7 +16,7 @@ from features.validators import is_python_block, python_syntax_error
 
 ComponentKind = Literal["code", "prose"]
 
-_BLOCK = re.compile(r"```([a-zA-Z0-9_+-]*)[ \t]*\n(.*?)```", re.DOTALL)
+_BLOCK = re.compile(r"```([a-zA-Z0-9_+-]*)[ \t]*\r?\n(.*?)```", re.DOTALL)
 
 
 @dataclass(frozen=True)

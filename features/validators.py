@@ -15,16 +15,22 @@ from typing import Any, Protocol
 
 import jsonschema
 
-_FENCED = re.compile(r"```([a-zA-Z0-9_+-]*)[ \t]*\n(.*?)```", re.DOTALL)
+_FENCED = re.compile(r"```([a-zA-Z0-9_+-]*)[ \t]*\r?\n(.*?)```", re.DOTALL)
 _FENCED_JSON = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL | re.IGNORECASE)
 _CHOICE = re.compile(r"(?:^|answer\s*(?:is|:)?\s*|\()\s*([A-E])(?:\)|\.|\b)", re.IGNORECASE)
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _PYTHON_TAGS = frozenset({"python", "py", "python3"})
-_PYTHON_START = re.compile(
-    r"(?:async\s+def|def|class|import|from|for|while|if|with|try|return|print|assert|@)\b"
-    r"|[A-Za-z_][\w.]*(?:\[[^\]]*\])?\s*(?:[-+*/%|&]?=)(?!=)"
-    r"|[A-Za-z_][\w.]*\("
+_PYTHON_HEADER = re.compile(
+    r"(?:async\s+)?(?:def|class|for|while|if|elif|else|with|try|except|finally|match)\b.*:$"
+    r"|@[A-Za-z_]"
 )
+_PYTHON_SIMPLE = re.compile(
+    r"(?:import|from\s+\S+\s+import|return|raise|assert|del|pass|yield|global|nonlocal|await)\b"
+)
+_STATEMENTS = (
+    ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Import, ast.ImportFrom, ast.Return, ast.Raise,
+    ast.Assert, ast.Delete, ast.Pass, ast.Global, ast.Nonlocal,
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -76,27 +82,51 @@ def code_blocks(text: str) -> list[tuple[str, str]]:
 
 def is_python_block(language: str, body: str) -> bool:
     """Whether a fenced block is Python code that must parse: tagged Python, or untagged and
-    opening with a Python statement (a definition, an import, a control statement, an
-    assignment or a call). An untagged block of program output or example input ("Output:
-    3", a sentence) is not code to parse."""
+    opening with a Python statement (a definition or control header ending in ``:``, an
+    import, a simple statement, an assignment or a call, a docstring, a ``>>>`` prompt). An
+    untagged block of program output, example input ("Output: 3"), prose, maths
+    ("f(x) = x^2") or another language's code is not checked."""
     if language:
         return language.lower() in _PYTHON_TAGS
     lines = (line.strip() for line in body.splitlines())
     first = next((line for line in lines if line and not line.startswith("#")), "")
-    return first.startswith(">>>") or bool(_PYTHON_START.match(first))
+    if first.startswith((">>>", '"""', "'''")):
+        return True
+    if first.endswith(("{", ";")):  # C, Java, JavaScript
+        return False
+    if _PYTHON_HEADER.match(first) or _PYTHON_SIMPLE.match(first):
+        return True
+    try:  # a whole statement on its own line: an assignment, a call, ...
+        statement = ast.parse(first).body[0]
+    except (SyntaxError, IndexError):
+        return False
+    if isinstance(statement, ast.Expr):  # an expression counts only as a call or an await
+        return isinstance(statement.value, ast.Call | ast.Await)
+    return isinstance(statement, _STATEMENTS)
 
 
 def python_source(body: str) -> str:
     """The code of a Python block: the block itself, or, for an interpreter session
-    (``>>>`` prompts followed by what was printed), the statements after its prompts."""
+    (opening with a ``>>>`` prompt, followed by what was printed), the statements after its
+    prompts."""
     lines = body.splitlines()
-    if not any(line.lstrip().startswith(">>>") for line in lines):
+    opening = next((line.lstrip() for line in lines if line.strip()), "")
+    if not opening.startswith(">>>"):
         return body
     statements = []
+    continued = False  # whether a "..." line now continues the statement (else: output)
     for line in lines:
         stripped = line.lstrip()
-        if stripped.startswith((">>> ", "... ")) or stripped in (">>>", "..."):
-            statements.append(stripped[4:])
+        prompt = stripped.startswith(">>>")
+        if prompt or (continued and stripped.startswith("...")):
+            code = stripped[4:] if stripped[3:4] == " " else stripped[3:]
+            statements.append(code)
+            # a block header or an open bracket goes on; so does an indented body line
+            continued = code.rstrip().endswith((":", "\\", ",", "(", "[", "{")) or (
+                not prompt and code[:1].isspace()
+            )
+        else:
+            continued = False
     return "\n".join(statements)
 
 

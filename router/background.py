@@ -89,7 +89,7 @@ def serve_in_background(
         log_level="warning",
         lifespan="on",
         access_log=False,
-        timeout_keep_alive=int(bound.keep_alive_s),
+        timeout_keep_alive=bound.keep_alive_s,
     )
     server = uvicorn.Server(config)
     failures: list[BaseException] = []

@@ -72,7 +72,7 @@ def _serve(args: argparse.Namespace) -> int:
         lifespan="on",
         log_config=None,  # configure_logging's handler formats uvicorn's lines too
         access_log=False,  # the request middleware logs each request, with its id
-        timeout_keep_alive=int(settings.keep_alive_s),
+        timeout_keep_alive=settings.keep_alive_s,
     )
     server = uvicorn.Server(config)
     startup_filter = _StartupFailureFilter()
@@ -123,7 +123,7 @@ def _replay(args: argparse.Namespace) -> int:
 
 def _replay_pool(args: argparse.Namespace) -> int:
     from router.replay.app import create_replay_app
-    from router.settings import ReplaySettings
+    from router.settings import DEFAULT_KEEP_ALIVE_S, ReplaySettings
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -135,7 +135,7 @@ def _replay_pool(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         log_level=args.log_level,
-        timeout_keep_alive=int(Settings().keep_alive_s),
+        timeout_keep_alive=DEFAULT_KEEP_ALIVE_S,
     )
     return 0
 

@@ -11,6 +11,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEFAULT_REPLAY_DATA = Path("../shared/data/routerbench")
 
 
+DEFAULT_KEEP_ALIVE_S = 75
+"""Seconds a server here keeps an idle client connection (the service's default, and the
+replay pool's)."""
+
+
 class ReplaySettings(BaseSettings):
     """Behaviour of the replay model pool (the demo and test pool).
 
@@ -67,9 +72,9 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=20, ge=2, le=200, description="Max store connections.")
     request_timeout_s: float = Field(default=60.0, gt=0)
     connect_timeout_s: float = Field(default=5.0, gt=0)
-    keep_alive_s: float = Field(
-        default=75.0,
-        gt=0,
+    keep_alive_s: int = Field(
+        default=DEFAULT_KEEP_ALIVE_S,
+        ge=1,
         description="How long an idle client connection is kept open. Longer than the 5 s "
         "most HTTP clients keep theirs, so a client never reuses a connection the service is "
         "closing at that moment.",

@@ -82,7 +82,7 @@ def serve_workers(settings: Settings, workers: int) -> None:
             lifespan="on",
             log_config=None,  # each worker configures logging in app_from_env
             access_log=False,
-            timeout_keep_alive=int(settings.keep_alive_s),
+            timeout_keep_alive=settings.keep_alive_s,
         )
     finally:
         if learner is not None:

@@ -12,6 +12,8 @@ from features.validators import (
     Expectations,
     agreement,
     extract_answer,
+    is_python_block,
+    python_syntax_error,
     run_validators,
 )
 
@@ -110,7 +112,7 @@ SESSION = "```python\n>>> add(2, 3)\n5\n>>> for i in range(2):\n...     add(i, i
         (SESSION, True),  # an interpreter session: its statements parse
         ("```\ndef add(a, b):\n    return a + b\n```", True),  # untagged code
         ("```\ndef add(a, b:\n    return a + b\n```", False),  # untagged code that is broken
-        ("```\n# a comment first\nx = = 1\n```", False),
+        ("```\n# a comment first\ndef add(:\n    pass\n```", False),
         ("```python\n>>> add(2, 3\n5\n```", False),  # a broken statement in a session
         ("```javascript\nconst x = ;\n```", True),  # not Python: not this validator's
     ],
@@ -122,3 +124,49 @@ def test_python_syntax_checks_python_blocks_only(text: str, passes: bool) -> Non
     assert python.passed is passes, python.reason
     code = [c for c in split_components(text) if c.kind == "code"]
     assert all((check_component(c) is None) is passes for c in code[-1:])
+
+
+@pytest.mark.parametrize(
+    ("body", "python"),
+    [
+        ('"""A docstring."""\nx = 1', True),
+        ("raise ValueError('x')", True),
+        ("a, b = 1, 2", True),
+        ("x: int = 0", True),
+        ("x //= 2", True),
+        ("grid[r][c] = 1", True),
+        ("await main()", True),
+        ("async with lock:\n    pass", True),
+        ("pass", True),
+        ("for n = 5 the answer is 120", False),
+        ("from 0 to 9", False),
+        ("if the list is empty, return 0", False),
+        ("f(x) = x^2 + 1", False),
+        ("DATABASE_URL=postgres://db/x", False),
+        ("version = 1.2.3", False),
+        ("Example(s):", False),
+        ("import React from 'react';", False),
+        ("class Foo {", False),
+        ("for (int i = 0; i < n; i++) {", False),
+        ("Output", False),
+        ("50", False),
+    ],
+)
+def test_which_untagged_blocks_count_as_python(body: str, python: bool) -> None:
+    assert is_python_block("", body) is python
+
+
+def test_a_session_is_only_a_block_that_opens_with_a_prompt() -> None:
+    broken = 'def add(a, b)\n    """\n    >>> add(1, 2)\n    3\n    """\n    return a +'
+    assert python_syntax_error(broken) is not None  # a doctest inside does not hide it
+    assert python_syntax_error(">>> print('... and more')\n... and more") is None
+    assert python_syntax_error(">>>x = = 1") is not None
+    assert python_syntax_error(">>> for i in range(2):\n...     print(i)\n0\n1") is None
+
+
+def test_windows_line_endings_still_find_code_blocks() -> None:
+    text = "Here:\r\n```python\r\ndef add(a, b:\r\n    return a + b\r\n```\r\n"
+    assert not run_validators(text, Expectations()).passed
+    code = [c for c in split_components(text) if c.kind == "code"]
+    assert len(code) == 1
+    assert check_component(code[0]) is not None

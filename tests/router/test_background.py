@@ -71,8 +71,8 @@ def _get_on(sock: socket.socket) -> bytes:
     return sock.recv(65536)
 
 
-@pytest.mark.parametrize("keep_alive_s", [1.0, 75.0])
-def test_idle_connections_are_kept_as_configured(keep_alive_s: float) -> None:
+@pytest.mark.parametrize("keep_alive_s", [1, 75])
+def test_idle_connections_are_kept_as_configured(keep_alive_s: int) -> None:
     """The service closes an idle client connection after ``keep_alive_s``, not before."""
     settings = Settings(database_url="postgresql://unused", port=0, keep_alive_s=keep_alive_s)
     app = FastAPI()
