@@ -80,10 +80,7 @@ class Percentiles:
     n: int
 
     @classmethod
-    def of(cls, values: Sequence[float]) -> Percentiles | None:
-        """The percentiles of ``values``; None when there are none (every request failed)."""
-        if not values:
-            return None
+    def of(cls, values: Sequence[float]) -> Percentiles:
         array = np.asarray(values, dtype=float)
         return cls(float(np.percentile(array, 50)), float(np.percentile(array, 99)), len(array))
 
@@ -92,9 +89,8 @@ class Percentiles:
 
 
 def percentiles_json(values: Sequence[float]) -> dict[str, float] | None:
-    """``Percentiles.of(values)`` as JSON; None when there are no values."""
-    found = Percentiles.of(values)
-    return None if found is None else found.as_json()
+    """``Percentiles.of(values)`` as JSON; None when there are none (every request failed)."""
+    return Percentiles.of(values).as_json() if values else None
 
 
 def pool_yaml(models: Sequence[str], replay_url: str) -> str:

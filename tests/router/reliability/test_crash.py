@@ -19,6 +19,7 @@ import pytest
 from router.replay.dataset import ReplayDataset
 from store.database import Database
 from store.embedded import EmbeddedPostgres
+from tests.router.reliability.store_counts import counts
 
 PRE_ONLY = {"escalation": False, "components": False, "judge": "never"}
 
@@ -61,17 +62,6 @@ def serving(database_url: str, port: int) -> Iterator[subprocess.Popen[bytes]]:
         if process.poll() is None:
             process.kill()
             process.wait()
-
-
-async def counts(database: Database) -> tuple[int, int, int]:
-    async with database.connection() as conn:
-        cursor = await conn.execute(
-            "SELECT count(*), count(w.policy_update), coalesce(max(w.policy_update), 0) "
-            "FROM rewards w JOIN decisions d ON d.id = w.decision_id WHERE d.stage = 'pre'"
-        )
-        row = await cursor.fetchone()
-    assert row is not None
-    return int(row[0]), int(row[1]), int(row[2])
 
 
 @pytest.mark.usefixtures("replay_data_dir")

@@ -20,6 +20,7 @@ import pytest
 from router.replay.dataset import ReplayDataset
 from store.database import Database
 from store.embedded import EmbeddedPostgres
+from tests.router.reliability.store_counts import counts
 
 PRE_ONLY = {"escalation": False, "components": False, "judge": "never"}
 
@@ -109,14 +110,7 @@ async def test_rewards_from_two_replicas_reach_one_learner_and_its_policy_reache
             # Replicas learn nothing themselves: what they decided with came from snapshots.
             assert versions[0]["policy_version"] == 0
 
-            async with database.connection() as conn:
-                cursor = await conn.execute(
-                    "SELECT count(*) FROM rewards w JOIN decisions d ON d.id = w.decision_id "
-                    "WHERE d.stage = 'pre'"
-                )
-                row = await cursor.fetchone()
-            assert row is not None
-            logged = int(row[0])
+            logged, _, _ = await counts(database)
             assert logged == 80  # 40 immediate + 40 feedback rewards, from both replicas
 
             deadline = asyncio.get_running_loop().time() + 30
@@ -163,16 +157,10 @@ async def test_a_terminated_learner_publishes_what_it_learned(
                     assert (await client.post("/route-and-run", json=body)).status_code == 200
         deadline = asyncio.get_running_loop().time() + 30
         while True:  # the learner has learned every logged reward
-            async with database.connection() as conn:
-                cursor = await conn.execute(
-                    "SELECT count(*) FILTER (WHERE w.policy_update IS NULL), count(*) "
-                    "FROM rewards w JOIN decisions d ON d.id = w.decision_id WHERE d.stage = 'pre'"
-                )
-                row = await cursor.fetchone()
-            assert row is not None
-            if row == (0, 10):
+            logged, learned, _ = await counts(database)
+            if (logged, learned) == (10, 10):
                 break
-            assert asyncio.get_running_loop().time() < deadline, row
+            assert asyncio.get_running_loop().time() < deadline, (logged, learned)
             await asyncio.sleep(0.25)
         async with database.connection() as conn:
             cursor = await conn.execute("SELECT count(*) FROM policy_snapshots WHERE name = 'pre'")
