@@ -273,7 +273,11 @@ class Router:
                         PendingRequest(request_id, request.tenant, request.user, row)
                     )
             else:  # the request row and the neighbour look-up go to the store side by side
-                (history, user_history), _ = await asyncio.gather(looking_up, log_request())
+                inserting = asyncio.ensure_future(log_request())
+                try:
+                    history, user_history = await looking_up
+                finally:  # the row is in before a failed look-up's journal is written
+                    await inserting
             prep = Prepared(
                 request=request,
                 request_id=request_id,

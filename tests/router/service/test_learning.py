@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import numpy as np
@@ -13,6 +14,8 @@ from router.policies import PRE_GENERATION
 from router.providers import Delta
 from router.replay.dataset import ReplayDataset
 from router.routing import RouteRequest
+from store import embeddings as embedding_store
+from store import requests as request_log
 from store.database import Database
 from tests.router.service.conftest import ServiceFactory
 
@@ -110,3 +113,35 @@ async def test_a_stream_abandoned_midway_is_logged_as_failed(
     status, error = rows[0]
     assert status == "failed"
     assert error.startswith("abandoned")
+
+
+async def test_a_failed_look_up_without_a_background_writer_still_logs_the_request(
+    service: ServiceFactory, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The request row goes to the store beside the kNN look-up (no background writer, as in
+    the benchmark); when the look-up fails, the row is in before the journal marks it failed."""
+
+    async def broken(*_: Any, **__: Any) -> list[Any]:
+        raise RuntimeError("the neighbour look-up broke")
+
+    insert_request = request_log.insert_request
+
+    async def slow_insert(*args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(0.05)  # the look-up fails while the row is on its way
+        return await insert_request(*args, **kwargs)
+
+    monkeypatch.setattr(embedding_store, "neighbour_outcomes", broken)
+    monkeypatch.setattr(request_log, "insert_request", slow_insert)
+    async with service() as client:
+        router = client.runtime.router
+        monkeypatch.setattr(router, "_writer", None)
+        request = RouteRequest(messages=tuple(user("2 + 2 = ?")), weights=RewardWeights())
+        with pytest.raises(RuntimeError, match="look-up broke"):
+            async for _ in router.run(request):
+                pass
+    async with database.connection() as conn:
+        cursor = await conn.execute("SELECT status, error FROM requests")
+        rows = await cursor.fetchall()
+    assert len(rows) == 1
+    status, error = rows[0]
+    assert (status, error.startswith("abandoned")) == ("failed", True)
