@@ -120,6 +120,7 @@ class Sample:
     router_ms: float
     direct_ms: float
     litellm_ms: float | None
+    litellm_error: str | None = None
 
 
 async def _timed_post(
@@ -159,20 +160,24 @@ async def _one(
     direct_ms, _ = await _timed_post(
         client, "replay pool", f"{replay_url}/v1/chat/completions", body
     )
-    litellm_ms = None
-    if litellm_url is not None:
-        litellm_ms, _ = await _timed_post(
-            client,
-            "LiteLLM",
-            f"{litellm_url}/v1/chat/completions",
-            body,
-            headers={"authorization": f"Bearer {litellm_key}"},
-        )
+    litellm_ms, litellm_error = None, None
+    if litellm_url is not None:  # the reference failing costs signalroute's sample nothing
+        try:
+            litellm_ms, _ = await _timed_post(
+                client,
+                "LiteLLM",
+                f"{litellm_url}/v1/chat/completions",
+                body,
+                headers={"authorization": f"Bearer {litellm_key}"},
+            )
+        except ConfigError as exc:
+            litellm_error = f"ConfigError: {exc}"[:200]
     return Sample(
         decision_ms=float(routed["trace"]["timings"]["decision_ms"]),
         router_ms=router_ms,
         direct_ms=direct_ms,
         litellm_ms=litellm_ms,
+        litellm_error=litellm_error,
     )
 
 
@@ -224,6 +229,10 @@ def _summary(
         "routed_per_s": round(len(samples) / elapsed_s, 1) if elapsed_s > 0 else 0.0,
     }
     litellm = [s for s in samples if s.litellm_ms is not None]
+    litellm_errors = sorted({s.litellm_error for s in samples if s.litellm_error is not None})
+    if litellm_errors:
+        summary["litellm_errors"] = sum(1 for s in samples if s.litellm_error is not None)
+        summary["litellm_error_examples"] = litellm_errors[:3]
     if litellm and summary["http_added_ms"] is not None:
         summary["litellm_added_ms"] = percentiles_json(
             [(s.litellm_ms or 0.0) - s.direct_ms for s in litellm]
@@ -238,7 +247,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the benchmark; write ``overhead.json`` and ``overhead.md`` under ``--out``.
 
     Raises ConfigError for a count below its minimum (``--n`` and ``--concurrency`` 1,
-    ``--concurrent-n`` 0)."""
+    ``--concurrent-n`` 0) and for more prompts than the dataset holds."""
     for flag, value, least in (
         ("--n", args.n, 1),
         ("--concurrency", args.concurrency, 1),
@@ -250,6 +259,9 @@ def run(args: argparse.Namespace) -> int:
     dataset = load_routerbench(data)
     rng = np.random.default_rng(args.seed)
     prompts = [r.prompt for r in dataset]
+    for flag, value in (("--n", args.n), ("--concurrent-n", args.concurrent_n)):
+        if value > len(prompts):
+            raise ConfigError(f"{flag} is {value}, but the dataset holds {len(prompts)} prompts")
     order = rng.permutation(len(prompts))
     sequential = [prompts[i] for i in order[: args.n]]
     concurrent = [prompts[i] for i in order[: args.concurrent_n]]
@@ -296,7 +308,7 @@ def run(args: argparse.Namespace) -> int:
         "decision_ms": results["sequential"]["decision_ms"],
         "http_added_ms": results["sequential"]["http_added_ms"],
         "litellm_added_ms": results["sequential"].get("litellm_added_ms"),
-        "concurrency": args.concurrency,
+        "concurrency": args.concurrency if concurrent else None,  # None: no concurrent run
         **results,
     }
     (out / "overhead.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -370,9 +382,14 @@ def markdown(report: dict[str, Any]) -> str:
             f"| {name} (c={result['concurrency']}) | {_cell(result['decision_ms'])} | "
             f"{_cell(result['http_added_ms'])} | "
             + (_cell(litellm) if litellm else "not run")
-            + f" | {result['routed_per_s']} | {result['errors']} |"
+            + f" | {result['routed_per_s']} | {_errors(result)} |"
         )
     return "\n".join(rows) + "\n"
+
+
+def _errors(result: dict[str, Any]) -> str:
+    litellm = result.get("litellm_errors")
+    return f"{result['errors']} (LiteLLM: {litellm})" if litellm else str(result["errors"])
 
 
 def _cell(percentiles: dict[str, float] | None) -> str:

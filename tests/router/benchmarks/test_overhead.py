@@ -63,3 +63,45 @@ def test_a_phase_where_every_request_failed_is_reported_not_a_crash() -> None:
     assert report["sequential"]["errors"] == 1
     assert "n/a (no request succeeded)" in overhead.markdown(report)
     assert "concurrent" not in overhead.markdown(report)  # not run: no row
+
+
+@pytest.mark.usefixtures("replay_data_dir")
+def test_more_prompts_than_the_dataset_holds_are_refused(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "router.cli",
+            "bench-overhead",
+            "--n",
+            "999999",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "--n is 999999, but the dataset holds" in result.stderr
+    assert not (tmp_path / "overhead.json").exists()
+
+
+def test_a_failed_litellm_call_keeps_signalroute_s_sample() -> None:
+    samples = [
+        overhead.Sample(decision_ms=2.0, router_ms=12.0, direct_ms=4.0, litellm_ms=15.0),
+        overhead.Sample(
+            decision_ms=3.0,
+            router_ms=13.0,
+            direct_ms=4.0,
+            litellm_ms=None,
+            litellm_error="ConfigError: LiteLLM answered 500",
+        ),
+    ]
+    summary = overhead._summary(samples, 1.0, 1, [])
+    assert summary["requests"] == 2
+    assert summary["errors"] == 0
+    assert summary["litellm_errors"] == 1
+    assert summary["http_added_ms"]["p50"] == pytest.approx(8.5)
+    assert summary["litellm_added_ms"]["p50"] == pytest.approx(11.0)
+    assert "| 0 (LiteLLM: 1) |" in overhead.markdown({"sequential": summary})
