@@ -84,6 +84,7 @@ def create_app(settings: Settings, *, replay_app: FastAPI | None = None) -> Fast
     )
     app.state.runtime = None
     app.state.metrics = metrics
+    app.state.metrics_token = settings.metrics_token
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)  # outermost
     install_error_handlers(app)
@@ -119,6 +120,8 @@ async def log_access_mode(runtime: Runtime) -> None:
     async with runtime.database.connection() as conn:
         active = await api_keys.count_active_keys(conn)
     log.info("authentication: API keys (SIGNALROUTE_AUTH=keys), %d active", active)
+    if runtime.settings.metrics_token is None:
+        log.info("GET /metrics is open (its labels name tenants): set SIGNALROUTE_METRICS_TOKEN")
     if active == 0:
         log.warning(
             "SIGNALROUTE_AUTH=keys but no API key exists: every request will get 401; "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_REPLAY_DATA = Path("../shared/data/routerbench")
@@ -114,6 +114,11 @@ class Settings(BaseSettings):
         default="none",
         description="'keys': every request needs an API key, whose tenant it acts for. "
         "'none': local single-user mode, every caller trusted (logged as a warning).",
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="When set, GET /metrics needs 'Authorization: Bearer <this token>' "
+        "(its labels name tenants and their spend); unset: /metrics is open, like /healthz.",
     )
     log_format: Literal["json", "text"] = Field(
         default="json", description="Log lines as JSON objects (with request ids) or text."

@@ -83,3 +83,17 @@ async def test_metrics_count_requests_decisions_rewards_providers_and_spend(
     assert ("signalroute_arm_circuit_open", frozenset({("arm", GPT35)})) in got
     assert "signalroute_escalations_total" in response.text
     assert "signalroute_cuts_total" in response.text
+
+
+async def test_a_metrics_token_guards_the_scrape(service: ServiceFactory) -> None:
+    async with service(metrics_token="scrape-me") as client:
+        missing = await client.get("/metrics")
+        wrong = await client.get("/metrics", headers={"authorization": "Bearer not-it"})
+        right = await client.get("/metrics", headers={"authorization": "Bearer scrape-me"})
+        health = await client.get("/healthz")
+    for refused in (missing, wrong):
+        assert refused.status_code == 401
+        assert "SIGNALROUTE_METRICS_TOKEN" in refused.json()["error"]["message"]
+    assert right.status_code == 200
+    assert "signalroute_http_requests_total" in right.text
+    assert health.status_code == 200  # the token guards /metrics only
