@@ -19,7 +19,7 @@ from router.replay.app import create_replay_app
 from router.replay.dataset import ReplayDataset
 from router.replay.matching import PromptMatcher
 from router.runtime import Runtime
-from router.settings import Settings
+from router.settings import DEFAULT_KEEP_ALIVE_S, Settings
 from store.database import Database
 from tests.router.conftest import replay_settings
 
@@ -47,7 +47,14 @@ class ServiceClient(httpx.AsyncClient):
 @asynccontextmanager
 async def run_service(app: FastAPI, port: int) -> AsyncIterator[ServiceClient]:
     """Serve ``app`` on ``port`` until the block ends; yield a client of it."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    config = uvicorn.Config(  # idle connections kept as the service keeps them (see cli)
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        timeout_keep_alive=DEFAULT_KEEP_ALIVE_S,
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:
