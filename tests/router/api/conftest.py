@@ -19,7 +19,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from router.app import create_app
-from router.settings import Settings
+from router.settings import DEFAULT_KEEP_ALIVE_S, Settings
 from tests.router.service.conftest import free_port
 
 MAX_BODY_BYTES = 64 * 1024
@@ -37,7 +37,14 @@ class LiveService:
 @contextmanager
 def serve_in_thread(app: FastAPI, port: int) -> Iterator[str]:
     """Serve ``app`` with uvicorn on ``port`` from a daemon thread; yield its base URL."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    config = uvicorn.Config(  # idle connections kept as the service keeps them (see cli)
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        timeout_keep_alive=DEFAULT_KEEP_ALIVE_S,
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"service-{port}", daemon=True)
     thread.start()

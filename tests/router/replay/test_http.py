@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from router.replay.app import create_replay_app
 from router.replay.dataset import ReplayDataset
 from router.replay.matching import PromptMatcher
+from router.settings import DEFAULT_KEEP_ALIVE_S
 from tests.router.conftest import (
     parse_sse,
     record_with_long_answer,
@@ -35,7 +36,12 @@ def paced_app(replay_matcher: PromptMatcher) -> FastAPI:
 def server_url(paced_app: FastAPI) -> Iterator[str]:
     """Serve the app from a thread on a free port; stop it after the module."""
     config = uvicorn.Config(
-        paced_app, host="127.0.0.1", port=0, lifespan="off", log_level="critical"
+        paced_app,
+        host="127.0.0.1",
+        port=0,
+        lifespan="off",
+        log_level="critical",
+        timeout_keep_alive=DEFAULT_KEEP_ALIVE_S,  # as the replay pool keeps them (see cli)
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="replay-uvicorn", daemon=True)
