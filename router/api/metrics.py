@@ -14,6 +14,7 @@ from fastapi.responses import Response
 from pydantic import SecretStr
 
 from features.errors import AuthenticationError
+from router.auth.caller import bearer_token
 from router.metrics import CONTENT_TYPE, Metrics
 
 routes = APIRouter(tags=["observability"])
@@ -31,8 +32,12 @@ def check_scraper(token: SecretStr | None, authorization: str | None) -> None:
     """Raises AuthenticationError (401) when a metrics ``token`` is set and not presented."""
     if token is None:
         return
-    expected = f"Bearer {token.get_secret_value()}"
-    if authorization is None or not hmac.compare_digest(authorization.strip(), expected):
-        raise AuthenticationError(
-            "GET /metrics needs 'Authorization: Bearer <SIGNALROUTE_METRICS_TOKEN>'"
-        )
+    refused = AuthenticationError(
+        "GET /metrics needs 'Authorization: Bearer <SIGNALROUTE_METRICS_TOKEN>'"
+    )
+    try:
+        presented = bearer_token(authorization)
+    except AuthenticationError:  # its message is about API keys
+        raise refused from None
+    if not hmac.compare_digest(presented, token.get_secret_value()):
+        raise refused

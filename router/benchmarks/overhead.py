@@ -229,10 +229,10 @@ def _summary(
         "routed_per_s": round(len(samples) / elapsed_s, 1) if elapsed_s > 0 else 0.0,
     }
     litellm = [s for s in samples if s.litellm_ms is not None]
-    litellm_errors = sorted({s.litellm_error for s in samples if s.litellm_error is not None})
+    litellm_errors = [s.litellm_error for s in samples if s.litellm_error is not None]
     if litellm_errors:
-        summary["litellm_errors"] = sum(1 for s in samples if s.litellm_error is not None)
-        summary["litellm_error_examples"] = litellm_errors[:3]
+        summary["litellm_errors"] = len(litellm_errors)
+        summary["litellm_error_examples"] = sorted(set(litellm_errors))[:3]
     if litellm and summary["http_added_ms"] is not None:
         summary["litellm_added_ms"] = percentiles_json(
             [(s.litellm_ms or 0.0) - s.direct_ms for s in litellm]

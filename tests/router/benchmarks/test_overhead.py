@@ -12,27 +12,21 @@ import pytest
 from router.benchmarks import overhead
 
 
+def bench_overhead(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``signalroute bench-overhead ARGS`` in a process of its own."""
+    return subprocess.run(
+        [sys.executable, "-m", "router.cli", "bench-overhead", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 @pytest.mark.usefixtures("replay_data_dir")
 def test_bench_overhead_writes_its_report(tmp_path: Path) -> None:
     out = tmp_path / "overhead"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "router.cli",
-            "bench-overhead",
-            "--n",
-            "8",
-            "--concurrent-n",
-            "12",
-            "--concurrency",
-            "4",
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=240,
+    result = bench_overhead(
+        "--n", "8", "--concurrent-n", "12", "--concurrency", "4", "--out", str(out), timeout=240
     )
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads((out / "overhead.json").read_text())
@@ -46,12 +40,7 @@ def test_bench_overhead_writes_its_report(tmp_path: Path) -> None:
 
 
 def test_bad_counts_are_refused_before_anything_starts(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "router.cli", "bench-overhead", "--n", "0", "--out", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = bench_overhead("--n", "0", "--out", str(tmp_path))
     assert result.returncode != 0
     assert "--n must be at least 1, got 0" in result.stderr
     assert not (tmp_path / "overhead.json").exists()
@@ -67,21 +56,7 @@ def test_a_phase_where_every_request_failed_is_reported_not_a_crash() -> None:
 
 @pytest.mark.usefixtures("replay_data_dir")
 def test_more_prompts_than_the_dataset_holds_are_refused(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "router.cli",
-            "bench-overhead",
-            "--n",
-            "999999",
-            "--out",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = bench_overhead("--n", "999999", "--out", str(tmp_path))
     assert result.returncode != 0
     assert "--n is 999999, but the dataset holds" in result.stderr
     assert not (tmp_path / "overhead.json").exists()
