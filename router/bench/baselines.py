@@ -7,7 +7,10 @@
 * **kNN**: RouterBench's classic: the k most similar train prompts (cosine of the router's
   own hashing embedding) predict each model's quality and cost;
 * **cascade**: a cheap model answers, the judge grades it (same simulated judge as the
-  router's), the strong model answers again when the judge says wrong.
+  router's), the strong model answers again when the judge says wrong; with
+  ``escalation_prompt``, the strong model is sent what the router sends when it escalates
+  (the request, the judge's reason and the rejected answer) and billed for it, as the
+  router's escalations are.
 
 Utility is ``quality - lambda_cost * cost / cost_ref`` (the router's objective); sweeping
 ``lambda_cost`` traces the task-level and kNN curves.
@@ -22,7 +25,9 @@ import numpy as np
 
 from features.embedding import Embedder
 from router.bench.matrix import FloatArray, IndexArray, RoutingMatrix
-from router.bench.providers import keeps_label
+from router.bench.providers import keeps_label, matrix_verdict
+from router.lifecycle.assessment import judge_reason
+from router.lifecycle.prompts import escalation_messages
 
 
 @dataclass(frozen=True, eq=False)
@@ -149,11 +154,13 @@ def cascade(
     strong: int,
     judge_accuracy: float,
     seed: int,
+    escalation_prompt: bool = False,
 ) -> Outcomes:
     """Cheap model, judge, strong model when the judge says the cheap answer is wrong.
 
     The verdict is the router's simulated judge's (``keeps_label``), billed as the judge model
-    on that prompt."""
+    on that prompt. With ``escalation_prompt`` the strong model gets the router's escalation
+    prompt (``escalation_messages``) and its extra input is billed as the router's is."""
     judge = matrix.column(matrix.judge_model)
     quality = np.empty(len(rows))
     cost = np.empty(len(rows))
@@ -166,8 +173,14 @@ def cascade(
         spent = matrix.cost_usd[row, cheap] + matrix.cost_usd[row, judge]
         if verdict:
             quality[i], cost[i] = matrix.quality[row, cheap], spent
-        else:
-            quality[i], cost[i] = matrix.quality[row, strong], spent + matrix.cost_usd[row, strong]
+            continue
+        strong_usd = float(matrix.cost_usd[row, strong])
+        if escalation_prompt:
+            reason = judge_reason(matrix_verdict(matrix, row, right=False))
+            request = ({"role": "user", "content": matrix.prompts[row].text},)
+            sent = str(escalation_messages(request, answer, [reason])[-1]["content"])
+            strong_usd = matrix.billed(row, strong, sent)
+        quality[i], cost[i] = matrix.quality[row, strong], spent + strong_usd
     return Outcomes(quality=quality, cost_usd=cost)
 
 

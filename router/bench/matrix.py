@@ -124,6 +124,13 @@ class RoutingMatrix:
             return self.responses[row][column]
         return placeholder(self.models[column], self.prompts[row].prompt_id)
 
+    def billed(self, row: int, column: int, sent: str) -> float:
+        """What model ``column`` costs for sending ``sent`` in place of the recorded prompt of
+        ``row``: the recorded cost plus the extra characters at its list input price."""
+        extra_tokens = max(0, len(sent) - len(self.prompts[row].text)) / CHARS_PER_TOKEN
+        price = self.prices[self.models[column]]
+        return float(self.cost_usd[row, column]) + price.usd(extra_tokens, 0.0)
+
     def latency(self, row: int, column: int) -> float:
         """Recorded latency in ms (0 when none was recorded)."""
         return 0.0 if self.latency_ms is None else float(self.latency_ms[row, column])

@@ -17,7 +17,7 @@ from router.bench.learned import LearnedRun
 from router.bench.matrix import FloatArray
 from router.bench.metrics import cumulative_regret, nondecreasing_hull, pct, rolling_mean
 from router.bench.report import LEARNED_CURVE, LEARNED_PREFIX, frontier_points
-from router.bench.run import BenchResult
+from router.bench.run import PROMPTED_CASCADE, BenchResult
 
 LEARNED_COLOURS = {"pre": "tab:blue", "escalation": "tab:red", "full": "tab:purple"}
 BASELINE_STYLES = {
@@ -84,6 +84,18 @@ def frontier(report: Mapping[str, Any], path: Path) -> Path:
                 color="tab:brown",
                 zorder=4,
                 label="cascade (cheap model chosen on train)",
+            )
+        prompted = next((p for p in report["policies"] if p["name"] == PROMPTED_CASCADE), None)
+        if prompted is not None:
+            ax.scatter(
+                [prompted["cost_pct_of_best"]],
+                [prompted["quality_pct_of_best"]],
+                marker="s",
+                s=36,
+                facecolor="none",
+                edgecolor="tab:brown",
+                zorder=4,
+                label="the same cascade, sent the router's escalation prompt",
             )
     for variant, colour in LEARNED_COLOURS.items():
         name = f"{LEARNED_PREFIX}{variant}"

@@ -20,7 +20,7 @@ from typing import Any
 
 from features.errors import ProviderBadResponseError
 from features.query import Message, last_user_text
-from router.bench.matrix import CHARS_PER_TOKEN, RoutingMatrix
+from router.bench.matrix import RoutingMatrix
 from router.lifecycle.judge import JudgeVerdict
 from router.providers import ChatRequest, Completion, Delta, StreamEvent
 from router.providers.openai_compat import estimate_tokens
@@ -131,15 +131,13 @@ class MatrixProvider:
         row = self._index.row_of(request.messages, self._model)
         text = matrix.response(row, column)
         sent = request_text(request)
-        extra_tokens = max(0, len(sent) - len(matrix.prompts[row].text)) / CHARS_PER_TOKEN
-        price = matrix.prices[self._model]
         return Completion(
             arm=self._model,
             text=text,
             finish_reason="stop",
             prompt_tokens=estimate_tokens(sent),
             completion_tokens=estimate_tokens(text),
-            cost_usd=float(matrix.cost_usd[row, column]) + price.usd(extra_tokens, 0.0),
+            cost_usd=matrix.billed(row, column, sent),
             latency_ms=matrix.latency(row, column),
         )
 
@@ -174,7 +172,6 @@ class MatrixJudge:
         self._index = index
         self._accuracy = accuracy
         self._seed = seed
-        self._column = matrix.column(matrix.judge_model)
 
     async def score(self, messages: Sequence[Message], answer: str) -> JudgeVerdict:
         matrix = self._matrix
@@ -183,13 +180,19 @@ class MatrixJudge:
         truth = column is not None and matrix.quality[row, column] >= 0.5
         prompt_id = matrix.prompts[row].prompt_id
         verdict = truth if keeps_label(self._seed, prompt_id, answer, self._accuracy) else not truth
-        return JudgeVerdict(
-            score=1.0 if verdict else 0.0,
-            reason="the answer looks correct" if verdict else "the answer looks wrong",
-            arm=matrix.judge_model,
-            cost_usd=float(matrix.cost_usd[row, self._column]),
-            latency_ms=matrix.latency(row, self._column),
-        )
+        return matrix_verdict(matrix, row, verdict)
+
+
+def matrix_verdict(matrix: RoutingMatrix, row: int, right: bool) -> JudgeVerdict:
+    """The benchmark judge's verdict on an answer to ``row``, billed as the judge model."""
+    column = matrix.column(matrix.judge_model)
+    return JudgeVerdict(
+        score=1.0 if right else 0.0,
+        reason="the answer looks correct" if right else "the answer looks wrong",
+        arm=matrix.judge_model,
+        cost_usd=float(matrix.cost_usd[row, column]),
+        latency_ms=matrix.latency(row, column),
+    )
 
 
 def describe(matrix: RoutingMatrix, accuracy: float) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from router.bench.markdown import markdown
 from router.bench.matrix import IndexArray, RoutingMatrix
 from router.bench.metrics import Point, aiq, cumulative_regret, pct
 from router.bench.providers import describe
-from router.bench.run import BenchResult
+from router.bench.run import PROMPTED_CASCADE, BenchResult
 
 LEARNED_PREFIX = "signalroute/"
 LEARNED_CURVE = "signalroute"
@@ -113,7 +113,8 @@ def _regret(
 
 def _baseline_policies(result: BenchResult, ref: tuple[float, float]) -> list[dict[str, Any]]:
     """The baselines' rows: oracle, every single model, random, task-level and kNN at their
-    best quality (lambda_cost 0), the cascade with the cheap model chosen on train."""
+    best quality (lambda_cost 0), the cascade with the cheap model chosen on train, plain and
+    sending the router's escalation prompt."""
     matrix = result.matrix
     point = {b.name: b for b in result.baselines if b.lambda_cost in (None, 0.0)}
     rows = [
@@ -127,11 +128,14 @@ def _baseline_policies(result: BenchResult, ref: tuple[float, float]) -> list[di
         )
         for name in ("oracle", *matrix.models, "random", "task-level", "kNN")
     ]
-    cascade = point["cascade"]
-    entry = _entry("cascade", "baseline", None, cascade.quality, cascade.cost_usd, ref)
-    entry["cheap_model"] = matrix.models[result.cascade_cheap]
-    entry["strong_model"] = matrix.models[result.best]
-    return [*rows, entry]
+    cascades = []
+    for name in ("cascade", PROMPTED_CASCADE):
+        cascade = point[name]
+        entry = _entry(name, "baseline", None, cascade.quality, cascade.cost_usd, ref)
+        entry["cheap_model"] = matrix.models[result.cascade_cheap]
+        entry["strong_model"] = matrix.models[result.best]
+        cascades.append(entry)
+    return [*rows, *cascades]
 
 
 def _learned_policies(
@@ -254,6 +258,8 @@ def _curves(
         point: dict[str, Any] = {"quality": b.quality, "cost_usd": b.cost_usd}
         if b.lambda_cost is not None:
             point["lambda_cost"] = b.lambda_cost
+        if b.curve == PROMPTED_CASCADE:
+            point["cheap_model"] = result.matrix.models[result.cascade_cheap]
         if b.curve == "cascade":
             point["cheap_model"] = (
                 b.name.removeprefix("cascade:")

@@ -33,6 +33,10 @@ BASELINE_LAMBDAS = (0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.45, 0.6, 0.8, 1.0, 1.5, 2.
 """The baseline curves are cheap to trace finely."""
 
 
+PROMPTED_CASCADE = "cascade (escalation prompt)"
+"""The chosen cascade, its strong model sent (and billed for) the router's escalation prompt."""
+
+
 @dataclass(frozen=True)
 class BenchOptions:
     """What a benchmark runs. ``escalation_targets``: how many of the best train models the
@@ -171,6 +175,19 @@ def run_baselines(
         )
         name = "cascade" if column == cheap else f"cascade:{model}"
         results.append(BaselineResult(name, "cascade", runs))
+    prompted = tuple(
+        baselines.cascade(
+            matrix,
+            test,
+            cheap=cheap,
+            strong=best,
+            judge_accuracy=options.judge_accuracy,
+            seed=seed,
+            escalation_prompt=True,
+        )
+        for seed in options.seeds
+    )
+    results.append(BaselineResult(PROMPTED_CASCADE, PROMPTED_CASCADE, prompted))
     return tuple(results), cheap
 
 

@@ -22,6 +22,11 @@ from router.lifecycle.stages import StageOptions
 log = logging.getLogger("signalroute.assessment")
 
 
+def judge_reason(verdict: JudgeVerdict) -> str:
+    """How a judge's low score is put to the model an answer is escalated to."""
+    return f"judge {verdict.arm} scored it {verdict.score:g}: {verdict.reason}"
+
+
 @dataclass(frozen=True)
 class Assessment:
     validation: ValidationSummary
@@ -41,9 +46,7 @@ class Assessment:
         """Why the answer is doubtful: failed validators, a low judge score."""
         reasons = self.validation.reasons()
         if self.verdict is not None and self.verdict.score < 0.5:
-            reasons.append(
-                f"judge {self.verdict.arm} scored it {self.verdict.score:g}: {self.verdict.reason}"
-            )
+            reasons.append(judge_reason(self.verdict))
         return reasons
 
     def as_json(self) -> dict[str, Any]:

@@ -63,3 +63,27 @@ def test_cascade_with_a_perfect_judge_escalates_exactly_the_wrong_answers() -> N
         MATRIX, TRAIN, strong=STRONG, judge_accuracy=1.0, seeds=(0,)
     )
     assert chosen == CHEAP
+
+
+def test_cascade_sent_the_escalation_prompt_pays_for_the_rejected_answer_it_carries() -> None:
+    plain = baselines.cascade(MATRIX, TEST, cheap=CHEAP, strong=STRONG, judge_accuracy=1.0, seed=0)
+    prompted = baselines.cascade(
+        MATRIX,
+        TEST,
+        cheap=CHEAP,
+        strong=STRONG,
+        judge_accuracy=1.0,
+        seed=0,
+        escalation_prompt=True,
+    )
+    np.testing.assert_array_equal(prompted.quality, plain.quality)
+    hard = np.array([MATRIX.prompts[r].task == "hard" for r in TEST])
+    extra = prompted.cost_usd - plain.cost_usd
+    assert np.all(extra[~hard] == 0.0)
+    price = MATRIX.prices["strong"]
+    for row, added in zip(TEST[hard], extra[hard], strict=True):
+        rejected = MATRIX.response(int(row), CHEAP)
+        # the request, the judge's reason and the rejected answer, at the strong input price
+        carried = len(MATRIX.prompts[int(row)].text) + len(rejected) + len("looks wrong")
+        chars = added / price.input_usd_per_mtok * 1e6 * 4 + len(MATRIX.prompts[int(row)].text)
+        assert carried < chars < carried + 400  # plus the escalation prompt's fixed wording

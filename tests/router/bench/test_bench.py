@@ -8,7 +8,7 @@ import pytest
 
 from router.bench.markdown import markdown
 from router.bench.report import LEARNED_PREFIX, build_report, write_report
-from router.bench.run import BenchOptions, run_bench_async
+from router.bench.run import PROMPTED_CASCADE, BenchOptions, run_bench_async
 from store.database import Database
 from tests.router.bench.synthetic import synthetic_matrix
 
@@ -56,6 +56,11 @@ async def test_bench_runs_learned_variants_and_baselines(
     assert report["reference"]["oracle"]["quality"] == 1.0
     names = {p["name"] for p in report["policies"]}
     assert {"oracle", "cheap", "mid", "strong", "random", "task-level", "kNN", "cascade"} <= names
+    by_name = {p["name"]: p for p in report["policies"]}
+    plain, prompted = by_name["cascade"], by_name[PROMPTED_CASCADE]
+    assert prompted["quality"] == plain["quality"]
+    assert prompted["cost_usd"] > plain["cost_usd"]  # the rejected answer is billed
+    assert prompted["cheap_model"] == plain["cheap_model"]
     learned = [p for p in report["policies"] if p["kind"] == "learned"]
     assert {p["name"] for p in learned} == {f"{LEARNED_PREFIX}{v}" for v in options.variants}
     for policy in report["policies"]:
