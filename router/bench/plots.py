@@ -72,31 +72,27 @@ def frontier(report: Mapping[str, Any], path: Path) -> Path:
         hull = nondecreasing_hull(points.get(name, []))
         if hull:
             ax.plot(*zip(*hull, strict=True), style, color=colour, lw=1.4, label=f"{name} (hull)")
-    cascade = report["curves"].get("cascade")
-    if cascade:
-        chosen = next((p for p in report["policies"] if p["name"] == "cascade"), None)
-        if chosen is not None:
-            ax.scatter(
-                [chosen["cost_pct_of_best"]],
-                [chosen["quality_pct_of_best"]],
-                marker="s",
-                s=36,
-                color="tab:brown",
-                zorder=4,
-                label="cascade (cheap model chosen on train)",
-            )
-        prompted = next((p for p in report["policies"] if p["name"] == PROMPTED_CASCADE), None)
-        if prompted is not None:
-            ax.scatter(
-                [prompted["cost_pct_of_best"]],
-                [prompted["quality_pct_of_best"]],
-                marker="s",
-                s=36,
-                facecolor="none",
-                edgecolor="tab:brown",
-                zorder=4,
-                label="the same cascade, sent the router's escalation prompt",
-            )
+    if report["curves"].get("cascade"):
+        marks = (
+            ("cascade", {"color": "tab:brown"}, "cascade (cheap model chosen on train)"),
+            (
+                PROMPTED_CASCADE,
+                {"facecolor": "none", "edgecolor": "tab:brown"},
+                "the same cascade, sent the router's escalation prompt",
+            ),
+        )
+        for name, colours, label in marks:
+            chosen = next((p for p in report["policies"] if p["name"] == name), None)
+            if chosen is not None:
+                ax.scatter(
+                    [chosen["cost_pct_of_best"]],
+                    [chosen["quality_pct_of_best"]],
+                    marker="s",
+                    s=36,
+                    zorder=4,
+                    label=label,
+                    **colours,
+                )
     for variant, colour in LEARNED_COLOURS.items():
         name = f"{LEARNED_PREFIX}{variant}"
         if name not in points:

@@ -258,9 +258,7 @@ def _curves(
         point: dict[str, Any] = {"quality": b.quality, "cost_usd": b.cost_usd}
         if b.lambda_cost is not None:
             point["lambda_cost"] = b.lambda_cost
-        if b.curve == PROMPTED_CASCADE:
-            point["cheap_model"] = result.matrix.models[result.cascade_cheap]
-        if b.curve == "cascade":
+        if b.curve in ("cascade", PROMPTED_CASCADE):
             point["cheap_model"] = (
                 b.name.removeprefix("cascade:")
                 if ":" in b.name

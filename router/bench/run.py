@@ -159,10 +159,9 @@ def run_baselines(
     cheap = baselines.cascade_cheap_model(
         matrix, train, strong=best, judge_accuracy=options.judge_accuracy, seeds=options.seeds
     )
-    for column, model in enumerate(matrix.models):
-        if column == best:
-            continue
-        runs = tuple(
+
+    def cascades(column: int, *, escalation_prompt: bool = False) -> tuple[Outcomes, ...]:
+        return tuple(
             baselines.cascade(
                 matrix,
                 test,
@@ -170,23 +169,17 @@ def run_baselines(
                 strong=best,
                 judge_accuracy=options.judge_accuracy,
                 seed=seed,
+                escalation_prompt=escalation_prompt,
             )
             for seed in options.seeds
         )
+
+    for column, model in enumerate(matrix.models):
+        if column == best:
+            continue
         name = "cascade" if column == cheap else f"cascade:{model}"
-        results.append(BaselineResult(name, "cascade", runs))
-    prompted = tuple(
-        baselines.cascade(
-            matrix,
-            test,
-            cheap=cheap,
-            strong=best,
-            judge_accuracy=options.judge_accuracy,
-            seed=seed,
-            escalation_prompt=True,
-        )
-        for seed in options.seeds
-    )
+        results.append(BaselineResult(name, "cascade", cascades(column)))
+    prompted = cascades(cheap, escalation_prompt=True)
     results.append(BaselineResult(PROMPTED_CASCADE, PROMPTED_CASCADE, prompted))
     return tuple(results), cheap
 

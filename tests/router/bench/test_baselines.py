@@ -4,6 +4,7 @@ import pytest
 from features.embedding import HashingEmbedder
 from router.bench import baselines
 from router.bench.baselines import Neighbours
+from router.bench.matrix import CHARS_PER_TOKEN
 from tests.router.bench.synthetic import COST_USD, synthetic_matrix
 
 MATRIX = synthetic_matrix(40)
@@ -83,7 +84,8 @@ def test_cascade_sent_the_escalation_prompt_pays_for_the_rejected_answer_it_carr
     price = MATRIX.prices["strong"]
     for row, added in zip(TEST[hard], extra[hard], strict=True):
         rejected = MATRIX.response(int(row), CHEAP)
+        request = len(MATRIX.prompts[int(row)].text)
         # the request, the judge's reason and the rejected answer, at the strong input price
-        carried = len(MATRIX.prompts[int(row)].text) + len(rejected) + len("looks wrong")
-        chars = added / price.input_usd_per_mtok * 1e6 * 4 + len(MATRIX.prompts[int(row)].text)
+        carried = request + len(rejected) + len("looks wrong")
+        chars = added / price.input_usd_per_mtok * 1e6 * CHARS_PER_TOKEN + request
         assert carried < chars < carried + 400  # plus the escalation prompt's fixed wording
