@@ -8,19 +8,41 @@ neighbourhood's size and closeness as shared features.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+
+class PastOutcome(Protocol):
+    """One past request near the query, the arm that served it, and its reward (None: none
+    yet); the store's look-up rows are these as they come."""
+
+    @property
+    def request_id(self) -> Hashable: ...
+
+    @property
+    def distance(self) -> float: ...
+
+    @property
+    def arm(self) -> str: ...
+
+    @property
+    def reward(self) -> float | None: ...
+
+    @property
+    def created_at(self) -> datetime: ...
 
 
 @dataclass(frozen=True)
 class NeighbourOutcome:
-    """One past request near the query, the arm that served it, and its reward."""
+    """A ``PastOutcome`` as a plain value."""
 
     request_id: str
     distance: float
     arm: str
     reward: float | None
-    age_s: float
+    created_at: datetime
 
 
 @dataclass(frozen=True)
@@ -62,12 +84,13 @@ class HistoricalSignals:
 
 
 def summarize(
-    outcomes: Iterable[NeighbourOutcome], half_life_s: float = 86_400.0
+    outcomes: Iterable[PastOutcome], now: datetime, half_life_s: float = 86_400.0
 ) -> HistoricalSignals:
     """Aggregate neighbour outcomes; rows without a reward count as neighbours only.
 
     Similarity is ``1 - cosine distance``; means are weighted by ``max(similarity, 0.05)``;
-    recency is ``exp(-age / half_life * ln 2)`` of the arm's most recent rewarded neighbour.
+    recency is ``exp(-age / half_life * ln 2)`` of the arm's most recent rewarded neighbour,
+    its age counted up to ``now``.
     """
     rows = list(outcomes)
     if not rows:
@@ -76,7 +99,7 @@ def summarize(
     weights: dict[str, float] = {}
     weighted: dict[str, float] = {}
     counts: dict[str, int] = {}
-    newest: dict[str, float] = {}
+    newest: dict[str, datetime] = {}
     for row in rows:
         if row.reward is None:
             continue
@@ -84,12 +107,15 @@ def summarize(
         weights[row.arm] = weights.get(row.arm, 0.0) + weight
         weighted[row.arm] = weighted.get(row.arm, 0.0) + weight * row.reward
         counts[row.arm] = counts.get(row.arm, 0) + 1
-        newest[row.arm] = min(newest.get(row.arm, math.inf), row.age_s)
+        newest_at = newest.get(row.arm)
+        if newest_at is None or row.created_at > newest_at:
+            newest[row.arm] = row.created_at
+    decay = math.log(2) / half_life_s
     arms = {
         arm: ArmHistory(
             mean_reward=weighted[arm] / weights[arm],
             count=counts[arm],
-            recency=math.exp(-max(0.0, newest[arm]) / half_life_s * math.log(2)),
+            recency=math.exp(-max(0.0, (now - newest[arm]).total_seconds()) * decay),
         )
         for arm in weights
     }

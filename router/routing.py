@@ -48,7 +48,7 @@ from features.errors import (
     SignalrouteError,
     StoreUnavailableError,
 )
-from features.historical import HistoricalSignals, NeighbourOutcome, summarize
+from features.historical import HistoricalSignals, PastOutcome, summarize
 from features.query import embed_query, query_signals
 from features.system import ArmHealth
 from features.validators import run_validators
@@ -174,7 +174,7 @@ class Router:
             return HistoricalSignals(), HistoricalSignals()
         now = datetime.now(UTC)
 
-        async def outcomes(user_id: str | None) -> list[Any]:
+        async def outcomes(user_id: str | None) -> list[PastOutcome]:
             async with self._database.connection(transaction=False) as conn:
                 return list(
                     await embedding_store.neighbour_outcomes(
@@ -182,8 +182,8 @@ class Router:
                     )
                 )
 
-        rows: list[Any]
-        user_rows: list[Any]
+        rows: list[PastOutcome]
+        user_rows: list[PastOutcome]
         try:
             if user is None:
                 rows, user_rows = await outcomes(None), []
@@ -193,19 +193,7 @@ class Router:
             log.warning("historical signals missing: %s", exc.message)
             return HistoricalSignals(missing=True), HistoricalSignals(missing=user is not None)
 
-        def convert(records: list[Any]) -> HistoricalSignals:
-            return summarize(
-                NeighbourOutcome(
-                    request_id=str(r.request_id),
-                    distance=r.distance,
-                    arm=r.arm,
-                    reward=r.reward,
-                    age_s=(now - r.created_at).total_seconds(),
-                )
-                for r in records
-            )
-
-        return convert(list(rows)), convert(list(user_rows))
+        return summarize(rows, now), summarize(user_rows, now)
 
     # --- the lifecycle -----------------------------------------------------------------------
 
@@ -215,16 +203,23 @@ class Router:
 
         Raises NoEligibleArmError (nothing logged) when no arm satisfies the constraints.
         """
-        started = self._clock()
+        clock = self._clock
+        started = clock()
         embedding = embed_query(self._embedder, request.messages)
+        embedded = clock()
         # The neighbour look-up goes to the store now; the query signals are computed while
         # it is under way.
         looking_up = asyncio.ensure_future(self._history(embedding, request.tenant, request.user))
         await asyncio.sleep(0)  # let it send its query
         try:
+            signals_at = clock()
             query = query_signals(
                 request.messages, request.response_format, embedding, self._categories
             )
+            timings = {
+                "embed_ms": (embedded - started) * 1000.0,
+                "query_signals_ms": (clock() - signals_at) * 1000.0,
+            }
             # Validate before logging anything: a request no arm can serve is a 4xx, not a row.
             eligible_arms(
                 self.pool.arms,
@@ -278,6 +273,7 @@ class Router:
                     history, user_history = await looking_up
                 finally:  # the row is in before a failed look-up's journal is written
                     await inserting
+            timings["history_ms"] = (clock() - embedded) * 1000.0
             prep = Prepared(
                 request=request,
                 request_id=request_id,
@@ -288,6 +284,7 @@ class Router:
                 user_history=user_history,
                 spend=self._spend.spend(request.tenant, request.session),
                 journal=journal,
+                timings=timings,
             )
             async for event in self._lifecycle(prep):
                 yield event

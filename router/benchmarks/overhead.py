@@ -26,9 +26,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +114,11 @@ def _litellm_config(models: Sequence[str], replay_url: str) -> str:
     return "model_list:\n" + "".join(entries)
 
 
+DECISION_PARTS = ("embed_ms", "query_signals_ms", "history_ms", "context_ms", "draw_ms")
+"""The parts of ``decision_ms`` the router's trace reports; ``history_ms`` is the kNN look-up's
+wall time, during which the query signals are computed."""
+
+
 @dataclass(frozen=True)
 class Sample:
     decision_ms: float
@@ -121,6 +126,7 @@ class Sample:
     direct_ms: float
     litellm_ms: float | None
     litellm_error: str | None = None
+    parts_ms: Mapping[str, float] = field(default_factory=dict)
 
 
 async def _timed_post(
@@ -172,8 +178,10 @@ async def _one(
             )
         except ConfigError as exc:
             litellm_error = f"ConfigError: {exc}"[:200]
+    timings = routed["trace"]["timings"]
     return Sample(
-        decision_ms=float(routed["trace"]["timings"]["decision_ms"]),
+        decision_ms=float(timings["decision_ms"]),
+        parts_ms={part: float(timings[part]) for part in DECISION_PARTS if part in timings},
         router_ms=router_ms,
         direct_ms=direct_ms,
         litellm_ms=litellm_ms,
@@ -223,6 +231,11 @@ def _summary(
         "errors": len(errors),
         "error_examples": sorted(set(errors))[:3],
         "decision_ms": percentiles_json([s.decision_ms for s in samples]),
+        "decision_parts_p50_ms": {
+            part: round(float(np.median(values)), 3)
+            for part in DECISION_PARTS
+            if (values := [s.parts_ms[part] for s in samples if part in s.parts_ms])
+        },
         "router_ms": percentiles_json([s.router_ms for s in samples]),
         "direct_ms": percentiles_json([s.direct_ms for s in samples]),
         "http_added_ms": percentiles_json([s.router_ms - s.direct_ms for s in samples]),
@@ -384,6 +397,13 @@ def markdown(report: dict[str, Any]) -> str:
             + (_cell(litellm) if litellm else "not run")
             + f" | {result['routed_per_s']} | {_errors(result)} |"
         )
+    parts = (report.get("sequential") or {}).get("decision_parts_p50_ms")
+    if parts:
+        rows += [
+            "",
+            "Sequential decision in parts, p50 (ms): "
+            + ", ".join(f"{name.removesuffix('_ms')} {value:.2f}" for name, value in parts.items()),
+        ]
     return "\n".join(rows) + "\n"
 
 

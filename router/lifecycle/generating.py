@@ -42,6 +42,7 @@ async def generate(
         except NoEligibleArmError:
             return
         arms = tuple(kit.pool.arm(name) for name in eligibility.eligible)
+        building = kit.clock()
         context = build_context(
             arms, prep.query, prep.history, prep.user_history, health, prep.spend
         )
@@ -49,7 +50,9 @@ async def generate(
             context = in_generation_context(
                 context, cut[0], cut[1].anomaly.detector, len(cut[1].text)
             )
+        drawing = kit.clock()
         drawn = kit.decider.draw(prep.journal, stage, context)
+        drawn_at = kit.clock()
         arm = kit.pool.arm(drawn.action)
         signals = _signals(drawn.context, arm.name)
         detectors = (
@@ -67,7 +70,10 @@ async def generate(
         held = ""
         released = False
         # Router overhead before the first model call: signals, kNN, policy, draw.
-        prep.timings.setdefault("decision_ms", (kit.clock() - prep.started) * 1000.0)
+        if "decision_ms" not in prep.timings:
+            prep.timings["context_ms"] = (drawing - building) * 1000.0
+            prep.timings["draw_ms"] = (drawn_at - drawing) * 1000.0
+            prep.timings["decision_ms"] = (kit.clock() - prep.started) * 1000.0
         kit.health.started(arm.name)
         try:
             async for event in monitored_run(

@@ -1,31 +1,40 @@
 import math
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from features.historical import NeighbourOutcome, summarize
 from features.system import ArmHealth, CircuitState, Spend, health_features, spend_features
 
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def ago(seconds: float) -> datetime:
+    return NOW - timedelta(seconds=seconds)
+
 
 def test_summarize_weights_rewards_by_similarity() -> None:
     rows = [
-        NeighbourOutcome("r1", distance=0.1, arm="a", reward=1.0, age_s=0.0),
-        NeighbourOutcome("r2", distance=0.9, arm="a", reward=0.0, age_s=86_400.0),
-        NeighbourOutcome("r3", distance=0.2, arm="b", reward=None, age_s=10.0),
+        NeighbourOutcome("r1", distance=0.1, arm="a", reward=1.0, created_at=ago(0)),
+        NeighbourOutcome("r2", distance=0.9, arm="a", reward=0.0, created_at=ago(86_400)),
+        NeighbourOutcome("r3", distance=0.2, arm="b", reward=None, created_at=ago(10)),
+        NeighbourOutcome("r4", distance=0.5, arm="c", reward=1.0, created_at=ago(86_400)),
     ]
-    signals = summarize(rows)
-    assert signals.neighbours == 3
-    assert signals.mean_similarity == pytest.approx((0.9 + 0.1 + 0.8) / 3)
+    signals = summarize(rows, NOW)
+    assert signals.neighbours == 4
+    assert signals.mean_similarity == pytest.approx((0.9 + 0.1 + 0.8 + 0.5) / 4)
     history = signals.arms["a"]
     assert history.count == 2
     assert history.mean_reward == pytest.approx(0.9 / (0.9 + 0.1))
-    assert history.recency == pytest.approx(1.0)
+    assert history.recency == pytest.approx(1.0)  # its newest reward is from now
+    assert signals.arms["c"].recency == pytest.approx(0.5)  # one half-life ago
     assert "b" not in signals.arms
     assert signals.arm_features("b") == {"unseen": 1.0}
     assert signals.arm_features("a", prefix="u_")["u_log_count"] == round(math.log1p(2), 4)
 
 
 def test_summarize_of_nothing_is_empty() -> None:
-    signals = summarize([])
+    signals = summarize([], NOW)
     assert signals.neighbours == 0
     assert signals.shared_features()["neighbours"] == 0.0
 

@@ -1,7 +1,10 @@
+import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from features.system import CircuitState
-from router.health import HealthConfig, HealthTracker
+from router.health import HealthConfig, HealthTracker, percentile
 
 
 class FakeClock:
@@ -70,3 +73,11 @@ def test_error_window_forgets_old_failures() -> None:
     assert tracker.snapshot("a").error_rate == 0.5
     clock.now += 61
     assert tracker.snapshot("a").error_rate == 0.0
+
+
+@given(
+    st.lists(st.floats(0, 1e6, allow_nan=False), min_size=1, max_size=300),
+    st.floats(0, 100),
+)
+def test_percentile_agrees_with_numpy(values: list[float], q: float) -> None:
+    assert percentile(values, q) == pytest.approx(float(np.percentile(values, q)), abs=1e-6)

@@ -36,7 +36,12 @@ def test_bench_overhead_writes_its_report(tmp_path: Path) -> None:
     assert report["concurrency"] == 4
     assert report["sequential"]["requests"] == 8
     assert report["concurrent"]["requests"] == 12
-    assert "| sequential (c=1) |" in (out / "overhead.md").read_text()
+    parts = report["sequential"]["decision_parts_p50_ms"]
+    assert set(parts) == set(overhead.DECISION_PARTS)
+    assert all(value > 0 for value in parts.values())
+    markdown = (out / "overhead.md").read_text()
+    assert "| sequential (c=1) |" in markdown
+    assert "Sequential decision in parts, p50 (ms): embed " in markdown
 
 
 def test_bad_counts_are_refused_before_anything_starts(tmp_path: Path) -> None:

@@ -76,6 +76,13 @@ async def test_route_and_run_logs_decision_and_reward(
         assert decision["pmf"][decision["arm"]] == pytest.approx(decision["probability"])
         assert decision["signals"]["query"]["language"] == "en"
         assert 0 <= decision["reward"] <= 1
+        timings = body["trace"]["timings"]
+        parts = ("embed_ms", "history_ms", "context_ms", "draw_ms")
+        assert all(timings[part] > 0 for part in (*parts, "query_signals_ms"))
+        # Measured one after another inside the decision; the query signals are computed
+        # while the look-up is under way, so they are inside its wall time.
+        assert sum(timings[part] for part in parts) < timings["decision_ms"]
+        assert timings["query_signals_ms"] < timings["history_ms"]
 
         stored = (await client.get(f"/requests/{body['id']}")).json()
         assert stored["status"] == "completed"
