@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from features.categories import CategoryIndex
@@ -43,6 +43,9 @@ class QuerySignals:
     questions: int
     complexity: float
     categories: Mapping[str, float]
+    hints: Mapping[str, str] = field(default_factory=dict)
+    """What the caller says about the request (``{"task": "sql"}``): each pair becomes an
+    indicator feature ``hint_<key>=<value>``, learned per arm like every query feature."""
 
     def as_features(self) -> dict[str, float | str]:
         """Flat name -> value map (numbers stay numbers, categories become strings)."""
@@ -61,6 +64,8 @@ class QuerySignals:
         }
         for name, score in self.categories.items():
             values[f"cat_{name}"] = score
+        for key in sorted(self.hints):
+            values[f"hint_{key}"] = self.hints[key]
         return values
 
 
@@ -116,8 +121,10 @@ def query_signals(
     response_format: Mapping[str, Any] | None,
     embedding: Vector,
     categories: CategoryIndex,
+    hints: Mapping[str, str] | None = None,
 ) -> QuerySignals:
-    """Extract the query signals; ``embedding`` is the embedder's vector of the last user turn."""
+    """Extract the query signals; ``embedding`` is the embedder's vector of the last user turn,
+    ``hints`` the caller's descriptors of the request."""
     prompt = last_user_text(messages)
     lowered = prompt.lower()
     all_text = "\n".join(message_text(m) for m in messages)
@@ -146,6 +153,7 @@ def query_signals(
             tokens_est, code_blocks, questions, len(_REASONING_HINTS.findall(lowered)), depth
         ),
         categories=categories.similarities(embedding),
+        hints=dict(hints or {}),
     )
 
 

@@ -214,7 +214,11 @@ class Router:
         try:
             signals_at = clock()
             query = query_signals(
-                request.messages, request.response_format, embedding, self._categories
+                request.messages,
+                request.response_format,
+                embedding,
+                self._categories,
+                request.hints,
             )
             timings = {
                 "embed_ms": (embedded - started) * 1000.0,
@@ -464,6 +468,7 @@ def _request_params(request: RouteRequest) -> dict[str, Any]:
             "arms": sorted(constraints.arms) if constraints.arms is not None else None,
         },
         "profile": request.profile,
+        "hints": dict(request.hints),
         "objective": {
             "lambda_cost": request.weights.lambda_cost,
             "lambda_latency": request.weights.lambda_latency,

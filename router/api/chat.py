@@ -132,6 +132,7 @@ def profile_request(
         temperature=body.temperature,
         stream=stream,
         stages=StageOptions(**profile.stage_values(pool.stages)),
+        hints=body.hints or {},
     )
 
 

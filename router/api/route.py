@@ -70,6 +70,7 @@ def route_request(
         regex=body.validators.regex if body.validators else None,
         min_chars=body.validators.min_chars if body.validators else None,
         max_chars=body.validators.max_chars if body.validators else None,
+        hints=body.hints or {},
     )
 
 

@@ -104,6 +104,35 @@ def check_response_format(value: dict[str, Any] | None) -> dict[str, Any] | None
     return value
 
 
+MAX_HINTS = 8
+_HINT_KEY = re.compile(r"[a-z][a-z0-9_]{0,31}")
+MAX_HINT_CHARS = 64
+
+
+def check_hints(hints: dict[str, str] | None) -> dict[str, str] | None:
+    """At most ``MAX_HINTS`` pairs; keys lower-case identifiers of at most 32 characters,
+    values non-empty strings of at most ``MAX_HINT_CHARS``."""
+    if hints is None:
+        return None
+    if len(hints) > MAX_HINTS:
+        raise ValueError(f"at most {MAX_HINTS} hints, got {len(hints)}")
+    for key, value in hints.items():
+        if not _HINT_KEY.fullmatch(key):
+            raise ValueError(
+                f"hint key {key!r} must be a lower-case identifier ([a-z][a-z0-9_]*, "
+                "at most 32 characters)"
+            )
+        if not 0 < len(value) <= MAX_HINT_CHARS:
+            raise ValueError(f"hint {key!r} must be 1 to {MAX_HINT_CHARS} characters")
+    return hints
+
+
+HINTS_DOC = (
+    "signalroute's: descriptors of the request the routing policies learn from, such as "
+    '{"task": "sql"} (stable categories, not ids)'
+)
+
+
 class ChatCompletionBody(StorableBody):
     """``POST /v1/chat/completions``; unknown OpenAI fields are accepted and ignored."""
 
@@ -121,11 +150,17 @@ class ChatCompletionBody(StorableBody):
     """signalroute's: the tenant in local mode (with API keys, the key's tenant, or 403)."""
     session: str | None = Field(default=None, min_length=1, max_length=200)
     """signalroute's: the session whose spend counts against the session budget."""
+    hints: dict[str, str] | None = Field(default=None, description=HINTS_DOC)
 
     @field_validator("messages")
     @classmethod
     def _messages(cls, messages: list[ChatMessage]) -> list[ChatMessage]:
         return check_messages(messages)
+
+    @field_validator("hints")
+    @classmethod
+    def _hints(cls, hints: dict[str, str] | None) -> dict[str, str] | None:
+        return check_hints(hints)
 
     @field_validator("response_format")
     @classmethod
@@ -205,11 +240,17 @@ class RouteAndRunBody(StorableBody):
     stream: bool = False
     stages: StagesBody | None = None
     validators: ValidatorsBody | None = None
+    hints: dict[str, str] | None = Field(default=None, description=HINTS_DOC)
 
     @field_validator("messages")
     @classmethod
     def _messages(cls, messages: list[ChatMessage]) -> list[ChatMessage]:
         return check_messages(messages)
+
+    @field_validator("hints")
+    @classmethod
+    def _hints(cls, hints: dict[str, str] | None) -> dict[str, str] | None:
+        return check_hints(hints)
 
     @field_validator("response_format")
     @classmethod

@@ -85,6 +85,12 @@ def add_bench_command(commands: Any) -> None:
     )
     bench.add_argument("--judge-accuracy", type=float, default=0.9)
     bench.add_argument(
+        "--no-task-hint",
+        action="store_true",
+        help="route without telling the router each prompt's task (by default the learned "
+        "variants get it as the request hint task=..., as the task-level baseline does)",
+    )
+    bench.add_argument(
         "--judge-model",
         help="model the judge is billed as (--matrix only; default: the "
         "cheapest model of at least median quality)",
@@ -170,6 +176,7 @@ def run_command(args: argparse.Namespace) -> int:
             judge=args.judge,
             escalation_targets=args.escalation_targets,
             order=args.order,
+            task_hint=not args.no_task_hint,
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None

@@ -112,7 +112,9 @@ class RunSettings:
     ``cost_ref_usd`` is what counts as 1 in the reward's cost term (the best single model's
     mean cost on train); ``judge`` is when the judge grades an answer (``always`` gives every
     request a learning signal; ``on_doubt`` skips answers a validator could check);
-    exploration knobs default to the service's defaults.
+    exploration knobs default to the service's defaults. With ``task_hint`` every request
+    carries its prompt's task as the hint ``task`` (what a caller who knows its traffic
+    would send, and what the task-level baseline is told).
     """
 
     cost_ref_usd: float
@@ -125,6 +127,7 @@ class RunSettings:
     gamma_scale: float = _SERVICE.gamma_scale
     learning_rate: float = _SERVICE.learning_rate
     chunk_chars: int = 16
+    task_hint: bool = True
 
     def __post_init__(self) -> None:
         if self.cost_ref_usd <= 0:
@@ -341,13 +344,16 @@ class LearnedRunner:
         progress: Progress | None,
     ) -> PassResult:
         matrix, collected = self._matrix, _Pass()
+        task_hint = self._settings.task_hint
         started = time.perf_counter()
         for count, row in enumerate(rows, start=1):
+            prompt = matrix.prompts[row]
             request = RouteRequest(
-                messages=({"role": "user", "content": matrix.prompts[row].text},),
+                messages=({"role": "user", "content": prompt.text},),
                 weights=weights,
                 tenant=TENANT,
                 stages=stages,
+                hints={"task": prompt.task} if task_hint else {},
             )
             final: RouteResult | RouteFailed | None = None
             async for event in router.run(request):

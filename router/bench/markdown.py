@@ -48,7 +48,12 @@ def markdown(report: Mapping[str, Any]) -> str:
         "The task-level and kNN baselines learn from the true label of every train prompt at no "
         "cost (task-level is also told each prompt's task); the learned router learns from the "
         f"simulated judge's verdicts ({1 - report['judge_accuracy']:.0%} of them wrong) and "
-        "pays for every one.",
+        "pays for every one"
+        + (
+            ", and is told each prompt's task as the request hint `task`."
+            if "task" in report["settings"].get("hints", [])
+            else "; it is not told the task."
+        ),
         "",
         "| curve | AIQ |",
         "|---|---:|",

@@ -229,6 +229,7 @@ def build_report(result: BenchResult, *, wall_seconds: float | None = None) -> d
             "epsilon": settings.epsilon,
             "learning_rate": settings.learning_rate,
             "knn_k": settings.knn_k,
+            "hints": ["task"] if settings.task_hint else [],
             "order": options.order,
             "chosen_on": "train (best single model, cost reference, escalation targets, "
             "cascade cheap model, operating point)",

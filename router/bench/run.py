@@ -51,6 +51,7 @@ class BenchOptions:
     escalation_targets: int = 3
     order: Order = "shuffled"
     knn_k: int = 20
+    task_hint: bool = True
     baseline_lambdas: tuple[float, ...] = BASELINE_LAMBDAS
 
     def __post_init__(self) -> None:
@@ -128,6 +129,7 @@ def run_settings(matrix: RoutingMatrix, options: BenchOptions) -> RunSettings:
         judge_accuracy=options.judge_accuracy,
         judge=options.judge,
         knn_k=options.knn_k,
+        task_hint=options.task_hint,
     )
 
 

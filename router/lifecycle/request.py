@@ -34,6 +34,8 @@ class RouteRequest:
     api_key_id: str | None = None
     profile: str | None = None
     request_id: str | None = None
+    hints: Mapping[str, str] = field(default_factory=dict)
+    """The caller's descriptors of the request, features of every stage's context."""
 
     def expectations(self) -> Expectations:
         return Expectations(

@@ -107,6 +107,21 @@ def test_query_signals_of_a_code_prompt(
     features = signals.as_features()
     assert features["code_blocks"] == 1.0
     assert "cat_code" in features
+    assert not any(name.startswith("hint_") for name in features)
+
+
+def test_hints_become_indicator_features(
+    embedder: HashingEmbedder, categories: CategoryIndex
+) -> None:
+    messages = [{"role": "user", "content": "SELECT the ten largest orders"}]
+    embedding = embed_query(embedder, messages)
+    hints = {"task": "sql", "area": "billing"}
+    features = query_signals(messages, None, embedding, categories, hints).as_features()
+    assert features["hint_task"] == "sql"
+    assert features["hint_area"] == "billing"
+    # In key order, whatever order they came in: the same hints give the same context.
+    reordered = query_signals(messages, None, embedding, categories, dict(reversed(hints.items())))
+    assert list(reordered.as_features()) == list(features)
 
 
 def test_query_signals_json_and_images(

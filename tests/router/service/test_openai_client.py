@@ -156,3 +156,17 @@ async def test_a_live_profile_forwards_text_as_it_is_generated(
     assert details["arm"] == MISTRAL
     assert details["profile"] == "signalroute/live"
     assert len(chunks) > 3
+
+
+async def test_hints_go_through_the_openai_client(service: ServiceFactory, prompt: str) -> None:
+    async with service() as client:
+        api = openai_client(client)
+        completion = await api.chat.completions.create(
+            model="signalroute/auto", messages=user(prompt), extra_body={"hints": {"task": "mbpp"}}
+        )
+        with pytest.raises(openai.BadRequestError, match="hint key 'Task' must be"):
+            await api.chat.completions.create(
+                model="signalroute/auto", messages=user(prompt), extra_body={"hints": {"Task": "x"}}
+            )
+    details = (completion.model_extra or {})["signalroute"]
+    assert details["trace"]["decisions"][0]["signals"]["query"]["hint_task"] == "mbpp"

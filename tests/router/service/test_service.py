@@ -102,6 +102,10 @@ async def test_route_and_run_logs_decision_and_reward(
         ({"messages": user("hi"), "constraints": {"max_cost_usd": -1}}, "max_cost_usd"),
         ({"messages": user("hi"), "response_format": {"type": "yaml"}}, "response_format"),
         ({"messages": "hi"}, "messages"),
+        ({"messages": user("hi"), "hints": {"Task": "sql"}}, "hint key 'Task' must be"),
+        ({"messages": user("hi"), "hints": {"task": ""}}, "hint 'task' must be 1 to 64"),
+        ({"messages": user("hi"), "hints": {f"k{i}": "v" for i in range(9)}}, "at most 8 hints"),
+        ({"messages": user("hi"), "hints": {"task": 3}}, "hints.task"),
     ],
 )
 async def test_bad_route_requests_are_400_and_write_nothing(
@@ -112,6 +116,24 @@ async def test_bad_route_requests_are_400_and_write_nothing(
     assert response.status_code == 400
     assert message in response.json()["error"]["message"]
     assert await count(database, "requests") == 0
+
+
+async def test_hints_reach_the_context_and_the_log(service: ServiceFactory) -> None:
+    hints = {"task": "winogrande", "area": "support"}
+    async with service() as client:
+        response = await client.post(
+            "/route-and-run",
+            json={"messages": user("Pick the right option."), "stages": PRE_ONLY, "hints": hints},
+        )
+        assert response.status_code == 200, response.text
+        body = response.json()
+        [decision] = body["trace"]["decisions"]
+        query = decision["signals"]["query"]
+        assert (query["hint_task"], query["hint_area"]) == ("winogrande", "support")
+        stored = (await client.get(f"/requests/{body['id']}")).json()
+        assert stored["params"]["hints"] == hints
+        [logged] = stored["decisions"]
+        assert logged["context"]["shared"]["Q"]["hint_task"] == "winogrande"
 
 
 async def test_constraints_no_arm_satisfies_are_422_and_write_nothing(
