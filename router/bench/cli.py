@@ -78,6 +78,13 @@ def add_bench_command(commands: Any) -> None:
         help="lambda_cost values each learned variant is run at (its curve)",
     )
     bench.add_argument(
+        "--cheap-lambdas",
+        type=_floats,
+        default=BenchOptions().cheap_lambdas,
+        help="more lambda_cost values for the pre variant alone, to trace the cheap end of the "
+        "curve ('' for none)",
+    )
+    bench.add_argument(
         "--variants",
         type=_names,
         default=BenchOptions().variants,
@@ -85,10 +92,10 @@ def add_bench_command(commands: Any) -> None:
     )
     bench.add_argument("--judge-accuracy", type=float, default=0.9)
     bench.add_argument(
-        "--no-task-hint",
+        "--task-hint",
         action="store_true",
-        help="route without telling the router each prompt's task (by default the learned "
-        "variants get it as the request hint task=..., as the task-level baseline does)",
+        help="tell the learned variants each prompt's task, as the request hint task=... "
+        "(the task-level baseline is always told it)",
     )
     bench.add_argument(
         "--judge-model",
@@ -171,12 +178,13 @@ def run_command(args: argparse.Namespace) -> int:
         options = BenchOptions(
             variants=args.variants,
             lambdas=args.lambdas,
+            cheap_lambdas=args.cheap_lambdas,
             seeds=args.seeds,
             judge_accuracy=args.judge_accuracy,
             judge=args.judge,
             escalation_targets=args.escalation_targets,
             order=args.order,
-            task_hint=not args.no_task_hint,
+            task_hint=args.task_hint,
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None

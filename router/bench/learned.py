@@ -127,7 +127,7 @@ class RunSettings:
     gamma_scale: float = _SERVICE.gamma_scale
     learning_rate: float = _SERVICE.learning_rate
     chunk_chars: int = 16
-    task_hint: bool = True
+    task_hint: bool = False
 
     def __post_init__(self) -> None:
         if self.cost_ref_usd <= 0:

@@ -29,6 +29,10 @@ Order = Literal["shuffled", "file"]
 DEFAULT_LAMBDAS = (0.1, 0.5)
 """Two operating points per learned variant (six for the router as a whole) keep the whole
 RouterBench run near ten minutes on two cores; ``--lambdas`` traces finer curves."""
+CHEAP_LAMBDAS = (2.0, 5.0)
+"""Operating points only the ``pre`` variant runs: the cheap end of the router's curve (the
+other variants pay for judge calls on top, so they cannot reach it). AIQ counts a curve as 0
+below its cheapest point, so a curve that stops short of the cheap end loses that area."""
 BASELINE_LAMBDAS = (0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.45, 0.6, 0.8, 1.0, 1.5, 2.0, 3.0, 5.0)
 """The baseline curves are cheap to trace finely."""
 
@@ -45,13 +49,14 @@ class BenchOptions:
 
     variants: tuple[str, ...] = ("pre", "escalation", "full")
     lambdas: tuple[float, ...] = DEFAULT_LAMBDAS
+    cheap_lambdas: tuple[float, ...] = CHEAP_LAMBDAS
     seeds: tuple[int, ...] = (0, 1, 2)
     judge_accuracy: float = 0.9
     judge: JudgeMode = "always"
     escalation_targets: int = 3
     order: Order = "shuffled"
     knn_k: int = 20
-    task_hint: bool = True
+    task_hint: bool = False
     baseline_lambdas: tuple[float, ...] = BASELINE_LAMBDAS
 
     def __post_init__(self) -> None:
@@ -60,7 +65,8 @@ class BenchOptions:
             raise ValueError(f"unknown variants {unknown}: use {', '.join(VARIANTS)}")
         if not self.seeds or not self.lambdas:
             raise ValueError("at least one seed and one lambda_cost are needed")
-        if any(value < 0 for value in (*self.lambdas, *self.baseline_lambdas)):
+        lambdas = (*self.lambdas, *self.cheap_lambdas, *self.baseline_lambdas)
+        if any(value < 0 for value in lambdas):
             raise ValueError("lambda_cost must be >= 0")
         if not 0.0 <= self.judge_accuracy <= 1.0:
             raise ValueError("judge_accuracy must lie in [0, 1]")
@@ -71,9 +77,16 @@ class BenchOptions:
         return [
             LearnedSpec(variant, lam, seed)
             for variant in self.variants
-            for lam in self.lambdas
+            for lam in self.variant_lambdas(variant)
             for seed in self.seeds
         ]
+
+    def variant_lambdas(self, variant: str) -> tuple[float, ...]:
+        """The operating points ``variant`` is run at: ``lambdas``, and for ``pre`` the
+        ``cheap_lambdas`` it does not already hold."""
+        if variant != "pre":
+            return self.lambdas
+        return (*self.lambdas, *(lam for lam in self.cheap_lambdas if lam not in self.lambdas))
 
 
 @dataclass(frozen=True, eq=False)

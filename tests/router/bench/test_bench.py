@@ -37,7 +37,9 @@ async def test_bench_runs_learned_variants_and_baselines(
     database: Database, tmp_path: Path
 ) -> None:
     matrix = synthetic_matrix(50)
-    options = BenchOptions(variants=("pre", "escalation", "full"), lambdas=(0.3,), seeds=(0,))
+    options = BenchOptions(
+        variants=("pre", "escalation", "full"), lambdas=(0.3,), cheap_lambdas=(), seeds=(0,)
+    )
     routed: list[int] = []
     result = await run_bench_async(matrix, options, database, on_progress=routed.append)
     assert sum(routed) == 3 * (35 + 2 * 15)
@@ -89,8 +91,21 @@ async def test_plots_are_written(database: Database, tmp_path: Path) -> None:
     from router.bench.plots import write_plots
 
     matrix = synthetic_matrix(30)
-    options = BenchOptions(variants=("pre",), lambdas=(0.1, 0.6), seeds=(1,))
+    options = BenchOptions(variants=("pre",), lambdas=(0.1, 0.6), cheap_lambdas=(), seeds=(1,))
     result = await run_bench_async(matrix, options, database)
     report = build_report(result)
     for path in write_plots(result, report, tmp_path):
         assert path.read_bytes().startswith(b"\x89PNG")
+
+
+def test_only_pre_runs_the_cheap_end_of_the_curve() -> None:
+    options = BenchOptions(
+        variants=("pre", "escalation"), lambdas=(0.1, 2.0), cheap_lambdas=(2.0, 5.0), seeds=(0, 1)
+    )
+    assert options.variant_lambdas("pre") == (0.1, 2.0, 5.0)  # 2.0 once
+    assert options.variant_lambdas("escalation") == (0.1, 2.0)
+    specs = options.specs()
+    assert len(specs) == 2 * 3 + 2 * 2
+    assert {s.lambda_cost for s in specs if s.variant == "escalation"} == {0.1, 2.0}
+    with pytest.raises(ValueError, match="lambda_cost must be >= 0"):
+        BenchOptions(cheap_lambdas=(-1.0,))

@@ -28,6 +28,9 @@ def test_bench_command_writes_the_report(
             "pre",
             "--lambdas",
             "0.3",
+            "--cheap-lambdas",
+            "5",
+            "--task-hint",
             "--seeds",
             "0",
             "--workers",
@@ -41,8 +44,12 @@ def test_bench_command_writes_the_report(
     report = json.loads((out / "report.json").read_text())
     assert report["dataset"] == "matrix"
     assert report["judge_simulation"]["judge_model"] == "mid"
+    assert report["settings"]["cheap_lambdas"] == [5.0]
+    assert report["settings"]["hints"] == ["task"]
     printed = capsys.readouterr().out
     assert "| signalroute/pre | learned | 0.3 |" in printed
+    assert "| signalroute/pre | learned | 5 |" in printed
+    assert "is told each prompt's task as the request hint `task`" in printed
     assert "Judge simulation" in printed
 
 

@@ -55,6 +55,19 @@ async def test_frozen_pass_neither_learns_nor_remembers(database: Database) -> N
     assert np.isfinite(run.online.cost_usd).all()
 
 
+async def test_the_task_hint_reaches_every_logged_context(database: Database) -> None:
+    matrix = synthetic_matrix(20)
+    settings = RunSettings(cost_ref_usd=0.001, escalation_targets=("strong",), task_hint=True)
+    runner = LearnedRunner(matrix, database, settings)
+    train, test = matrix.rows("train"), matrix.rows("test")
+    await runner.run(LearnedSpec("pre", 0.3, seed=0), list(train), list(test))
+    async with database.connection() as conn:
+        pre = await decision_log.list_decisions(conn, stage="pre", tenant=TENANT)
+    hinted = [d.context["shared"]["Q"]["hint_task"] for d in pre]
+    rows = [*train, *test, *test]  # the three passes, in order
+    assert hinted == [matrix.prompts[row].task for row in rows]
+
+
 class _Policy:
     updates = 0
 
