@@ -90,7 +90,7 @@ def summarize(
 
     Similarity is ``1 - cosine distance``; means are weighted by ``max(similarity, 0.05)``;
     recency is ``exp(-age / half_life * ln 2)`` of the arm's most recent rewarded neighbour,
-    its age counted up to ``now``.
+    its age counted up to ``now`` (timezone-aware, as the store's timestamps are).
     """
     rows = list(outcomes)
     if not rows:

@@ -25,6 +25,36 @@ _REASONING_HINTS = re.compile(
 )
 _JSON_HINT = re.compile(r"\bjson\b")
 
+MAX_HINTS = 8
+_HINT_KEY = re.compile(r"[a-z][a-z0-9_]{0,31}")
+_HINT_VALUE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+/-]{0,63}")
+
+
+def check_hints(hints: Mapping[str, object]) -> dict[str, str]:
+    """``hints`` as they become features, or ValueError saying what is wrong.
+
+    At most ``MAX_HINTS`` pairs; a key is a lower-case identifier of at most 32 characters;
+    a value is a string of 1 to 64 letters, digits and ``. _ + / -``, starting with a letter
+    or digit (compared exactly: ``SQL`` and ``sql`` are two values). No spaces, ``:`` or
+    ``|``: Vowpal Wabbit's text format would merge values that differ only there.
+    """
+    if len(hints) > MAX_HINTS:
+        raise ValueError(f"at most {MAX_HINTS} hints, got {len(hints)}")
+    checked: dict[str, str] = {}
+    for key, value in hints.items():
+        if not isinstance(key, str) or not _HINT_KEY.fullmatch(key):
+            raise ValueError(
+                f"hint key {key!r} must be a lower-case identifier ([a-z][a-z0-9_]*, "
+                "at most 32 characters)"
+            )
+        if not isinstance(value, str) or not _HINT_VALUE.fullmatch(value):
+            raise ValueError(
+                f"hint {key!r} must be a string of 1 to 64 letters, digits and . _ + / - "
+                f"starting with a letter or digit, got {value!r}"
+            )
+        checked[key] = value
+    return checked
+
 
 @dataclass(frozen=True)
 class QuerySignals:
@@ -124,7 +154,8 @@ def query_signals(
     hints: Mapping[str, str] | None = None,
 ) -> QuerySignals:
     """Extract the query signals; ``embedding`` is the embedder's vector of the last user turn,
-    ``hints`` the caller's descriptors of the request."""
+    ``hints`` the caller's descriptors of the request (ValueError unless ``check_hints``
+    accepts them)."""
     prompt = last_user_text(messages)
     lowered = prompt.lower()
     all_text = "\n".join(message_text(m) for m in messages)
@@ -153,7 +184,7 @@ def query_signals(
             tokens_est, code_blocks, questions, len(_REASONING_HINTS.findall(lowered)), depth
         ),
         categories=categories.similarities(embedding),
-        hints=dict(hints or {}),
+        hints=check_hints(hints or {}),
     )
 
 

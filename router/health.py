@@ -165,9 +165,14 @@ def percentile(values: Iterable[float], q: float) -> float:
     two nearest ranks, as numpy's default method computes it.
 
     Sorting a few hundred floats in Python costs a fraction of what numpy's call overhead
-    does at this size, and a snapshot is taken on every request.
+    does at this size, and a snapshot is taken on every request. Raises ValueError for no
+    values or ``q`` outside [0, 100].
     """
+    if not 0.0 <= q <= 100.0:
+        raise ValueError(f"q must lie in [0, 100], got {q}")
     ordered = sorted(values)
+    if not ordered:
+        raise ValueError("the percentile of no values is undefined")
     rank = (len(ordered) - 1) * q / 100.0
     low = int(rank)
     high = min(low + 1, len(ordered) - 1)

@@ -45,7 +45,12 @@ async def bypass(
             user_id=body.user,
             session_id=body.session,
             messages=[dict(m) for m in request.messages],
-            params={"model": arm, "stream": body.stream, "routing": "bypassed"},
+            params={
+                "model": arm,
+                "stream": body.stream,
+                "routing": "bypassed",
+                "hints": body.hints or {},
+            },
             api_key_id=caller.key_id,
         )
     request_id = str(record.id)

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from features.query import check_hints as query_hints
+
 
 def unstorable(value: Any, path: str = "body") -> str | None:
     """Where ``value`` holds a string the store cannot keep, and why; None when it has none.
@@ -104,27 +106,9 @@ def check_response_format(value: dict[str, Any] | None) -> dict[str, Any] | None
     return value
 
 
-MAX_HINTS = 8
-_HINT_KEY = re.compile(r"[a-z][a-z0-9_]{0,31}")
-MAX_HINT_CHARS = 64
-
-
 def check_hints(hints: dict[str, str] | None) -> dict[str, str] | None:
-    """At most ``MAX_HINTS`` pairs; keys lower-case identifiers of at most 32 characters,
-    values non-empty strings of at most ``MAX_HINT_CHARS``."""
-    if hints is None:
-        return None
-    if len(hints) > MAX_HINTS:
-        raise ValueError(f"at most {MAX_HINTS} hints, got {len(hints)}")
-    for key, value in hints.items():
-        if not _HINT_KEY.fullmatch(key):
-            raise ValueError(
-                f"hint key {key!r} must be a lower-case identifier ([a-z][a-z0-9_]*, "
-                "at most 32 characters)"
-            )
-        if not 0 < len(value) <= MAX_HINT_CHARS:
-            raise ValueError(f"hint {key!r} must be 1 to {MAX_HINT_CHARS} characters")
-    return hints
+    """Hints as ``features.query.check_hints`` accepts them (the rule lives with the feature)."""
+    return None if hints is None else query_hints(hints)
 
 
 HINTS_DOC = (

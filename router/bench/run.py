@@ -66,7 +66,7 @@ class BenchOptions:
         if not self.seeds or not self.lambdas:
             raise ValueError("at least one seed and one lambda_cost are needed")
         lambdas = (*self.lambdas, *self.cheap_lambdas, *self.baseline_lambdas)
-        if any(value < 0 for value in lambdas):
+        if not all(value >= 0 for value in lambdas):  # NaN fails too
             raise ValueError("lambda_cost must be >= 0")
         if not 0.0 <= self.judge_accuracy <= 1.0:
             raise ValueError("judge_accuracy must lie in [0, 1]")
@@ -86,7 +86,8 @@ class BenchOptions:
         ``cheap_lambdas`` it does not already hold."""
         if variant != "pre":
             return self.lambdas
-        return (*self.lambdas, *(lam for lam in self.cheap_lambdas if lam not in self.lambdas))
+        extra = dict.fromkeys(lam for lam in self.cheap_lambdas if lam not in self.lambdas)
+        return (*self.lambdas, *extra)
 
 
 @dataclass(frozen=True, eq=False)

@@ -115,8 +115,9 @@ def _litellm_config(models: Sequence[str], replay_url: str) -> str:
 
 
 DECISION_PARTS = ("embed_ms", "query_signals_ms", "history_ms", "context_ms", "draw_ms")
-"""The parts of ``decision_ms`` the router's trace reports; ``history_ms`` is the kNN look-up's
-wall time, during which the query signals are computed."""
+"""The parts of ``decision_ms`` the router's trace reports (first pre-generation draw):
+``history_ms`` runs from sending the kNN look-up to its summary, with the query signals,
+the eligibility check and the request's log parameters computed meanwhile."""
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from features.query import Message
+from features.query import Message, check_hints
 from features.validators import Expectations
 from learner.reward import RewardWeights
 from router.constraints import Constraints
@@ -36,6 +36,9 @@ class RouteRequest:
     request_id: str | None = None
     hints: Mapping[str, str] = field(default_factory=dict)
     """The caller's descriptors of the request, features of every stage's context."""
+
+    def __post_init__(self) -> None:
+        check_hints(self.hints)  # ValueError naming the bad hint
 
     def expectations(self) -> Expectations:
         return Expectations(

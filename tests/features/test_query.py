@@ -8,7 +8,7 @@ import pytest
 from features.categories import CategoryIndex
 from features.embedding import HashingEmbedder, cosine
 from features.language import detect_language
-from features.query import embed_query, last_user_text, query_signals
+from features.query import check_hints, embed_query, last_user_text, query_signals
 
 
 @pytest.fixture(scope="module")
@@ -162,3 +162,26 @@ def test_complexity_grows_with_harder_prompts(
 def test_categories_need_exemplars(embedder: HashingEmbedder) -> None:
     with pytest.raises(ValueError, match="exemplar"):
         CategoryIndex.build(embedder, {"code": []})
+
+
+@pytest.mark.parametrize(
+    ("hints", "message"),
+    [
+        ({"task": "sql", "tier": "gold.v2"}, None),
+        ({"task": "x" * 64}, None),
+        ({"Task": "sql"}, "lower-case identifier"),
+        ({"task": ""}, "1 to 64"),
+        ({"task": "x" * 65}, "1 to 64"),
+        ({"task": "a|b"}, "got 'a|b'"),
+        ({"task": " sql"}, "starting with a letter or digit"),
+        ({"task": "sq\x1bl"}, "got 'sq\\x1bl'"),
+        ({"task": 3}, "got 3"),
+        ({f"k{i}": "v" for i in range(9)}, "at most 8 hints"),
+    ],
+)
+def test_check_hints(hints: dict[str, object], message: str | None) -> None:
+    if message is None:
+        assert check_hints(hints) == hints
+    else:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            check_hints(hints)

@@ -81,3 +81,10 @@ def test_error_window_forgets_old_failures() -> None:
 )
 def test_percentile_agrees_with_numpy(values: list[float], q: float) -> None:
     assert percentile(values, q) == pytest.approx(float(np.percentile(values, q)), abs=1e-6)
+
+
+def test_percentile_refuses_what_numpy_refuses() -> None:
+    with pytest.raises(ValueError, match="no values"):
+        percentile([], 50)
+    with pytest.raises(ValueError, match=r"\[0, 100\]"):
+        percentile([1.0], 101)

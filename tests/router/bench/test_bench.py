@@ -100,12 +100,16 @@ async def test_plots_are_written(database: Database, tmp_path: Path) -> None:
 
 def test_only_pre_runs_the_cheap_end_of_the_curve() -> None:
     options = BenchOptions(
-        variants=("pre", "escalation"), lambdas=(0.1, 2.0), cheap_lambdas=(2.0, 5.0), seeds=(0, 1)
+        variants=("pre", "escalation"),
+        lambdas=(0.1, 2.0),
+        cheap_lambdas=(2.0, 5.0, 5.0),
+        seeds=(0, 1),
     )
-    assert options.variant_lambdas("pre") == (0.1, 2.0, 5.0)  # 2.0 once
+    assert options.variant_lambdas("pre") == (0.1, 2.0, 5.0)  # each once
     assert options.variant_lambdas("escalation") == (0.1, 2.0)
     specs = options.specs()
     assert len(specs) == 2 * 3 + 2 * 2
     assert {s.lambda_cost for s in specs if s.variant == "escalation"} == {0.1, 2.0}
-    with pytest.raises(ValueError, match="lambda_cost must be >= 0"):
-        BenchOptions(cheap_lambdas=(-1.0,))
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(ValueError, match="lambda_cost must be >= 0"):
+            BenchOptions(cheap_lambdas=(bad,))

@@ -168,5 +168,11 @@ async def test_hints_go_through_the_openai_client(service: ServiceFactory, promp
             await api.chat.completions.create(
                 model="signalroute/auto", messages=user(prompt), extra_body={"hints": {"Task": "x"}}
             )
+        bypassed = await api.chat.completions.create(
+            model=GPT4, messages=user(prompt), extra_body={"hints": {"task": "mbpp"}}
+        )
+        bypassed_id = (bypassed.model_extra or {})["signalroute"]["request_id"]
+        stored = (await client.get(f"/requests/{bypassed_id}")).json()
     details = (completion.model_extra or {})["signalroute"]
     assert details["trace"]["decisions"][0]["signals"]["query"]["hint_task"] == "mbpp"
+    assert stored["params"]["hints"] == {"task": "mbpp"}  # a named arm: logged, not learned

@@ -1,0 +1,13 @@
+"""The core request refuses what the HTTP layer refuses, for callers that build it directly."""
+
+import pytest
+
+from learner.reward import RewardWeights
+from router.lifecycle.request import RouteRequest
+
+
+def test_a_request_with_bad_hints_cannot_be_built() -> None:
+    messages = ({"role": "user", "content": "hi"},)
+    assert RouteRequest(messages, RewardWeights(), hints={"task": "sql"}).hints == {"task": "sql"}
+    with pytest.raises(ValueError, match="hint 'task' must be a string"):
+        RouteRequest(messages, RewardWeights(), hints={"task": None})  # type: ignore[dict-item]
