@@ -35,17 +35,6 @@ class PastOutcome(Protocol):
 
 
 @dataclass(frozen=True)
-class NeighbourOutcome:
-    """A ``PastOutcome`` as a plain value."""
-
-    request_id: str
-    distance: float
-    arm: str
-    reward: float | None
-    created_at: datetime
-
-
-@dataclass(frozen=True)
 class ArmHistory:
     mean_reward: float
     count: int

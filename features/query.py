@@ -154,8 +154,8 @@ def query_signals(
     hints: Mapping[str, str] | None = None,
 ) -> QuerySignals:
     """Extract the query signals; ``embedding`` is the embedder's vector of the last user turn,
-    ``hints`` the caller's descriptors of the request (ValueError unless ``check_hints``
-    accepts them)."""
+    ``hints`` the caller's descriptors of the request, as ``check_hints`` accepts them
+    (``RouteRequest`` checks them when it is made)."""
     prompt = last_user_text(messages)
     lowered = prompt.lower()
     all_text = "\n".join(message_text(m) for m in messages)
@@ -184,7 +184,7 @@ def query_signals(
             tokens_est, code_blocks, questions, len(_REASONING_HINTS.findall(lowered)), depth
         ),
         categories=categories.similarities(embedding),
-        hints=check_hints(hints or {}),
+        hints=dict(hints or {}),
     )
 
 

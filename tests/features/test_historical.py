@@ -1,10 +1,23 @@
 import math
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from features.historical import NeighbourOutcome, summarize
+from features.historical import summarize
 from features.system import ArmHealth, CircuitState, Spend, health_features, spend_features
+
+
+@dataclass(frozen=True)
+class NeighbourOutcome:
+    """A ``PastOutcome`` as the store returns it, reduced to what ``summarize`` reads."""
+
+    request_id: str
+    distance: float
+    arm: str
+    reward: float | None
+    created_at: datetime
+
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
