@@ -64,6 +64,21 @@ def serving(database_url: str, port: int) -> Iterator[subprocess.Popen[bytes]]:
             process.wait()
 
 
+async def snapshot_with_at_least(database: Database, updates: int, timeout_s: float = 10) -> None:
+    """Wait until a snapshot of ``pre`` that learned at least ``updates`` rewards is stored."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        async with database.connection() as conn:
+            cursor = await conn.execute(
+                "SELECT max((meta->>'updates')::int) FROM policy_snapshots WHERE name = 'pre'"
+            )
+            row = await cursor.fetchone()
+        if row is not None and row[0] is not None and int(row[0]) >= updates:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no snapshot of pre with {updates} updates within {timeout_s} s")
+
+
 @pytest.mark.usefixtures("replay_data_dir")
 async def test_kill_9_under_load_loses_no_learning_and_applies_nothing_twice(
     embedded_postgres: EmbeddedPostgres, replay_dataset: ReplayDataset
@@ -91,8 +106,13 @@ async def test_kill_9_under_load_loses_no_learning_and_applies_nothing_twice(
 
             for start in range(0, 55, 11):
                 await asyncio.gather(*(route(p) for p in prompts[start : start + 11]))
+            # 110 updates have passed the snapshot threshold (every 20): once that snapshot is
+            # in the store, four more requests log 8 rewards after it, too few for the next.
+            await snapshot_with_at_least(database, 100)
+            for prompt in prompts[55:59]:
+                await route(prompt)
             # Load still in flight when the process dies.
-            in_flight = [asyncio.create_task(route(p)) for p in prompts[55:80]]
+            in_flight = [asyncio.create_task(route(p)) for p in prompts[59:80]]
             await asyncio.sleep(0.05)
             process.send_signal(signal.SIGKILL)
             process.wait()
