@@ -56,7 +56,7 @@ from router.constraints import eligible_arms
 from router.health import HealthTracker
 from router.lifecycle.assessment import assess
 from router.lifecycle.decisions import Decider, trace
-from router.lifecycle.escalation import escalate
+from router.lifecycle.escalation import Escalated, escalate
 from router.lifecycle.generating import generate
 from router.lifecycle.journal import (
     Completed,
@@ -369,11 +369,32 @@ class Router:
         )
 
         if stages.escalation:
-            async for step in escalate(self._kit, prep, ledger, text, completion, assessment):
-                if isinstance(step, tuple):
-                    text, arm, components, assessment = step
-                else:
-                    yield step
+            answer, tried = completion, frozenset[str]()
+            for step_number in range(1, stages.max_escalations + 1):
+                replaced: Escalated | None = None
+                async for step in escalate(
+                    self._kit,
+                    prep,
+                    ledger,
+                    text,
+                    answer,
+                    assessment,
+                    tried=tried,
+                    chained=step_number < stages.max_escalations,
+                ):
+                    if isinstance(step, Escalated):
+                        replaced = step
+                    else:
+                        yield step
+                if replaced is None:
+                    break
+                tried |= {answer.arm}
+                answer, text, arm = (
+                    replaced.completion,
+                    replaced.completion.text,
+                    replaced.completion.arm,
+                )
+                components, assessment = replaced.components, replaced.assessment
 
         latency_ms = (self._clock() - prep.started) * 1000.0
         final_finish: str | None = completion.finish_reason

@@ -185,6 +185,7 @@ class StagesBody(BaseModel):
     holdback_chars: int | None = Field(default=None, ge=0, le=100_000)
     stall_ms: float | None = Field(default=None, gt=0)
     max_switches: int | None = Field(default=None, ge=0, le=10)
+    max_escalations: int | None = Field(default=None, ge=1, le=5)
 
 
 class ValidatorsBody(BaseModel):

@@ -52,7 +52,8 @@ MATRIX_URL = "http://matrix.invalid/v1"
 
 @dataclass(frozen=True)
 class Variant:
-    """A learned configuration: which lifecycle stages run.
+    """A learned configuration: which lifecycle stages run, and how long an escalation chain
+    may grow (``max_escalations``).
 
     The judge grades answers for the learning signal and, with escalation, for the escalation
     policy's decision; a variant without escalation has no use for it once learning is off,
@@ -64,6 +65,7 @@ class Variant:
     escalation: bool
     components: bool
     description: str
+    max_escalations: int = 1
 
     def stages(self, judge: JudgeMode, *, learning: bool) -> StageOptions:
         needed = learning or self.escalation
@@ -72,6 +74,7 @@ class Variant:
             escalation=self.escalation,
             components=self.components,
             judge=judge if needed else "never",
+            max_escalations=self.max_escalations,
         )
 
 
@@ -89,6 +92,14 @@ VARIANTS: Mapping[str, Variant] = {
         True,
         False,
         "pre-generation routing, then the learned escalation policy accepts or escalates",
+    ),
+    "chain": Variant(
+        "chain",
+        False,
+        True,
+        False,
+        "escalation, twice at most: an escalated answer is judged and may be escalated again",
+        max_escalations=2,
     ),
     "full": Variant(
         "full",

@@ -47,7 +47,7 @@ class BenchOptions:
     escalation policy may escalate to (3 was chosen on a held-out part of RouterBench's train
     split over 1: see the README's Benchmarks section)."""
 
-    variants: tuple[str, ...] = ("pre", "escalation", "full")
+    variants: tuple[str, ...] = ("pre", "escalation", "chain", "full")
     lambdas: tuple[float, ...] = DEFAULT_LAMBDAS
     cheap_lambdas: tuple[float, ...] = CHEAP_LAMBDAS
     seeds: tuple[int, ...] = (0, 1, 2)

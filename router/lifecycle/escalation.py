@@ -1,14 +1,20 @@
 """Post-generation escalation: accept the answer, or send it with the reasons it failed to
 another arm, and keep the better answer.
 
+One step of a chain: the router calls ``escalate`` again on an answer that replaced the last
+one, up to ``StageOptions.max_escalations`` times, each time to an arm not tried yet, and
+stops at the first step the policy accepts.
+
 The escalated answer is validated and judged (its verdict is the escalation decision's
-reward), except when the policies do not learn and the first answer is worth 0: it is then
-kept whatever the judge would say, and the judge is not asked (the reward is the validators'
-quality, as for any unjudged answer)."""
+reward, and what the next step decides on), except when the policies do not learn, no step
+follows and the first answer is worth 0: it is then kept whatever the judge would say, and
+the judge is not asked (the reward is the validators' quality, as for any unjudged
+answer)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 from features.anomalies import standard_detectors
@@ -27,6 +33,15 @@ from router.providers import Completion, Delta
 from router.trace import Switch
 
 
+@dataclass(frozen=True)
+class Escalated:
+    """The answer that replaced the escalated one, its components and its assessment."""
+
+    completion: Completion
+    components: list[Component]
+    assessment: Assessment
+
+
 async def escalate(
     kit: StageKit,
     prep: Prepared,
@@ -34,12 +49,17 @@ async def escalate(
     text: str,
     completion: Completion,
     assessment: Assessment,
-) -> AsyncIterator[Switch | Delta | tuple[str, str, list[Component], Assessment]]:
-    """Accept the answer or escalate it; yields the new answer when one replaces it."""
+    *,
+    tried: frozenset[str] = frozenset(),
+    chained: bool = False,
+) -> AsyncIterator[Switch | Delta | Escalated]:
+    """Accept the answer or escalate it to an arm outside ``tried`` (the answering arm is
+    never a target); yields the new answer when one replaces it. ``chained``: a further step
+    may follow, so the escalated answer's verdict is needed."""
     answered_by = completion.arm
     health = kit.health_now()
     try:
-        eligible = kit.eligibility(prep, health, {answered_by}).eligible
+        eligible = kit.eligibility(prep, health, {answered_by, *tried}).eligible
     except NoEligibleArmError:
         return
     targets = tuple(kit.pool.arm(name) for name in kit.pool.escalation_arms() if name in eligible)
@@ -114,7 +134,7 @@ async def escalate(
         prep.request.messages,
         prep.request.expectations(),
         prep.request.stages,
-        kit.judge if verdict_matters(kit, assessment) else None,
+        kit.judge if chained or verdict_matters(kit, assessment) else None,
         kit.rng,
     )
     cost = new.cost_usd + second.judge_cost_usd
@@ -139,7 +159,7 @@ async def escalate(
     if prep.request.stream:
         yield Switch(ESCALATION, answered_by, target.name, "; ".join(reasons))
         yield Delta(new.text)
-    yield new.text, target.name, attribute(split_components(new.text), target.name), second
+    yield Escalated(new, attribute(split_components(new.text), target.name), second)
 
 
 def verdict_matters(kit: StageKit, first: Assessment) -> bool:

@@ -31,6 +31,8 @@ class StageOptions:
     ``sampled`` (a ``judge_sample_rate`` share of requests); ``never``.
     ``holdback_chars``: streamed text held back from the client until this many characters
     passed the detectors (a run cut inside the window is never seen by the client).
+    ``max_escalations``: how many times one answer may be escalated in a chain (an escalated
+    answer is judged and may be escalated again, each time to an arm not tried yet).
     """
 
     in_generation: bool = True
@@ -41,12 +43,15 @@ class StageOptions:
     holdback_chars: int = 200
     stall_ms: float = 10_000.0
     max_switches: int = 2
+    max_escalations: int = 1
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.judge_sample_rate <= 1.0:
             raise ValueError("judge_sample_rate must be in [0, 1]")
         if self.holdback_chars < 0 or self.stall_ms <= 0 or self.max_switches < 0:
             raise ValueError("holdback_chars, max_switches >= 0 and stall_ms > 0")
+        if self.max_escalations < 1:
+            raise ValueError("max_escalations must be at least 1 (escalation=False turns it off)")
 
 
 def escalate_action(arm: str) -> str:

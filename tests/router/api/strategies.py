@@ -76,6 +76,7 @@ stages = st.fixed_dictionaries(
         "holdback_chars": st.integers(0, 100_000),
         "stall_ms": positive,
         "max_switches": st.integers(0, 10),
+        "max_escalations": st.integers(1, 5),
     },
 )
 names = st.text(min_size=1, max_size=40)

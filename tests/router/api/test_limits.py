@@ -99,3 +99,10 @@ def test_the_frameworks_own_errors_are_json_with_a_message(
 ) -> None:
     response = client.request(method, path, content=body, headers=JSON)
     assert says in error_of(response, status)
+
+
+def test_an_escalation_chain_of_no_steps_is_400(client: httpx.Client) -> None:
+    body = {"messages": [HELLO], "stages": {"max_escalations": 0}}
+    message = error_of(client.post("/route-and-run", json=body), 400)
+    assert "stages.max_escalations" in message
+    assert "greater than or equal to 1" in message

@@ -26,6 +26,8 @@ def test_frozen_pass_serves_pre_only_variants_without_the_judge() -> None:
     assert VARIANTS["pre"].stages("always", learning=False).judge == "never"
     assert VARIANTS["escalation"].stages("always", learning=False).judge == "always"
     assert VARIANTS["full"].stages("on_doubt", learning=False).components
+    assert VARIANTS["escalation"].stages("always", learning=False).max_escalations == 1
+    assert VARIANTS["chain"].stages("always", learning=False).max_escalations == 2
 
 
 async def test_frozen_pass_neither_learns_nor_remembers(database: Database) -> None:

@@ -279,3 +279,64 @@ async def test_a_two_component_answer_is_assembled_from_two_arms(
     good_block = record.outcome(GOOD).response.split("```python", 1)[1].split("```", 1)[0]
     assert good_block.strip() in result["output"]
     assert result["cost_usd"] == pytest.approx(sum(d["cost_usd"] or 0 for d in decisions))
+
+
+CHAIN_POOL = """
+arms:
+  - {name: claude-v1, base_url: "{self}/replay/v1", model: claude-v1,
+     input_usd_per_mtok: 8, output_usd_per_mtok: 24, context_window: 100000}
+  - {name: claude-v2, base_url: "{self}/replay/v1", model: claude-v2,
+     input_usd_per_mtok: 8, output_usd_per_mtok: 24, context_window: 100000}
+  - {name: gpt-4-1106-preview, base_url: "{self}/replay/v1", model: gpt-4-1106-preview,
+     input_usd_per_mtok: 10, output_usd_per_mtok: 30, context_window: 128000}
+judge: {name: judge, base_url: "{self}/replay/v1", model: replay/judge}
+escalation_targets: [claude-v1, claude-v2, gpt-4-1106-preview]
+"""
+
+
+async def test_an_escalated_answer_that_fails_again_is_escalated_again(
+    service: ServiceFactory, tmp_path: Path, replay_dataset: ReplayDataset
+) -> None:
+    """Two claude arms write code that does not parse; with ``max_escalations: 2`` a chain
+    claude -> claude -> gpt-4 can happen, each step to an arm not tried yet, each escalated
+    answer checked again. Without the option, one step is the most."""
+    pool_file = tmp_path / "pool.yaml"
+    pool_file.write_text(CHAIN_POOL)
+    record = mbpp_record(replay_dataset)
+    replay = {"model_faults": {"claude-v1": "broken_code", "claude-v2": "broken_code"}}
+    stages = {"components": False, "judge": "never"}
+    body = {"messages": user(record.prompt), "stages": {**stages, "max_escalations": 2}}
+    async with service(**UNIFORM, pool_config=pool_file, replay=replay) as client:
+        chain = None
+        for _ in range(150):  # a full chain is drawn with probability 1/9 per request
+            response = await client.post("/route-and-run", json=body)
+            assert response.status_code == 200, response.text
+            result = response.json()
+            posts = [d for d in result["trace"]["decisions"] if d["stage"] == "post"]
+            assert 1 <= len(posts) <= 2
+            answered = [result["trace"]["decisions"][0]["arm"]]
+            for post in posts:  # never back to an arm that answered already
+                assert not {f"escalate:{arm}" for arm in answered} & set(post["pmf"])
+                if post["arm"] != "accept":
+                    answered.append(post["arm"].removeprefix("escalate:"))
+            if len(posts) == 2 and posts[1]["arm"] == f"escalate:{GOOD}":
+                chain = (result, posts)
+                break
+        assert chain is not None, "no request was escalated twice"
+        result, (first, second) = chain
+        assert first["outcome"] == "escalated; answer replaced"
+        assert first["details"]["escalated_assessment"]["quality"] == 0.0  # broken again
+        assert set(second["pmf"]) == {"accept", f"escalate:{GOOD}"}
+        assert "def broken(:" in second["details"]["escalation_prompt"]
+        assert second["outcome"] == "escalated; answer replaced"
+        assert result["model"] == GOOD
+        assert result["output"] == record.outcome(GOOD).response
+        assert result["cost_usd"] == pytest.approx(
+            sum(d["cost_usd"] or 0.0 for d in result["trace"]["decisions"])
+        )
+
+        single = {"messages": user(record.prompt), "stages": stages}
+        for _ in range(20):
+            response = await client.post("/route-and-run", json=single)
+            posts = [d for d in response.json()["trace"]["decisions"] if d["stage"] == "post"]
+            assert len(posts) == 1  # the pool's default: one step
