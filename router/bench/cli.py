@@ -75,14 +75,14 @@ def add_bench_command(commands: Any) -> None:
         "--lambdas",
         type=_floats,
         default=BenchOptions().lambdas,
-        help="lambda_cost values each learned variant is run at (its curve)",
+        help="lambda_cost values the judged variants (escalation, chain, full) are run at",
     )
     bench.add_argument(
-        "--cheap-lambdas",
+        "--pre-lambdas",
         type=_floats,
-        default=BenchOptions().cheap_lambdas,
-        help="more lambda_cost values for the pre variant alone, to trace the cheap end of the "
-        "curve ('' for none)",
+        default=BenchOptions().pre_lambdas,
+        help="lambda_cost values the pre variant is run at (no judge once learning is off: the "
+        "cheap end of the curve)",
     )
     bench.add_argument(
         "--variants",
@@ -178,7 +178,7 @@ def run_command(args: argparse.Namespace) -> int:
         options = BenchOptions(
             variants=args.variants,
             lambdas=args.lambdas,
-            cheap_lambdas=args.cheap_lambdas,
+            pre_lambdas=args.pre_lambdas,
             seeds=args.seeds,
             judge_accuracy=args.judge_accuracy,
             judge=args.judge,

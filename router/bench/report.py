@@ -222,7 +222,7 @@ def build_report(result: BenchResult, *, wall_seconds: float | None = None) -> d
         "settings": {
             "variants": {v: VARIANTS[v].description for v in options.variants},
             "lambdas": list(options.lambdas),
-            "cheap_lambdas": list(options.cheap_lambdas),
+            "pre_lambdas": list(options.pre_lambdas),
             "cost_ref_usd": settings.cost_ref_usd,
             "escalation_targets": list(settings.escalation_targets),
             "exploration": settings.exploration,

@@ -55,7 +55,7 @@ async def escalate(
 ) -> AsyncIterator[Switch | Delta | Escalated]:
     """Accept the answer or escalate it to an arm outside ``tried`` (the answering arm is
     never a target); yields the new answer when one replaces it. ``chained``: a further step
-    may follow, so the escalated answer's verdict is needed."""
+    may follow, so the escalated answer's verdict is needed (when a target is left for it)."""
     answered_by = completion.arm
     health = kit.health_now()
     try:
@@ -134,7 +134,7 @@ async def escalate(
         prep.request.messages,
         prep.request.expectations(),
         prep.request.stages,
-        kit.judge if chained or verdict_matters(kit, assessment) else None,
+        kit.judge if (chained and len(targets) > 1) or verdict_matters(kit, assessment) else None,
         kit.rng,
     )
     cost = new.cost_usd + second.judge_cost_usd

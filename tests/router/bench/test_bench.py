@@ -38,7 +38,7 @@ async def test_bench_runs_learned_variants_and_baselines(
 ) -> None:
     matrix = synthetic_matrix(50)
     options = BenchOptions(
-        variants=("pre", "escalation", "full"), lambdas=(0.3,), cheap_lambdas=(), seeds=(0,)
+        variants=("pre", "escalation", "full"), lambdas=(0.3,), pre_lambdas=(0.3,), seeds=(0,)
     )
     routed: list[int] = []
     result = await run_bench_async(matrix, options, database, on_progress=routed.append)
@@ -91,25 +91,30 @@ async def test_plots_are_written(database: Database, tmp_path: Path) -> None:
     from router.bench.plots import write_plots
 
     matrix = synthetic_matrix(30)
-    options = BenchOptions(variants=("pre",), lambdas=(0.1, 0.6), cheap_lambdas=(), seeds=(1,))
+    options = BenchOptions(variants=("pre",), pre_lambdas=(0.1, 0.6), seeds=(1,))
     result = await run_bench_async(matrix, options, database)
     report = build_report(result)
     for path in write_plots(result, report, tmp_path):
         assert path.read_bytes().startswith(b"\x89PNG")
 
 
-def test_only_pre_runs_the_cheap_end_of_the_curve() -> None:
+def test_pre_runs_at_its_own_points_and_the_judged_variants_at_theirs() -> None:
     options = BenchOptions(
         variants=("pre", "escalation"),
         lambdas=(0.1, 2.0),
-        cheap_lambdas=(2.0, 5.0, 5.0),
+        pre_lambdas=(2.0, 5.0, 5.0),
         seeds=(0, 1),
     )
-    assert options.variant_lambdas("pre") == (0.1, 2.0, 5.0)  # each once
+    assert options.variant_lambdas("pre") == (2.0, 5.0)  # each once
     assert options.variant_lambdas("escalation") == (0.1, 2.0)
     specs = options.specs()
-    assert len(specs) == 2 * 3 + 2 * 2
+    assert len(specs) == 2 * 2 + 2 * 2
     assert {s.lambda_cost for s in specs if s.variant == "escalation"} == {0.1, 2.0}
+    assert BenchOptions(variants=("pre",), lambdas=()).variant_lambdas("pre") == (0.5, 2.0)
+    with pytest.raises(ValueError, match="variant escalation needs at least one lambda_cost"):
+        BenchOptions(variants=("pre", "escalation"), lambdas=())
+    with pytest.raises(ValueError, match=r"variant pre needs .* \(pre_lambdas\)"):
+        BenchOptions(pre_lambdas=())
     for bad in (-1.0, float("nan")):
         with pytest.raises(ValueError, match="lambda_cost must be >= 0"):
-            BenchOptions(cheap_lambdas=(bad,))
+            BenchOptions(pre_lambdas=(bad,))

@@ -26,10 +26,8 @@ def test_bench_command_writes_the_report(
             "mid",
             "--variants",
             "pre",
-            "--lambdas",
-            "0.3",
-            "--cheap-lambdas",
-            "5",
+            "--pre-lambdas",
+            "0.3,5",
             "--task-hint",
             "--seeds",
             "0",
@@ -44,7 +42,7 @@ def test_bench_command_writes_the_report(
     report = json.loads((out / "report.json").read_text())
     assert report["dataset"] == "matrix"
     assert report["judge_simulation"]["judge_model"] == "mid"
-    assert report["settings"]["cheap_lambdas"] == [5.0]
+    assert report["settings"]["pre_lambdas"] == [0.3, 5.0]
     assert report["settings"]["hints"] == ["task"]
     printed = capsys.readouterr().out
     assert "| signalroute/pre | learned | 0.3 |" in printed
