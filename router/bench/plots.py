@@ -19,7 +19,12 @@ from router.bench.metrics import cumulative_regret, nondecreasing_hull, pct, rol
 from router.bench.report import LEARNED_CURVE, LEARNED_PREFIX, frontier_points
 from router.bench.run import PROMPTED_CASCADE, BenchResult
 
-LEARNED_COLOURS = {"pre": "tab:blue", "escalation": "tab:red", "full": "tab:purple"}
+LEARNED_COLOURS = {
+    "pre": "tab:blue",
+    "escalation": "tab:red",
+    "chain": "tab:cyan",
+    "full": "tab:purple",
+}
 BASELINE_STYLES = {
     "task-level": ("tab:green", "--"),
     "kNN": ("tab:orange", "--"),

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from router.bench.learned import VARIANTS
 from router.bench.markdown import markdown
 from router.bench.report import LEARNED_PREFIX, build_report, write_report
 from router.bench.run import PROMPTED_CASCADE, BenchOptions, run_bench_async
@@ -96,6 +97,14 @@ async def test_plots_are_written(database: Database, tmp_path: Path) -> None:
     report = build_report(result)
     for path in write_plots(result, report, tmp_path):
         assert path.read_bytes().startswith(b"\x89PNG")
+
+
+def test_every_learned_variant_has_its_own_colour() -> None:
+    pytest.importorskip("matplotlib")
+    from router.bench.plots import LEARNED_COLOURS
+
+    assert list(LEARNED_COLOURS) == list(VARIANTS)
+    assert len(set(LEARNED_COLOURS.values())) == len(VARIANTS)
 
 
 def test_pre_runs_at_its_own_points_and_the_judged_variants_at_theirs() -> None:
