@@ -119,7 +119,7 @@ def test_pre_runs_at_its_own_points_and_the_judged_variants_at_theirs() -> None:
     specs = options.specs()
     assert len(specs) == 2 * 2 + 2 * 2
     assert {s.lambda_cost for s in specs if s.variant == "escalation"} == {0.1, 2.0}
-    assert BenchOptions(variants=("pre",), lambdas=()).variant_lambdas("pre") == (0.5, 2.0)
+    assert BenchOptions(variants=("pre",), lambdas=()).variant_lambdas("pre") == (0.5, 2.0, 20.0)
     with pytest.raises(ValueError, match="variant escalation needs at least one lambda_cost"):
         BenchOptions(variants=("pre", "escalation"), lambdas=())
     with pytest.raises(ValueError, match=r"variant pre needs .* \(pre_lambdas\)"):
