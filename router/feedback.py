@@ -2,8 +2,10 @@
 
 Feedback names one decision, or a whole request. A request's feedback rewards every decision
 that shaped the answer it delivered: the generation decision that produced it (the last
-pre-/in-generation one; earlier ones were cut or failed), the escalation decision, and the
-component decisions. With an idempotency key, each of those rewards is recorded once.
+pre-/in-generation one; earlier ones were cut or failed), the escalation decisions from the
+last one that escalated on (the one whose answer was delivered, and the step that accepted
+it; earlier steps of a chain led to answers that were replaced), and the component
+decisions. With an idempotency key, each of those rewards is recorded once.
 """
 
 from __future__ import annotations
@@ -13,7 +15,13 @@ from dataclasses import dataclass
 
 from features.errors import NotFoundError, RequestError
 from learner.context import Context
-from router.lifecycle.stages import COMPONENT, ESCALATION, IN_GENERATION, PRE_GENERATION
+from router.lifecycle.stages import (
+    COMPONENT,
+    ESCALATE_PREFIX,
+    ESCALATION,
+    IN_GENERATION,
+    PRE_GENERATION,
+)
 from router.policies import PolicyRegistry
 from store import decisions as decision_log
 from store import rewards as reward_log
@@ -48,7 +56,9 @@ def credited_decisions(decisions: Sequence[DecisionRecord]) -> list[DecisionReco
     """The decisions of a request that shaped its answer, generation first."""
     generation = [d for d in decisions if d.stage in (PRE_GENERATION, IN_GENERATION)]
     chosen = generation[-1:]
-    chosen += [d for d in decisions if d.stage == ESCALATION]
+    escalations = [d for d in decisions if d.stage == ESCALATION]
+    steps = [i for i, d in enumerate(escalations) if d.chosen_arm.startswith(ESCALATE_PREFIX)]
+    chosen += escalations[steps[-1] :] if steps else escalations
     chosen += [d for d in decisions if d.stage == COMPONENT]
     return chosen
 

@@ -52,7 +52,8 @@ class Metrics:
         )
         self._escalations = Counter(
             "signalroute_escalations",
-            "Answers escalated to another arm after validation or judging.",
+            "Escalation steps: answers sent to another arm after validation or judging "
+            "(a chain counts each step).",
             ("to_arm",),
             registry=r,
         )

@@ -96,7 +96,7 @@ class StageDefaults(BaseModel):
     holdback_chars: int = Field(default=200, ge=0)
     stall_ms: float = Field(default=10_000.0, gt=0)
     max_switches: int = Field(default=2, ge=0)
-    max_escalations: int = Field(default=1, ge=1)
+    max_escalations: int = Field(default=1, ge=1, le=5)
 
 
 class Profile(BaseModel):

@@ -13,7 +13,9 @@
    by an arm the component policy picks, with the accepted parts as context;
 6. **post-generation**: validators, then the judge when the route asks for it; the
    escalation policy accepts the answer or escalates it, with the failed output and the
-   reasons, to another arm;
+   reasons, to another arm; with ``max_escalations`` above 1 an escalated answer goes
+   through this step again (to an arm not tried yet) until the policy accepts, an
+   escalation fails or brings no better answer, or the steps run out;
 7. every decision is **rewarded** (learned at once, logged once), the answer and its query
    embedding are stored.
 
@@ -499,6 +501,8 @@ def _request_params(request: RouteRequest) -> dict[str, Any]:
             "escalation": stages.escalation,
             "components": stages.components,
             "judge": stages.judge,
+            "max_switches": stages.max_switches,
+            "max_escalations": stages.max_escalations,
         },
         "max_tokens": request.max_tokens,
         "temperature": request.temperature,

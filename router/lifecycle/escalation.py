@@ -2,8 +2,9 @@
 another arm, and keep the better answer.
 
 One step of a chain: the router calls ``escalate`` again on an answer that replaced the last
-one, up to ``StageOptions.max_escalations`` times, each time to an arm not tried yet, and
-stops at the first step the policy accepts.
+one, up to ``StageOptions.max_escalations`` times, each time to an arm not tried yet; the
+chain ends at the first step the policy accepts, whose escalation fails (error or cut) or
+whose answer is no better than the one it escalated.
 
 The escalated answer is validated and judged (its verdict is the escalation decision's
 reward, and what the next step decides on), except when the policies do not learn, no step
@@ -166,5 +167,6 @@ def verdict_matters(kit: StageKit, first: Assessment) -> bool:
     """Whether judging the escalated answer can change anything: its verdict is the
     escalation decision's reward when the policies learn, and otherwise only decides which
     answer is kept, which it cannot when the first answer is already worth 0 (the escalated
-    one replaces it whatever its score). A judge call that changes nothing is not paid for."""
+    one replaces it whatever its score). A judge call that changes nothing is not paid for.
+    (A chain's next step needs the verdict as well: ``escalate`` asks for it then.)"""
     return kit.decider.learns or first.quality > 0.0
