@@ -391,12 +391,8 @@ class Router:
                 if replaced is None:
                     break
                 tried |= {answer.arm}
-                answer, text, arm = (
-                    replaced.completion,
-                    replaced.completion.text,
-                    replaced.completion.arm,
-                )
-                components, assessment = replaced.components, replaced.assessment
+                answer, assessment = replaced.completion, replaced.assessment
+                text, arm, components = answer.text, answer.arm, replaced.components
 
         latency_ms = (self._clock() - prep.started) * 1000.0
         final_finish: str | None = completion.finish_reason

@@ -36,11 +36,15 @@ from router.trace import Switch
 
 @dataclass(frozen=True)
 class Escalated:
-    """The answer that replaced the escalated one, its components and its assessment."""
+    """The answer that replaced the escalated one, and its assessment."""
 
     completion: Completion
-    components: list[Component]
     assessment: Assessment
+
+    @property
+    def components(self) -> list[Component]:
+        """The new answer's components, every one written by the arm it was escalated to."""
+        return attribute(split_components(self.completion.text), self.completion.arm)
 
 
 async def escalate(
@@ -135,7 +139,9 @@ async def escalate(
         prep.request.messages,
         prep.request.expectations(),
         prep.request.stages,
-        kit.judge if (chained and len(targets) > 1) or verdict_matters(kit, assessment) else None,
+        kit.judge
+        if verdict_matters(kit, assessment, next_step=chained and len(targets) > 1)
+        else None,
         kit.rng,
     )
     cost = new.cost_usd + second.judge_cost_usd
@@ -160,13 +166,13 @@ async def escalate(
     if prep.request.stream:
         yield Switch(ESCALATION, answered_by, target.name, "; ".join(reasons))
         yield Delta(new.text)
-    yield Escalated(new, attribute(split_components(new.text), target.name), second)
+    yield Escalated(new, second)
 
 
-def verdict_matters(kit: StageKit, first: Assessment) -> bool:
+def verdict_matters(kit: StageKit, first: Assessment, *, next_step: bool = False) -> bool:
     """Whether judging the escalated answer can change anything: its verdict is the
-    escalation decision's reward when the policies learn, and otherwise only decides which
-    answer is kept, which it cannot when the first answer is already worth 0 (the escalated
-    one replaces it whatever its score). A judge call that changes nothing is not paid for.
-    (A chain's next step needs the verdict as well: ``escalate`` asks for it then.)"""
-    return kit.decider.learns or first.quality > 0.0
+    escalation decision's reward when the policies learn, what a chain's ``next_step``
+    decides on, and otherwise only decides which answer is kept, which it cannot when the
+    first answer is already worth 0 (the escalated one replaces it whatever its score). A
+    judge call that changes nothing is not paid for."""
+    return next_step or kit.decider.learns or first.quality > 0.0
