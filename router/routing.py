@@ -365,13 +365,17 @@ class Router:
                 masked=generated.masked,
                 cost_usd=completion.cost_usd,
                 latency_ms=completion.latency_ms,
-                details={"validators": [r.name for r in original_check.failed]},
+                details={
+                    "validators": [r.name for r in original_check.failed],
+                    **({"last_run": True} if generated.last_run else {}),
+                },
             ),
             completion.cost_usd,
         )
 
+        answer = completion
         if stages.escalation:
-            answer, tried = completion, frozenset[str]()
+            tried = frozenset[str]()
             for step_number in range(1, stages.max_escalations + 1):
                 replaced: Escalated | None = None
                 async for step in escalate(
@@ -395,11 +399,8 @@ class Router:
                 text, arm, components = answer.text, answer.arm, replaced.components
 
         latency_ms = (self._clock() - prep.started) * 1000.0
-        final_finish: str | None = completion.finish_reason
-        final_prompt_tokens: int | None = completion.prompt_tokens
-        final_completion_tokens: int | None = completion.completion_tokens
-        if arm != completion.arm:  # escalated: usage of the escalation call is in its trace
-            final_finish = final_prompt_tokens = final_completion_tokens = None
+        # The provider's token counts describe the answer only when it is one call's text.
+        reported = answer.usage_reported and text == answer.text
         self._spend.add(prep.request.tenant, prep.request.session, ledger.cost_usd)
         await self._record(
             prep.journal,
@@ -419,9 +420,12 @@ class Router:
             ),
             assessment=assessment.as_json(),
             timings=dict(prep.timings),
-            finish_reason=final_finish,
-            prompt_tokens=final_prompt_tokens,
-            completion_tokens=final_completion_tokens,
+            finish_reason=answer.finish_reason,
+            prompt_tokens=answer.prompt_tokens if reported else None,
+            completion_tokens=answer.completion_tokens if reported else None,
+            format_error=next(
+                (r.reason for r in assessment.validation.failed if r.name == "json"), None
+            ),
         )
 
     # --- pre- and in-generation ----------------------------------------------------------

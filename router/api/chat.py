@@ -26,6 +26,7 @@ from router.api.limits import check_prompt_size
 from router.api.openai_format import (
     DONE,
     SSE_HEADERS,
+    Usage,
     chunk,
     completion_body,
     error_event,
@@ -154,12 +155,13 @@ async def _routed(
     if isinstance(final, RouteFailed):
         return _failed_response(final, body.model)
     headers = _result_headers(final, body.model)
-    extra = _routed_extra(final, body.model)
-    usage = estimated_usage(request.messages, final.output).as_json(final.cost_usd)
+    extra = _routed_extra(request, final, body.model)
+    usage = routed_usage(request, final).as_json(final.cost_usd)
     completion_id = f"chatcmpl-{final.request_id}"
+    finish = finish_reason(final)
     if not body.stream:
         return JSONResponse(
-            completion_body(completion_id, final.model, final.output, "stop", usage, extra),
+            completion_body(completion_id, final.model, final.output, finish, usage, extra),
             headers=headers,
         )
 
@@ -167,7 +169,7 @@ async def _routed(
         yield chunk(completion_id, final.model, {"role": "assistant", "content": ""})
         for piece in text_pieces(final.output):
             yield chunk(completion_id, final.model, {"content": piece})
-        yield chunk(completion_id, final.model, {}, "stop", extra)
+        yield chunk(completion_id, final.model, {}, finish, extra)
         if body.include_usage:
             yield usage_chunk(completion_id, final.model, usage)
         yield DONE
@@ -204,9 +206,10 @@ async def _routed_live(
                 return
             else:
                 await settle(runtime, caller, event)
-                yield chunk(completion_id, event.model, {}, "stop", _routed_extra(event, model))
+                extra = _routed_extra(request, event, model)
+                yield chunk(completion_id, event.model, {}, finish_reason(event), extra)
                 if body.include_usage:
-                    usage = estimated_usage(request.messages, event.output)
+                    usage = routed_usage(request, event)
                     yield usage_chunk(completion_id, event.model, usage.as_json(event.cost_usd))
                 yield DONE
                 return
@@ -238,7 +241,28 @@ def _result_headers(result: RouteResult, profile_id: str) -> dict[str, str]:
     return headers
 
 
-def _routed_extra(result: RouteResult, profile_id: str) -> dict[str, Any]:
+FORMAT_FAILED = "format_failed"
+"""The finish reason of an answer that fails the requested JSON format: every run missed
+it, and this is the best answer obtained (``signalroute.format_error`` says why)."""
+
+
+def finish_reason(result: RouteResult) -> str:
+    """The answering call's own reason when it is not a plain stop (``length``,
+    ``content_filter``, ``tool_calls``), else ``format_failed`` when the answer fails the
+    requested format, else ``stop``."""
+    if result.finish_reason not in (None, "stop"):
+        return str(result.finish_reason)
+    return FORMAT_FAILED if result.format_error is not None else "stop"
+
+
+def routed_usage(request: RouteRequest, result: RouteResult) -> Usage:
+    """The provider's counts for the answering call when it sent them, else estimates."""
+    if result.prompt_tokens is not None and result.completion_tokens is not None:
+        return Usage(result.prompt_tokens, result.completion_tokens)
+    return estimated_usage(request.messages, result.output)
+
+
+def _routed_extra(request: RouteRequest, result: RouteResult, profile_id: str) -> dict[str, Any]:
     decision = answering_decision(result)
     return {
         "request_id": result.request_id,
@@ -247,7 +271,8 @@ def _routed_extra(result: RouteResult, profile_id: str) -> dict[str, Any]:
         "probability": decision.probability if decision is not None else None,
         "cost_usd": result.cost_usd,
         "latency_ms": round(result.latency_ms, 2),
-        "usage_estimated": True,
+        "usage_estimated": result.prompt_tokens is None or result.completion_tokens is None,
+        "format_error": result.format_error,
         "trace": result_body(result)["trace"],
     }
 
@@ -259,8 +284,7 @@ def _failed_response(failure: RouteFailed, profile_id: str) -> JSONResponse:
         "profile": profile_id,
         "trace": {"decisions": [asdict(d) for d in failure.decisions]},
     }
-    return JSONResponse(
-        body,
-        status_code=failure.error.status_code,
-        headers={"x-signalroute-request-id": failure.request_id},
-    )
+    headers = {"x-signalroute-request-id": failure.request_id}
+    if failure.decisions and all(d.outcome.startswith("cut") for d in failure.decisions):
+        headers["x-should-retry"] = "false"  # the same request would be cut again
+    return JSONResponse(body, status_code=failure.error.status_code, headers=headers)

@@ -89,6 +89,8 @@ def result_body(result: RouteResult) -> dict[str, Any]:
         "model": result.model,
         "cost_usd": result.cost_usd,
         "latency_ms": round(result.latency_ms, 2),
+        "finish_reason": result.finish_reason,
+        "format_error": result.format_error,
         "trace": {
             "decisions": [asdict(d) for d in result.decisions],
             "components": [asdict(c) for c in result.components],

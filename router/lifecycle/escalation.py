@@ -100,7 +100,7 @@ async def escalate(
         async for event in monitored_run(
             kit.providers[target.name],
             target,
-            prep.chat(messages),
+            prep.chat(messages, arm=target),
             standard_detectors(
                 query_language=prep.query.language,
                 json_requested=prep.query.json_requested,

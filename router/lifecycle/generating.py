@@ -18,6 +18,12 @@ from router.lifecycle.state import Generated, Ledger, Prepared
 from router.providers import Delta
 from router.trace import Switch
 
+LAST_RUN_DETECTORS = frozenset({"cost_cap"})
+"""The detectors that still cut a request's last run (no switch left, or no other arm):
+only the caller's own cost cap. Content detectors (format, refusal, repetition, language)
+let it finish, so a request whose every arm misses a check gets the best answer obtained,
+validated, possibly escalated and marked, instead of an error."""
+
 FAILED_RUN_REWARD = 0.0
 """The reward of a run that delivered nothing, cut by a detector or failed: the lowest there
 is, whatever it cost (it still forces another run), the same for a cut as for an error."""
@@ -67,6 +73,9 @@ async def generate(
             if stages.in_generation
             else []
         )
+        last_run = switches == stages.max_switches or len(eligibility.eligible) == 1
+        if last_run:
+            detectors = [d for d in detectors if d.name in LAST_RUN_DETECTORS]
         held = ""
         released = False
         # Router overhead before the first model call: signals, kNN, policy, draw.
@@ -79,7 +88,7 @@ async def generate(
             async for event in monitored_run(
                 kit.providers[arm.name],
                 arm,
-                prep.chat(),
+                prep.chat(arm=arm),
                 detectors,
                 stall_ms=stages.stall_ms,
                 clock=kit.clock,
@@ -129,7 +138,7 @@ async def generate(
                             yield Switch(stage, shown_arm, arm.name, last_reason)
                         if held:
                             yield Delta(held)
-                    yield Generated(drawn, event, signals, eligibility.masked)
+                    yield Generated(drawn, event, signals, eligibility.masked, last_run)
                     return
         except ProviderError as exc:
             kit.provider_failed(arm.name, exc)

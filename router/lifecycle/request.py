@@ -25,6 +25,7 @@ class RouteRequest:
     response_format: Mapping[str, Any] | None = None
     constraints: Constraints = field(default_factory=Constraints)
     max_tokens: int | None = None
+    """The completion-token cap (``max_tokens`` or ``max_completion_tokens``)."""
     temperature: float | None = None
     stream: bool = False
     stages: StageOptions = field(default_factory=StageOptions)
@@ -36,6 +37,8 @@ class RouteRequest:
     request_id: str | None = None
     hints: Mapping[str, str] = field(default_factory=dict)
     """The caller's descriptors of the request, features of every stage's context."""
+    params: Mapping[str, Any] = field(default_factory=dict)
+    """Chat Completions fields forwarded to every arm the request runs on, as given."""
 
     def __post_init__(self) -> None:
         check_hints(self.hints)  # ValueError naming the bad hint

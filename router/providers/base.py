@@ -18,10 +18,17 @@ class ChatRequest:
     max_tokens: int | None = None
     temperature: float | None = None
     response_format: Mapping[str, Any] | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+    """Other Chat Completions fields, sent as the caller gave them (``stop``, ``seed``,
+    ``tools``, ...): ``router.api.openai_fields`` says which."""
 
     def body(self, model: str, *, stream: bool) -> dict[str, Any]:
         """The OpenAI chat-completions request body."""
-        body: dict[str, Any] = {"model": model, "messages": [dict(m) for m in self.messages]}
+        body: dict[str, Any] = {
+            **self.params,
+            "model": model,
+            "messages": [dict(m) for m in self.messages],
+        }
         if self.max_tokens is not None:
             body["max_tokens"] = self.max_tokens
         if self.temperature is not None:
@@ -70,6 +77,8 @@ class Completion:
     latency_ms: float
     first_token_ms: float | None = None
     rate_limit: RateLimit = field(default_factory=RateLimit)
+    usage_reported: bool = False
+    """The token counts are the provider's own (else estimated from the text)."""
     headers: Mapping[str, str] = field(default_factory=dict)
 
 

@@ -70,6 +70,14 @@ def parse_rate_limit(headers: Mapping[str, str]) -> RateLimit:
     )
 
 
+def usage_reported(usage: Any) -> bool:
+    """Whether a usage object holds the provider's own prompt and completion counts."""
+    return isinstance(usage, dict) and all(
+        isinstance(usage.get(key), int) and not isinstance(usage.get(key), bool)
+        for key in ("prompt_tokens", "completion_tokens")
+    )
+
+
 def _error_message(response: httpx.Response) -> str:
     """The provider's own error message when it sent one, else the start of its body."""
     try:
@@ -187,6 +195,7 @@ class OpenAICompatProvider:
             first_token_ms=latency_ms,
             rate_limit=parse_rate_limit(response.headers),
             headers=dict(response.headers),
+            usage_reported=usage_reported(payload.get("usage")),
         )
 
     async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
@@ -257,6 +266,7 @@ class OpenAICompatProvider:
             first_token_ms=first_token_ms,
             rate_limit=parse_rate_limit(headers),
             headers=headers,
+            usage_reported=usage_reported(usage),
         )
 
     def _parse_chunk(self, data: str) -> dict[str, Any]:
