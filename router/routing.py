@@ -507,4 +507,6 @@ def _request_params(request: RouteRequest) -> dict[str, Any]:
         "max_tokens": request.max_tokens,
         "temperature": request.temperature,
         "stream": request.stream,
+        "needs": dict(constraints.needs),
+        **({"fields": dict(request.fields)} if request.fields else {}),
     }

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from features.errors import ProviderError
+from router.api.openai_fields import forwarded_params
 from router.api.openai_format import (
     DONE,
     SSE_HEADERS,
@@ -20,7 +21,10 @@ from router.api.openai_format import (
 )
 from router.api.schemas import ChatCompletionBody
 from router.auth.caller import Caller
+from router.lifecycle.prompts import with_format_instruction
+from router.lifecycle.state import JSON_CAPABILITY, wants_json
 from router.providers import ChatRequest, Completion, Delta, Provider
+from router.providers.base import Message
 from router.runtime import Runtime
 from store import requests as request_log
 
@@ -31,25 +35,35 @@ async def bypass(
     runtime: Runtime, caller: Caller, body: ChatCompletionBody, tenant: str, provider: Provider
 ) -> JSONResponse | StreamingResponse:
     """Send the request to the arm ``model`` names; log it and count its cost either way."""
+    sent = body.sent()
+    arm = body.model
+    sent_messages = tuple(m.model_dump(exclude_none=True) for m in body.messages)
+    messages: tuple[Message, ...] = sent_messages
+    response_format = body.response_format
+    if wants_json(response_format) and JSON_CAPABILITY not in runtime.pool.arm(arm).capabilities:
+        assert response_format is not None
+        messages = with_format_instruction(messages, response_format)
+        response_format = None
     request = ChatRequest(
-        messages=tuple(m.model_dump(exclude_none=True) for m in body.messages),
+        messages=messages,
         max_tokens=body.max_tokens,
         temperature=body.temperature,
-        response_format=body.response_format,
+        response_format=response_format,
+        params=forwarded_params(sent),
     )
-    arm = body.model
     async with runtime.database.connection() as conn:
         record = await request_log.insert_request(
             conn,
             tenant=tenant,
             user_id=body.user,
             session_id=body.session,
-            messages=[dict(m) for m in request.messages],
+            messages=list(sent_messages),
             params={
                 "model": arm,
                 "stream": body.stream,
                 "routing": "bypassed",
                 "hints": body.hints or {},
+                "fields": sent,
             },
             api_key_id=caller.key_id,
         )

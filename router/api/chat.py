@@ -9,6 +9,7 @@ in one extra top-level field, ``signalroute``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from dataclasses import asdict
 from typing import Any
@@ -16,15 +17,17 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from features.errors import NotFoundError, ProviderError
+from features.errors import NoEligibleArmError, NotFoundError, ProviderError
 from learner.reward import RewardWeights
 from router.api.admission import admit, settle
 from router.api.bypass import bypass
 from router.api.deps import CallerDep, RuntimeDep
 from router.api.errors import error_body
 from router.api.limits import check_prompt_size
+from router.api.openai_fields import check_fields, forwarded_params
 from router.api.openai_format import (
     DONE,
+    EXTRA_FIELD,
     SSE_HEADERS,
     Usage,
     chunk,
@@ -37,11 +40,11 @@ from router.api.openai_format import (
 from router.api.route import result_body
 from router.api.schemas import ChatCompletionBody
 from router.auth.caller import Caller
-from router.constraints import Constraints
+from router.constraints import Constraints, missing_needs, request_needs
 from router.lifecycle.stages import ESCALATE_PREFIX, StageOptions
 from router.logs import REQUEST_ID
 from router.pool import Profile
-from router.providers import Delta
+from router.providers import Delta, Provider
 from router.routing import RouteRequest
 from router.runtime import Runtime
 from router.trace import DecisionTrace, RouteEvent, RouteFailed, RouteResult, Switch
@@ -93,11 +96,71 @@ async def chat_completions(
     if profile is None and provider is None:
         known = ", ".join((*runtime.pool.profile_ids, *runtime.pool.names))
         raise NotFoundError(f"unknown model {body.model!r}; this router serves: {known}")
+    check_fields(body.sent(), routed=profile is not None)
+    if profile is None:  # a named arm must have what the request needs
+        missing = missing_needs(runtime.pool.arm(body.model), needs_of(body))
+        if missing is not None:
+            raise NoEligibleArmError(f"{body.model} cannot serve this request: {missing}")
     await admit(runtime, tenant, body.session)
+    choices = body.n or 1
+    if choices == 1:
+        return await _answer(runtime, caller, body, tenant, profile, provider)
+    single = body.model_copy(update={"n": None})
+    answers = [
+        await _answer(runtime, caller, single, tenant, profile, provider) for _ in range(choices)
+    ]
+    return merged_choices(answers)
+
+
+async def _answer(
+    runtime: Runtime,
+    caller: Caller,
+    body: ChatCompletionBody,
+    tenant: str,
+    profile: Profile | None,
+    provider: Provider | None,
+) -> JSONResponse | StreamingResponse:
     if profile is not None:
         return await _routed(runtime, caller, body, tenant, profile)
     assert provider is not None
     return await bypass(runtime, caller, body, tenant, provider)
+
+
+def needs_of(body: ChatCompletionBody) -> dict[str, str]:
+    """The capabilities the request needs of its arm (images, tools, reasoning effort)."""
+    messages = [m.model_dump(exclude_none=True) for m in body.messages]
+    return request_needs(
+        messages, tools=bool(body.tools), reasoning=body.reasoning_effort is not None
+    )
+
+
+def merged_choices(answers: list[JSONResponse | StreamingResponse]) -> JSONResponse:
+    """One ``chat.completion`` of ``n`` answers, each a run (and a logged request) of its own:
+    choice ``i`` is answer ``i``; usage and cost add up; the first answer's id and headers;
+    ``signalroute.choices`` holds each answer's own details. A failed answer is returned
+    as it is (each run before it is logged and billed)."""
+    bodies = []
+    for answer in answers:
+        assert isinstance(answer, JSONResponse)  # n > 1 is refused with stream
+        if answer.status_code != 200:
+            return answer
+        bodies.append(json.loads(bytes(answer.body)))
+    first = bodies[0]
+    merged = dict(first)
+    merged["choices"] = [dict(b["choices"][0], index=i) for i, b in enumerate(bodies)]
+    usage = {
+        key: sum(b["usage"][key] for b in bodies)
+        for key in ("prompt_tokens", "completion_tokens", "total_tokens", "cost_usd")
+        if all(key in b["usage"] for b in bodies)
+    }
+    merged["usage"] = usage
+    details = [b.get(EXTRA_FIELD, {}) for b in bodies]
+    merged[EXTRA_FIELD] = dict(
+        details[0], choices=details, cost_usd=sum(d.get("cost_usd", 0.0) for d in details)
+    )
+    headers = {k: v for k, v in answers[0].headers.items() if k.startswith("x-signalroute")}
+    headers["x-signalroute-cost-usd"] = f"{merged[EXTRA_FIELD]['cost_usd']:.8f}"
+    return JSONResponse(merged, headers=headers)
 
 
 # --- routed ------------------------------------------------------------------------------
@@ -115,6 +178,15 @@ def profile_request(
     """The core request for a profile: its arms as a constraint, its objective and stages."""
     pool = runtime.pool
     objective = profile.objective or pool.objective
+    sent = body.sent()
+    limits = body.constraints
+    constraints = Constraints(
+        max_cost_usd=limits.max_cost_usd if limits else None,
+        max_latency_ms=limits.max_latency_ms if limits else None,
+        capabilities=frozenset(limits.capabilities if limits else ()),
+        arms=frozenset(profile.arms) if profile.arms else None,
+        needs=needs_of(body),
+    )
     return RouteRequest(
         messages=tuple(m.model_dump(exclude_none=True) for m in body.messages),
         weights=RewardWeights(
@@ -128,12 +200,14 @@ def profile_request(
         user=body.user,
         session=body.session,
         response_format=body.response_format,
-        constraints=Constraints(arms=frozenset(profile.arms) if profile.arms else None),
-        max_tokens=body.max_tokens,
+        constraints=constraints,
+        max_tokens=body.token_limit,
         temperature=body.temperature,
         stream=stream,
         stages=StageOptions(**profile.stage_values(pool.stages)),
         hints=body.hints or {},
+        params=forwarded_params(sent),
+        fields=sent,
     )
 
 

@@ -17,7 +17,7 @@ from router.api.deps import CallerDep, get_runtime
 from router.api.errors import error_body
 from router.api.limits import check_prompt_size
 from router.api.schemas import FeedbackBody, RouteAndRunBody
-from router.constraints import Constraints
+from router.constraints import Constraints, request_needs
 from router.feedback import record_feedback
 from router.lifecycle.stages import StageOptions
 from router.routing import RouteEvent, RouteFailed, RouteRequest, RouteResult, Switch
@@ -43,8 +43,9 @@ def route_request(
         if body.objective.lambda_latency is not None:
             lambda_latency = body.objective.lambda_latency
     constraints = body.constraints
+    messages = tuple(m.model_dump(exclude_none=True) for m in body.messages)
     return RouteRequest(
-        messages=tuple(m.model_dump(exclude_none=True) for m in body.messages),
+        messages=messages,
         weights=RewardWeights(
             lambda_cost=lambda_cost,
             lambda_latency=lambda_latency,
@@ -56,13 +57,15 @@ def route_request(
         user=body.user,
         session=body.session,
         response_format=body.response_format,
-        constraints=Constraints(
-            max_cost_usd=constraints.max_cost_usd,
-            max_latency_ms=constraints.max_latency_ms,
-            capabilities=frozenset(constraints.capabilities),
-        )
-        if constraints is not None
-        else Constraints(),
+        constraints=(
+            Constraints(
+                max_cost_usd=constraints.max_cost_usd,
+                max_latency_ms=constraints.max_latency_ms,
+                capabilities=frozenset(constraints.capabilities),
+            )
+            if constraints is not None
+            else Constraints()
+        ).with_needs(request_needs(messages)),
         max_tokens=body.max_tokens,
         temperature=body.temperature,
         stream=body.stream,

@@ -117,8 +117,18 @@ HINTS_DOC = (
 )
 
 
+class ConstraintsBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_cost_usd: float | None = Field(default=None, gt=0)
+    max_latency_ms: float | None = Field(default=None, gt=0)
+    capabilities: list[str] = Field(default_factory=list)
+
+
 class ChatCompletionBody(StorableBody):
-    """``POST /v1/chat/completions``; unknown OpenAI fields are accepted and ignored."""
+    """``POST /v1/chat/completions``. Fields are typed here; what the router does with each
+    (forward, use, refuse) is ``router.api.openai_fields``, which also refuses fields it
+    does not know (they are kept as extras until then)."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -126,10 +136,30 @@ class ChatCompletionBody(StorableBody):
     messages: list[ChatMessage]
     stream: bool = False
     max_tokens: int | None = Field(default=None, gt=0)
+    max_completion_tokens: int | None = Field(default=None, gt=0)
     temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    n: int | None = None
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    logit_bias: dict[str, float] | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
     response_format: dict[str, Any] | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    reasoning_effort: Literal["minimal", "low", "medium", "high"] | None = None
     user: str | None = None
+    metadata: dict[str, Any] | None = None
+    prompt_cache_key: str | None = None
+    safety_identifier: str | None = None
+    store: bool | None = None
     stream_options: dict[str, Any] | None = None
+    constraints: ConstraintsBody | None = None
+    """signalroute's: limits that mask arms, as on ``/route-and-run``."""
     tenant: str | None = Field(default=None, min_length=1, max_length=200)
     """signalroute's: the tenant in local mode (with API keys, the key's tenant, or 403)."""
     session: str | None = Field(default=None, min_length=1, max_length=200)
@@ -152,17 +182,18 @@ class ChatCompletionBody(StorableBody):
         return check_response_format(value)
 
     @property
+    def token_limit(self) -> int | None:
+        """The completion-token cap, whichever of the two names set it."""
+        return self.max_completion_tokens or self.max_tokens
+
+    def sent(self) -> dict[str, Any]:
+        """The fields the caller set, as parsed (extras included), ``messages`` aside."""
+        return self.model_dump(exclude_unset=True, exclude={"messages"})
+
+    @property
     def include_usage(self) -> bool:
         """Whether the stream ends with a usage chunk (``stream_options.include_usage``)."""
         return bool((self.stream_options or {}).get("include_usage"))
-
-
-class ConstraintsBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    max_cost_usd: float | None = Field(default=None, gt=0)
-    max_latency_ms: float | None = Field(default=None, gt=0)
-    capabilities: list[str] = Field(default_factory=list)
 
 
 class ObjectiveBody(BaseModel):

@@ -39,6 +39,8 @@ class RouteRequest:
     """The caller's descriptors of the request, features of every stage's context."""
     params: Mapping[str, Any] = field(default_factory=dict)
     """Chat Completions fields forwarded to every arm the request runs on, as given."""
+    fields: Mapping[str, Any] = field(default_factory=dict)
+    """The Chat Completions fields the caller set (``/v1``), logged with the request."""
 
     def __post_init__(self) -> None:
         check_hints(self.hints)  # ValueError naming the bad hint
