@@ -87,6 +87,12 @@ async def bypass(
             )
         runtime.spend.add(tenant, body.session, completion.cost_usd)
 
+    def answered(completion: Completion) -> dict[str, Any]:
+        return extra | {
+            "cost_usd": completion.cost_usd,
+            "usage_estimated": not completion.usage_reported,
+        }
+
     def usage_of(completion: Completion) -> dict[str, Any]:
         counts = Usage(completion.prompt_tokens, completion.completion_tokens)
         return counts.as_json(completion.cost_usd)
@@ -106,7 +112,7 @@ async def bypass(
                 completion.text,
                 completion.finish_reason or "stop",
                 usage_of(completion),
-                extra | {"cost_usd": completion.cost_usd},
+                answered(completion),
             ),
             headers=headers,
         )
@@ -135,7 +141,7 @@ async def bypass(
                 arm,
                 {},
                 completion.finish_reason or "stop",
-                extra | {"cost_usd": completion.cost_usd},
+                answered(completion),
             )
             if body.include_usage:
                 yield usage_chunk(completion_id, arm, usage_of(completion))

@@ -135,6 +135,7 @@ async def test_streams_through_a_profile_and_to_an_arm(
         "arm": GPT4,
         "routing": "bypassed",
         "cost_usd": pytest.approx(recorded.cost_usd),
+        "usage_estimated": False,
     }
     assert all(c.choices for c in direct_chunks)  # no usage chunk unless asked for
 
