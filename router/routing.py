@@ -402,6 +402,7 @@ class Router:
         # The provider's token counts describe the answer only when it is one call's text.
         reported = answer.usage_reported and text == answer.text
         self._spend.add(prep.request.tenant, prep.request.session, ledger.cost_usd)
+        prep.journal.settled(ledger.traces)
         await self._record(
             prep.journal,
             Completed(output=text, model=arm, cost_usd=ledger.cost_usd, latency_ms=latency_ms),
@@ -442,6 +443,7 @@ class Router:
             )
         else:
             error = ProviderError("no arm was left to try", arm="")
+        prep.journal.settled(ledger.traces)
         await self._record(
             prep.journal,
             Failed(

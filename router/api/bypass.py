@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from features.errors import ProviderError
 from router.api.openai_fields import forwarded_params
 from router.api.openai_format import (
+    COMPLETION_ID_PREFIX,
     DONE,
     SSE_HEADERS,
     Usage,
@@ -68,7 +69,7 @@ async def bypass(
             api_key_id=caller.key_id,
         )
     request_id = str(record.id)
-    completion_id = f"chatcmpl-{request_id}"
+    completion_id = f"{COMPLETION_ID_PREFIX}{request_id}"
     headers = {"x-signalroute-request-id": request_id, "x-signalroute-arm": arm}
     extra = {"request_id": request_id, "arm": arm, "routing": "bypassed"}
 

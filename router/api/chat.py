@@ -10,8 +10,9 @@ in one extra top-level field, ``signalroute``.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 from fastapi import APIRouter
@@ -26,6 +27,7 @@ from router.api.errors import error_body
 from router.api.limits import check_prompt_size
 from router.api.openai_fields import check_fields, forwarded_params
 from router.api.openai_format import (
+    COMPLETION_ID_PREFIX,
     DONE,
     EXTRA_FIELD,
     SSE_HEADERS,
@@ -42,7 +44,6 @@ from router.api.schemas import ChatCompletionBody
 from router.auth.caller import Caller
 from router.constraints import Constraints, missing_needs, request_needs
 from router.lifecycle.stages import ESCALATE_PREFIX, StageOptions
-from router.logs import REQUEST_ID
 from router.pool import Profile
 from router.providers import Delta, Provider
 from router.routing import RouteRequest
@@ -231,7 +232,7 @@ async def _routed(
     headers = _result_headers(final, body.model)
     extra = _routed_extra(request, final, body.model)
     usage = routed_usage(request, final).as_json(final.cost_usd)
-    completion_id = f"chatcmpl-{final.request_id}"
+    completion_id = f"{COMPLETION_ID_PREFIX}{final.request_id}"
     finish = finish_reason(final)
     if not body.stream:
         return JSONResponse(
@@ -257,13 +258,16 @@ async def _routed_live(
     runtime: Runtime, caller: Caller, body: ChatCompletionBody, tenant: str, profile: Profile
 ) -> JSONResponse | StreamingResponse:
     """Forward text as the router releases it; a replacement comes after a switch chunk."""
-    request = profile_request(runtime, body, tenant, profile, stream=True, api_key_id=caller.key_id)
+    request = replace(
+        profile_request(runtime, body, tenant, profile, stream=True, api_key_id=caller.key_id),
+        request_id=str(uuid.uuid4()),
+    )
     events = runtime.router.run(request)
     first = await anext(events, None)  # validation errors (422) raise here, before the 200
     if isinstance(first, RouteFailed):
         await settle(runtime, caller, first)
         return _failed_response(first, body.model)
-    completion_id = f"chatcmpl-{REQUEST_ID.get() or 'stream'}"
+    completion_id = f"{COMPLETION_ID_PREFIX}{request.request_id}"
     model = body.model
 
     async def sse() -> AsyncIterator[str]:

@@ -17,6 +17,10 @@ from router.providers.openai_compat import estimate_tokens
 
 EXTRA_FIELD = "signalroute"
 
+COMPLETION_ID_PREFIX = "chatcmpl-"
+"""A completion's id is this prefix and the logged request's id (``/requests/{id}`` takes
+either)."""
+
 SSE_HEADERS = {"cache-control": "no-cache"}
 """Headers of every streamed response (besides its content type)."""
 

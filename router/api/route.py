@@ -16,6 +16,7 @@ from router.api.admission import admit, feedback_target, settle
 from router.api.deps import CallerDep, get_runtime
 from router.api.errors import error_body
 from router.api.limits import check_prompt_size
+from router.api.openai_format import COMPLETION_ID_PREFIX
 from router.api.schemas import FeedbackBody, RouteAndRunBody
 from router.constraints import Constraints, request_needs
 from router.feedback import record_feedback
@@ -225,6 +226,7 @@ async def get_request(request_id: str, runtime: RuntimeDep, caller: CallerDep) -
 
     With API keys, only requests of the key's tenant are found.
     """
+    request_id = request_id.removeprefix(COMPLETION_ID_PREFIX)  # the id OpenAI clients see
     if runtime.writer is not None:
         await runtime.writer.wait(request_id=request_id)
     async with runtime.database.connection() as conn:
@@ -265,6 +267,9 @@ async def get_request(request_id: str, runtime: RuntimeDep, caller: CallerDep) -
                 "policy": d.policy_name,
                 "policy_version": d.policy_version,
                 "context": dict(d.context),
+                "outcome": d.outcome,
+                "masked": dict(d.masked) if d.masked is not None else None,
+                "details": dict(d.details) if d.details is not None else None,
                 "created_at": d.created_at.isoformat(),
                 "rewards": by_decision.get(str(d.id), []),
             }
