@@ -56,10 +56,10 @@ from features.system import ArmHealth
 from features.validators import run_validators
 from router.constraints import eligible_arms
 from router.health import HealthTracker
-from router.lifecycle.assessment import assess
+from router.lifecycle.assessment import assess, failed_tool_calls
 from router.lifecycle.decisions import Decider, trace
 from router.lifecycle.escalation import Escalated, escalate
-from router.lifecycle.generating import generate
+from router.lifecycle.generating import FAILED_RUN_REWARD, generate
 from router.lifecycle.journal import (
     Completed,
     Failed,
@@ -71,6 +71,7 @@ from router.lifecycle.journal import (
 from router.lifecycle.journal import write as write_journal
 from router.lifecycle.judge import Judge
 from router.lifecycle.kit import StageKit
+from router.lifecycle.prompts import rendered_answer
 from router.lifecycle.repair import repair
 from router.lifecycle.request import RouteRequest
 from router.lifecycle.stages import (
@@ -339,6 +340,9 @@ class Router:
             stages,
             self._judge,
             self._rng,
+            calls=completion.tool_calls,
+            tools=prep.request.tools,
+            tool_choice=prep.request.tool_choice,
         )
         ledger.cost_usd += assessment.judge_cost_usd
         # The assessment already validated the answer when no component was rewritten.
@@ -351,8 +355,12 @@ class Router:
             generation_quality = 0.0
         else:
             generation_quality = components_passed / max(1, original_parts)
-        reward = self._kit.reward(
-            prep, generation_quality, completion.cost_usd, completion.latency_ms
+        reward = (
+            FAILED_RUN_REWARD
+            if failed_tool_calls(original_check)
+            else self._kit.reward(
+                prep, generation_quality, completion.cost_usd, completion.latency_ms
+            )
         )
         await self._decider.settle(prep.journal, generated.drawn, reward)
         ledger.insert(
@@ -368,6 +376,11 @@ class Router:
                 details={
                     "validators": [r.name for r in original_check.failed],
                     **({"last_run": True} if generated.last_run else {}),
+                    **(
+                        {"tool_calls": [c.as_json() for c in completion.tool_calls]}
+                        if completion.tool_calls
+                        else {}
+                    ),
                 },
             ),
             completion.cost_usd,
@@ -405,7 +418,12 @@ class Router:
         prep.journal.settled(ledger.traces)
         await self._record(
             prep.journal,
-            Completed(output=text, model=arm, cost_usd=ledger.cost_usd, latency_ms=latency_ms),
+            Completed(
+                output=rendered_answer(text, answer.tool_calls if text == answer.text else ()),
+                model=arm,
+                cost_usd=ledger.cost_usd,
+                latency_ms=latency_ms,
+            ),
             prep.embedding if self._config.learn else None,
         )
         yield RouteResult(
@@ -427,6 +445,7 @@ class Router:
             format_error=next(
                 (r.reason for r in assessment.validation.failed if r.name == "json"), None
             ),
+            tool_calls=answer.tool_calls if text == answer.text else (),
         )
 
     # --- pre- and in-generation ----------------------------------------------------------

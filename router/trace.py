@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from features.errors import ProviderError
-from router.providers import Delta
+from router.providers import Delta, FunctionCall
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,8 @@ class RouteResult:
     format_error: str | None = None
     """Why the answer fails the requested response format; None when it passes or none
     was requested."""
+    tool_calls: tuple[FunctionCall, ...] = ()
+    """The answer's tool calls (checked: ``assessment`` holds their verdicts)."""
 
 
 @dataclass(frozen=True)

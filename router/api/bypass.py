@@ -18,13 +18,14 @@ from router.api.openai_format import (
     chunk,
     completion_body,
     error_event,
+    tool_call_chunk,
     usage_chunk,
 )
 from router.api.schemas import ChatCompletionBody
 from router.auth.caller import Caller
 from router.lifecycle.prompts import with_format_instruction
 from router.lifecycle.state import JSON_CAPABILITY, wants_json
-from router.providers import ChatRequest, Completion, Delta, Provider
+from router.providers import ChatRequest, Completion, Delta, Provider, ToolCallDelta
 from router.providers.base import Message
 from router.runtime import Runtime
 from store import requests as request_log
@@ -114,6 +115,7 @@ async def bypass(
                 completion.finish_reason or "stop",
                 usage_of(completion),
                 answered(completion),
+                completion.tool_calls,
             ),
             headers=headers,
         )
@@ -127,6 +129,8 @@ async def bypass(
                 async for event in provider.stream(request):
                     if isinstance(event, Delta):
                         yield chunk(completion_id, arm, {"content": event.text})
+                    elif isinstance(event, ToolCallDelta):
+                        yield tool_call_chunk(completion_id, arm, event)
                     else:
                         completion = event
             except ProviderError as exc:

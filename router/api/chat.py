@@ -37,6 +37,7 @@ from router.api.openai_format import (
     error_event,
     estimated_usage,
     text_pieces,
+    tool_call_chunk,
     usage_chunk,
 )
 from router.api.route import result_body
@@ -46,6 +47,7 @@ from router.constraints import Constraints, missing_needs, request_needs
 from router.lifecycle.stages import ESCALATE_PREFIX, StageOptions
 from router.pool import Profile
 from router.providers import Delta, Provider
+from router.providers.base import tool_call_deltas
 from router.routing import RouteRequest
 from router.runtime import Runtime
 from router.trace import DecisionTrace, RouteEvent, RouteFailed, RouteResult, Switch
@@ -236,14 +238,18 @@ async def _routed(
     finish = finish_reason(final)
     if not body.stream:
         return JSONResponse(
-            completion_body(completion_id, final.model, final.output, finish, usage, extra),
+            completion_body(
+                completion_id, final.model, final.output, finish, usage, extra, final.tool_calls
+            ),
             headers=headers,
         )
 
     async def events() -> AsyncIterator[str]:
         yield chunk(completion_id, final.model, {"role": "assistant", "content": ""})
-        for piece in text_pieces(final.output):
+        for piece in text_pieces(final.output) if final.output else ():
             yield chunk(completion_id, final.model, {"content": piece})
+        for call in tool_call_deltas(final.tool_calls):
+            yield tool_call_chunk(completion_id, final.model, call)
         yield chunk(completion_id, final.model, {}, finish, extra)
         if body.include_usage:
             yield usage_chunk(completion_id, final.model, usage)
@@ -284,6 +290,8 @@ async def _routed_live(
                 return
             else:
                 await settle(runtime, caller, event)
+                for call in tool_call_deltas(event.tool_calls):
+                    yield tool_call_chunk(completion_id, event.model, call)
                 extra = _routed_extra(request, event, model)
                 yield chunk(completion_id, event.model, {}, finish_reason(event), extra)
                 if body.include_usage:

@@ -97,6 +97,15 @@ def _stream_options(value: Any, body: Mapping[str, Any], routed: bool) -> str | 
 def _tool_choice(value: Any, body: Mapping[str, Any], routed: bool) -> str | None:
     if not body.get("tools") and value not in (None, "none"):
         return "needs tools: no function was offered"
+    function = value.get("function") if isinstance(value, dict) else None
+    if isinstance(function, dict):
+        offered = {
+            (tool.get("function") or {}).get("name")
+            for tool in body.get("tools") or ()
+            if isinstance(tool, dict)
+        }
+        if function.get("name") not in offered:
+            return f"forces {function.get('name')!r}, which tools does not offer"
     return None
 
 
@@ -226,15 +235,18 @@ FIELDS: tuple[FieldRule, ...] = (
         "tools",
         True,
         True,
-        "Forwarded; masks arms without the `tools` capability.",
+        "Forwarded; masks arms without the `tools` capability. Each call of the answer is "
+        "checked (a function offered, arguments that are JSON and satisfy its `parameters`, "
+        "`tool_choice` obeyed); a failed call is rewarded 0 and may be escalated with the "
+        "error; in a stream, arguments that can no longer become JSON cut the run.",
     ),
     FieldRule(
         "tool_choice",
         True,
         False,
-        "Forwarded with `tools`.",
+        "Forwarded with `tools`; a forced function no arm with `tools` can serve is a 422.",
         _tool_choice,
-        "without tools",
+        "without tools, or forcing a function not offered",
     ),
     FieldRule("parallel_tool_calls", True, False, "Forwarded with `tools`."),
     FieldRule(

@@ -7,7 +7,7 @@ validator passed and 0 when one failed; a truncated answer is worth at most 0.5.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,9 +15,11 @@ import numpy as np
 
 from features.errors import ProviderError
 from features.query import Message
+from features.tool_calls import CHECK_NAMES, ToolCall, check_tool_calls
 from features.validators import Expectations, ValidationSummary, run_validators
 from router.lifecycle.judge import Judge, JudgeVerdict, should_judge
 from router.lifecycle.stages import StageOptions
+from router.providers import FunctionCall
 
 log = logging.getLogger("signalroute.assessment")
 
@@ -75,6 +77,30 @@ def quality_of(
     return min(quality, 0.5) if truncated else quality
 
 
+def failed_tool_calls(validation: ValidationSummary) -> bool:
+    """Whether a tool-call check failed: calls the client cannot run are worth no more than
+    no answer (the run is rewarded as a failed one)."""
+    return any(r.name in CHECK_NAMES for r in validation.failed)
+
+
+def answer_validation(
+    text: str,
+    expect: Expectations,
+    calls: Sequence[FunctionCall] = (),
+    tools: Sequence[Mapping[str, Any]] = (),
+    tool_choice: Any = None,
+) -> ValidationSummary:
+    """The validators on ``text`` and, when tools were offered or calls made, the checks of
+    every call against the offered tools and ``tool_choice`` (``features.tool_calls``). An
+    answer that is only tool calls has no text to check."""
+    if not tools and not calls:
+        return run_validators(text, expect)
+    made = [ToolCall(call.name, call.arguments) for call in calls]
+    checks = check_tool_calls(tools, made, tool_choice).summary()
+    on_text = run_validators(text, expect).results if text.strip() or not calls else ()
+    return ValidationSummary((*on_text, *checks.results))
+
+
 async def assess(
     text: str,
     finish_reason: str | None,
@@ -83,9 +109,14 @@ async def assess(
     stages: StageOptions,
     judge: Judge | None,
     rng: np.random.Generator,
+    *,
+    calls: Sequence[FunctionCall] = (),
+    tools: Sequence[Mapping[str, Any]] = (),
+    tool_choice: Any = None,
 ) -> Assessment:
-    """Validate ``text`` and, when the judge mode asks for it, judge it."""
-    validation = run_validators(text, expect)
+    """Validate ``text`` (and the tool ``calls``) and, when the judge mode asks for it,
+    judge it."""
+    validation = answer_validation(text, expect, calls, tools, tool_choice)
     verdict: JudgeVerdict | None = None
     error: str | None = None
     if (

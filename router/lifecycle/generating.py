@@ -8,6 +8,7 @@ from typing import Any
 
 from features.anomalies import standard_detectors
 from features.errors import NoEligibleArmError, ProviderError
+from features.tool_calls import ToolArgumentsDetector
 from learner.context import Context
 from router.contexts import build_context, in_generation_context
 from router.lifecycle.decisions import trace
@@ -15,14 +16,14 @@ from router.lifecycle.generation import Cut, monitored_run
 from router.lifecycle.kit import StageKit
 from router.lifecycle.stages import IN_GENERATION, PRE_GENERATION
 from router.lifecycle.state import Generated, Ledger, Prepared
-from router.providers import Delta
+from router.providers import Delta, ToolCallDelta
 from router.trace import Switch
 
 LAST_RUN_DETECTORS = frozenset({"cost_cap"})
 """The detectors that still cut a request's last run (no switch left, or no other arm):
-only the caller's own cost cap. Content detectors (format, refusal, repetition, language)
-let it finish, so a request whose every arm misses a check gets the best answer obtained,
-validated, possibly escalated and marked, instead of an error."""
+only the caller's own cost cap. Content detectors (format, refusal, repetition, language,
+tool arguments) let it finish, so a request whose every arm misses a check gets the best
+answer obtained, validated, possibly escalated and marked, instead of an error."""
 
 FAILED_RUN_REWARD = 0.0
 """The reward of a run that delivered nothing, cut by a detector or failed: the lowest there
@@ -92,7 +93,14 @@ async def generate(
                 detectors,
                 stall_ms=stages.stall_ms,
                 clock=kit.clock,
+                tool_arguments=(
+                    ToolArgumentsDetector()
+                    if request.tools and stages.in_generation and not last_run
+                    else None
+                ),
             ):
+                if isinstance(event, ToolCallDelta):
+                    continue  # a routed answer's tool calls go out with the answer
                 if isinstance(event, Delta):
                     if not request.stream:
                         continue

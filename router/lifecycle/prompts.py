@@ -13,6 +13,7 @@ from typing import Any
 
 from features.components import Component
 from features.query import Message, last_user_text
+from router.providers import FunctionCall
 
 
 def _replace_last_user(messages: Sequence[Message], content: str) -> tuple[Message, ...]:
@@ -99,3 +100,10 @@ def with_format_instruction(
         merged = {**first, "content": f"{first['content']}\n\n{instruction}"}
         return (merged, *messages[1:])
     return ({"role": "system", "content": instruction}, *messages)
+
+
+def rendered_answer(text: str, calls: Sequence[FunctionCall]) -> str:
+    """An answer as a reviewer reads it: its text, then each tool call it made."""
+    lines = [text] if text else []
+    lines += [f"tool call: {call.name}({call.arguments})" for call in calls]
+    return "\n".join(lines)

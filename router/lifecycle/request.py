@@ -45,6 +45,15 @@ class RouteRequest:
     def __post_init__(self) -> None:
         check_hints(self.hints)  # ValueError naming the bad hint
 
+    @property
+    def tools(self) -> tuple[Mapping[str, Any], ...]:
+        """The tools offered to the arms (``params["tools"]``)."""
+        return tuple(self.params.get("tools") or ())
+
+    @property
+    def tool_choice(self) -> Any:
+        return self.params.get("tool_choice")
+
     def expectations(self) -> Expectations:
         return Expectations(
             response_format=self.response_format,

@@ -10,7 +10,8 @@ the finish reason and, when asked for, a usage chunk with no choices, then ``[DO
 parsing). Every request body is kept in ``bodies``.
 
 What it answers: a request that offers ``tools`` and does not end with a ``tool`` message
-calls the forced function (``tool_choice``), or the first one offered, with ``arguments``;
+calls the forced function (``tool_choice``), or the first one offered, with ``arguments``
+(``by_model`` gives a model another function and arguments, to test checks);
 otherwise it says ``answer`` (default: ``fake answer to: <last user text>``, and after a
 tool result ``the tool said: <result>``), cut at the first ``stop`` sequence and at
 ``max_tokens`` (four characters a token, finish reason ``length``).
@@ -35,6 +36,8 @@ class FakeOpenAI:
     """The server's state: what it was sent, and what it answers."""
 
     arguments: str = '{"city": "Paris", "unit": "celsius"}'
+    by_model: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """Per model: the function it calls instead (whatever was offered) and its arguments."""
     answer: str | None = None
     finish_reason: str | None = None
     piece_chars: int = 7
@@ -71,7 +74,8 @@ class FakeOpenAI:
                 if isinstance(forced, dict)
                 else tools[0]["function"]["name"]
             )
-            call = {"id": f"call_{len(self.bodies)}", "name": name, "arguments": self.arguments}
+            name, arguments = self.by_model.get(model, (name, self.arguments))
+            call = {"id": f"call_{len(self.bodies)}", "name": name, "arguments": arguments}
             return Reply(model, None, [call], "tool_calls", prompt_tokens)
         if self.answer is not None:
             text = self.answer
