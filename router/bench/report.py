@@ -221,8 +221,11 @@ def build_report(result: BenchResult, *, wall_seconds: float | None = None) -> d
         "judge_simulation": judge_assumptions(matrix, options.judge_accuracy),
         "settings": {
             "variants": {v: VARIANTS[v].description for v in options.variants},
-            "lambdas": list(options.lambdas),
-            "pre_lambdas": list(options.pre_lambdas),
+            "lambdas": list(result.points.judged),
+            "pre_lambdas": list(result.points.pre),
+            "lambdas_chosen_on_train": result.points.chosen_on_train,
+            "escalation_break_even_lambda": result.points.break_even,
+            "cost_term": "cost / (cost + cost_ref_usd)",
             "cost_ref_usd": settings.cost_ref_usd,
             "escalation_targets": list(settings.escalation_targets),
             "exploration": settings.exploration,
@@ -233,7 +236,7 @@ def build_report(result: BenchResult, *, wall_seconds: float | None = None) -> d
             "hints": ["task"] if settings.task_hint else [],
             "order": options.order,
             "chosen_on": "train (best single model, cost reference, escalation targets, "
-            "cascade cheap model, operating point)",
+            "cascade cheap model, lambda_cost points, operating point)",
         },
         "throughput": {
             "decisions_per_s": decisions / seconds_learned if seconds_learned else 0.0,
