@@ -80,7 +80,9 @@ class Arm(BaseModel):
 
 
 class Objective(BaseModel):
-    """Reward weights: quality - lambda_cost * norm. cost - lambda_latency * norm. latency."""
+    """Reward weights: ``quality - lambda_cost * c / (c + cost_ref) - lambda_latency * l / (l +
+    latency_ref)`` (``learner.reward``): near zero, spending ``cost_ref_usd`` costs
+    ``lambda_cost`` of quality; the penalty keeps growing with every dollar."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 

@@ -54,6 +54,7 @@ from features.historical import HistoricalSignals, PastOutcome, summarize
 from features.query import embed_query, query_signals
 from features.system import ArmHealth
 from features.validators import run_validators
+from learner.anchor import DEFAULT_ANCHOR, AnchorConfig
 from router.constraints import eligible_arms
 from router.health import HealthTracker
 from router.lifecycle.assessment import assess
@@ -118,6 +119,8 @@ class RouterConfig:
     knn_k: int = 20
     max_attempts: int = 3
     learn: bool = True
+    anchor: AnchorConfig | None = DEFAULT_ANCHOR
+    """Rule anchoring of the stages that have a rule (``learner.anchor``); None: off."""
 
 
 class Router:
@@ -151,7 +154,7 @@ class Router:
         self._judge = judge
         self._config = config
         self._clock = clock
-        self._decider = Decider(policies, rng, learn=config.learn)
+        self._decider = Decider(policies, rng, learn=config.learn, anchor=config.anchor)
         self._kit = StageKit(
             pool=pool,
             providers=providers,

@@ -109,6 +109,12 @@ def add_bench_command(commands: Any) -> None:
         "(the task-level baseline is always told it)",
     )
     bench.add_argument(
+        "--no-anchor",
+        action="store_true",
+        help="let the escalation policy decide alone from its first request, not anchored "
+        "to the rule (accept what passed, escalate what failed) it generalizes",
+    )
+    bench.add_argument(
         "--judge-model",
         help="model the judge is billed as (--matrix only; default: the cheapest model of "
         "at least median quality other than the best single model)",
@@ -198,6 +204,7 @@ def run_command(args: argparse.Namespace) -> int:
             escalation_targets=args.escalation_targets,
             order=args.order,
             task_hint=args.task_hint,
+            anchor=not args.no_anchor,
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None

@@ -27,6 +27,7 @@ import numpy.typing as npt
 from features.categories import CategoryIndex
 from features.embedding import Embedder, HashingEmbedder, Vector
 from features.errors import ConfigError
+from learner.anchor import AnchorConfig
 from learner.config import Exploration, PolicyConfig
 from learner.reward import RewardWeights
 from router.bench.matrix import FloatArray, IndexArray, RoutingMatrix
@@ -140,6 +141,8 @@ class RunSettings:
     learning_rate: float = _SERVICE.learning_rate
     chunk_chars: int = 16
     task_hint: bool = False
+    anchor: bool = True
+    """Anchor the escalation stage to its rule (``learner.anchor``), as the service does."""
 
     def __post_init__(self) -> None:
         if self.cost_ref_usd <= 0:
@@ -341,7 +344,11 @@ class LearnedRunner:
                     categories=self._categories,
                     rng=rng,
                     judge=judge,
-                    config=RouterConfig(knn_k=settings.knn_k, learn=learn),
+                    config=RouterConfig(
+                        knn_k=settings.knn_k,
+                        learn=learn,
+                        anchor=AnchorConfig() if settings.anchor else None,
+                    ),
                 )
 
             weights = RewardWeights(

@@ -233,6 +233,7 @@ def build_report(result: BenchResult, *, wall_seconds: float | None = None) -> d
             "epsilon": settings.epsilon,
             "learning_rate": settings.learning_rate,
             "knn_k": settings.knn_k,
+            "anchor": settings.anchor,
             "hints": ["task"] if settings.task_hint else [],
             "order": options.order,
             "chosen_on": "train (best single model, cost reference, escalation targets, "

@@ -63,6 +63,7 @@ class BenchOptions:
     order: Order = "shuffled"
     knn_k: int = 20
     task_hint: bool = False
+    anchor: bool = True
     baseline_lambdas: tuple[float, ...] = BASELINE_LAMBDAS
 
     def __post_init__(self) -> None:
@@ -150,6 +151,7 @@ def run_settings(matrix: RoutingMatrix, options: BenchOptions) -> RunSettings:
         judge=options.judge,
         knn_k=options.knn_k,
         task_hint=options.task_hint,
+        anchor=options.anchor,
     )
 
 
