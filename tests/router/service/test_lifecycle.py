@@ -258,6 +258,43 @@ async def test_a_failed_validation_is_escalated_with_the_failed_output(
     assert post["reward"] > 0
 
 
+async def test_a_cold_escalation_policy_starts_from_its_rule(
+    service: ServiceFactory, pool_file: Path, replay_dataset: ReplayDataset
+) -> None:
+    """From the first request on, a new service accepts an answer that passed its checks and
+    escalates one that failed them (anchored to that rule, it explores 10% of the time),
+    whatever the untrained policy's PMF (uniform here)."""
+    record = mbpp_record(replay_dataset)
+    body = {"messages": user(record.prompt), "stages": {"components": False, "judge": "never"}}
+    replay = {"model_faults": {FAULTY: "broken_code"}}
+    async with service(**UNIFORM, pool_config=pool_file, replay=replay) as client:
+        for result in await started_on_faulty(client, body, tries=12):
+            post = result["trace"]["decisions"][-1]
+            assert post["signals"]["output"]["validators_failed"] >= 1
+            assert post["pmf"][f"escalate:{GOOD}"] == pytest.approx(0.95)
+    passed = next(
+        r
+        for r in replay_dataset
+        if r.task == "mbpp" and "```python" in r.outcome(FAULTY).response and _parses(r)
+    )
+    body = {"messages": user(passed.prompt), "stages": {"components": False, "judge": "never"}}
+    async with service(**UNIFORM, pool_config=pool_file) as client:
+        for result in await started_on_faulty(client, body, tries=12):
+            post = result["trace"]["decisions"][-1]
+            assert post["signals"]["output"]["validators_failed"] == 0
+            assert post["signals"]["output"]["validated"] == 1.0
+            assert post["pmf"]["accept"] == pytest.approx(0.95)
+
+
+def _parses(record: ReplayRecord) -> bool:
+    block = record.outcome(FAULTY).response.split("```python", 1)[1].split("```", 1)[0]
+    try:
+        compile(block, "<answer>", "exec")
+    except SyntaxError:
+        return False
+    return True
+
+
 async def test_a_two_component_answer_is_assembled_from_two_arms(
     service: ServiceFactory, pool_file: Path, replay_dataset: ReplayDataset
 ) -> None:
