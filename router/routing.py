@@ -33,7 +33,7 @@ import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -110,6 +110,9 @@ Clock = Callable[[], float]
 log = logging.getLogger("signalroute.routing")
 
 
+PreCredit = Literal["answer", "request"]
+
+
 @dataclass(frozen=True)
 class RouterConfig:
     """``learn`` False is evaluation mode: decisions are logged and rewarded as usual, but
@@ -121,6 +124,10 @@ class RouterConfig:
     learn: bool = True
     anchor: AnchorConfig | None = DEFAULT_ANCHOR
     """Rule anchoring of the stages that have a rule (``learner.anchor``); None: off."""
+    pre_credit: PreCredit = "answer"
+    """What the pre-generation decision is rewarded for: its own ``answer`` (quality, cost
+    and latency of the arm's run), or the whole ``request`` it led to (the delivered
+    answer's quality against everything spent: judge, escalations, repairs)."""
 
 
 class Router:
@@ -354,24 +361,33 @@ class Router:
             generation_quality = 0.0
         else:
             generation_quality = components_passed / max(1, original_parts)
-        reward = self._kit.reward(
-            prep, generation_quality, completion.cost_usd, completion.latency_ms
-        )
-        await self._decider.settle(prep.journal, generated.drawn, reward)
-        ledger.insert(
-            generation_at,
-            trace(
-                generated.drawn,
-                outcome="ok" if original_check.passed else "ok, failed validation",
-                reward=reward,
-                signals=generated.signals,
-                masked=generated.masked,
-                cost_usd=completion.cost_usd,
-                latency_ms=completion.latency_ms,
-                details={"validators": [r.name for r in original_check.failed]},
-            ),
-            completion.cost_usd,
-        )
+
+        async def settle_generation(reward: float, credit: str) -> None:
+            await self._decider.settle(prep.journal, generated.drawn, reward)
+            ledger.insert(
+                generation_at,
+                trace(
+                    generated.drawn,
+                    outcome="ok" if original_check.passed else "ok, failed validation",
+                    reward=reward,
+                    signals=generated.signals,
+                    masked=generated.masked,
+                    cost_usd=completion.cost_usd,
+                    latency_ms=completion.latency_ms,
+                    details={
+                        "validators": [r.name for r in original_check.failed],
+                        "credit": credit,
+                    },
+                ),
+                completion.cost_usd,
+            )
+
+        credit_request = self._config.pre_credit == "request" and stages.escalation
+        if not credit_request:
+            reward = self._kit.reward(
+                prep, generation_quality, completion.cost_usd, completion.latency_ms
+            )
+            await settle_generation(reward, "answer")
 
         if stages.escalation:
             answer, tried = completion, frozenset[str]()
@@ -398,6 +414,11 @@ class Router:
                 text, arm, components = answer.text, answer.arm, replaced.components
 
         latency_ms = (self._clock() - prep.started) * 1000.0
+        if credit_request:  # what the choice led to: the delivered answer, for all it cost
+            spent = ledger.cost_usd + completion.cost_usd
+            await settle_generation(
+                self._kit.reward(prep, assessment.quality, spent, latency_ms), "request"
+            )
         final_finish: str | None = completion.finish_reason
         final_prompt_tokens: int | None = completion.prompt_tokens
         final_completion_tokens: int | None = completion.completion_tokens

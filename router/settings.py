@@ -97,6 +97,11 @@ class Settings(BaseSettings):
         default=2.0, gt=0, description="Replicas: how often to look for a newer snapshot."
     )
     knn_k: int = Field(default=20, ge=1, le=200, description="Neighbours for historical signals.")
+    pre_credit: Literal["answer", "request"] = Field(
+        default="answer",
+        description="What the pre-generation decision is rewarded for: its own answer, or the "
+        "whole request it led to (the delivered answer against everything spent on it).",
+    )
     max_attempts: int = Field(default=3, ge=1, description="Arms tried before a request fails.")
     cost_ref_usd: float = Field(
         default=0.01,

@@ -115,6 +115,13 @@ def add_bench_command(commands: Any) -> None:
         "to the rule (accept what passed, escalate what failed) it generalizes",
     )
     bench.add_argument(
+        "--pre-credit",
+        choices=("answer", "request"),
+        default="answer",
+        help="reward the pre-generation decision for its own answer (default) or for the "
+        "whole request it led to (judge and escalations included)",
+    )
+    bench.add_argument(
         "--judge-model",
         help="model the judge is billed as (--matrix only; default: the cheapest model of "
         "at least median quality other than the best single model)",
@@ -205,6 +212,7 @@ def run_command(args: argparse.Namespace) -> int:
             order=args.order,
             task_hint=args.task_hint,
             anchor=not args.no_anchor,
+            pre_credit=args.pre_credit,
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None

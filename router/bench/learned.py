@@ -37,7 +37,14 @@ from router.lifecycle.stages import ESCALATION, JudgeMode, StageOptions
 from router.policies import PolicyRegistry
 from router.pool import ARM_NAME, Arm, Pool
 from router.providers import Provider
-from router.routing import RouteFailed, Router, RouterConfig, RouteRequest, RouteResult
+from router.routing import (
+    PreCredit,
+    RouteFailed,
+    Router,
+    RouterConfig,
+    RouteRequest,
+    RouteResult,
+)
 from router.runtime import STAGE_INTERACTIONS
 from router.settings import Settings
 from router.spend import SpendTracker
@@ -143,6 +150,8 @@ class RunSettings:
     task_hint: bool = False
     anchor: bool = True
     """Anchor the escalation stage to its rule (``learner.anchor``), as the service does."""
+    pre_credit: PreCredit = "answer"
+    """What the pre-generation decision is rewarded for (``RouterConfig.pre_credit``)."""
 
     def __post_init__(self) -> None:
         if self.cost_ref_usd <= 0:
@@ -348,6 +357,7 @@ class LearnedRunner:
                         knn_k=settings.knn_k,
                         learn=learn,
                         anchor=AnchorConfig() if settings.anchor else None,
+                        pre_credit=settings.pre_credit,
                     ),
                 )
 

@@ -236,6 +236,7 @@ def build_report(result: BenchResult, *, wall_seconds: float | None = None) -> d
             "learning_rate": settings.learning_rate,
             "knn_k": settings.knn_k,
             "anchor": settings.anchor,
+            "pre_credit": settings.pre_credit,
             "hints": ["task"] if settings.task_hint else [],
             "order": options.order,
             "chosen_on": "train (best single model, cost reference, escalation targets, "

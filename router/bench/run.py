@@ -30,6 +30,7 @@ from router.bench.matrix import IndexArray, RoutingMatrix, Split
 from router.bench.operating_points import OperatingPoints, choose_points, value_targets
 from router.bench.workers import Job, run_inline, run_parallel
 from router.lifecycle.stages import JudgeMode
+from router.routing import PreCredit
 from store.database import Database
 
 Order = Literal["shuffled", "file"]
@@ -64,6 +65,7 @@ class BenchOptions:
     knn_k: int = 20
     task_hint: bool = False
     anchor: bool = True
+    pre_credit: PreCredit = "answer"
     baseline_lambdas: tuple[float, ...] = BASELINE_LAMBDAS
 
     def __post_init__(self) -> None:
@@ -152,6 +154,7 @@ def run_settings(matrix: RoutingMatrix, options: BenchOptions) -> RunSettings:
         knn_k=options.knn_k,
         task_hint=options.task_hint,
         anchor=options.anchor,
+        pre_credit=options.pre_credit,
     )
 
 
