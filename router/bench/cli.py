@@ -77,7 +77,9 @@ def add_bench_command(commands: Any) -> None:
         help=f"folder holding the shared datasets (default {DEFAULT_DATA_ROOT})",
     )
     bench.add_argument("--out", type=Path, default=Path("bench-out"), help="report folder")
-    bench.add_argument("--seeds", type=_ints, default=(0, 1, 2), help="e.g. 0,1,2")
+    bench.add_argument(
+        "--seeds", type=_ints, default=BenchOptions().seeds, help="e.g. 0,1,2 (default 0-4)"
+    )
     bench.add_argument(
         "--lambdas",
         type=_floats,

@@ -57,7 +57,7 @@ class BenchOptions:
     variants: tuple[str, ...] = ("pre", "escalation", "chain", "full")
     lambdas: tuple[float, ...] | None = None
     pre_lambdas: tuple[float, ...] | None = None
-    seeds: tuple[int, ...] = (0, 1, 2)
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     judge_accuracy: float = 0.9
     judge: JudgeMode = "always"
     escalation_targets: int = 3
