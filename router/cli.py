@@ -152,6 +152,12 @@ def _bench_load(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _bench_cold(args: argparse.Namespace) -> int:
+    from router.benchmarks.cold_start import run
+
+    return run(args)
+
+
 def _learner(args: argparse.Namespace) -> int:
     from router.scaleout import learn_forever
 
@@ -236,6 +242,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_load_arguments(load)
     load.set_defaults(handler=_bench_load)
+    cold = commands.add_parser(
+        "bench-cold",
+        help="the first requests of a new demo service: answers that passed every check yet "
+        "were escalated, quality, and cost against the cheapest arm",
+    )
+    from router.benchmarks.cold_start import add_arguments as add_cold_arguments
+
+    add_cold_arguments(cold)
+    cold.set_defaults(handler=_bench_cold)
     return parser
 
 

@@ -13,6 +13,7 @@ from dataclasses import asdict
 from datetime import datetime
 
 from features.errors import SignalrouteError
+from learner.anchor import Evidence
 from learner.config import PolicyConfig
 from learner.context import Context
 from learner.vw_policy import PolicyState, VWPolicy
@@ -48,6 +49,13 @@ class PolicyRegistry:
         self._versions: dict[str, int] = {}
         self._save_lock = asyncio.Lock()
         self._saving: dict[str, asyncio.Task[None]] = {}
+        self._evidence: dict[str, Evidence] = {}
+
+    def evidence(self, stage: str) -> Evidence:
+        """The rewards a rule-anchored stage's decisions earned, per bucket and action
+        (``learner.anchor``), gathered by this process since it started: after a restart a
+        stage follows its rule until the evidence has grown again."""
+        return self._evidence.setdefault(stage, Evidence())
 
     def version(self, stage: str) -> int:
         """The snapshot version the stage's policy was restored from (0: none)."""

@@ -9,6 +9,7 @@ the service with a message that names the file, the field and the problem.
 from __future__ import annotations
 
 import os
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -36,13 +37,17 @@ AUTO_PROFILE = "auto"
 
 NonNegative = Annotated[float, Field(ge=0)]
 
+ARM_NAME = re.compile(r"^[A-Za-z0-9._/:@-]+$")
+"""What an arm's name may hold: provider model ids (``org/model``, ``model:tag``,
+Vertex-style ``model@version``)."""
+
 
 class Arm(BaseModel):
     """One model the router can send work to."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9._/:-]+$")
+    name: str = Field(min_length=1, pattern=ARM_NAME.pattern)
     base_url: str = Field(min_length=1)
     model: str = Field(min_length=1, description="Model id sent to the provider.")
     api_key_env: str | None = Field(
@@ -75,7 +80,9 @@ class Arm(BaseModel):
 
 
 class Objective(BaseModel):
-    """Reward weights: quality - lambda_cost * norm. cost - lambda_latency * norm. latency."""
+    """Reward weights: ``quality - lambda_cost * c / (c + cost_ref) - lambda_latency * l / (l +
+    latency_ref)`` (``learner.reward``): near zero, spending ``cost_ref_usd`` costs
+    ``lambda_cost`` of quality; the penalty keeps growing with every dollar."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 

@@ -33,7 +33,7 @@ import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -54,6 +54,7 @@ from features.historical import HistoricalSignals, PastOutcome, summarize
 from features.query import embed_query, query_signals
 from features.system import ArmHealth
 from features.validators import run_validators
+from learner.anchor import DEFAULT_ANCHOR, AnchorConfig
 from router.constraints import eligible_arms
 from router.health import HealthTracker
 from router.lifecycle.assessment import assess, failed_tool_calls
@@ -110,6 +111,9 @@ Clock = Callable[[], float]
 log = logging.getLogger("signalroute.routing")
 
 
+PreCredit = Literal["answer", "request"]
+
+
 @dataclass(frozen=True)
 class RouterConfig:
     """``learn`` False is evaluation mode: decisions are logged and rewarded as usual, but
@@ -119,6 +123,12 @@ class RouterConfig:
     knn_k: int = 20
     max_attempts: int = 3
     learn: bool = True
+    anchor: AnchorConfig | None = DEFAULT_ANCHOR
+    """Rule anchoring of the stages that have a rule (``learner.anchor``); None: off."""
+    pre_credit: PreCredit = "answer"
+    """What the pre-generation decision is rewarded for: its own ``answer`` (quality, cost
+    and latency of the arm's run), or the whole ``request`` it led to (the delivered
+    answer's quality against everything spent: judge, escalations, repairs)."""
 
 
 class Router:
@@ -152,7 +162,7 @@ class Router:
         self._judge = judge
         self._config = config
         self._clock = clock
-        self._decider = Decider(policies, rng, learn=config.learn)
+        self._decider = Decider(policies, rng, learn=config.learn, anchor=config.anchor)
         self._kit = StageKit(
             pool=pool,
             providers=providers,
@@ -355,36 +365,43 @@ class Router:
             generation_quality = 0.0
         else:
             generation_quality = components_passed / max(1, original_parts)
-        reward = (
-            FAILED_RUN_REWARD
-            if failed_tool_calls(original_check)
-            else self._kit.reward(
-                prep, generation_quality, completion.cost_usd, completion.latency_ms
+
+        async def settle_generation(reward: float, credit: str) -> None:
+            await self._decider.settle(prep.journal, generated.drawn, reward)
+            ledger.insert(
+                generation_at,
+                trace(
+                    generated.drawn,
+                    outcome="ok" if original_check.passed else "ok, failed validation",
+                    reward=reward,
+                    signals=generated.signals,
+                    masked=generated.masked,
+                    cost_usd=completion.cost_usd,
+                    latency_ms=completion.latency_ms,
+                    details={
+                        "validators": [r.name for r in original_check.failed],
+                        "credit": credit,
+                        **({"last_run": True} if generated.last_run else {}),
+                        **(
+                            {"tool_calls": [c.as_json() for c in completion.tool_calls]}
+                            if completion.tool_calls
+                            else {}
+                        ),
+                    },
+                ),
+                completion.cost_usd,
             )
-        )
-        await self._decider.settle(prep.journal, generated.drawn, reward)
-        ledger.insert(
-            generation_at,
-            trace(
-                generated.drawn,
-                outcome="ok" if original_check.passed else "ok, failed validation",
-                reward=reward,
-                signals=generated.signals,
-                masked=generated.masked,
-                cost_usd=completion.cost_usd,
-                latency_ms=completion.latency_ms,
-                details={
-                    "validators": [r.name for r in original_check.failed],
-                    **({"last_run": True} if generated.last_run else {}),
-                    **(
-                        {"tool_calls": [c.as_json() for c in completion.tool_calls]}
-                        if completion.tool_calls
-                        else {}
-                    ),
-                },
-            ),
-            completion.cost_usd,
-        )
+
+        credit_request = self._config.pre_credit == "request" and stages.escalation
+        if not credit_request:
+            reward = (
+                FAILED_RUN_REWARD
+                if failed_tool_calls(original_check)
+                else self._kit.reward(
+                    prep, generation_quality, completion.cost_usd, completion.latency_ms
+                )
+            )
+            await settle_generation(reward, "answer")
 
         answer = completion
         if stages.escalation:
@@ -412,6 +429,14 @@ class Router:
                 text, arm, components = answer.text, answer.arm, replaced.components
 
         latency_ms = (self._clock() - prep.started) * 1000.0
+        if credit_request:  # what the choice led to: the delivered answer, for all it cost
+            spent = ledger.cost_usd + completion.cost_usd
+            await settle_generation(
+                FAILED_RUN_REWARD
+                if failed_tool_calls(assessment.validation)
+                else self._kit.reward(prep, assessment.quality, spent, latency_ms),
+                "request",
+            )
         # The provider's token counts describe the answer only when it is one call's text.
         reported = answer.usage_reported and text == answer.text
         self._spend.add(prep.request.tenant, prep.request.session, ledger.cost_usd)

@@ -156,7 +156,10 @@ async def open_runtime(
             judge=judge,
             writer=writer,
             config=RouterConfig(
-                knn_k=settings.knn_k, max_attempts=settings.max_attempts, learn=not replica
+                knn_k=settings.knn_k,
+                max_attempts=settings.max_attempts,
+                learn=not replica,
+                pre_credit=settings.pre_credit,
             ),
         )
         yield Runtime(

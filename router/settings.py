@@ -97,12 +97,22 @@ class Settings(BaseSettings):
         default=2.0, gt=0, description="Replicas: how often to look for a newer snapshot."
     )
     knn_k: int = Field(default=20, ge=1, le=200, description="Neighbours for historical signals.")
+    pre_credit: Literal["answer", "request"] = Field(
+        default="answer",
+        description="What the pre-generation decision is rewarded for: its own answer, or the "
+        "whole request it led to (the delivered answer against everything spent on it).",
+    )
     max_attempts: int = Field(default=3, ge=1, description="Arms tried before a request fails.")
     cost_ref_usd: float = Field(
-        default=0.01, gt=0, description="Cost that counts as 1 in the reward's cost term."
+        default=0.01,
+        gt=0,
+        description="Request cost at which the reward's cost term cost / (cost + ref) is one "
+        "half: near zero each cost_ref_usd spent costs lambda_cost of quality.",
     )
     latency_ref_ms: float = Field(
-        default=10_000.0, gt=0, description="Latency that counts as 1 in the latency term."
+        default=10_000.0,
+        gt=0,
+        description="Latency at which the reward's latency term is one half.",
     )
     tenant_budget_usd: float | None = Field(
         default=None, gt=0, description="Spend limit of each tenant (USD, over all time)."

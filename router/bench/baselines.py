@@ -12,8 +12,9 @@
   (the request, the judge's reason and the rejected answer) and billed for it, as the
   router's escalations are.
 
-Utility is ``quality - lambda_cost * cost / cost_ref`` (the router's objective); sweeping
-``lambda_cost`` traces the task-level and kNN curves.
+Utility is ``quality - lambda_cost * cost / (cost + cost_ref)`` per prompt (the router's
+objective, ``router.bench.metrics.cost_term``); sweeping ``lambda_cost`` traces the
+task-level and kNN curves.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import numpy as np
 
 from features.embedding import Embedder
 from router.bench.matrix import FloatArray, IndexArray, RoutingMatrix
+from router.bench.metrics import cost_term
 from router.bench.providers import keeps_label, matrix_verdict
 from router.lifecycle.assessment import judge_reason
 from router.lifecycle.prompts import escalation_messages
@@ -95,7 +97,8 @@ def task_router(
     def best(subset: IndexArray) -> int:
         quality = matrix.quality[subset].mean(axis=0, keepdims=True)
         cost = matrix.cost_usd[subset].mean(axis=0, keepdims=True)
-        return int(_pick(quality - lambda_cost * cost / cost_ref_usd, cost)[0])
+        term = cost_term(matrix.cost_usd[subset], cost_ref_usd).mean(axis=0, keepdims=True)
+        return int(_pick(quality - lambda_cost * term, cost)[0])
 
     fallback = best(train_rows)
     chosen = {task: best(train_rows[tasks[train_rows] == task]) for task in set(tasks[train_rows])}
@@ -142,7 +145,8 @@ def knn_router(
     the model of best predicted utility runs."""
     quality = matrix.quality[neighbours.rows].mean(axis=1)
     cost = matrix.cost_usd[neighbours.rows].mean(axis=1)
-    columns = _pick(quality - lambda_cost * cost / cost_ref_usd, cost)
+    term = cost_term(matrix.cost_usd[neighbours.rows], cost_ref_usd).mean(axis=1)
+    columns = _pick(quality - lambda_cost * term, cost)
     return routed(matrix, rows, columns)
 
 

@@ -17,8 +17,8 @@ from typing import Any
 from features.errors import ConfigError
 from router.bench.datasets import DATASETS, DEFAULT_DATA_ROOT, load_dataset
 from router.bench.learned import VARIANTS
-from router.bench.matrix import RoutingMatrix, holdout, sample
-from router.bench.run import BenchOptions, requests_per_run, run_bench
+from router.bench.matrix import RoutingMatrix, holdout, restrict, sample
+from router.bench.run import BenchOptions, plan_bench, requests_per_run, run_bench
 from router.bench.tables import load_matrix
 from store.embedded import EmbeddedPostgres
 
@@ -49,6 +49,13 @@ def _names(text: str) -> tuple[str, ...]:
     return names
 
 
+def _models(text: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    if not names:
+        raise argparse.ArgumentTypeError("expected comma-separated model names")
+    return names
+
+
 def add_bench_command(commands: Any) -> None:
     """Register ``bench`` on the CLI's sub-command parsers."""
     bench = commands.add_parser(
@@ -70,19 +77,25 @@ def add_bench_command(commands: Any) -> None:
         help=f"folder holding the shared datasets (default {DEFAULT_DATA_ROOT})",
     )
     bench.add_argument("--out", type=Path, default=Path("bench-out"), help="report folder")
-    bench.add_argument("--seeds", type=_ints, default=(0, 1, 2), help="e.g. 0,1,2")
+    bench.add_argument(
+        "--seeds", type=_ints, default=BenchOptions().seeds, help="e.g. 0,1,2 (default 0-4)"
+    )
     bench.add_argument(
         "--lambdas",
         type=_floats,
-        default=BenchOptions().lambdas,
-        help="lambda_cost values the judged variants (escalation, chain, full) are run at",
+        help="lambda_cost values the judged variants (escalation, chain, full) are run at "
+        "(default: chosen on train, fractions of the escalation break-even)",
     )
     bench.add_argument(
         "--pre-lambdas",
         type=_floats,
-        default=BenchOptions().pre_lambdas,
-        help="lambda_cost values the pre variant is run at (no judge once learning is off: the "
-        "cheap end of the curve)",
+        help="lambda_cost values the pre variant is run at (default: chosen on train, one per "
+        "vertex of the single models' cost-quality hull, up to three)",
+    )
+    bench.add_argument(
+        "--models",
+        type=_models,
+        help="route among these models only (comma-separated): a sub-matrix of the input",
     )
     bench.add_argument(
         "--variants",
@@ -98,9 +111,22 @@ def add_bench_command(commands: Any) -> None:
         "(the task-level baseline is always told it)",
     )
     bench.add_argument(
+        "--no-anchor",
+        action="store_true",
+        help="let the escalation policy decide alone from its first request, not anchored "
+        "to the rule (accept what passed, escalate what failed) it generalizes",
+    )
+    bench.add_argument(
+        "--pre-credit",
+        choices=("answer", "request"),
+        default="answer",
+        help="reward the pre-generation decision for its own answer (default) or for the "
+        "whole request it led to (judge and escalations included)",
+    )
+    bench.add_argument(
         "--judge-model",
-        help="model the judge is billed as (--matrix only; default: the "
-        "cheapest model of at least median quality)",
+        help="model the judge is billed as (--matrix only; default: the cheapest model of "
+        "at least median quality other than the best single model)",
     )
     bench.add_argument(
         "--judge",
@@ -145,6 +171,8 @@ def add_bench_command(commands: Any) -> None:
 def load_input(args: argparse.Namespace) -> RoutingMatrix:
     """The matrix to benchmark: loaded, then sampled and held out as asked."""
     matrix = _load(args)
+    if args.models is not None:
+        matrix = restrict(matrix, args.models)
     if args.sample is not None:
         matrix = sample(matrix, args.sample, seed=args.split_seed)
     if args.holdout:
@@ -185,15 +213,22 @@ def run_command(args: argparse.Namespace) -> int:
             escalation_targets=args.escalation_targets,
             order=args.order,
             task_hint=args.task_hint,
+            anchor=not args.no_anchor,
+            pre_credit=args.pre_credit,
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     matrix = load_input(args)
-    total = len(options.specs()) * requests_per_run(matrix)
+    plan = plan_bench(matrix, options)
+    total = len(plan.specs) * requests_per_run(matrix)
+    origin = "chosen on train" if plan.points.chosen_on_train else "given"
     print(
         f"{matrix.name}: {len(matrix.prompts)} prompts x {len(matrix.models)} models; "
-        f"{len(options.specs())} learned runs of {requests_per_run(matrix)} requests "
-        f"on {args.workers} worker(s)"
+        f"{len(plan.specs)} learned runs of {requests_per_run(matrix)} requests "
+        f"on {args.workers} worker(s); lambda_cost {origin}: pre "
+        f"{', '.join(f'{v:g}' for v in plan.points.pre)}, judged "
+        f"{', '.join(f'{v:g}' for v in plan.points.judged)}; escalation targets "
+        f"{', '.join(plan.settings.escalation_targets)}; judge billed as {matrix.judge_model}"
     )
     data_dir = Path(tempfile.mkdtemp(prefix="signalroute-bench-pg-"))
     server = EmbeddedPostgres()
@@ -207,7 +242,7 @@ def run_command(args: argparse.Namespace) -> int:
             def advance(requests: int) -> None:
                 bar.update(requests)
 
-            result = run_bench(matrix, options, urls, on_progress=advance)
+            result = run_bench(matrix, options, urls, plan=plan, on_progress=advance)
     finally:
         server.stop()
         shutil.rmtree(data_dir, ignore_errors=True)

@@ -26,6 +26,8 @@ import numpy.typing as npt
 
 from features.categories import CategoryIndex
 from features.embedding import Embedder, HashingEmbedder, Vector
+from features.errors import ConfigError
+from learner.anchor import AnchorConfig
 from learner.config import Exploration, PolicyConfig
 from learner.reward import RewardWeights
 from router.bench.matrix import FloatArray, IndexArray, RoutingMatrix
@@ -33,9 +35,16 @@ from router.bench.providers import MatrixJudge, MatrixProvider, PromptIndex
 from router.health import HealthTracker
 from router.lifecycle.stages import ESCALATION, JudgeMode, StageOptions
 from router.policies import PolicyRegistry
-from router.pool import Arm, Pool
+from router.pool import ARM_NAME, Arm, Pool
 from router.providers import Provider
-from router.routing import RouteFailed, Router, RouterConfig, RouteRequest, RouteResult
+from router.routing import (
+    PreCredit,
+    RouteFailed,
+    Router,
+    RouterConfig,
+    RouteRequest,
+    RouteResult,
+)
 from router.runtime import STAGE_INTERACTIONS
 from router.settings import Settings
 from router.spend import SpendTracker
@@ -120,7 +129,7 @@ _SERVICE = Settings.model_construct()
 class RunSettings:
     """What every learned run of a benchmark shares.
 
-    ``cost_ref_usd`` is what counts as 1 in the reward's cost term (the best single model's
+    ``cost_ref_usd`` is where the reward's cost term is one half (the best single model's
     mean cost on train); ``judge`` is when the judge grades an answer (``always`` gives every
     request a learning signal; ``on_doubt`` skips answers a validator could check);
     exploration knobs default to the service's defaults. With ``task_hint`` every request
@@ -139,6 +148,10 @@ class RunSettings:
     learning_rate: float = _SERVICE.learning_rate
     chunk_chars: int = 16
     task_hint: bool = False
+    anchor: bool = True
+    """Anchor the escalation stage to its rule (``learner.anchor``), as the service does."""
+    pre_credit: PreCredit = "answer"
+    """What the pre-generation decision is rewarded for (``RouterConfig.pre_credit``)."""
 
     def __post_init__(self) -> None:
         if self.cost_ref_usd <= 0:
@@ -226,6 +239,17 @@ class MemoEmbedder:
             vector = self._inner.embed(text)
             self._memo[text] = vector
         return vector
+
+
+def check_arm_names(matrix: RoutingMatrix) -> None:
+    """Raise ConfigError naming every model of the matrix that cannot be an arm's name, before
+    any work starts (a worker would otherwise fail mid-run)."""
+    bad = [model for model in matrix.models if not ARM_NAME.fullmatch(model)]
+    if bad:
+        raise ConfigError(
+            f"model names that cannot be arm names: {', '.join(map(repr, bad))} (an arm name "
+            f"is letters, digits and . _ / : @ -; rename them in the matrix)"
+        )
 
 
 def bench_pool(matrix: RoutingMatrix, escalation_targets: Sequence[str]) -> Pool:
@@ -329,7 +353,12 @@ class LearnedRunner:
                     categories=self._categories,
                     rng=rng,
                     judge=judge,
-                    config=RouterConfig(knn_k=settings.knn_k, learn=learn),
+                    config=RouterConfig(
+                        knn_k=settings.knn_k,
+                        learn=learn,
+                        anchor=AnchorConfig() if settings.anchor else None,
+                        pre_credit=settings.pre_credit,
+                    ),
                 )
 
             weights = RewardWeights(

@@ -41,6 +41,22 @@ def markdown(report: Mapping[str, Any]) -> str:
             f"{p['cost_usd']:.6f} | {p['quality_pct_of_best']:.1f} | {p['cost_pct_of_best']:.1f} | "
             f"{online_quality} | {online_cost} |"
         )
+    spread = [p for p in report["policies"] if p.get("per_seed")]
+    if spread:
+        lines += [
+            "",
+            "Spread over seeds (learned rows, frozen pass):",
+            "",
+            "| policy | lambda_cost | quality % of best, min-max | cost % of best, min-max |",
+            "|---|---:|---:|---:|",
+        ]
+        for p in spread:
+            q = [100 * s["quality"] / best["quality"] for s in p["per_seed"]]
+            c = [100 * s["cost_usd"] / best["cost_usd"] for s in p["per_seed"]]
+            lines.append(
+                f"| {p['name']} | {_fmt(p['lambda_cost'], 'g')} | {min(q):.1f}-{max(q):.1f} | "
+                f"{min(c):.1f}-{max(c):.1f} |"
+            )
     lines += [
         "",
         "Learned rows: scored on test with learning off after the train stream; `online`: "

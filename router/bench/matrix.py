@@ -16,6 +16,8 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from features.errors import ConfigError
+
 Split = Literal["train", "test"]
 SPLITS: tuple[Split, ...] = ("train", "test")
 
@@ -212,6 +214,54 @@ def take(
         judge_model=matrix.judge_model,
         responses=None if matrix.responses is None else tuple(matrix.responses[i] for i in index),
         latency_ms=None if matrix.latency_ms is None else matrix.latency_ms[index],
+        dropped=matrix.dropped,
+    )
+
+
+def default_judge(models: Sequence[str], quality: FloatArray, cost: FloatArray) -> str:
+    """The judge a matrix without one gets, from per-prompt ``quality`` and ``cost`` (train):
+    the cheapest model of at least median quality among the models other than the best
+    single one (a capable, cheap grader; its accuracy is simulated anyway). The best model
+    itself only when it is the only one: on a strong/weak pair the judge is the weak model,
+    not a verdict as dear as the best answer."""
+    mean_q, mean_c = quality.mean(axis=0), cost.mean(axis=0)
+    best = int(np.lexsort((mean_c, -mean_q))[0])
+    others = [j for j in range(len(models)) if j != best] or [best]
+    median = float(np.median(mean_q[others]))
+    capable = [j for j in others if mean_q[j] >= median]
+    return models[min(capable, key=lambda j: (mean_c[j], models[j]))]
+
+
+def restrict(matrix: RoutingMatrix, models: Sequence[str]) -> RoutingMatrix:
+    """The matrix with only ``models`` (in that order): a sub-matrix. The judge stays the
+    matrix's when it is among them, else ``default_judge`` picks one from the train split.
+    Raises ConfigError naming unknown models."""
+    unknown = [m for m in models if m not in matrix.models]
+    if unknown:
+        raise ConfigError(
+            f"--models names models the matrix does not have: {', '.join(unknown)} "
+            f"(it has {', '.join(matrix.models)})"
+        )
+    if not models:
+        raise ConfigError("--models needs at least one model")
+    columns = [matrix.models.index(m) for m in models]
+    quality, cost = matrix.quality[:, columns], matrix.cost_usd[:, columns]
+    judge = matrix.judge_model
+    if judge not in models:
+        train = matrix.rows("train")
+        judge = default_judge(models, quality[train], cost[train])
+    return RoutingMatrix(
+        name=f"{matrix.name}[{','.join(models)}]",
+        models=tuple(models),
+        prompts=matrix.prompts,
+        quality=np.ascontiguousarray(quality),
+        cost_usd=np.ascontiguousarray(cost),
+        prices={m: matrix.prices[m] for m in models},
+        judge_model=judge,
+        responses=None
+        if matrix.responses is None
+        else tuple(tuple(r[j] for j in columns) for r in matrix.responses),
+        latency_ms=None if matrix.latency_ms is None else matrix.latency_ms[:, columns],
         dropped=matrix.dropped,
     )
 

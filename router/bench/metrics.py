@@ -70,12 +70,18 @@ def aiq(curves: Mapping[str, Sequence[Point]]) -> dict[str, float]:
     return {name: area_under(hull, c_max) / c_max for name, hull in hulls.items()}
 
 
+def cost_term(cost_usd: FloatArray, cost_ref_usd: float) -> FloatArray:
+    """The reward's cost term, elementwise: ``cost / (cost + ref)`` (``learner.reward``)."""
+    cost = np.maximum(np.asarray(cost_usd, dtype=np.float64), 0.0)
+    return np.asarray(cost / (cost + cost_ref_usd), dtype=np.float64)
+
+
 def utility(
     quality: FloatArray, cost_usd: FloatArray, lambda_cost: float, cost_ref_usd: float
 ) -> FloatArray:
-    """Per-request utility under the benchmark objective: quality - lambda * cost / ref
-    (the reward the router is trained on, unclipped and without the latency term)."""
-    return np.asarray(quality - lambda_cost * cost_usd / cost_ref_usd, dtype=np.float64)
+    """Per-request utility under the benchmark objective: quality - lambda * cost term
+    (the reward the router is trained on, before its affine map, without latency)."""
+    return np.asarray(quality - lambda_cost * cost_term(cost_usd, cost_ref_usd), dtype=np.float64)
 
 
 def cumulative_regret(

@@ -1,9 +1,10 @@
 """A whole benchmark: the baselines, then every learned run (variant x lambda_cost x seed).
 
 Hyper-parameters are fixed before the test split is looked at: the best single model, the
-cost reference, the escalation targets and the cascade's cheap model are all chosen on the
-train split; the stream orders are seeded shuffles (the source files group prompts by task,
-which no real traffic does).
+cost reference, the escalation targets, the cascade's cheap model and every variant's
+``lambda_cost`` points are all chosen on the train split (``plan_bench``); the stream
+orders are seeded shuffles (the source files group prompts by task, which no real traffic
+does).
 """
 
 from __future__ import annotations
@@ -18,32 +19,27 @@ import numpy as np
 from features.embedding import HashingEmbedder
 from router.bench import baselines
 from router.bench.baselines import Neighbours, Outcomes
-from router.bench.learned import VARIANTS, LearnedRun, LearnedSpec, RunSettings
+from router.bench.learned import (
+    VARIANTS,
+    LearnedRun,
+    LearnedSpec,
+    RunSettings,
+    check_arm_names,
+)
 from router.bench.matrix import IndexArray, RoutingMatrix, Split
+from router.bench.operating_points import OperatingPoints, choose_points, value_targets
 from router.bench.workers import Job, run_inline, run_parallel
 from router.lifecycle.stages import JudgeMode
+from router.routing import PreCredit
 from store.database import Database
 
 Order = Literal["shuffled", "file"]
 
-DEFAULT_LAMBDAS = (0.1, 0.3)
-"""Two operating points per judged variant (``escalation``, ``chain``, ``full``) keep the whole
-RouterBench run under ten minutes on two cores; ``--lambdas`` traces finer curves. 0.3 (the
-service's default objective) took the place of 0.5 after held-out runs (``--holdout``): the
-chain's points at 0.1, 0.3 and 0.5 were 102/55, 101/38 and 95/19 (% of the best model's
-quality / cost), so 0.3 traces the middle of its curve."""
-PRE_LAMBDAS = (0.5, 2.0, 20.0)
-"""The operating points of the ``pre`` variant, which pays for no judge once learning is off:
-the cheap end of the router's curve, which the judged variants cannot reach. AIQ counts a
-curve as 0 below its cheapest point, so a curve that stops short of the cheap end loses that
-area. At 20 the cost term outweighs the quality gaps between the cheap models, so the policy
-settles on the cheapest (on a held-out part of RouterBench's train split: mistral-7b, 68.9%
-of the best model's quality at 1.6% of its cost, in two seeds of three; the learned AIQ there
-rose from 0.830 to 0.857). On RouterBench's test split ``pre`` at 0.1 and 0.3 gave 85.4% and
-81.6% at 6.9% of the cost, below its 0.5 and 2 points: those runs were dropped to keep the
-run under ten minutes."""
-BASELINE_LAMBDAS = (0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.45, 0.6, 0.8, 1.0, 1.5, 2.0, 3.0, 5.0)
-"""The baseline curves are cheap to trace finely."""
+BASELINE_LAMBDAS = (
+    *(0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.45, 0.6, 0.8),
+    *(1.0, 1.5, 2.0, 3.0, 5.0, 8.0, 12.0, 20.0, 40.0),
+)
+"""The baseline curves are cheap to trace finely, from free cost to the cheapest model."""
 
 
 PROMPTED_CASCADE = "cascade (escalation prompt)"
@@ -52,20 +48,24 @@ PROMPTED_CASCADE = "cascade (escalation prompt)"
 
 @dataclass(frozen=True)
 class BenchOptions:
-    """What a benchmark runs. ``escalation_targets``: how many of the best train models the
-    escalation policy may escalate to (3 was chosen on a held-out part of RouterBench's train
-    split over 1: see the README's Benchmarks section)."""
+    """What a benchmark runs. ``lambdas`` (the judged variants' ``lambda_cost`` points) and
+    ``pre_lambdas`` (``pre``'s) are chosen on the matrix's train split when left None
+    (``router.bench.operating_points``); given, they are used as they are.
+    ``escalation_targets``: how many models of the train Pareto front, best first, the
+    escalation policy may escalate to."""
 
     variants: tuple[str, ...] = ("pre", "escalation", "chain", "full")
-    lambdas: tuple[float, ...] = DEFAULT_LAMBDAS
-    pre_lambdas: tuple[float, ...] = PRE_LAMBDAS
-    seeds: tuple[int, ...] = (0, 1, 2)
+    lambdas: tuple[float, ...] | None = None
+    pre_lambdas: tuple[float, ...] | None = None
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     judge_accuracy: float = 0.9
     judge: JudgeMode = "always"
     escalation_targets: int = 3
     order: Order = "shuffled"
     knn_k: int = 20
     task_hint: bool = False
+    anchor: bool = True
+    pre_credit: PreCredit = "answer"
     baseline_lambdas: tuple[float, ...] = BASELINE_LAMBDAS
 
     def __post_init__(self) -> None:
@@ -75,10 +75,11 @@ class BenchOptions:
         if not self.seeds:
             raise ValueError("at least one seed is needed")
         for variant in self.variants:
-            if not self.variant_lambdas(variant):
+            given = self.pre_lambdas if variant == "pre" else self.lambdas
+            if given is not None and not given:
                 option = "pre_lambdas" if variant == "pre" else "lambdas"
                 raise ValueError(f"variant {variant} needs at least one lambda_cost ({option})")
-        lambdas = (*self.lambdas, *self.pre_lambdas, *self.baseline_lambdas)
+        lambdas = (*(self.lambdas or ()), *(self.pre_lambdas or ()), *self.baseline_lambdas)
         if not all(value >= 0 for value in lambdas):  # NaN fails too
             raise ValueError("lambda_cost must be >= 0")
         if not 0.0 <= self.judge_accuracy <= 1.0:
@@ -86,18 +87,16 @@ class BenchOptions:
         if self.escalation_targets < 1:
             raise ValueError("escalation_targets must be >= 1")
 
-    def specs(self) -> list[LearnedSpec]:
-        return [
-            LearnedSpec(variant, lam, seed)
-            for variant in self.variants
-            for lam in self.variant_lambdas(variant)
-            for seed in self.seeds
-        ]
 
-    def variant_lambdas(self, variant: str) -> tuple[float, ...]:
-        """The operating points ``variant`` is run at: ``pre_lambdas`` for ``pre``, else
-        ``lambdas`` (each value once)."""
-        return tuple(dict.fromkeys(self.pre_lambdas if variant == "pre" else self.lambdas))
+@dataclass(frozen=True)
+class BenchPlan:
+    """What a benchmark will run, decided on train before any run starts: the shared
+    settings, every variant's operating points, the cascade's cheap model, the specs."""
+
+    settings: RunSettings
+    points: OperatingPoints
+    cascade_cheap: int
+    specs: tuple[LearnedSpec, ...]
 
 
 @dataclass(frozen=True, eq=False)
@@ -124,6 +123,7 @@ class BenchResult:
     matrix: RoutingMatrix
     options: BenchOptions
     settings: RunSettings
+    points: OperatingPoints
     best: int
     cascade_cheap: int
     baselines: tuple[BaselineResult, ...]
@@ -143,24 +143,62 @@ def stream(matrix: RoutingMatrix, split: Split, seed: int, order: Order) -> Inde
 
 def run_settings(matrix: RoutingMatrix, options: BenchOptions) -> RunSettings:
     """Shared settings, chosen on train: the cost reference is the best single model's mean
-    cost, the escalation targets the best ``escalation_targets`` models."""
+    cost, the escalation targets the best ``escalation_targets`` models of the train Pareto
+    front (by value: never a model a cheaper one matches)."""
     best = matrix.best_single("train")
-    quality, cost = matrix.mean_quality("train"), matrix.mean_cost("train")
-    ranked = np.lexsort((cost, -quality))[: options.escalation_targets]
     return RunSettings(
-        cost_ref_usd=float(cost[best]),
-        escalation_targets=tuple(matrix.models[int(j)] for j in ranked),
+        cost_ref_usd=float(matrix.mean_cost("train")[best]),
+        escalation_targets=value_targets(matrix, options.escalation_targets),
         judge_accuracy=options.judge_accuracy,
         judge=options.judge,
         knn_k=options.knn_k,
         task_hint=options.task_hint,
+        anchor=options.anchor,
+        pre_credit=options.pre_credit,
     )
 
 
+def plan_bench(matrix: RoutingMatrix, options: BenchOptions) -> BenchPlan:
+    """Everything a benchmark decides before it routes, from the train split alone; raises
+    ConfigError when a model of the matrix cannot be an arm."""
+    check_arm_names(matrix)
+    settings = run_settings(matrix, options)
+    best = matrix.best_single("train")
+    cheap = baselines.cascade_cheap_model(
+        matrix,
+        matrix.rows("train"),
+        strong=best,
+        judge_accuracy=options.judge_accuracy,
+        seeds=options.seeds,
+    )
+    chosen = choose_points(
+        matrix,
+        cheap=cheap,
+        best=best,
+        judge_accuracy=options.judge_accuracy,
+        cost_ref_usd=settings.cost_ref_usd,
+    )
+    given = options.lambdas is not None or options.pre_lambdas is not None
+    points = OperatingPoints(
+        judged=chosen.judged if options.lambdas is None else options.lambdas,
+        pre=chosen.pre if options.pre_lambdas is None else options.pre_lambdas,
+        chosen_on_train=not given,
+        break_even=chosen.break_even,
+    )
+    specs = tuple(
+        LearnedSpec(variant, lam, seed)
+        for variant in options.variants
+        for lam in points.for_variant(variant)
+        for seed in options.seeds
+    )
+    return BenchPlan(settings=settings, points=points, cascade_cheap=cheap, specs=specs)
+
+
 def run_baselines(
-    matrix: RoutingMatrix, options: BenchOptions, settings: RunSettings
-) -> tuple[tuple[BaselineResult, ...], int]:
-    """Every baseline on the test split, and the cascade's cheap model (chosen on train)."""
+    matrix: RoutingMatrix, options: BenchOptions, settings: RunSettings, cheap: int
+) -> tuple[BaselineResult, ...]:
+    """Every baseline on the test split; ``cheap`` is the cascade's cheap model (chosen on
+    train by ``plan_bench``)."""
     train, test = matrix.rows("train"), matrix.rows("test")
     best = matrix.best_single("train")
     ref = settings.cost_ref_usd
@@ -182,9 +220,6 @@ def run_baselines(
         knn = baselines.knn_router(matrix, test, neighbours, lambda_cost=lam, cost_ref_usd=ref)
         results.append(BaselineResult("task-level", "task-level", (task,), lam))
         results.append(BaselineResult("kNN", "kNN", (knn,), lam))
-    cheap = baselines.cascade_cheap_model(
-        matrix, train, strong=best, judge_accuracy=options.judge_accuracy, seeds=options.seeds
-    )
 
     def cascades(column: int, *, escalation_prompt: bool = False) -> tuple[Outcomes, ...]:
         return tuple(
@@ -207,7 +242,7 @@ def run_baselines(
         results.append(BaselineResult(name, "cascade", cascades(column)))
     prompted = cascades(cheap, escalation_prompt=True)
     results.append(BaselineResult(PROMPTED_CASCADE, PROMPTED_CASCADE, prompted))
-    return tuple(results), cheap
+    return tuple(results)
 
 
 def run_bench(
@@ -215,32 +250,34 @@ def run_bench(
     options: BenchOptions,
     database_urls: Sequence[str],
     *,
+    plan: BenchPlan | None = None,
     on_progress: Callable[[int], None] = lambda _: None,
 ) -> BenchResult:
     """Run the baselines and the learned runs, one worker process per database URL (each
-    database is emptied before every run: never point it at a service's database)."""
+    database is emptied before every run: never point it at a service's database).
+    ``plan``: ``plan_bench(matrix, options)``, when the caller made it already."""
     if not database_urls:
         raise ValueError("learned runs need at least one database URL")
     started = time.perf_counter()
-    settings, jobs, orders = _plan(matrix, options)
-    computed: list[tuple[tuple[BaselineResult, ...], int]] = []
+    plan = plan or plan_bench(matrix, options)
+    jobs, orders = _jobs(matrix, options, plan)
+    computed: list[tuple[BaselineResult, ...]] = []
     runs = run_parallel(
         matrix,
-        settings,
+        plan.settings,
         jobs,
         database_urls,
         on_progress,
-        meanwhile=lambda: computed.append(run_baselines(matrix, options, settings)),
+        meanwhile=lambda: computed.append(
+            run_baselines(matrix, options, plan.settings, plan.cascade_cheap)
+        ),
     )
-    return _assemble(
-        matrix, options, settings, runs, orders, started, len(database_urls), computed[0]
-    )
+    return _assemble(matrix, options, plan, runs, orders, started, len(database_urls), computed[0])
 
 
-def _plan(
-    matrix: RoutingMatrix, options: BenchOptions
-) -> tuple[RunSettings, list[Job], dict[int, tuple[IndexArray, IndexArray]]]:
-    settings = run_settings(matrix, options)
+def _jobs(
+    matrix: RoutingMatrix, options: BenchOptions, plan: BenchPlan
+) -> tuple[list[Job], dict[int, tuple[IndexArray, IndexArray]]]:
     orders = {
         seed: (
             stream(matrix, "train", seed, options.order),
@@ -248,29 +285,28 @@ def _plan(
         )
         for seed in options.seeds
     }
-    specs = sorted(options.specs(), key=lambda s: list(VARIANTS).index(s.variant), reverse=True)
-    jobs = [Job(spec, *orders[spec.seed]) for spec in specs]
-    return settings, jobs, orders
+    specs = sorted(plan.specs, key=lambda s: list(VARIANTS).index(s.variant), reverse=True)
+    return [Job(spec, *orders[spec.seed]) for spec in specs], orders
 
 
 def _assemble(
     matrix: RoutingMatrix,
     options: BenchOptions,
-    settings: RunSettings,
+    plan: BenchPlan,
     runs: Sequence[LearnedRun],
     orders: dict[int, tuple[IndexArray, IndexArray]],
     started: float,
     workers: int,
-    computed: tuple[tuple[BaselineResult, ...], int],
+    results: tuple[BaselineResult, ...],
 ) -> BenchResult:
-    results, cheap = computed
-    order = {(s.variant, s.lambda_cost, s.seed): i for i, s in enumerate(options.specs())}
+    order = {(s.variant, s.lambda_cost, s.seed): i for i, s in enumerate(plan.specs)}
     return BenchResult(
         matrix=matrix,
         options=options,
-        settings=settings,
+        settings=plan.settings,
+        points=plan.points,
         best=matrix.best_single("train"),
-        cascade_cheap=cheap,
+        cascade_cheap=plan.cascade_cheap,
         baselines=results,
         learned=tuple(
             sorted(runs, key=lambda r: order[(r.spec.variant, r.spec.lambda_cost, r.spec.seed)])
@@ -290,10 +326,11 @@ async def run_bench_async(
 ) -> BenchResult:
     """``run_bench`` in this process and event loop, on ``database`` (emptied per run)."""
     started = time.perf_counter()
-    settings, jobs, orders = _plan(matrix, options)
-    runs = await run_inline(matrix, settings, jobs, database, on_progress)
-    computed = run_baselines(matrix, options, settings)
-    return _assemble(matrix, options, settings, runs, orders, started, 1, computed)
+    plan = plan_bench(matrix, options)
+    jobs, orders = _jobs(matrix, options, plan)
+    runs = await run_inline(matrix, plan.settings, jobs, database, on_progress)
+    results = run_baselines(matrix, options, plan.settings, plan.cascade_cheap)
+    return _assemble(matrix, options, plan, runs, orders, started, 1, results)
 
 
 def requests_per_run(matrix: RoutingMatrix) -> int:

@@ -25,6 +25,7 @@ from router.bench.matrix import (
     RoutingMatrix,
     Split,
     assign_splits,
+    default_judge,
     derive_prices,
 )
 
@@ -98,14 +99,6 @@ def _number(value: Any, where: str, column: str) -> float:
     if not math.isfinite(number):
         raise ConfigError(f"{where}: {column} must be finite, got {value!r}")
     return number
-
-
-def default_judge(models: Sequence[str], quality: np.ndarray, cost: np.ndarray) -> str:
-    """The judge a matrix without one gets: the cheapest model whose mean quality is at least
-    the median model's (a capable, cheap grader; its accuracy is simulated anyway)."""
-    mean_q, mean_c = quality.mean(axis=0), cost.mean(axis=0)
-    capable = [j for j in range(len(models)) if mean_q[j] >= float(np.median(mean_q))]
-    return models[min(capable, key=lambda j: (mean_c[j], models[j]))]
 
 
 def build_matrix(

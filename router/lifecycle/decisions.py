@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from learner.anchor import DEFAULT_ANCHOR, AnchorConfig, anchored_pmf
 from learner.context import Context
 from learner.sampling import greedy_pmf, sample_index
 from router.lifecycle.journal import DecisionRow, Journal, RewardRow
@@ -38,6 +39,17 @@ class Drawn:
     pmf: Mapping[str, float]
     policy_version: int
     context: Context
+    bucket: str | None = None
+    """The anchor's bucket when the stage is anchored to a rule (``learner.anchor``)."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What a rule-anchored stage's rule would do here, and the bucket its evidence is
+    pooled in."""
+
+    action: str
+    bucket: str
 
 
 class Decider:
@@ -58,11 +70,13 @@ class Decider:
         *,
         learn: bool = True,
         explore: bool | None = None,
+        anchor: AnchorConfig | None = DEFAULT_ANCHOR,
     ) -> None:
         self._policies = policies
         self._rng = rng
         self._learn = learn
         self._explore = learn if explore is None else explore
+        self._anchor = anchor
 
     @property
     def learns(self) -> bool:
@@ -74,11 +88,27 @@ class Decider:
         """Whether decisions are drawn from the exploration PMF (else greedily)."""
         return self._explore
 
-    def draw(self, journal: Journal, stage: str, context: Context) -> Drawn:
-        """Draw an action from the stage's policy and journal the decision."""
+    def draw(
+        self, journal: Journal, stage: str, context: Context, rule: Rule | None = None
+    ) -> Drawn:
+        """Draw an action from the stage's policy and journal the decision. With a ``rule``
+        (and anchoring on) the stage starts from the rule's action and leaves it only where
+        its evidence says the policy's choice earns more (``learner.anchor``)."""
         policy = self._policies.get(stage)
         pmf = policy.pmf(context)
-        if not self._explore:
+        bucket: str | None = None
+        if rule is not None and self._anchor is not None:
+            bucket = rule.bucket
+            pmf = anchored_pmf(
+                pmf,
+                context.arm_names,
+                rule.action,
+                bucket,
+                self._policies.evidence(stage),
+                self._anchor,
+                explore=self._explore,
+            )
+        elif not self._explore:
             pmf = greedy_pmf(pmf)
         index = sample_index(pmf, self._rng)
         by_action = dict(zip(context.arm_names, pmf, strict=True))
@@ -91,6 +121,7 @@ class Decider:
             pmf=by_action,
             policy_version=policy.updates,
             context=context,
+            bucket=bucket,
         )
         journal.decision(
             DecisionRow(
@@ -117,6 +148,8 @@ class Decider:
             update = await self._policies.learn(
                 drawn.stage, drawn.context, drawn.action, drawn.probability, reward
             )
+            if drawn.bucket is not None:
+                self._policies.evidence(drawn.stage).add(drawn.bucket, drawn.action, reward)
         journal.reward(
             RewardRow(
                 decision_id=drawn.decision_id,

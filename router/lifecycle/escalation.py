@@ -14,7 +14,7 @@ answer)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,13 +24,14 @@ from features.errors import NoEligibleArmError, ProviderError
 from features.output import output_features
 from router.contexts import escalation_context
 from router.lifecycle.assessment import Assessment, assess, failed_tool_calls
-from router.lifecycle.decisions import trace
+from router.lifecycle.decisions import Rule, trace
 from router.lifecycle.generating import FAILED_RUN_REWARD
 from router.lifecycle.generation import Cut, monitored_run
 from router.lifecycle.kit import StageKit
 from router.lifecycle.prompts import escalation_messages, rendered_answer
 from router.lifecycle.stages import ACCEPT, ESCALATE_PREFIX, ESCALATION, escalate_action
 from router.lifecycle.state import Ledger, Prepared
+from router.pool import Arm
 from router.providers import Completion, Delta
 from router.trace import Switch
 
@@ -68,7 +69,7 @@ async def escalate(
         eligible = kit.eligibility(prep, health, {answered_by, *tried}).eligible
     except NoEligibleArmError:
         return
-    targets = tuple(kit.pool.arm(name) for name in kit.pool.escalation_arms() if name in eligible)
+    targets = escalation_targets(kit, answered_by, eligible)
     if not targets:
         return
     output = output_features(
@@ -79,7 +80,9 @@ async def escalate(
         answered_by,
     )
     context = escalation_context(prep.query, output, targets, health, ACCEPT, escalate_action)
-    drawn = kit.decider.draw(prep.journal, ESCALATION, context)
+    drawn = kit.decider.draw(
+        prep.journal, ESCALATION, context, escalation_rule(assessment, answered_by, targets)
+    )
     signals = {"query": dict(prep.query.as_features()), "output": output}
     details: dict[str, Any] = {"assessment": assessment.as_json()}
     if drawn.action == ACCEPT:
@@ -177,6 +180,30 @@ async def escalate(
         yield Switch(ESCALATION, answered_by, target.name, "; ".join(reasons))
         yield Delta(new.text)
     yield Escalated(new, second)
+
+
+def escalation_targets(
+    kit: StageKit, answered_by: str, eligible: Collection[str]
+) -> tuple[Arm, ...]:
+    """The arms an answer of ``answered_by`` may be escalated to, strongest first: the pool's
+    ``escalation_targets`` in their order, or by default the dearest arms, never one cheaper
+    than the answering arm (price is the only sign of strength a pool without targets
+    gives)."""
+    names = [name for name in kit.pool.escalation_arms() if name in eligible]
+    if not kit.pool.escalation_targets:
+        floor = kit.pool.arm(answered_by).output_usd_per_mtok
+        names = [n for n in names if kit.pool.arm(n).output_usd_per_mtok >= floor]
+    return tuple(kit.pool.arm(name) for name in names)
+
+
+def escalation_rule(assessment: Assessment, answered_by: str, targets: tuple[Arm, ...]) -> Rule:
+    """The rule the escalation stage starts from: accept an answer whose checks passed,
+    escalate one that failed them to the strongest target. Its evidence is pooled per
+    verdict (failed or passed, judged or not) and answering arm."""
+    failed = assessment.quality < 0.5
+    judged = "judged" if assessment.judge_score is not None else "unjudged"
+    action = escalate_action(targets[0].name) if failed else ACCEPT
+    return Rule(action, f"{'failed' if failed else 'passed'}|{judged}|{answered_by}")
 
 
 def verdict_matters(kit: StageKit, first: Assessment, *, next_step: bool = False) -> bool:

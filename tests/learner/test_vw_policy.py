@@ -3,7 +3,6 @@ import pytest
 
 from learner.config import Exploration, PolicyConfig
 from learner.context import ArmFeatures, Context
-from learner.reward import RewardWeights, shape_reward, utility
 from learner.sampling import greedy_pmf, normalize, sample_index
 from learner.vw_format import adf_lines
 from learner.vw_policy import VWPolicy, vw_cost
@@ -96,42 +95,6 @@ def test_adf_lines_put_the_label_on_the_chosen_arm() -> None:
     assert lines[0] == "shared |Q code:1 lang=en"
     assert lines[1] == "|A arm=coder"
     assert lines[2] == "0:-0.75:0.5 |A arm=generalist"
-
-
-def test_reward_shaping() -> None:
-    weights = RewardWeights(lambda_cost=0.5, lambda_latency=0.1, cost_ref_usd=0.01)
-    # utility in [-0.6, 1], mapped onto [0, 1] by (utility + 0.6) / 1.6
-    assert shape_reward(1.0, 0.0, 0.0, weights) == 1.0
-    assert shape_reward(1.0, 0.005, 0.0, weights) == pytest.approx((0.75 + 0.6) / 1.6)
-    assert shape_reward(1.0, 1.0, 1e9, weights) == pytest.approx((0.4 + 0.6) / 1.6)
-    assert shape_reward(0.0, 1.0, 1e9, weights) == 0.0  # worthless at the largest cost
-    assert utility(0.0, 0.005, 0.0, weights) == pytest.approx(-0.25)
-    with pytest.raises(ValueError, match="quality"):
-        shape_reward(1.5, 0.0, 0.0, weights)
-
-
-def test_wrong_answers_are_worth_less_the_more_they_cost() -> None:
-    """Clipping at 0 made every wrong answer worth 0, so a costly arm's failures were free."""
-    weights = RewardWeights(lambda_cost=0.5, lambda_latency=0.0, cost_ref_usd=0.01)
-    cheap, costly = (shape_reward(0.0, cost, 0.0, weights) for cost in (0.0005, 0.01))
-    assert 0.0 <= costly < cheap < 1.0
-
-
-def test_reward_keeps_every_comparison_of_expected_utility() -> None:
-    rng = np.random.default_rng(1)
-    weights = RewardWeights(lambda_cost=0.8, lambda_latency=0.2, cost_ref_usd=0.01)
-    for _ in range(200):
-        a, b = (
-            [(float(rng.random()), float(rng.random()) * 0.02, 0.0) for _ in range(5)]
-            for _ in range(2)
-        )
-        by_utility = np.mean([utility(*o, weights) for o in a]) > np.mean(
-            [utility(*o, weights) for o in b]
-        )
-        by_reward = np.mean([shape_reward(*o, weights) for o in a]) > np.mean(
-            [shape_reward(*o, weights) for o in b]
-        )
-        assert by_utility == by_reward
 
 
 def test_greedy_pmf_puts_all_mass_on_the_most_probable_arms() -> None:

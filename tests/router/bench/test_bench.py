@@ -9,7 +9,7 @@ import pytest
 from router.bench.learned import VARIANTS
 from router.bench.markdown import markdown
 from router.bench.report import LEARNED_PREFIX, build_report, write_report
-from router.bench.run import PROMPTED_CASCADE, BenchOptions, run_bench_async
+from router.bench.run import PROMPTED_CASCADE, BenchOptions, plan_bench, run_bench_async
 from store.database import Database
 from tests.router.bench.synthetic import synthetic_matrix
 
@@ -108,18 +108,23 @@ def test_every_learned_variant_has_its_own_colour() -> None:
 
 
 def test_pre_runs_at_its_own_points_and_the_judged_variants_at_theirs() -> None:
+    matrix = synthetic_matrix(40)
     options = BenchOptions(
         variants=("pre", "escalation"),
         lambdas=(0.1, 2.0),
         pre_lambdas=(2.0, 5.0, 5.0),
         seeds=(0, 1),
     )
-    assert options.variant_lambdas("pre") == (2.0, 5.0)  # each once
-    assert options.variant_lambdas("escalation") == (0.1, 2.0)
-    specs = options.specs()
-    assert len(specs) == 2 * 2 + 2 * 2
-    assert {s.lambda_cost for s in specs if s.variant == "escalation"} == {0.1, 2.0}
-    assert BenchOptions(variants=("pre",), lambdas=()).variant_lambdas("pre") == (0.5, 2.0, 20.0)
+    plan = plan_bench(matrix, options)
+    assert plan.points.for_variant("pre") == (2.0, 5.0)  # each once
+    assert plan.points.for_variant("escalation") == (0.1, 2.0)
+    assert not plan.points.chosen_on_train
+    assert len(plan.specs) == 2 * 2 + 2 * 2
+    assert {s.lambda_cost for s in plan.specs if s.variant == "escalation"} == {0.1, 2.0}
+    chosen = plan_bench(matrix, BenchOptions(variants=("pre", "escalation"), seeds=(0,)))
+    assert chosen.points.chosen_on_train
+    assert len(chosen.points.pre) == 2
+    assert len(chosen.points.judged) == 2
     with pytest.raises(ValueError, match="variant escalation needs at least one lambda_cost"):
         BenchOptions(variants=("pre", "escalation"), lambdas=())
     with pytest.raises(ValueError, match=r"variant pre needs .* \(pre_lambdas\)"):

@@ -56,7 +56,9 @@ def test_regret_accumulates_the_utility_gap_to_the_oracle() -> None:
     curve = cumulative_regret(
         quality, cost, oracle_quality, oracle_cost, lambda_cost=0.5, cost_ref_usd=0.1
     )
-    np.testing.assert_allclose(curve, [0.5, 1.5, 1.5])
+    # cost terms cost / (cost + ref): 2/3 at 0.2, 1/2 at 0.1
+    first = 0.5 * (2 / 3 - 1 / 2)
+    np.testing.assert_allclose(curve, [first, first + 1.0, first + 1.0])
     with pytest.raises(ValueError, match="one value per request"):
         cumulative_regret(
             quality, cost[:2], oracle_quality, oracle_cost, lambda_cost=0, cost_ref_usd=1

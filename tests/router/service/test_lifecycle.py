@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from learner.reward import RewardWeights, shape_reward
 from router.replay.dataset import ReplayDataset, ReplayRecord
 from tests.router.service.conftest import ServiceClient, ServiceFactory
 
@@ -256,6 +257,75 @@ async def test_a_failed_validation_is_escalated_with_the_failed_output(
     assert result["model"] == GOOD
     assert result["output"] == record.outcome(GOOD).response
     assert post["reward"] > 0
+
+
+async def test_a_cold_escalation_policy_starts_from_its_rule(
+    service: ServiceFactory, pool_file: Path, replay_dataset: ReplayDataset
+) -> None:
+    """From the first request on, a new service accepts an answer that passed its checks and
+    escalates one that failed them (anchored to that rule, it explores 10% of the time),
+    whatever the untrained policy's PMF (uniform here)."""
+    record = mbpp_record(replay_dataset)
+    body = {"messages": user(record.prompt), "stages": {"components": False, "judge": "never"}}
+    replay = {"model_faults": {FAULTY: "broken_code"}}
+    async with service(**UNIFORM, pool_config=pool_file, replay=replay) as client:
+        for result in await started_on_faulty(client, body, tries=12):
+            post = result["trace"]["decisions"][-1]
+            assert post["signals"]["output"]["validators_failed"] >= 1
+            assert post["pmf"][f"escalate:{GOOD}"] == pytest.approx(0.95)
+    passed = next(
+        r
+        for r in replay_dataset
+        if r.task == "mbpp" and "```python" in r.outcome(FAULTY).response and _parses(r)
+    )
+    body = {"messages": user(passed.prompt), "stages": {"components": False, "judge": "never"}}
+    async with service(**UNIFORM, pool_config=pool_file) as client:
+        for result in await started_on_faulty(client, body, tries=12):
+            post = result["trace"]["decisions"][-1]
+            assert post["signals"]["output"]["validators_failed"] == 0
+            assert post["signals"]["output"]["validated"] == 1.0
+            assert post["pmf"]["accept"] == pytest.approx(0.95)
+
+
+async def test_request_credit_rewards_the_first_choice_for_what_it_led_to(
+    service: ServiceFactory, pool_file: Path, replay_dataset: ReplayDataset
+) -> None:
+    """With ``pre_credit: request`` the pre-generation decision's reward is the delivered
+    answer's quality against the whole request's cost, escalation included; by default it is
+    its own answer's (broken code: 0 quality)."""
+    record = mbpp_record(replay_dataset)
+    replay = {"model_faults": {FAULTY: "broken_code"}}
+    body = {
+        "messages": user(record.prompt),
+        "stages": {"components": False, "judge": "never"},
+        "objective": {"lambda_cost": 0.3, "lambda_latency": 0.0},
+    }
+    weights = RewardWeights(lambda_cost=0.3, lambda_latency=0.0, cost_ref_usd=0.01)
+    for credit in ("request", "answer"):
+        overrides = {**UNIFORM, "pre_credit": credit}
+        async with service(**overrides, pool_config=pool_file, replay=replay) as client:
+            escalated = [
+                r for r in await started_on_faulty(client, body, tries=12) if r["model"] == GOOD
+            ]
+        assert escalated, "no request started on the faulty arm was escalated"
+        for result in escalated:
+            pre = result["trace"]["decisions"][0]
+            assert pre["details"]["credit"] == credit
+            expected = (
+                shape_reward(1.0, result["cost_usd"], 0.0, weights)
+                if credit == "request"
+                else shape_reward(0.0, pre["cost_usd"], 0.0, weights)
+            )
+            assert pre["reward"] == pytest.approx(expected)
+
+
+def _parses(record: ReplayRecord) -> bool:
+    block = record.outcome(FAULTY).response.split("```python", 1)[1].split("```", 1)[0]
+    try:
+        compile(block, "<answer>", "exec")
+    except SyntaxError:
+        return False
+    return True
 
 
 async def test_a_two_component_answer_is_assembled_from_two_arms(
