@@ -56,6 +56,7 @@ from features.system import ArmHealth
 from features.validators import run_validators
 from learner.anchor import DEFAULT_ANCHOR, AnchorConfig
 from router.constraints import eligible_arms
+from router.conversations import RecentTurns, previous_turn_key, turn_key
 from router.health import HealthTracker
 from router.lifecycle.assessment import assess, failed_tool_calls
 from router.lifecycle.decisions import Decider, trace
@@ -174,6 +175,7 @@ class Router:
             clock=clock,
         )
         self._writer = writer
+        self._recent = RecentTurns()
 
     # --- signals ---------------------------------------------------------------------------
 
@@ -207,6 +209,29 @@ class Router:
             return HistoricalSignals(missing=True), HistoricalSignals(missing=user is not None)
 
         return summarize(rows, now), summarize(user_rows, now)
+
+    async def _previous_arm(self, request: RouteRequest) -> str | None:
+        """The arm of the conversation's previous turn (``router.conversations``): found by
+        the messages, else by the session; in memory first, then in the store."""
+        if request.stickiness == "free":
+            return None
+        key = previous_turn_key(request.messages)
+        session = f"session:{request.session}" if request.session else None
+        for memory_key in (key, session):
+            arm = self._recent.arm(request.tenant, memory_key) if memory_key else None
+            if arm is not None:
+                return arm if arm in self.pool.names else None
+        if key is None and request.session is None:
+            return None
+        try:
+            async with self._database.connection(transaction=False) as conn:
+                arm = await request_log.previous_turn_arm(
+                    conn, request.tenant, turn_key=key, session_id=request.session
+                )
+        except StoreUnavailableError as exc:
+            log.warning("previous turn unknown: %s", exc.message)
+            return None
+        return arm if arm in self.pool.names else None
 
     # --- the lifecycle -----------------------------------------------------------------------
 
@@ -253,6 +278,7 @@ class Router:
         journal = Journal(request_id=request_id, tenant=request.tenant, user_id=request.user)
 
         params = _request_params(request)
+        params["turn_key"] = turn_key(request.messages)
         row = RequestRow(
             messages=tuple(dict(m) for m in request.messages),
             params=params,
@@ -291,6 +317,7 @@ class Router:
                 finally:  # the row is in before a failed look-up's journal is written
                     await inserting
             timings["history_ms"] = (clock() - embedded) * 1000.0
+            previous_arm = await self._previous_arm(request)
             prep = Prepared(
                 request=request,
                 request_id=request_id,
@@ -302,6 +329,7 @@ class Router:
                 spend=self._spend.spend(request.tenant, request.session),
                 journal=journal,
                 timings=timings,
+                previous_arm=previous_arm,
             )
             async for event in self._lifecycle(prep):
                 yield event
@@ -366,7 +394,14 @@ class Router:
         else:
             generation_quality = components_passed / max(1, original_parts)
 
+        previous = prep.previous_arm
+        switched = previous is not None and previous != arm
+        if switched and prep.request.stickiness != "prefer":
+            switched = False  # a pinned turn left its arm for a reason; free ones do not count
+
         async def settle_generation(reward: float, credit: str) -> None:
+            if switched:  # leaving the conversation's arm costs (its cache, its habits)
+                reward = max(0.0, reward - prep.request.switch_cost)
             await self._decider.settle(prep.journal, generated.drawn, reward)
             ledger.insert(
                 generation_at,
@@ -382,6 +417,8 @@ class Router:
                         "validators": [r.name for r in original_check.failed],
                         "credit": credit,
                         **({"last_run": True} if generated.last_run else {}),
+                        **({"previous_turn_arm": previous} if previous is not None else {}),
+                        **({"switch_cost": prep.request.switch_cost} if switched else {}),
                         **(
                             {"tool_calls": [c.as_json() for c in completion.tool_calls]}
                             if completion.tool_calls
@@ -440,6 +477,9 @@ class Router:
         # The provider's token counts describe the answer only when it is one call's text.
         reported = answer.usage_reported and text == answer.text
         self._spend.add(prep.request.tenant, prep.request.session, ledger.cost_usd)
+        self._recent.served(prep.request.tenant, turn_key(prep.request.messages), arm)
+        if prep.request.session:
+            self._recent.served(prep.request.tenant, f"session:{prep.request.session}", arm)
         prep.journal.settled(ledger.traces)
         await self._record(
             prep.journal,
@@ -538,6 +578,7 @@ def _request_params(request: RouteRequest) -> dict[str, Any]:
         },
         "profile": request.profile,
         "hints": dict(request.hints),
+        "conversation": request.stickiness,
         "objective": {
             "lambda_cost": request.weights.lambda_cost,
             "lambda_latency": request.weights.lambda_latency,

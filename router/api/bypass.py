@@ -23,6 +23,7 @@ from router.api.openai_format import (
 )
 from router.api.schemas import ChatCompletionBody
 from router.auth.caller import Caller
+from router.conversations import turn_key
 from router.lifecycle.prompts import with_format_instruction
 from router.lifecycle.state import JSON_CAPABILITY, wants_json
 from router.providers import ChatRequest, Completion, Delta, Provider, ToolCallDelta
@@ -66,6 +67,7 @@ async def bypass(
                 "routing": "bypassed",
                 "hints": body.hints or {},
                 "fields": sent,
+                "turn_key": turn_key(sent_messages),
             },
             api_key_id=caller.key_id,
         )

@@ -211,6 +211,8 @@ def profile_request(
         hints=body.hints or {},
         params=forwarded_params(sent),
         fields=sent,
+        stickiness=profile.conversation,
+        switch_cost=profile.switch_cost,
     )
 
 

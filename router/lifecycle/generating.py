@@ -10,6 +10,7 @@ from features.anomalies import standard_detectors
 from features.errors import NoEligibleArmError, ProviderError
 from features.tool_calls import ToolArgumentsDetector
 from learner.context import Context
+from router.constraints import Eligibility
 from router.contexts import build_context, in_generation_context
 from router.lifecycle.decisions import trace
 from router.lifecycle.generation import Cut, monitored_run
@@ -48,10 +49,19 @@ async def generate(
             eligibility = kit.eligibility(prep, health, excluded)
         except NoEligibleArmError:
             return
+        previous = prep.previous_arm
+        if (
+            stage == PRE_GENERATION
+            and request.stickiness == "pin"
+            and previous in eligibility.eligible
+        ):
+            pinned = f"the conversation is pinned to {previous}, its previous turn's arm"
+            others = {name: pinned for name in eligibility.eligible if name != previous}
+            eligibility = Eligibility((previous,), {**eligibility.masked, **others})
         arms = tuple(kit.pool.arm(name) for name in eligibility.eligible)
         building = kit.clock()
         context = build_context(
-            arms, prep.query, prep.history, prep.user_history, health, prep.spend
+            arms, prep.query, prep.history, prep.user_history, health, prep.spend, previous
         )
         if stage == IN_GENERATION and cut is not None:
             context = in_generation_context(

@@ -10,6 +10,7 @@ from features.query import Message, check_hints
 from features.validators import Expectations
 from learner.reward import RewardWeights
 from router.constraints import Constraints
+from router.conversations import Stickiness
 from router.lifecycle.stages import StageOptions
 
 
@@ -41,9 +42,15 @@ class RouteRequest:
     """Chat Completions fields forwarded to every arm the request runs on, as given."""
     fields: Mapping[str, Any] = field(default_factory=dict)
     """The Chat Completions fields the caller set (``/v1``), logged with the request."""
+    stickiness: Stickiness = "prefer"
+    """How the conversation's previous turn's arm weighs (``router.conversations``)."""
+    switch_cost: float = 0.05
+    """Reward taken from a pre-generation decision that leaves the previous turn's arm."""
 
     def __post_init__(self) -> None:
         check_hints(self.hints)  # ValueError naming the bad hint
+        if not 0.0 <= self.switch_cost <= 1.0:
+            raise ValueError("switch_cost must be in [0, 1]")
 
     @property
     def tools(self) -> tuple[Mapping[str, Any], ...]:

@@ -41,6 +41,8 @@ class Prepared:
     spend: Spend
     journal: Journal
     timings: dict[str, float] = field(default_factory=dict)
+    previous_arm: str | None = None
+    """The arm that served the conversation's previous turn (None: a first turn, or free)."""
 
     def chat(self, messages: tuple[Message, ...] | None = None, *, arm: Arm) -> ChatRequest:
         """What ``arm`` is asked: ``messages`` (default: the request's) with the request's
