@@ -235,7 +235,8 @@ FIELDS: tuple[FieldRule, ...] = (
         "tools",
         True,
         True,
-        "Forwarded; masks arms without the `tools` capability. Each call of the answer is "
+        "Forwarded (each a `function` with a unique name, else a 400); masks arms without "
+        "the `tools` capability. Each call of the answer is "
         "checked (a function offered, arguments that are JSON and satisfy its `parameters`, "
         "`tool_choice` obeyed); a failed call is rewarded 0 and may be escalated with the "
         "error; in a stream, arguments that can no longer become JSON cut the run.",

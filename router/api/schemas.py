@@ -106,6 +106,29 @@ def check_response_format(value: dict[str, Any] | None) -> dict[str, Any] | None
     return value
 
 
+def check_tools(tools: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+    """Each tool is ``{"type": "function", "function": {"name": ..., "parameters"?: {...}}}``
+    with a name of letters, digits, ``_`` and ``-`` (as OpenAI requires), names unique."""
+    if tools is None:
+        return None
+    names: list[str] = []
+    for index, tool in enumerate(tools):
+        function = tool.get("function")
+        if tool.get("type", "function") != "function" or not isinstance(function, dict):
+            raise ValueError(f"tool {index} must be {{'type': 'function', 'function': {{...}}}}")
+        name = function.get("name")
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name):
+            raise ValueError(f"tool {index} needs a function name of 1-64 letters, digits, _ or -")
+        parameters = function.get("parameters")
+        if parameters is not None and not isinstance(parameters, dict):
+            raise ValueError(f"tool {index} ({name}): parameters must be a JSON Schema object")
+        names.append(name)
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"function names must be unique; repeated: {', '.join(repeated)}")
+    return tools
+
+
 def check_hints(hints: dict[str, str] | None) -> dict[str, str] | None:
     """Hints as ``features.query.check_hints`` accepts them (the rule lives with the feature)."""
     return None if hints is None else query_hints(hints)
@@ -180,6 +203,11 @@ class ChatCompletionBody(StorableBody):
     @classmethod
     def _format(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         return check_response_format(value)
+
+    @field_validator("tools")
+    @classmethod
+    def _tools(cls, tools: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+        return check_tools(tools)
 
     @property
     def token_limit(self) -> int | None:

@@ -24,6 +24,8 @@ arms:
   - {name: prose, base_url: "{self}/replay/v1", model: prose}
 escalation_targets: [caller-b]
 stages: {components: false, judge: never, escalation: ESCALATION}
+profiles:
+  live: {stream: live}
 """
 WEATHER: list[Any] = [
     {
@@ -90,13 +92,23 @@ async def test_tool_calls_routed_and_named_streamed_and_not(
         named_stream, named_deltas = await streamed(
             api, model="caller-b", messages=ask, tools=WEATHER
         )
+        live_stream, live_deltas = await streamed(
+            api, model="signalroute/live", messages=ask, tools=WEATHER
+        )
+        unnamed = await client.post(
+            "/v1/chat/completions",
+            json={"model": "caller-a", "messages": ask, "tools": [{"type": "function"}]},
+        )
         stored = (await client.get(f"/requests/{routed.id}")).json()
     expected = [("get_weather", fake.arguments)]
-    for completion in (routed, named, routed_stream, named_stream):
+    assert unnamed.status_code == 400
+    assert "tools: Value error, tool 0 must be" in unnamed.json()["error"]["message"]
+    for completion in (routed, named, routed_stream, named_stream, live_stream):
         assert completion.choices[0].finish_reason == "tool_calls"
         assert calls_of(completion) == expected
-        assert completion.model in ("caller-a", "caller-b")  # prose lacks tools: masked
-    for deltas in (routed_deltas, named_deltas):
+        # prose lacks tools: masked (a live stream names its arm only on its last chunk)
+        assert completion.model in ("caller-a", "caller-b", "signalroute/live")
+    for deltas in (routed_deltas, named_deltas, live_deltas):
         first, *rest = deltas
         assert (first.index, first.type, first.function.name) == (0, "function", "get_weather")
         assert first.id.startswith("call_")
