@@ -11,6 +11,7 @@ import pytest
 
 from features.tool_calls import ToolCall, check_tool_calls
 from features.tool_text import parse_tool_calls
+from features.validators import Expectations, run_validators
 from tests.features.bfcl_records import as_tools
 
 
@@ -156,3 +157,23 @@ def test_malformed_prompt_mode_calls_fail_the_checks(
 
 def test_data_fixture_points_at_the_shared_data(bfcl_dir: Path) -> None:
     assert (bfcl_dir / "prices.json").is_file()
+
+
+def test_run_validators_checks_the_calls_written_in_the_text() -> None:
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "dict"}}}]
+    offered = Expectations(tools=tools)
+    assert run_validators("[f(a=1)]", offered).passed
+    assert run_validators("[f(a=1)]", offered).conclusive
+    broken = run_validators('<tool_call>{"name": "f", "arguments": {"a": True}}', offered)
+    assert [r.name for r in broken.failed] == ["tool_json"]
+    assert not run_validators("[g(a=1)]", offered).passed
+    prose = run_validators("No function fits this question.", offered)
+    assert prose.passed
+    assert not prose.conclusive
+    forced = Expectations(tools=tools, tool_choice="required")
+    assert run_validators("No function fits.", forced).reasons() == [
+        "tool_choice: a tool call is required"
+    ]
+    assert [r.name for r in run_validators("[g(a=1)]", Expectations()).results] == [
+        "length", "json", "regex", "python_syntax"
+    ]  # fmt: skip
