@@ -9,7 +9,14 @@ from typing import Any
 
 import pytest
 
-from router.bench.bfcl import BFCL_JUDGE, bfcl_matrix, hashed_split, offered_tools
+from router.bench.bfcl import (
+    BFCL_JUDGE,
+    bfcl_matrix,
+    hashed_split,
+    offered_tools,
+    tool_check_rates,
+    write_tool_checks,
+)
 from router.bench.datasets import DATASETS, load_dataset
 from router.bench.learned import TENANT, LearnedRunner, LearnedSpec, RunSettings
 from router.replay.bfcl import load_bfcl
@@ -178,3 +185,23 @@ def test_the_real_bfcl_matrix() -> None:
     test = matrix.rows("test")
     assert 0.27 < len(test) / len(matrix.prompts) < 0.33
     assert matrix.quality[test].max(axis=1).mean() > 0.95  # some model is right on nearly all
+
+
+def test_tool_check_rates_set_the_checks_beside_bfcl_s_verdict(tmp_path: Path) -> None:
+    matrix = bfcl_matrix(write_bfcl(tmp_path / "bfcl"))
+    rates = {rate.model: rate for rate in tool_check_rates(matrix)}
+    llama = rates["meta-llama_Meta-Llama-3-8B-Instruct"]
+    odd = sum(1 for p in matrix.prompts if int(p.prompt_id.split("_")[1]) % 2)
+    assert (llama.answers, llama.failed, llama.wrong, llama.failed_wrong) == (39, odd, 0, 0)
+    assert llama.by_check == {"tool_name": 0, "tool_json": odd, "tool_schema": 0, "tool_choice": 0}
+    tidy = rates["tidy-FC"]
+    assert (tidy.failed, tidy.wrong) == (0, 13)
+    assert rates[BFCL_JUDGE].failed == 0  # Python syntax, dotted name: offered as BFCL named it
+    json_path, md_path = write_tool_checks(matrix, tmp_path / "out")
+    written = json.loads(json_path.read_text(encoding="utf-8"))
+    assert written["configurations"][2] == llama.as_json()
+    table = md_path.read_text(encoding="utf-8")
+    assert (
+        f"| meta-llama_Meta-Llama-3-8B-Instruct | 39 | 0 | {odd} | 0 (0%) |  | 0 | {odd} |" in table
+    )
+    assert "| tidy-FC | 39 | 13 | 0 | 0 | 0% |" in table
