@@ -379,8 +379,6 @@ class Router:
             self._judge,
             self._rng,
             calls=completion.tool_calls,
-            tools=prep.request.tools,
-            tool_choice=prep.request.tool_choice,
         )
         ledger.cost_usd += assessment.judge_cost_usd
         # The assessment already validated the answer when no component was rewritten.

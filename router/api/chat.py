@@ -213,6 +213,8 @@ def profile_request(
         fields=sent,
         stickiness=profile.conversation,
         switch_cost=profile.switch_cost,
+        tools=tuple(body.tools) if body.tools else None,
+        tool_choice=body.tool_choice,
     )
 
 

@@ -7,8 +7,8 @@ validator passed and 0 when one failed; a truncated answer is worth at most 0.5.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -84,20 +84,18 @@ def failed_tool_calls(validation: ValidationSummary) -> bool:
 
 
 def answer_validation(
-    text: str,
-    expect: Expectations,
-    calls: Sequence[FunctionCall] = (),
-    tools: Sequence[Mapping[str, Any]] = (),
-    tool_choice: Any = None,
+    text: str, expect: Expectations, calls: Sequence[FunctionCall] = ()
 ) -> ValidationSummary:
-    """The validators on ``text`` and, when tools were offered or calls made, the checks of
-    every call against the offered tools and ``tool_choice`` (``features.tool_calls``). An
-    answer that is only tool calls has no text to check."""
-    if not tools and not calls:
+    """The validators on an answer. Its tool ``calls`` (OpenAI ``tool_calls``) are checked
+    against the offered tools and ``tool_choice`` (``features.tool_calls``), and its text,
+    when it has any, by the other validators; an answer without such calls has the calls
+    written in its text checked when tools were offered (``run_validators``)."""
+    if not calls:
         return run_validators(text, expect)
     made = [ToolCall(call.name, call.arguments) for call in calls]
-    checks = check_tool_calls(tools, made, tool_choice).summary()
-    on_text = run_validators(text, expect).results if text.strip() or not calls else ()
+    checks = check_tool_calls(expect.tools or (), made, expect.tool_choice).summary()
+    prose = replace(expect, tools=None, tool_choice=None)
+    on_text = run_validators(text, prose).results if text.strip() else ()
     return ValidationSummary((*on_text, *checks.results))
 
 
@@ -111,12 +109,10 @@ async def assess(
     rng: np.random.Generator,
     *,
     calls: Sequence[FunctionCall] = (),
-    tools: Sequence[Mapping[str, Any]] = (),
-    tool_choice: Any = None,
 ) -> Assessment:
     """Validate ``text`` (and the tool ``calls``) and, when the judge mode asks for it,
     judge it."""
-    validation = answer_validation(text, expect, calls, tools, tool_choice)
+    validation = answer_validation(text, expect, calls)
     verdict: JudgeVerdict | None = None
     error: str | None = None
     if (

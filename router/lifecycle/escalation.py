@@ -150,8 +150,6 @@ async def escalate(
         else None,
         kit.rng,
         calls=new.tool_calls,
-        tools=prep.request.tools,
-        tool_choice=prep.request.tool_choice,
     )
     cost = new.cost_usd + second.judge_cost_usd
     reward = (

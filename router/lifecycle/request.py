@@ -46,20 +46,15 @@ class RouteRequest:
     """How the conversation's previous turn's arm weighs (``router.conversations``)."""
     switch_cost: float = 0.05
     """Reward taken from a pre-generation decision that leaves the previous turn's arm."""
+    tools: tuple[Mapping[str, Any], ...] | None = None
+    """Functions offered (OpenAI ``tools``); answers' calls are checked against them. On
+    ``/v1`` they are also in ``params``, which sends them to the arms."""
+    tool_choice: Any = None
 
     def __post_init__(self) -> None:
         check_hints(self.hints)  # ValueError naming the bad hint
         if not 0.0 <= self.switch_cost <= 1.0:
             raise ValueError("switch_cost must be in [0, 1]")
-
-    @property
-    def tools(self) -> tuple[Mapping[str, Any], ...]:
-        """The tools offered to the arms (``params["tools"]``)."""
-        return tuple(self.params.get("tools") or ())
-
-    @property
-    def tool_choice(self) -> Any:
-        return self.params.get("tool_choice")
 
     def expectations(self) -> Expectations:
         return Expectations(
@@ -67,4 +62,6 @@ class RouteRequest:
             regex=self.regex,
             min_chars=self.min_chars,
             max_chars=self.max_chars,
+            tools=self.tools,
+            tool_choice=self.tool_choice,
         )

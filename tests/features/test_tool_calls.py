@@ -1,17 +1,10 @@
-"""Tool-call checks, on made-up calls and on BFCL's real recorded calls.
-
-The BFCL data lives outside the repository (``<repo>/../shared/data/bfcl``, or wherever
-SIGNALROUTE_REPLAY_BFCL_DATA points); the tests that read it are skipped, saying so, when it
-is absent.
-"""
+"""Tool-call checks, on made-up calls and on BFCL's real recorded calls (the data tests are
+skipped, saying so, when the data is absent: see ``conftest``)."""
 
 from __future__ import annotations
 
-import csv
 import json
-import os
-from collections.abc import Iterator, Mapping
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -27,8 +20,7 @@ from features.tool_calls import (
     normalise_schema,
     offered_functions,
 )
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.features.bfcl_records import as_tools
 
 WEATHER = {
     "type": "function",
@@ -198,52 +190,6 @@ def test_streamed_arguments_are_cut_where_they_break() -> None:
 
 
 # --- BFCL's recorded calls -------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def bfcl_dir() -> Path:
-    configured = os.environ.get("SIGNALROUTE_REPLAY_BFCL_DATA")
-    path = Path(configured) if configured else REPO_ROOT.parent / "shared" / "data" / "bfcl"
-    if not (path / "outputs.tsv").is_file():
-        pytest.skip(
-            f"BFCL data not found at {path}: set SIGNALROUTE_REPLAY_BFCL_DATA to the folder "
-            "holding outputs.tsv and questions/"
-        )
-    return path
-
-
-@pytest.fixture(scope="module")
-def questions(bfcl_dir: Path) -> dict[str, dict[str, Any]]:
-    found: dict[str, dict[str, Any]] = {}
-    for path in sorted((bfcl_dir / "questions").glob("gorilla_openfunctions_v1_test_*.json")):
-        with path.open(encoding="utf-8") as handle:
-            for line in handle:
-                question = json.loads(line)
-                found[question["id"]] = question
-    return found
-
-
-@pytest.fixture(scope="module")
-def outputs(bfcl_dir: Path) -> list[dict[str, str]]:
-    csv.field_size_limit(1 << 30)
-    with (bfcl_dir / "outputs.tsv").open(encoding="utf-8", newline="") as handle:
-        return list(csv.DictReader(handle, delimiter="\t"))
-
-
-def as_tools(question: Mapping[str, Any], *, native: bool) -> list[dict[str, Any]]:
-    """The question's functions as OpenAI tools, as BFCL offered them: to native (-FC)
-    configurations with dots in names turned into ``_``, and Java/JavaScript parameters as
-    strings (their values are source code)."""
-    functions = question["function"]
-    tools = []
-    for function in functions if isinstance(functions, list) else [functions]:
-        parameters = json.loads(json.dumps(function["parameters"]))
-        if question["id"].startswith(("java_", "javascript_")):
-            for spec in parameters.get("properties", {}).values():
-                spec["type"] = "string"
-        name = function["name"].replace(".", "_") if native else function["name"]
-        tools.append({"type": "function", "function": {"name": name, "parameters": parameters}})
-    return tools
 
 
 def native_calls(result: str) -> list[ToolCall] | None:
