@@ -10,9 +10,18 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletion, ChatCompletionMessageFunctionToolCall
 
+from features.tool_calls import normalise_schema
+from router.replay.app import create_replay_app
+from router.replay.bfcl import load_bfcl
+from router.replay.dataset import ReplayDataset
+from router.replay.matching import PromptMatcher
+from router.replay.tool_arms import ToolArms
+from router.settings import ReplaySettings
+from tests.router.conftest import REPO_ROOT, replay_settings
 from tests.router.fake_openai import FakeOpenAI
 from tests.router.service.conftest import ServiceFactory
 from tests.router.service.test_openai_client import openai_client, user
@@ -224,3 +233,43 @@ async def test_arguments_that_cannot_become_json_cut_the_stream(
         assert second["arm"] == "caller-b"
         assert calls_of(answer) == [("get_weather", fake.arguments)]
         assert json.loads(calls_of(answer)[0][1])["city"] == "Paris"
+
+
+async def test_the_demo_pools_tool_arms_answer_a_forced_call(
+    service: ServiceFactory, replay_dataset: ReplayDataset, replay_matcher: PromptMatcher
+) -> None:
+    path = ReplaySettings().bfcl_data_path() or REPO_ROOT.parent / "shared" / "data" / "bfcl"
+    if not (path / "outputs.tsv").is_file():
+        pytest.skip(f"BFCL data not found at {path}: set SIGNALROUTE_REPLAY_BFCL_DATA")
+    bfcl = load_bfcl(path)
+    demo = create_replay_app(
+        replay_settings(), replay_dataset, matcher=replay_matcher, tool_arms=ToolArms(bfcl)
+    )
+    simple = next(c for c in bfcl if c.prompt_id == "simple_1")
+    tools: list[Any] = [
+        {
+            "type": "function",
+            "function": {
+                **t["function"],
+                "parameters": normalise_schema(t["function"]["parameters"]),
+            },
+        }
+        for t in simple.tools(native=True)
+    ]
+    name = tools[0]["function"]["name"]
+    forced: Any = {"type": "function", "function": {"name": name}}
+    ask = user(simple.question)
+    async with service(provider_app=demo) as client:
+        api = openai_client(client)
+        whole = await api.chat.completions.create(
+            model="signalroute/auto", messages=ask, tools=tools, tool_choice=forced
+        )
+        streamed_whole, _ = await streamed(
+            api, model="signalroute/auto", messages=ask, tools=tools, tool_choice=forced
+        )
+    for completion in (whole, streamed_whole):
+        assert completion.choices[0].finish_reason == "tool_calls"
+        assert [n for n, _ in calls_of(completion)] == [name]
+        assert completion.model.endswith("-FC")
+    checks = (whole.model_extra or {})["signalroute"]["trace"]["assessment"]["validators"]
+    assert {v["name"] for v in checks} >= {"tool_name", "tool_json", "tool_schema", "tool_choice"}
