@@ -4,6 +4,7 @@ answered 2xx: when every run misses the format, with the best answer, marked."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,8 @@ from typing import Any
 import jsonschema
 import openai
 import pytest
-from openai import AsyncOpenAI
+from openai import AsyncOpenAI, OpenAI
+from openai.types.chat import ChatCompletion
 
 from router.replay.dataset import ReplayDataset
 from tests.router.service.conftest import ServiceFactory
@@ -120,3 +122,26 @@ async def test_a_request_every_run_stalls_on_is_not_retried_by_the_client(
     assert raised.value.response.headers["x-should-retry"] == "false"
     assert "every run was cut" in raised.value.message
     assert len(sent) == 1
+
+
+async def test_the_sync_client_gets_json_and_two_choices(
+    service: ServiceFactory, replay_dataset: ReplayDataset
+) -> None:
+    record = next(r for r in replay_dataset if r.task == "arc-challenge" and r.split == "test")
+
+    def ask(base_url: str) -> ChatCompletion:
+        api = OpenAI(base_url=base_url, api_key="unused", max_retries=0)
+        return api.chat.completions.create(
+            model="gpt-4-1106-preview",
+            messages=user(record.prompt),
+            response_format={"type": "json_object"},
+            n=2,
+        )
+
+    async with service() as client:
+        completion = await asyncio.to_thread(ask, str(client.base_url).rstrip("/") + "/v1")
+    recorded = record.outcome("gpt-4-1106-preview").response
+    assert [json.loads(c.message.content or "") for c in completion.choices] == [
+        {"answer": recorded},
+        {"answer": recorded},
+    ]
