@@ -58,11 +58,11 @@ def _when_true(reason: str) -> Refusal:
     return lambda value, body, routed: reason if value else None
 
 
-def _routed_only(reason: str) -> Refusal:
+def _refused_routed(reason: str) -> Refusal:
     return lambda value, body, routed: reason if routed else None
 
 
-def _arms_only(reason: str) -> Refusal:
+def _refused_for_arms(reason: str) -> Refusal:
     return lambda value, body, routed: None if routed else reason
 
 
@@ -196,7 +196,7 @@ FIELDS: tuple[FieldRule, ...] = (
         True,
         False,
         "Forwarded to a named arm.",
-        _routed_only(
+        _refused_routed(
             "token ids are one tokenizer's: name an arm (model) to use logit_bias, "
             "a route profile may send the request to any of its arms"
         ),
@@ -301,7 +301,9 @@ FIELDS: tuple[FieldRule, ...] = (
         True,
         "signalroute's: `max_cost_usd`, `max_latency_ms`, `capabilities` mask arms, as on "
         "`/route-and-run`.",
-        _arms_only("constraints choose among arms: name a route profile (signalroute/<name>)"),
+        _refused_for_arms(
+            "constraints choose among arms: name a route profile (signalroute/<name>)"
+        ),
         "for a named arm",
     ),
     FieldRule(
