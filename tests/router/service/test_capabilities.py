@@ -49,6 +49,10 @@ async def test_image_parts_go_only_to_arms_with_vision(
         on_route = await client.post(
             "/route-and-run", json={"messages": IMAGE, "constraints": {"max_cost_usd": 1}}
         )
+        constrained = await client.post(
+            "/v1/chat/completions",
+            json=chat("signalroute/auto", USER, constraints={"capabilities": ["json"]}),
+        )
         tools = await client.post(
             "/v1/chat/completions",
             json=chat(
@@ -66,11 +70,14 @@ async def test_image_parts_go_only_to_arms_with_vision(
     )
     assert on_route.status_code == 200
     assert on_route.json()["model"] == "seeing"
+    assert constrained.json()["model"] == "json-mode"  # constraints mask arms on /v1 too
+    masked = constrained.json()["signalroute"]["trace"]["decisions"][0]["masked"]
+    assert masked["plain"] == "lacks capability json"
     assert tools.status_code == 422
     assert tools.json()["error"]["message"].startswith(
         "no arm that may serve this request has the tools capability, and the request offers"
     )
-    assert all(body["model"] == "seeing" for body in fake.bodies)
+    assert [body["model"] for body in fake.bodies] == ["seeing"] * 5 + ["json-mode"]
 
 
 async def test_a_json_format_is_a_parameter_only_for_arms_with_json(
