@@ -45,13 +45,17 @@ class ValidationResult:
 
 @dataclass(frozen=True)
 class Expectations:
-    """What the caller asked of the answer (from the request)."""
+    """What the caller asked of the answer (from the request). ``tools`` (OpenAI format) and
+    ``tool_choice``: the functions offered; the calls the answer writes in its text are
+    checked against them (:func:`run_validators`)."""
 
     response_format: Mapping[str, Any] | None = None
     regex: str | None = None
     min_chars: int | None = None
     max_chars: int | None = None
     code_expected: bool = False
+    tools: Sequence[Mapping[str, Any]] | None = None
+    tool_choice: Any = None
 
 
 class Validator(Protocol):
@@ -277,4 +281,15 @@ class ValidationSummary:
 def run_validators(
     text: str, expect: Expectations, validators: Sequence[Validator] = DEFAULT_VALIDATORS
 ) -> ValidationSummary:
-    return ValidationSummary(tuple(v.check(text, expect) for v in validators))
+    """Every validator's verdict; with tools offered, also the tool-call checks
+    (``tool_name``, ``tool_json``, ``tool_schema``, ``tool_choice``) of the calls written in
+    ``text`` (none when it is prose)."""
+    results = tuple(v.check(text, expect) for v in validators)
+    if expect.tools is not None:
+        # imported here: the tool-call checks build on this module's result types
+        from features.tool_calls import check_tool_calls
+        from features.tool_text import parse_tool_calls
+
+        calls = parse_tool_calls(text) or ()
+        results += check_tool_calls(expect.tools, calls, expect.tool_choice).summary().results
+    return ValidationSummary(results)

@@ -7,7 +7,7 @@ the demo pool is used); the lifespan opens the store, the HTTP client and the pr
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -20,9 +20,10 @@ from router.api.limits import BodyLimitMiddleware
 from router.api.middleware import RequestContextMiddleware
 from router.logs import configure_logging
 from router.metrics import Metrics
-from router.pool import Pool, demo_pool, load_pool
+from router.pool import Pool, demo_pool, load_pool, parse_pool
 from router.replay.app import create_replay_app
 from router.replay.dataset import load_routerbench
+from router.replay.tool_arms import load_tool_arms
 from router.runtime import Runtime, open_runtime
 from router.settings import Settings
 from store import api_keys
@@ -49,14 +50,14 @@ def create_app(settings: Settings, *, replay_app: FastAPI | None = None) -> Fast
     if settings.pool_config is not None:
         configured = load_pool(settings.pool_config)
         if replay_app is None and configured.uses_self(REPLAY_MOUNT):
-            dataset = load_routerbench(settings.replay.data_path())
-            replay_app = create_replay_app(settings.replay, dataset)
+            replay_app = _replay_app(settings)
         pool = configured.bind_self(self_url(settings))
     else:
         if replay_app is None:
-            dataset = load_routerbench(settings.replay.data_path())
-            replay_app = create_replay_app(settings.replay, dataset)
-        pool = demo_pool().bind_self(self_url(settings))
+            replay_app = _replay_app(settings)
+        served = getattr(replay_app.state, "models", None)
+        pool = demo_pool() if served is None else served_arms(demo_pool(), served)
+        pool = pool.bind_self(self_url(settings))
     metrics = Metrics()
 
     @asynccontextmanager
@@ -96,6 +97,24 @@ def create_app(settings: Settings, *, replay_app: FastAPI | None = None) -> Fast
     if replay_app is not None:
         app.mount(REPLAY_MOUNT, replay_app)
     return app
+
+
+def _replay_app(settings: Settings) -> FastAPI:
+    dataset = load_routerbench(settings.replay.data_path())
+    return create_replay_app(settings.replay, dataset, tool_arms=load_tool_arms(settings.replay))
+
+
+def served_arms(pool: Pool, served: Sequence[str]) -> Pool:
+    """The demo pool without the arms its replay pool does not serve (the tool-calling arms,
+    when the BFCL data is absent)."""
+    kept = [arm for arm in pool.arms if arm.model in served]
+    if len(kept) == len(pool.arms):
+        return pool
+    dropped = [arm.name for arm in pool.arms if arm.model not in served]
+    log.info("the replay pool does not serve %s: left out of the pool", ", ".join(dropped))
+    return parse_pool(
+        {**pool.model_dump(), "arms": [arm.model_dump() for arm in kept]}, source="demo_pool.yaml"
+    )
 
 
 def app_from_env() -> FastAPI:

@@ -123,13 +123,15 @@ def _replay(args: argparse.Namespace) -> int:
 
 def _replay_pool(args: argparse.Namespace) -> int:
     from router.replay.app import create_replay_app
+    from router.replay.tool_arms import load_tool_arms
     from router.settings import DEFAULT_KEEP_ALIVE_S, ReplaySettings
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     _check_port_free(args.host, args.port)
-    app = create_replay_app(ReplaySettings())
+    settings = ReplaySettings()
+    app = create_replay_app(settings, tool_arms=load_tool_arms(settings))
     uvicorn.run(
         app,
         host=args.host,

@@ -272,6 +272,7 @@ def load_pool(path: Path) -> Pool:
 
 
 def demo_pool() -> Pool:
-    """The pool of the replay models (RouterBench's 11), served by this router itself."""
+    """The pool of the replay models (RouterBench's 11, BFCL's 3 tool-calling ones), served
+    by this router itself."""
     text = resources.files("router").joinpath("demo_pool.yaml").read_text(encoding="utf-8")
     return parse_pool(yaml.safe_load(text), source="demo_pool.yaml")

@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_REPLAY_DATA = Path("../shared/data/routerbench")
+DEFAULT_BFCL_DATA = Path("../shared/data/bfcl")
 
 
 DEFAULT_KEEP_ALIVE_S = 75
@@ -27,6 +28,12 @@ class ReplaySettings(BaseSettings):
     data: Path | None = Field(
         default=None,
         description="Folder holding the RouterBench CSVs; defaults to ../shared/data/routerbench.",
+    )
+    bfcl_data: Path | None = Field(
+        default=None,
+        description="Folder holding BFCL's recorded tool calls (outputs.tsv, prices.json, "
+        "questions/), served as tool-calling arms; defaults to ../shared/data/bfcl, and "
+        "without it the replay pool has no tool-calling arms.",
     )
     seed: int = 0
     stream_chunk_chars: int = Field(default=16, ge=1)
@@ -51,6 +58,13 @@ class ReplaySettings(BaseSettings):
         if self.data is not None:
             return self.data
         return DEFAULT_REPLAY_DATA if DEFAULT_REPLAY_DATA.is_dir() else None
+
+    def bfcl_data_path(self) -> Path | None:
+        """The BFCL folder to load, or None when neither the setting nor the default exists
+        (then the replay pool serves no tool-calling arms)."""
+        if self.bfcl_data is not None:
+            return self.bfcl_data
+        return DEFAULT_BFCL_DATA if DEFAULT_BFCL_DATA.is_dir() else None
 
 
 class Settings(BaseSettings):

@@ -249,6 +249,10 @@ def run_command(args: argparse.Namespace) -> int:
     report = build_report(result, wall_seconds=time.perf_counter() - started)
     json_path, md_path = write_report(report, args.out)
     written = [json_path, md_path]
+    if matrix.name == "bfcl":
+        from router.bench.bfcl import write_tool_checks
+
+        written += write_tool_checks(matrix, args.out)
     if not args.no_plots:
         from router.bench.plots import write_plots
 

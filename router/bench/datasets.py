@@ -3,6 +3,8 @@
 * ``routerbench``: 11 models' real answers, correctness labels and billed cost; RouterBench's
   own train/test split. List prices are the demo pool's; the judge is billed as
   ``gpt-3.5-turbo-1106`` (see the README's Benchmarks section).
+* ``bfcl``: 22 configurations' recorded tool calls and BFCL's verdicts, the functions offered
+  sent as the request's ``tools`` (``router.bench.bfcl``).
 * ``mmlu_pro``: 28-29 models' correctness on MMLU-Pro, no answers; a seeded 70/30 split;
   cost = (prompt_chars/4 * input price + output_chars/4 * output price) / 1e6 from
   ``prices.csv``, where the prompt is the question and its lettered options. Questions some
@@ -19,12 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from features.errors import ConfigError
+from router.bench.bfcl import bfcl_matrix
 from router.bench.matrix import Price, RoutingMatrix
 from router.bench.tables import build_matrix, read_parquet_columns
 from router.pool import demo_pool
 from router.replay.dataset import load_routerbench
 
-DATASETS = ("routerbench", "mmlu_pro")
+DATASETS = ("routerbench", "mmlu_pro", "bfcl")
 DEFAULT_DATA_ROOT = Path("../shared/data")
 ROUTERBENCH_JUDGE = "gpt-3.5-turbo-1106"
 MMLU_PRO_JUDGE = "gemini-1.5-flash-002"
@@ -153,4 +156,6 @@ def load_dataset(
         return routerbench_matrix(root / "routerbench")
     if name == "mmlu_pro":
         return mmlu_pro_matrix(root / "mmlu_pro", split_seed=split_seed)
+    if name == "bfcl":
+        return bfcl_matrix(root / "bfcl")
     raise ConfigError(f"unknown dataset {name!r}: use one of {', '.join(DATASETS)}")

@@ -394,6 +394,7 @@ class LearnedRunner:
                 tenant=TENANT,
                 stages=stages,
                 hints={"task": prompt.task} if task_hint else {},
+                tools=prompt.tools or None,
             )
             final: RouteResult | RouteFailed | None = None
             async for event in router.run(request):

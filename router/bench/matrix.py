@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -30,12 +30,14 @@ CHARS_PER_TOKEN = 4
 
 @dataclass(frozen=True)
 class Prompt:
-    """One recorded prompt: its id, text, task (category) and split."""
+    """One recorded prompt: its id, text, task (category) and split; ``tools``: the functions
+    it offered (OpenAI format), sent with it as the request's ``tools``."""
 
     prompt_id: str
     text: str
     task: str
     split: Split
+    tools: tuple[Mapping[str, Any], ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)
@@ -201,9 +203,7 @@ def take(
     index = np.asarray(rows, dtype=np.intp)
     prompts = [matrix.prompts[i] for i in index]
     if splits is not None:
-        prompts = [
-            Prompt(p.prompt_id, p.text, p.task, s) for p, s in zip(prompts, splits, strict=True)
-        ]
+        prompts = [replace(p, split=s) for p, s in zip(prompts, splits, strict=True)]
     return RoutingMatrix(
         name=matrix.name,
         models=matrix.models,

@@ -36,6 +36,9 @@ class RouteRequest:
     request_id: str | None = None
     hints: Mapping[str, str] = field(default_factory=dict)
     """The caller's descriptors of the request, features of every stage's context."""
+    tools: tuple[Mapping[str, Any], ...] | None = None
+    """Functions offered (OpenAI ``tools``); answers' calls are checked against them."""
+    tool_choice: Any = None
 
     def __post_init__(self) -> None:
         check_hints(self.hints)  # ValueError naming the bad hint
@@ -46,4 +49,6 @@ class RouteRequest:
             regex=self.regex,
             min_chars=self.min_chars,
             max_chars=self.max_chars,
+            tools=self.tools,
+            tool_choice=self.tool_choice,
         )

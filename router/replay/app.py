@@ -1,6 +1,7 @@
 """``create_replay_app``: the replay pool over OpenAI-compatible HTTP.
 
-Routes: ``GET /healthz``, ``GET /v1/models``, ``POST /v1/chat/completions``. Every valid
+Routes: ``GET /healthz``, ``GET /v1/models``, ``POST /v1/chat/completions``; the RouterBench
+models, the judge and, when given, the tool-calling arms (``tool_arms``). Every valid
 chat request draws one fault from the seeded plan (a header ``x-replay-fault`` can force it),
 waits ``latency_ms``, then fails (500, or 429 with Retry-After), stalls, is cut, or answers.
 Invalid requests (400, 404) draw nothing. Successful answers carry ``x-replay-match``,
@@ -35,6 +36,7 @@ from router.replay.matching import PromptMatcher
 from router.replay.protocol import ChatCompletionRequest, error_body, estimate_tokens
 from router.replay.replayer import Replay, Replayer
 from router.replay.streaming import cut_body, quiet_stream_cuts, stream_answer
+from router.replay.tool_arms import ToolArms
 from router.settings import ReplaySettings
 
 OWNER = "replay"
@@ -135,6 +137,7 @@ def create_replay_app(
     *,
     matcher: PromptMatcher | None = None,
     judge_accuracy: float | None = None,
+    tool_arms: ToolArms | None = None,
 ) -> FastAPI:
     """The replay pool as an ASGI app, ready to serve (it needs no lifespan, so it can be
     mounted in another app).
@@ -142,8 +145,10 @@ def create_replay_app(
     Without ``dataset`` the RouterBench data is loaded from ``settings.data_path()`` now
     (ConfigError when it is missing). Without ``rng`` faults are drawn from
     ``numpy.random.default_rng(settings.seed)``. A ``matcher`` built over the same dataset can
-    be shared between apps (building one takes about half a second). Installs a filter on
-    the ``uvicorn.error`` logger that drops the traceback of each injected cut.
+    be shared between apps (building one takes about half a second). ``tool_arms`` adds the
+    tool-calling arms (BFCL's native function-calling configurations). ``app.state.models``
+    lists every model id served. Installs a filter on the ``uvicorn.error`` logger that
+    drops the traceback of each injected cut.
     """
     if dataset is None:
         dataset = matcher.dataset if matcher is not None else load_routerbench(settings.data_path())
@@ -153,26 +158,32 @@ def create_replay_app(
         raise ValueError("matcher was built over another dataset")
     accuracy = settings.judge_accuracy if judge_accuracy is None else judge_accuracy
     judge = ReplayJudge(matcher, models=dataset.models, accuracy=accuracy, seed=settings.seed)
-    model_faults, model_transport_faults = faults_by_model(settings.model_faults, dataset.models)
     replayer = Replayer(dataset, matcher, judge)
+    tool_models = tool_arms.models if tool_arms is not None else ()
+    models = (*replayer.models, *tool_models)
+    recorded = (*dataset.models, *tool_models)
+    model_faults, model_transport_faults = faults_by_model(settings.model_faults, recorded)
     faults = FaultPlan(settings, rng if rng is not None else np.random.default_rng(settings.seed))
     quiet_stream_cuts()
 
     app = FastAPI(
         title="signalroute replay pool",
-        summary="Recorded RouterBench answers served as OpenAI-compatible models.",
+        summary="Recorded RouterBench answers (and BFCL tool calls) served as OpenAI-compatible "
+        "models.",
         version="0.1.0",
     )
+    app.state.models = models
 
     @app.get("/healthz")
     async def healthz() -> dict[str, object]:
         """The pool is up; how much it replays."""
-        return {"status": "ok", "prompts": len(dataset), "models": len(replayer.models)}
+        prompts = len(dataset) + (len(tool_arms) if tool_arms is not None else 0)
+        return {"status": "ok", "prompts": prompts, "models": len(models)}
 
     @app.get("/v1/models")
     async def list_models() -> dict[str, object]:
         """The served model ids, in the OpenAI list format."""
-        data = [{"id": model, "object": "model", "owned_by": OWNER} for model in replayer.models]
+        data = [{"id": model, "object": "model", "owned_by": OWNER} for model in models]
         return {"object": "list", "data": data}
 
     @app.post("/v1/chat/completions", response_model=None)
@@ -187,15 +198,16 @@ def create_replay_app(
         except ValueError as exc:
             return _invalid(str(exc))
         completion_id = f"chatcmpl-replay-{uuid.uuid4().hex[:24]}"
+        answerer = tool_arms if tool_arms is not None and chat.model in tool_models else replayer
         try:
-            replay = replayer.answer(chat, completion_id=completion_id, created=int(time.time()))
+            replay = answerer.answer(chat, completion_id=completion_id, created=int(time.time()))
         except NotFoundError as exc:
             return _error(404, exc.message, type_="invalid_request_error", code="model_not_found")
         except RequestError as exc:
             return _invalid(exc.message)
 
         content_fault = forced_content or model_faults.get(chat.model)
-        if content_fault is not None and chat.model != JUDGE_MODEL:
+        if content_fault is not None and chat.model != JUDGE_MODEL and not replay.answer.tool_calls:
             replay = with_content_fault(replay, content_fault)
         fault = faults.draw(forced or model_transport_faults.get(chat.model))
         if fault.latency_ms > 0:

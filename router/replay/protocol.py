@@ -60,6 +60,8 @@ class ChatCompletionRequest(BaseModel):
     max_completion_tokens: int | None = Field(default=None, ge=1)
     temperature: float | None = None
     response_format: dict[str, Any] | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
 
     def prompt_text(self) -> str:
         """The text of the last user message; ValueError when there is no user message."""
@@ -67,6 +69,15 @@ class ChatCompletionRequest(BaseModel):
             if message.role == "user":
                 return message.text()
         raise ValueError("messages: no message with role 'user'")
+
+    def tool_names(self) -> tuple[str, ...]:
+        """The names of the functions offered in ``tools``, in order."""
+        names = []
+        for tool in self.tools or ():
+            function = tool.get("function")
+            if isinstance(function, dict) and isinstance(function.get("name"), str):
+                names.append(function["name"])
+        return tuple(names)
 
     def token_limit(self) -> int | None:
         """The completion-token cap (``max_completion_tokens`` wins over ``max_tokens``)."""
@@ -100,8 +111,25 @@ class Usage:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolCallOut:
+    """One function call of an answer, as OpenAI sends it (``arguments`` is JSON text)."""
+
+    id: str
+    name: str
+    arguments: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": "function",
+            "function": {"name": self.name, "arguments": self.arguments},
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Answer:
-    """One chat completion, ready to be sent whole or streamed."""
+    """One chat completion, ready to be sent whole or streamed: text, or ``tool_calls``
+    (then ``content`` is empty and sent as null)."""
 
     completion_id: str
     created: int
@@ -109,6 +137,17 @@ class Answer:
     content: str
     finish_reason: str
     usage: Usage
+    tool_calls: tuple[ToolCallOut, ...] = ()
+
+    def message(self) -> dict[str, Any]:
+        """The assistant message: ``content``, or null and ``tool_calls``."""
+        if not self.tool_calls:
+            return {"role": "assistant", "content": self.content}
+        return {
+            "role": "assistant",
+            "content": self.content or None,
+            "tool_calls": [call.as_json() for call in self.tool_calls],
+        }
 
     def completion(self) -> dict[str, Any]:
         """The ``chat.completion`` body."""
@@ -118,16 +157,12 @@ class Answer:
             "created": self.created,
             "model": self.model,
             "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": self.content},
-                    "finish_reason": self.finish_reason,
-                }
+                {"index": 0, "message": self.message(), "finish_reason": self.finish_reason}
             ],
             "usage": self.usage.as_json(),
         }
 
-    def chunk(self, delta: dict[str, str], finish_reason: str | None = None) -> dict[str, Any]:
+    def chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
         """A ``chat.completion.chunk`` with one choice."""
         return {
             "id": self.completion_id,

@@ -1,8 +1,9 @@
 """Response bodies sent over time: paced server-sent events, and bodies cut mid-way.
 
 A stream is ``data: <chunk json>\\n\\n`` events: a role chunk, content deltas of
-``chunk_chars`` characters paced at ``chunks_per_s``, a chunk with the finish reason, a usage
-chunk when asked for, then ``data: [DONE]``. A stall pauses before one content delta; a cut
+``chunk_chars`` characters (then tool-call deltas, :func:`answer_deltas`) paced at
+``chunks_per_s``, a chunk with the finish reason, a usage chunk when asked for, then
+``data: [DONE]``. A stall pauses before one delta; a cut
 raises ``StreamCut`` before one, which makes the server drop the connection: the client sees
 a body that ends without a finish reason or ``[DONE]`` (over HTTP/1.1, an incomplete chunked
 body; httpx raises ``RemoteProtocolError``).
@@ -62,6 +63,29 @@ def split_content(text: str, chunk_chars: int) -> list[str]:
     return [text[start : start + chunk_chars] for start in range(0, len(text), chunk_chars)]
 
 
+def answer_deltas(answer: Answer, chunk_chars: int) -> list[dict[str, Any]]:
+    """The deltas an answer streams as, after the role chunk: its content in pieces of
+    ``chunk_chars``, then each tool call as OpenAI streams one: a delta with its ``index``,
+    ``id``, ``type``, ``function.name`` and empty ``arguments``, then its arguments in
+    pieces (each a delta with the ``index`` and ``function.arguments`` only)."""
+    deltas: list[dict[str, Any]] = [
+        {"content": piece} for piece in split_content(answer.content, chunk_chars)
+    ]
+    for index, call in enumerate(answer.tool_calls):
+        opening = {
+            "index": index,
+            "id": call.id,
+            "type": "function",
+            "function": {"name": call.name, "arguments": ""},
+        }
+        deltas.append({"tool_calls": [opening]})
+        deltas += [
+            {"tool_calls": [{"index": index, "function": {"arguments": piece}}]}
+            for piece in split_content(call.arguments, chunk_chars)
+        ]
+    return deltas
+
+
 async def stream_answer(
     answer: Answer,
     fault: Fault,
@@ -77,10 +101,11 @@ async def stream_answer(
 
     Events are written as they fall due: each on its own at a pace a client can follow,
     together when several are due at once (a fast pace), as a server writes what it has."""
-    pieces = split_content(answer.content, chunk_chars)
+    pieces = answer_deltas(answer, chunk_chars)
     fault_at = math.floor(fault.at_fraction * len(pieces))
     interval_s = 1.0 / chunks_per_s
-    due = [sse_event(answer.chunk({"role": "assistant", "content": ""}))]
+    opening = {"role": "assistant", "content": None if answer.tool_calls else ""}
+    due = [sse_event(answer.chunk(opening))]
     start = clock()
     for index in range(len(pieces) + 1):
         if index == fault_at and fault.kind in ("stall", "cut") and due:
@@ -99,7 +124,7 @@ async def stream_answer(
                 yield b"".join(due)
                 due = []
             await sleep(delay_s)
-        due.append(sse_event(answer.chunk({"content": pieces[index]})))
+        due.append(sse_event(answer.chunk(pieces[index])))
     due.append(sse_event(answer.chunk({}, answer.finish_reason)))
     if include_usage:
         due.append(sse_event(answer.usage_chunk()))

@@ -64,7 +64,9 @@ def test_missing_pool_file(tmp_path: Path) -> None:
 
 def test_demo_pool_binds_its_own_address() -> None:
     pool = demo_pool().bind_self("http://127.0.0.1:8123")
-    assert len(pool.arms) == 11
+    assert len(pool.arms) == 14
+    tools = [arm.name for arm in pool.arms if "tools" in arm.capabilities]
+    assert tools == ["gpt-4o-2024-08-06-FC", "gpt-4o-mini-2024-07-18-FC", "gpt-3.5-turbo-0125-FC"]
     assert all(a.base_url == "http://127.0.0.1:8123/replay/v1" for a in pool.arms)
 
 
