@@ -1,7 +1,9 @@
 """Anchoring a learned stage to the rule it generalizes: never worse than the rule, cold or warm.
 
 A stage with an obvious rule (the escalation stage: accept an answer that passed its checks,
-escalate a failed one to the strongest target) starts from that rule and moves away from it
+escalate a failed one to the strongest target; the pre-generation stage: send the request to
+the arm with the best mean reward so far, as the best single model would be chosen) starts
+from that rule and moves away from it
 only where the evidence says the move earns more. The learned policy proposes its greedy
 action; the rule's action is kept unless, in the decision's *bucket* (a coarse key such as
 "the judge rejected an answer of arm X"), both actions have been rewarded at least
@@ -71,12 +73,26 @@ class _Tally:
 
 @dataclass
 class Evidence:
-    """Rewards observed per (bucket, action): what the anchor compares."""
+    """Rewards observed per (bucket, action), and per action over every bucket: what the
+    anchor compares."""
 
     _tallies: dict[tuple[str, str], _Tally] = field(default_factory=dict)
+    _pooled: dict[str, _Tally] = field(default_factory=dict)
 
     def add(self, bucket: str, action: str, reward: float) -> None:
         self._tallies.setdefault((bucket, action), _Tally()).add(reward)
+        self._pooled.setdefault(action, _Tally()).add(reward)
+
+    def best_pooled(self, actions: Sequence[str], config: AnchorConfig) -> str | None:
+        """Of ``actions``, the one with the best mean reward over every bucket among those
+        rewarded at least ``min_evidence`` times (None when none has been): the rule of a
+        stage whose rule is "the single best action" (first of equals)."""
+        supported = [
+            a for a in actions if a in self._pooled and self._pooled[a].count >= config.min_evidence
+        ]
+        if not supported:
+            return None
+        return max(supported, key=lambda a: self._pooled[a].mean)
 
     def count(self, bucket: str, action: str) -> int:
         tally = self._tallies.get((bucket, action))

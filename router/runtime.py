@@ -18,6 +18,7 @@ import numpy as np
 from features.categories import CategoryIndex
 from features.embedding import HashingEmbedder
 from features.errors import SignalrouteError
+from learner.anchor import DEFAULT_ANCHOR
 from learner.config import PolicyConfig
 from router.budget import BudgetGuard
 from router.health import HealthTracker
@@ -159,6 +160,7 @@ async def open_runtime(
                 knn_k=settings.knn_k,
                 max_attempts=settings.max_attempts,
                 learn=not replica,
+                anchor=DEFAULT_ANCHOR if settings.anchor else None,
                 pre_credit=settings.pre_credit,
             ),
         )

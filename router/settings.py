@@ -111,6 +111,12 @@ class Settings(BaseSettings):
         default=2.0, gt=0, description="Replicas: how often to look for a newer snapshot."
     )
     knn_k: int = Field(default=20, ge=1, le=200, description="Neighbours for historical signals.")
+    anchor: bool = Field(
+        default=True,
+        description="Anchor the pre-generation and escalation stages to their rules (the arm "
+        "with the best mean reward; accept what passed, escalate what failed) until the "
+        "evidence says the policy's choice earns more.",
+    )
     pre_credit: Literal["answer", "request"] = Field(
         default="answer",
         description="What the pre-generation decision is rewarded for: its own answer, or the "

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from learner.anchor import DEFAULT_ANCHOR, AnchorConfig, anchored_pmf
+from learner.anchor import DEFAULT_ANCHOR, AnchorConfig, Evidence, anchored_pmf
 from learner.context import Context
 from learner.sampling import greedy_pmf, sample_index
 from router.lifecycle.journal import DecisionRow, Journal, RewardRow
@@ -48,7 +48,9 @@ class Rule:
     """What a rule-anchored stage's rule would do here, and the bucket its evidence is
     pooled in."""
 
-    action: str
+    action: str | None
+    """None: the rule has no action yet (too little evidence); the policy decides alone and
+    the decision's reward still counts as evidence in ``bucket``."""
     bucket: str
 
 
@@ -79,6 +81,15 @@ class Decider:
         self._anchor = anchor
 
     @property
+    def anchor(self) -> AnchorConfig | None:
+        """How rule-anchored stages weigh their evidence (None: anchoring is off)."""
+        return self._anchor
+
+    def evidence(self, stage: str) -> Evidence:
+        """The evidence a rule-anchored stage has gathered (``learner.anchor``)."""
+        return self._policies.evidence(stage)
+
+    @property
     def learns(self) -> bool:
         """Whether settled rewards update the policies."""
         return self._learn
@@ -99,11 +110,12 @@ class Decider:
         bucket: str | None = None
         if rule is not None and self._anchor is not None:
             bucket = rule.bucket
+        if rule is not None and rule.action is not None and self._anchor is not None:
             pmf = anchored_pmf(
                 pmf,
                 context.arm_names,
                 rule.action,
-                bucket,
+                rule.bucket,
                 self._policies.evidence(stage),
                 self._anchor,
                 explore=self._explore,

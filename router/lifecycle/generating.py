@@ -12,7 +12,7 @@ from features.tool_calls import ToolArgumentsDetector
 from learner.context import Context
 from router.constraints import Eligibility
 from router.contexts import build_context, in_generation_context
-from router.lifecycle.decisions import trace
+from router.lifecycle.decisions import Rule, trace
 from router.lifecycle.generation import Cut, monitored_run
 from router.lifecycle.kit import StageKit
 from router.lifecycle.stages import IN_GENERATION, PRE_GENERATION
@@ -29,6 +29,21 @@ answer obtained, validated, possibly escalated and marked, instead of an error."
 FAILED_RUN_REWARD = 0.0
 """The reward of a run that delivered nothing, cut by a detector or failed: the lowest there
 is, whatever it cost (it still forces another run), the same for a cut as for an error."""
+
+
+def pre_generation_rule(kit: StageKit, prep: Prepared, context: Context) -> Rule | None:
+    """The rule the pre-generation stage starts from: the eligible arm with the best mean
+    reward so far, over every request (what choosing the best single model amounts to),
+    once some arm has enough rewards to be called best (before, the policy explores alone and
+    the rewards count as evidence); None with anchoring off. Its evidence is pooled per query
+    category, where the policy's own choice may overrule it."""
+    anchor = kit.decider.anchor
+    if anchor is None:
+        return None
+    best = kit.decider.evidence(PRE_GENERATION).best_pooled(context.arm_names, anchor)
+    categories = prep.query.categories
+    bucket = max(categories, key=lambda name: categories[name]) if categories else "any"
+    return Rule(best, f"category:{bucket}")
 
 
 async def generate(
@@ -68,7 +83,8 @@ async def generate(
                 context, cut[0], cut[1].anomaly.detector, len(cut[1].text)
             )
         drawing = kit.clock()
-        drawn = kit.decider.draw(prep.journal, stage, context)
+        rule = pre_generation_rule(kit, prep, context) if stage == PRE_GENERATION else None
+        drawn = kit.decider.draw(prep.journal, stage, context, rule)
         drawn_at = kit.clock()
         arm = kit.pool.arm(drawn.action)
         signals = _signals(drawn.context, arm.name)

@@ -89,3 +89,17 @@ def test_bad_input_is_refused() -> None:
     for field, value in (("min_evidence", 0), ("z", -1.0), ("explore_share", 1.5)):
         with pytest.raises(ValueError, match=field):
             AnchorConfig(**{field: value})  # type: ignore[arg-type]
+
+
+def test_the_pooled_best_action_needs_enough_evidence() -> None:
+    config = AnchorConfig(min_evidence=3)
+    evidence = Evidence()
+    assert evidence.best_pooled(ACTIONS, config) is None
+    for bucket in ("code", "prose", "code"):
+        evidence.add(bucket, "escalate:mid", 0.6)
+        evidence.add(bucket, "accept", 0.9)
+    evidence.add("code", "escalate:strong", 1.0)  # the best mean, but one reward only
+    assert evidence.count("code", "accept") == 2
+    assert evidence.best_pooled(ACTIONS, config) == "accept"  # pooled over the buckets
+    assert evidence.best_pooled(("escalate:mid", "escalate:strong"), config) == "escalate:mid"
+    assert evidence.mean("nowhere", "accept") is None

@@ -8,7 +8,7 @@ import pytest
 
 from router.bench.tables import save_matrix
 from router.cli import main
-from tests.router.bench.synthetic import synthetic_matrix
+from tests.router.bench.synthetic import synthetic_matrix, synthetic_rows
 
 
 def test_bench_command_writes_the_report(
@@ -60,3 +60,36 @@ def test_bench_command_explains_bad_input(
     code = main(["bench", "--dataset", "routerbench", "--judge-model", "x"])
     assert code == 2
     assert "--judge-model applies to --matrix only" in capsys.readouterr().err
+
+
+def test_a_model_name_no_arm_can_have_is_one_clear_error_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = [
+        {**row, "model": "claude 3 haiku"} if row["model"] == "mid" else row
+        for row in synthetic_rows(20)
+    ]
+    matrix_path = tmp_path / "matrix.jsonl"
+    matrix_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    code = main(["bench", "--matrix", str(matrix_path), "--workers", "1", "--out", str(tmp_path)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "'claude 3 haiku'" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "report.json").exists()
+
+
+def test_models_restricts_the_matrix(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    matrix_path = tmp_path / "matrix.jsonl"
+    save_matrix(synthetic_matrix(30), matrix_path)
+    out = tmp_path / "report"
+    args = ["bench", "--matrix", str(matrix_path), "--models", "cheap,strong"]
+    args += ["--variants", "pre", "--seeds", "0", "--workers", "1", "--no-plots"]
+    assert main([*args, "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["models"] == ["cheap", "strong"]
+    assert report["judge_simulation"]["judge_model"] == "cheap"
+    assert report["settings"]["lambdas_chosen_on_train"] is True
+    assert len(report["settings"]["pre_lambdas"]) == 2
+    assert main([*args[:4], "cheap,nope", *args[5:], "--out", str(out)]) == 2
+    assert "nope" in capsys.readouterr().err

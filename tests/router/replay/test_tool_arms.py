@@ -10,6 +10,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,6 +19,7 @@ import uvicorn
 from fastapi import FastAPI
 from openai import OpenAI
 
+from features.errors import ConfigError
 from features.tool_calls import ToolCall, normalise_schema
 from router.app import served_arms
 from router.pool import demo_pool
@@ -25,7 +27,14 @@ from router.replay.app import create_replay_app
 from router.replay.bfcl import BfclCase, BfclDataset, load_bfcl
 from router.replay.matching import PromptMatcher
 from router.replay.protocol import ChatCompletionRequest
-from router.replay.tool_arms import ToolArms, _capped, call_id, native_models, offered_name
+from router.replay.tool_arms import (
+    ToolArms,
+    _capped,
+    call_id,
+    load_tool_arms,
+    native_models,
+    offered_name,
+)
 from router.settings import ReplaySettings
 from tests.router.conftest import REPO_ROOT, parse_sse, replay_settings
 
@@ -331,3 +340,10 @@ def test_the_tool_arms_are_listed_beside_the_recorded_models(client: OpenAI) -> 
     assert "gpt-4-1106-preview" in listed[:judge]
     assert listed[judge + 1 :] == [m for m in listed[judge + 1 :] if "-FC" in m]
     assert ARM in listed[judge + 1 :]
+
+
+def test_a_configured_bfcl_folder_must_hold_the_data(tmp_path: Path) -> None:
+    settings = ReplaySettings(bfcl_data=tmp_path / "nowhere")
+    assert settings.bfcl_data_path() == tmp_path / "nowhere"
+    with pytest.raises(ConfigError, match="SIGNALROUTE_REPLAY_BFCL_DATA"):
+        load_tool_arms(settings)

@@ -273,6 +273,10 @@ async def test_a_cold_escalation_policy_starts_from_its_rule(
             post = result["trace"]["decisions"][-1]
             assert post["signals"]["output"]["validators_failed"] >= 1
             assert post["pmf"][f"escalate:{GOOD}"] == pytest.approx(0.95)
+    async with service(**UNIFORM, anchor=False, pool_config=pool_file, replay=replay) as client:
+        for result in await started_on_faulty(client, body, tries=12):
+            post = result["trace"]["decisions"][-1]
+            assert post["pmf"][f"escalate:{GOOD}"] == pytest.approx(0.5)  # the policy alone
     passed = next(
         r
         for r in replay_dataset

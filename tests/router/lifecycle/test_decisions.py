@@ -1,0 +1,71 @@
+"""The decider with rule anchoring: a rule's action, evidence gathered as decisions settle."""
+
+from typing import Any
+
+import numpy as np
+
+from learner.anchor import Evidence
+from learner.context import ArmFeatures, Context
+from router.lifecycle.decisions import Decider, Rule
+from router.lifecycle.journal import Journal
+
+ARMS = ("cheap", "strong")
+
+
+class _Policy:
+    updates = 0
+
+    def pmf(self, context: Context) -> list[float]:
+        return [0.9, 0.1]  # an untrained policy's liking for the cheap arm
+
+
+class _Policies:
+    def __init__(self) -> None:
+        self._evidence: dict[str, Evidence] = {}
+        self.learned: list[tuple[str, str, float]] = []
+
+    def get(self, stage: str) -> _Policy:
+        return _Policy()
+
+    def evidence(self, stage: str) -> Evidence:
+        return self._evidence.setdefault(stage, Evidence())
+
+    async def learn(
+        self, stage: str, context: Context, arm: str, probability: float, reward: float
+    ) -> int:
+        self.learned.append((stage, arm, reward))
+        return len(self.learned)
+
+
+def _context() -> Context:
+    return Context(
+        shared={"Q": {"x": 1.0}}, arms=tuple(ArmFeatures(a, {"A": {"arm": a}}) for a in ARMS)
+    )
+
+
+async def test_rewards_become_evidence_even_before_the_rule_has_an_action() -> None:
+    policies = _Policies()
+    decider = Decider(policies, np.random.default_rng(0))  # type: ignore[arg-type]
+    journal = Journal("request", "t", None)
+    for _ in range(30):
+        drawn = decider.draw(journal, "pre", _context(), Rule(None, "category:code"))
+        assert drawn.bucket == "category:code"
+        await decider.settle(journal, drawn, 1.0 if drawn.action == "strong" else 0.2)
+    evidence = policies.evidence("pre")
+    assert evidence.count("category:code", "cheap") + evidence.count("category:code", "strong")
+    assert len(policies.learned) == 30  # the policy learned from every one as well
+
+
+async def test_a_frozen_stage_takes_the_rules_action_over_the_policys_liking() -> None:
+    policies: Any = _Policies()
+    frozen = Decider(policies, np.random.default_rng(0), learn=False)
+    journal = Journal("request", "t", None)
+    drawn = frozen.draw(journal, "pre", _context(), Rule("strong", "category:code"))
+    assert drawn.action == "strong"
+    assert drawn.probability == 1.0
+    assert drawn.pmf == {"cheap": 0.0, "strong": 1.0}
+    unanchored = Decider(policies, np.random.default_rng(0), learn=False, anchor=None)
+    assert unanchored.draw(journal, "pre", _context(), Rule("strong", "x")).action == "cheap"
+    await frozen.settle(journal, drawn, 0.5)
+    assert policies.learned == []  # a frozen decider learns nothing, and gathers no evidence
+    assert policies.evidence("pre").count("category:code", "strong") == 0
