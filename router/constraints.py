@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from features.errors import NoEligibleArmError
+from features.query import Message, image_count
 from features.system import ArmHealth
 from router.pool import Arm
 
@@ -24,6 +25,36 @@ class Constraints:
     max_latency_ms: float | None = None
     capabilities: frozenset[str] = frozenset()
     arms: frozenset[str] | None = None
+    needs: Mapping[str, str] = field(default_factory=dict)
+    """Capabilities the request itself needs (images, tools, ...), each with its reason;
+    they mask arms like ``capabilities``, and the mask says why."""
+
+    def with_needs(self, needs: Mapping[str, str]) -> Constraints:
+        return Constraints(
+            self.max_cost_usd, self.max_latency_ms, self.capabilities, self.arms, dict(needs)
+        )
+
+
+def request_needs(
+    messages: Sequence[Message], *, tools: bool = False, reasoning: bool = False
+) -> dict[str, str]:
+    """The capabilities a request needs of the arm that answers it, and why."""
+    needs: dict[str, str] = {}
+    if any(image_count(m) for m in messages):
+        needs["vision"] = "the request has image parts"
+    if tools:
+        needs["tools"] = "the request offers tools"
+    if reasoning:
+        needs["reasoning"] = "the request sets reasoning_effort"
+    return needs
+
+
+def missing_needs(arm: Arm, needs: Mapping[str, str]) -> str | None:
+    """Why ``arm`` cannot serve a request with ``needs``, or None when it can."""
+    missing = sorted(set(needs) - arm.capabilities)
+    if not missing:
+        return None
+    return "; ".join(f"lacks capability {name} ({needs[name]})" for name in missing)
 
 
 @dataclass(frozen=True)
@@ -53,6 +84,9 @@ def mask_reason(
     missing = constraints.capabilities - arm.capabilities
     if missing:
         return f"lacks capability {', '.join(sorted(missing))}"
+    needed = missing_needs(arm, constraints.needs)
+    if needed is not None:
+        return needed
     if constraints.max_cost_usd is not None:
         estimate = arm.price_usd(prompt_tokens, output_tokens)
         if estimate > constraints.max_cost_usd:
@@ -93,6 +127,13 @@ def eligible_arms(
         else:
             masked[arm.name] = reason
     if not eligible:
+        allowed = [a for a in arms if constraints.arms is None or a.name in constraints.arms]
+        for need, why in constraints.needs.items():
+            if not any(need in arm.capabilities for arm in allowed):
+                raise NoEligibleArmError(
+                    f"no arm that may serve this request has the {need} capability, and "
+                    f"{why}: arms declare it in the pool file (capabilities: [{need}])"
+                )
         reasons = "; ".join(f"{name}: {why}" for name, why in masked.items())
         raise NoEligibleArmError(f"no arm satisfies the request's constraints ({reasons})")
     return Eligibility(eligible=tuple(eligible), masked=masked)

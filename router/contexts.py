@@ -1,7 +1,8 @@
 """Assemble a bandit context from the four signal families.
 
 Shared namespaces: ``Q`` (query signals), ``H`` (neighbourhood, the caller's own history and
-budget use). Per-arm namespaces: ``A`` (identity, price, capabilities), ``S`` (system health),
+budget use). Per-arm namespaces: ``A`` (identity, price, capabilities, whether the arm served
+the conversation's previous turn), ``S`` (system health),
 ``K`` (that arm's outcomes among the neighbours, overall and for this user).
 """
 
@@ -37,8 +38,10 @@ def build_context(
     user_history: HistoricalSignals,
     health: Mapping[str, ArmHealth],
     spend: Spend,
+    previous_arm: str | None = None,
 ) -> Context:
-    """The context for a decision among ``arms`` (already masked), in their order."""
+    """The context for a decision among ``arms`` (already masked), in their order;
+    ``previous_arm`` (the arm of the conversation's previous turn) is ``A:prev_turn``."""
     shared_history = history.shared_features() | user_history.shared_features(prefix="u_")
     shared_history |= spend_features(spend)
     return Context(
@@ -47,7 +50,8 @@ def build_context(
             ArmFeatures(
                 arm=arm.name,
                 namespaces={
-                    "A": arm_identity(arm),
+                    "A": arm_identity(arm)
+                    | ({"prev_turn": 1.0} if arm.name == previous_arm else {}),
                     "S": health_features(health.get(arm.name, ArmHealth())),
                     "K": history.arm_features(arm.name)
                     | user_history.arm_features(arm.name, prefix="u_"),

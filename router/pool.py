@@ -125,6 +125,8 @@ class Profile(BaseModel):
     objective: Objective | None = None
     stages: StageDefaults | None = None
     stream: Literal["final", "live"] = "final"
+    conversation: Literal["prefer", "pin", "free"] = "prefer"
+    switch_cost: float = Field(default=0.05, ge=0, le=1)
 
     def stage_values(self, defaults: StageDefaults) -> dict[str, Any]:
         """``defaults`` with the options this profile sets on top."""

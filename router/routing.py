@@ -56,11 +56,12 @@ from features.system import ArmHealth
 from features.validators import run_validators
 from learner.anchor import DEFAULT_ANCHOR, AnchorConfig
 from router.constraints import eligible_arms
+from router.conversations import RecentTurns, previous_turn_key, turn_key
 from router.health import HealthTracker
-from router.lifecycle.assessment import assess
+from router.lifecycle.assessment import assess, failed_tool_calls
 from router.lifecycle.decisions import Decider, trace
 from router.lifecycle.escalation import Escalated, escalate
-from router.lifecycle.generating import generate
+from router.lifecycle.generating import FAILED_RUN_REWARD, generate
 from router.lifecycle.journal import (
     Completed,
     Failed,
@@ -72,6 +73,7 @@ from router.lifecycle.journal import (
 from router.lifecycle.journal import write as write_journal
 from router.lifecycle.judge import Judge
 from router.lifecycle.kit import StageKit
+from router.lifecycle.prompts import rendered_answer
 from router.lifecycle.repair import repair
 from router.lifecycle.request import RouteRequest
 from router.lifecycle.stages import (
@@ -173,6 +175,7 @@ class Router:
             clock=clock,
         )
         self._writer = writer
+        self._recent = RecentTurns()
 
     # --- signals ---------------------------------------------------------------------------
 
@@ -206,6 +209,29 @@ class Router:
             return HistoricalSignals(missing=True), HistoricalSignals(missing=user is not None)
 
         return summarize(rows, now), summarize(user_rows, now)
+
+    async def _previous_arm(self, request: RouteRequest) -> str | None:
+        """The arm of the conversation's previous turn (``router.conversations``): found by
+        the messages, else by the session; in memory first, then in the store."""
+        if request.stickiness == "free":
+            return None
+        key = previous_turn_key(request.messages)
+        session = f"session:{request.session}" if request.session else None
+        for memory_key in (key, session):
+            arm = self._recent.arm(request.tenant, memory_key) if memory_key else None
+            if arm is not None:
+                return arm if arm in self.pool.names else None
+        if key is None and request.session is None:
+            return None
+        try:
+            async with self._database.connection(transaction=False) as conn:
+                arm = await request_log.previous_turn_arm(
+                    conn, request.tenant, turn_key=key, session_id=request.session
+                )
+        except StoreUnavailableError as exc:
+            log.warning("previous turn unknown: %s", exc.message)
+            return None
+        return arm if arm in self.pool.names else None
 
     # --- the lifecycle -----------------------------------------------------------------------
 
@@ -252,6 +278,7 @@ class Router:
         journal = Journal(request_id=request_id, tenant=request.tenant, user_id=request.user)
 
         params = _request_params(request)
+        params["turn_key"] = turn_key(request.messages)
         row = RequestRow(
             messages=tuple(dict(m) for m in request.messages),
             params=params,
@@ -290,6 +317,7 @@ class Router:
                 finally:  # the row is in before a failed look-up's journal is written
                     await inserting
             timings["history_ms"] = (clock() - embedded) * 1000.0
+            previous_arm = await self._previous_arm(request)
             prep = Prepared(
                 request=request,
                 request_id=request_id,
@@ -301,6 +329,7 @@ class Router:
                 spend=self._spend.spend(request.tenant, request.session),
                 journal=journal,
                 timings=timings,
+                previous_arm=previous_arm,
             )
             async for event in self._lifecycle(prep):
                 yield event
@@ -349,6 +378,7 @@ class Router:
             stages,
             self._judge,
             self._rng,
+            calls=completion.tool_calls,
         )
         ledger.cost_usd += assessment.judge_cost_usd
         # The assessment already validated the answer when no component was rewritten.
@@ -362,7 +392,14 @@ class Router:
         else:
             generation_quality = components_passed / max(1, original_parts)
 
+        previous = prep.previous_arm
+        switched = previous is not None and previous != arm
+        if switched and prep.request.stickiness != "prefer":
+            switched = False  # a pinned turn left its arm for a reason; free ones do not count
+
         async def settle_generation(reward: float, credit: str) -> None:
+            if switched:  # leaving the conversation's arm costs (its cache, its habits)
+                reward = max(0.0, reward - prep.request.switch_cost)
             await self._decider.settle(prep.journal, generated.drawn, reward)
             ledger.insert(
                 generation_at,
@@ -377,6 +414,14 @@ class Router:
                     details={
                         "validators": [r.name for r in original_check.failed],
                         "credit": credit,
+                        **({"last_run": True} if generated.last_run else {}),
+                        **({"previous_turn_arm": previous} if previous is not None else {}),
+                        **({"switch_cost": prep.request.switch_cost} if switched else {}),
+                        **(
+                            {"tool_calls": [c.as_json() for c in completion.tool_calls]}
+                            if completion.tool_calls
+                            else {}
+                        ),
                     },
                 ),
                 completion.cost_usd,
@@ -384,13 +429,18 @@ class Router:
 
         credit_request = self._config.pre_credit == "request" and stages.escalation
         if not credit_request:
-            reward = self._kit.reward(
-                prep, generation_quality, completion.cost_usd, completion.latency_ms
+            reward = (
+                FAILED_RUN_REWARD
+                if failed_tool_calls(original_check)
+                else self._kit.reward(
+                    prep, generation_quality, completion.cost_usd, completion.latency_ms
+                )
             )
             await settle_generation(reward, "answer")
 
+        answer = completion
         if stages.escalation:
-            answer, tried = completion, frozenset[str]()
+            tried = frozenset[str]()
             for step_number in range(1, stages.max_escalations + 1):
                 replaced: Escalated | None = None
                 async for step in escalate(
@@ -417,17 +467,26 @@ class Router:
         if credit_request:  # what the choice led to: the delivered answer, for all it cost
             spent = ledger.cost_usd + completion.cost_usd
             await settle_generation(
-                self._kit.reward(prep, assessment.quality, spent, latency_ms), "request"
+                FAILED_RUN_REWARD
+                if failed_tool_calls(assessment.validation)
+                else self._kit.reward(prep, assessment.quality, spent, latency_ms),
+                "request",
             )
-        final_finish: str | None = completion.finish_reason
-        final_prompt_tokens: int | None = completion.prompt_tokens
-        final_completion_tokens: int | None = completion.completion_tokens
-        if arm != completion.arm:  # escalated: usage of the escalation call is in its trace
-            final_finish = final_prompt_tokens = final_completion_tokens = None
+        # The provider's token counts describe the answer only when it is one call's text.
+        reported = answer.usage_reported and text == answer.text
         self._spend.add(prep.request.tenant, prep.request.session, ledger.cost_usd)
+        self._recent.served(prep.request.tenant, turn_key(prep.request.messages), arm)
+        if prep.request.session:
+            self._recent.served(prep.request.tenant, f"session:{prep.request.session}", arm)
+        prep.journal.settled(ledger.traces)
         await self._record(
             prep.journal,
-            Completed(output=text, model=arm, cost_usd=ledger.cost_usd, latency_ms=latency_ms),
+            Completed(
+                output=rendered_answer(text, answer.tool_calls if text == answer.text else ()),
+                model=arm,
+                cost_usd=ledger.cost_usd,
+                latency_ms=latency_ms,
+            ),
             prep.embedding if self._config.learn else None,
         )
         yield RouteResult(
@@ -443,9 +502,13 @@ class Router:
             ),
             assessment=assessment.as_json(),
             timings=dict(prep.timings),
-            finish_reason=final_finish,
-            prompt_tokens=final_prompt_tokens,
-            completion_tokens=final_completion_tokens,
+            finish_reason=answer.finish_reason,
+            prompt_tokens=answer.prompt_tokens if reported else None,
+            completion_tokens=answer.completion_tokens if reported else None,
+            format_error=next(
+                (r.reason for r in assessment.validation.failed if r.name == "json"), None
+            ),
+            tool_calls=answer.tool_calls if text == answer.text else (),
         )
 
     # --- pre- and in-generation ----------------------------------------------------------
@@ -462,6 +525,7 @@ class Router:
             )
         else:
             error = ProviderError("no arm was left to try", arm="")
+        prep.journal.settled(ledger.traces)
         await self._record(
             prep.journal,
             Failed(
@@ -512,6 +576,7 @@ def _request_params(request: RouteRequest) -> dict[str, Any]:
         },
         "profile": request.profile,
         "hints": dict(request.hints),
+        "conversation": request.stickiness,
         "objective": {
             "lambda_cost": request.weights.lambda_cost,
             "lambda_latency": request.weights.lambda_latency,
@@ -527,4 +592,6 @@ def _request_params(request: RouteRequest) -> dict[str, Any]:
         "max_tokens": request.max_tokens,
         "temperature": request.temperature,
         "stream": request.stream,
+        "needs": dict(constraints.needs),
+        **({"fields": dict(request.fields)} if request.fields else {}),
     }

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from features.errors import ProviderError
-from router.providers import Delta
+from router.providers import Delta, FunctionCall
 
 
 @dataclass(frozen=True)
@@ -63,8 +63,16 @@ class RouteResult:
     assessment: Mapping[str, Any] = field(default_factory=dict)
     timings: Mapping[str, float] = field(default_factory=dict)
     finish_reason: str | None = None
+    """The answering call's finish reason, as its provider gave it."""
     prompt_tokens: int | None = None
+    """The provider's count for the answering call; None when it sent none, or when the
+    answer is not one call's text (a component was rewritten)."""
     completion_tokens: int | None = None
+    format_error: str | None = None
+    """Why the answer fails the requested response format; None when it passes or none
+    was requested."""
+    tool_calls: tuple[FunctionCall, ...] = ()
+    """The answer's tool calls (checked: ``assessment`` holds their verdicts)."""
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,8 @@ _INSERT_REQUEST = (
 )
 _INSERT_DECISION = (
     "INSERT INTO decisions (id, request_id, stage, context, arms, chosen_arm, probability, "
-    "pmf, policy_name, policy_version) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    "pmf, policy_name, policy_version, outcome, masked, details) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 )
 _INSERT_REWARD = (
     "INSERT INTO rewards (decision_id, value, source, idempotency_key, policy_update) "
@@ -100,6 +101,9 @@ class Batch:
         pmf: Mapping[str, float],
         policy_name: str,
         policy_version: int,
+        outcome: str | None = None,
+        masked: Mapping[str, str] | None = None,
+        details: Mapping[str, Any] | None = None,
     ) -> None:
         self.decisions.append(
             (
@@ -113,6 +117,9 @@ class Batch:
                 Jsonb({arm: float(p) for arm, p in pmf.items()}),
                 policy_name,
                 policy_version,
+                outcome,
+                None if masked is None else Jsonb(dict(masked)),
+                None if details is None else Jsonb(dict(details)),
             )
         )
 

@@ -37,6 +37,9 @@ async def insert_decision(
     policy_name: str,
     policy_version: int,
     decision_id: Id | None = None,
+    outcome: str | None = None,
+    masked: Mapping[str, str] | None = None,
+    details: Mapping[str, Any] | None = None,
 ) -> DecisionRecord:
     """Log a decision for request ``request_id``; ``decision_id`` defaults to a new uuid.
 
@@ -46,8 +49,8 @@ async def insert_decision(
     """
     query = sql.SQL(
         "INSERT INTO decisions (id, request_id, stage, context, arms, chosen_arm, probability, "
-        "pmf, policy_name, policy_version) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-        "RETURNING {}"
+        "pmf, policy_name, policy_version, outcome, masked, details) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING {}"
     ).format(columns(DecisionRecord))
     values = (
         new_id(decision_id),
@@ -60,6 +63,9 @@ async def insert_decision(
         Jsonb({arm: float(p) for arm, p in pmf.items()}),
         policy_name,
         policy_version,
+        outcome,
+        None if masked is None else Jsonb(dict(masked)),
+        None if details is None else Jsonb(dict(details)),
     )
     with translated("cannot log the decision"):
         rows = await _fetch(conn, query, values)

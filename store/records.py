@@ -72,6 +72,11 @@ class DecisionRecord:
     policy_name: str
     policy_version: int
     created_at: datetime
+    outcome: str | None = None
+    """What became of the decision (its trace's outcome); None when it was not recorded."""
+    masked: Mapping[str, str] | None = None
+    """The arms masked for it, with their reasons."""
+    details: JsonObject | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -124,6 +124,40 @@ async def spend_usd(
     return float(row[0])
 
 
+async def previous_turn_arm(
+    conn: AsyncConnection[Any],
+    tenant: str,
+    *,
+    turn_key: str | None = None,
+    session_id: str | None = None,
+) -> str | None:
+    """The arm (``model``) of ``tenant``'s newest completed request whose ``turn_key``
+    param is ``turn_key`` (else, when none is, in session ``session_id``); None when there
+    is none."""
+    lookups: list[tuple[str, str]] = []
+    if turn_key is not None:
+        lookups.append((_BY_TURN_KEY, turn_key))
+    if session_id is not None:
+        lookups.append((_BY_SESSION, session_id))
+    for query, value in lookups:
+        with translated(f"cannot look up the previous turn of tenant {tenant!r}"):
+            cursor = await conn.execute(query, (tenant, value))
+            row = await cursor.fetchone()
+        if row is not None and row[0] is not None:
+            return str(row[0])
+    return None
+
+
+_BY_TURN_KEY = (
+    "SELECT model FROM requests WHERE tenant = %s AND params->>'turn_key' = %s "
+    "AND status = 'completed' ORDER BY created_at DESC LIMIT 1"
+)
+_BY_SESSION = (
+    "SELECT model FROM requests WHERE tenant = %s AND session_id = %s "
+    "AND status = 'completed' ORDER BY created_at DESC LIMIT 1"
+)
+
+
 async def get_request(conn: AsyncConnection[Any], request_id: Id) -> RequestRecord:
     """The request with this id. Raises NotFoundError if there is none."""
     rid = reference(request_id, "request")

@@ -9,38 +9,45 @@ in one extra top-level field, ``signalroute``.
 
 from __future__ import annotations
 
+import json
+import uuid
 from collections.abc import AsyncIterator
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from features.errors import NotFoundError, ProviderError
+from features.errors import NoEligibleArmError, NotFoundError, ProviderError
 from learner.reward import RewardWeights
 from router.api.admission import admit, settle
 from router.api.bypass import bypass
 from router.api.deps import CallerDep, RuntimeDep
 from router.api.errors import error_body
 from router.api.limits import check_prompt_size
+from router.api.openai_fields import check_fields, forwarded_params
 from router.api.openai_format import (
+    COMPLETION_ID_PREFIX,
     DONE,
+    EXTRA_FIELD,
     SSE_HEADERS,
+    Usage,
     chunk,
     completion_body,
     error_event,
     estimated_usage,
     text_pieces,
+    tool_call_chunk,
     usage_chunk,
 )
 from router.api.route import result_body
 from router.api.schemas import ChatCompletionBody
 from router.auth.caller import Caller
-from router.constraints import Constraints
+from router.constraints import Constraints, missing_needs, request_needs
 from router.lifecycle.stages import ESCALATE_PREFIX, StageOptions
-from router.logs import REQUEST_ID
 from router.pool import Profile
-from router.providers import Delta
+from router.providers import Delta, Provider
+from router.providers.base import tool_call_deltas
 from router.routing import RouteRequest
 from router.runtime import Runtime
 from router.trace import DecisionTrace, RouteEvent, RouteFailed, RouteResult, Switch
@@ -92,11 +99,71 @@ async def chat_completions(
     if profile is None and provider is None:
         known = ", ".join((*runtime.pool.profile_ids, *runtime.pool.names))
         raise NotFoundError(f"unknown model {body.model!r}; this router serves: {known}")
+    check_fields(body.sent(), routed=profile is not None)
+    if profile is None:  # a named arm must have what the request needs
+        missing = missing_needs(runtime.pool.arm(body.model), needs_of(body))
+        if missing is not None:
+            raise NoEligibleArmError(f"{body.model} cannot serve this request: {missing}")
     await admit(runtime, tenant, body.session)
+    choices = body.n or 1
+    if choices == 1:
+        return await _answer(runtime, caller, body, tenant, profile, provider)
+    single = body.model_copy(update={"n": None})
+    answers = [
+        await _answer(runtime, caller, single, tenant, profile, provider) for _ in range(choices)
+    ]
+    return merged_choices(answers)
+
+
+async def _answer(
+    runtime: Runtime,
+    caller: Caller,
+    body: ChatCompletionBody,
+    tenant: str,
+    profile: Profile | None,
+    provider: Provider | None,
+) -> JSONResponse | StreamingResponse:
     if profile is not None:
         return await _routed(runtime, caller, body, tenant, profile)
     assert provider is not None
     return await bypass(runtime, caller, body, tenant, provider)
+
+
+def needs_of(body: ChatCompletionBody) -> dict[str, str]:
+    """The capabilities the request needs of its arm (images, tools, reasoning effort)."""
+    messages = [m.model_dump(exclude_none=True) for m in body.messages]
+    return request_needs(
+        messages, tools=bool(body.tools), reasoning=body.reasoning_effort is not None
+    )
+
+
+def merged_choices(answers: list[JSONResponse | StreamingResponse]) -> JSONResponse:
+    """One ``chat.completion`` of ``n`` answers, each a run (and a logged request) of its own:
+    choice ``i`` is answer ``i``; usage and cost add up; the first answer's id and headers;
+    ``signalroute.choices`` holds each answer's own details. A failed answer is returned
+    as it is (each run before it is logged and billed)."""
+    bodies = []
+    for answer in answers:
+        assert isinstance(answer, JSONResponse)  # n > 1 is refused with stream
+        if answer.status_code != 200:
+            return answer
+        bodies.append(json.loads(bytes(answer.body)))
+    first = bodies[0]
+    merged = dict(first)
+    merged["choices"] = [dict(b["choices"][0], index=i) for i, b in enumerate(bodies)]
+    usage = {
+        key: sum(b["usage"][key] for b in bodies)
+        for key in ("prompt_tokens", "completion_tokens", "total_tokens", "cost_usd")
+        if all(key in b["usage"] for b in bodies)
+    }
+    merged["usage"] = usage
+    details = [b.get(EXTRA_FIELD, {}) for b in bodies]
+    merged[EXTRA_FIELD] = dict(
+        details[0], choices=details, cost_usd=sum(d.get("cost_usd", 0.0) for d in details)
+    )
+    headers = {k: v for k, v in answers[0].headers.items() if k.startswith("x-signalroute")}
+    headers["x-signalroute-cost-usd"] = f"{merged[EXTRA_FIELD]['cost_usd']:.8f}"
+    return JSONResponse(merged, headers=headers)
 
 
 # --- routed ------------------------------------------------------------------------------
@@ -114,6 +181,15 @@ def profile_request(
     """The core request for a profile: its arms as a constraint, its objective and stages."""
     pool = runtime.pool
     objective = profile.objective or pool.objective
+    sent = body.sent()
+    limits = body.constraints
+    constraints = Constraints(
+        max_cost_usd=limits.max_cost_usd if limits else None,
+        max_latency_ms=limits.max_latency_ms if limits else None,
+        capabilities=frozenset(limits.capabilities if limits else ()),
+        arms=frozenset(profile.arms) if profile.arms else None,
+        needs=needs_of(body),
+    )
     return RouteRequest(
         messages=tuple(m.model_dump(exclude_none=True) for m in body.messages),
         weights=RewardWeights(
@@ -127,12 +203,18 @@ def profile_request(
         user=body.user,
         session=body.session,
         response_format=body.response_format,
-        constraints=Constraints(arms=frozenset(profile.arms) if profile.arms else None),
-        max_tokens=body.max_tokens,
+        constraints=constraints,
+        max_tokens=body.token_limit,
         temperature=body.temperature,
         stream=stream,
         stages=StageOptions(**profile.stage_values(pool.stages)),
         hints=body.hints or {},
+        params=forwarded_params(sent),
+        fields=sent,
+        stickiness=profile.conversation,
+        switch_cost=profile.switch_cost,
+        tools=tuple(body.tools) if body.tools else None,
+        tool_choice=body.tool_choice,
     )
 
 
@@ -154,20 +236,25 @@ async def _routed(
     if isinstance(final, RouteFailed):
         return _failed_response(final, body.model)
     headers = _result_headers(final, body.model)
-    extra = _routed_extra(final, body.model)
-    usage = estimated_usage(request.messages, final.output).as_json(final.cost_usd)
-    completion_id = f"chatcmpl-{final.request_id}"
+    extra = _routed_extra(request, final, body.model)
+    usage = routed_usage(request, final).as_json(final.cost_usd)
+    completion_id = f"{COMPLETION_ID_PREFIX}{final.request_id}"
+    finish = finish_reason(final)
     if not body.stream:
         return JSONResponse(
-            completion_body(completion_id, final.model, final.output, "stop", usage, extra),
+            completion_body(
+                completion_id, final.model, final.output, finish, usage, extra, final.tool_calls
+            ),
             headers=headers,
         )
 
     async def events() -> AsyncIterator[str]:
         yield chunk(completion_id, final.model, {"role": "assistant", "content": ""})
-        for piece in text_pieces(final.output):
+        for piece in text_pieces(final.output) if final.output else ():
             yield chunk(completion_id, final.model, {"content": piece})
-        yield chunk(completion_id, final.model, {}, "stop", extra)
+        for call in tool_call_deltas(final.tool_calls):
+            yield tool_call_chunk(completion_id, final.model, call)
+        yield chunk(completion_id, final.model, {}, finish, extra)
         if body.include_usage:
             yield usage_chunk(completion_id, final.model, usage)
         yield DONE
@@ -181,13 +268,16 @@ async def _routed_live(
     runtime: Runtime, caller: Caller, body: ChatCompletionBody, tenant: str, profile: Profile
 ) -> JSONResponse | StreamingResponse:
     """Forward text as the router releases it; a replacement comes after a switch chunk."""
-    request = profile_request(runtime, body, tenant, profile, stream=True, api_key_id=caller.key_id)
+    request = replace(
+        profile_request(runtime, body, tenant, profile, stream=True, api_key_id=caller.key_id),
+        request_id=str(uuid.uuid4()),
+    )
     events = runtime.router.run(request)
     first = await anext(events, None)  # validation errors (422) raise here, before the 200
     if isinstance(first, RouteFailed):
         await settle(runtime, caller, first)
         return _failed_response(first, body.model)
-    completion_id = f"chatcmpl-{REQUEST_ID.get() or 'stream'}"
+    completion_id = f"{COMPLETION_ID_PREFIX}{request.request_id}"
     model = body.model
 
     async def sse() -> AsyncIterator[str]:
@@ -204,9 +294,12 @@ async def _routed_live(
                 return
             else:
                 await settle(runtime, caller, event)
-                yield chunk(completion_id, event.model, {}, "stop", _routed_extra(event, model))
+                for call in tool_call_deltas(event.tool_calls):
+                    yield tool_call_chunk(completion_id, event.model, call)
+                extra = _routed_extra(request, event, model)
+                yield chunk(completion_id, event.model, {}, finish_reason(event), extra)
                 if body.include_usage:
-                    usage = estimated_usage(request.messages, event.output)
+                    usage = routed_usage(request, event)
                     yield usage_chunk(completion_id, event.model, usage.as_json(event.cost_usd))
                 yield DONE
                 return
@@ -238,7 +331,28 @@ def _result_headers(result: RouteResult, profile_id: str) -> dict[str, str]:
     return headers
 
 
-def _routed_extra(result: RouteResult, profile_id: str) -> dict[str, Any]:
+FORMAT_FAILED = "format_failed"
+"""The finish reason of an answer that fails the requested JSON format: every run missed
+it, and this is the best answer obtained (``signalroute.format_error`` says why)."""
+
+
+def finish_reason(result: RouteResult) -> str:
+    """The answering call's own reason when it is not a plain stop (``length``,
+    ``content_filter``, ``tool_calls``), else ``format_failed`` when the answer fails the
+    requested format, else ``stop``."""
+    if result.finish_reason not in (None, "stop"):
+        return str(result.finish_reason)
+    return FORMAT_FAILED if result.format_error is not None else "stop"
+
+
+def routed_usage(request: RouteRequest, result: RouteResult) -> Usage:
+    """The provider's counts for the answering call when it sent them, else estimates."""
+    if result.prompt_tokens is not None and result.completion_tokens is not None:
+        return Usage(result.prompt_tokens, result.completion_tokens)
+    return estimated_usage(request.messages, result.output)
+
+
+def _routed_extra(request: RouteRequest, result: RouteResult, profile_id: str) -> dict[str, Any]:
     decision = answering_decision(result)
     return {
         "request_id": result.request_id,
@@ -247,7 +361,8 @@ def _routed_extra(result: RouteResult, profile_id: str) -> dict[str, Any]:
         "probability": decision.probability if decision is not None else None,
         "cost_usd": result.cost_usd,
         "latency_ms": round(result.latency_ms, 2),
-        "usage_estimated": True,
+        "usage_estimated": result.prompt_tokens is None or result.completion_tokens is None,
+        "format_error": result.format_error,
         "trace": result_body(result)["trace"],
     }
 
@@ -259,8 +374,7 @@ def _failed_response(failure: RouteFailed, profile_id: str) -> JSONResponse:
         "profile": profile_id,
         "trace": {"decisions": [asdict(d) for d in failure.decisions]},
     }
-    return JSONResponse(
-        body,
-        status_code=failure.error.status_code,
-        headers={"x-signalroute-request-id": failure.request_id},
-    )
+    headers = {"x-signalroute-request-id": failure.request_id}
+    if failure.decisions and all(d.outcome.startswith("cut") for d in failure.decisions):
+        headers["x-should-retry"] = "false"  # the same request would be cut again
+    return JSONResponse(body, status_code=failure.error.status_code, headers=headers)

@@ -13,9 +13,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from router.providers import FunctionCall, ToolCallDelta
 from router.providers.openai_compat import estimate_tokens
 
 EXTRA_FIELD = "signalroute"
+
+COMPLETION_ID_PREFIX = "chatcmpl-"
+"""A completion's id is this prefix and the logged request's id (``/requests/{id}`` takes
+either)."""
 
 SSE_HEADERS = {"cache-control": "no-cache"}
 """Headers of every streamed response (besides its content type)."""
@@ -52,20 +57,20 @@ def completion_body(
     finish_reason: str,
     usage: Mapping[str, Any],
     extra: Mapping[str, Any],
+    tool_calls: Sequence[FunctionCall] = (),
 ) -> dict[str, Any]:
-    """A ``chat.completion`` object with ``extra`` as its ``signalroute`` field."""
+    """A ``chat.completion`` object with ``extra`` as its ``signalroute`` field; a message
+    with ``tool_calls`` and no text has ``content: null``, as OpenAI sends it."""
+    message: dict[str, Any] = {"role": "assistant", "content": text}
+    if tool_calls:
+        message["content"] = text or None
+        message["tool_calls"] = [call.as_json() for call in tool_calls]
     return {
         "id": completion_id,
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": text},
-                "finish_reason": finish_reason,
-            }
-        ],
+        "choices": [{"index": 0, "message": message, "finish_reason": finish_reason}],
         "usage": dict(usage),
         EXTRA_FIELD: dict(extra),
     }
@@ -89,6 +94,11 @@ def chunk(
     if extra is not None:
         payload[EXTRA_FIELD] = dict(extra)
     return sse(payload)
+
+
+def tool_call_chunk(completion_id: str, model: str, delta: ToolCallDelta) -> str:
+    """A chunk carrying one piece of a tool call (``delta.tool_calls``)."""
+    return chunk(completion_id, model, {"tool_calls": [delta.as_json()]})
 
 
 def usage_chunk(completion_id: str, model: str, usage: Mapping[str, Any]) -> str:

@@ -16,8 +16,9 @@ from router.api.admission import admit, feedback_target, settle
 from router.api.deps import CallerDep, get_runtime
 from router.api.errors import error_body
 from router.api.limits import check_prompt_size
+from router.api.openai_format import COMPLETION_ID_PREFIX
 from router.api.schemas import FeedbackBody, RouteAndRunBody
-from router.constraints import Constraints
+from router.constraints import Constraints, request_needs
 from router.feedback import record_feedback
 from router.lifecycle.stages import StageOptions
 from router.routing import RouteEvent, RouteFailed, RouteRequest, RouteResult, Switch
@@ -43,8 +44,9 @@ def route_request(
         if body.objective.lambda_latency is not None:
             lambda_latency = body.objective.lambda_latency
     constraints = body.constraints
+    messages = tuple(m.model_dump(exclude_none=True) for m in body.messages)
     return RouteRequest(
-        messages=tuple(m.model_dump(exclude_none=True) for m in body.messages),
+        messages=messages,
         weights=RewardWeights(
             lambda_cost=lambda_cost,
             lambda_latency=lambda_latency,
@@ -56,13 +58,15 @@ def route_request(
         user=body.user,
         session=body.session,
         response_format=body.response_format,
-        constraints=Constraints(
-            max_cost_usd=constraints.max_cost_usd,
-            max_latency_ms=constraints.max_latency_ms,
-            capabilities=frozenset(constraints.capabilities),
-        )
-        if constraints is not None
-        else Constraints(),
+        constraints=(
+            Constraints(
+                max_cost_usd=constraints.max_cost_usd,
+                max_latency_ms=constraints.max_latency_ms,
+                capabilities=frozenset(constraints.capabilities),
+            )
+            if constraints is not None
+            else Constraints()
+        ).with_needs(request_needs(messages)),
         max_tokens=body.max_tokens,
         temperature=body.temperature,
         stream=body.stream,
@@ -89,6 +93,8 @@ def result_body(result: RouteResult) -> dict[str, Any]:
         "model": result.model,
         "cost_usd": result.cost_usd,
         "latency_ms": round(result.latency_ms, 2),
+        "finish_reason": result.finish_reason,
+        "format_error": result.format_error,
         "trace": {
             "decisions": [asdict(d) for d in result.decisions],
             "components": [asdict(c) for c in result.components],
@@ -220,6 +226,7 @@ async def get_request(request_id: str, runtime: RuntimeDep, caller: CallerDep) -
 
     With API keys, only requests of the key's tenant are found.
     """
+    request_id = request_id.removeprefix(COMPLETION_ID_PREFIX)  # the id OpenAI clients see
     if runtime.writer is not None:
         await runtime.writer.wait(request_id=request_id)
     async with runtime.database.connection() as conn:
@@ -260,6 +267,9 @@ async def get_request(request_id: str, runtime: RuntimeDep, caller: CallerDep) -
                 "policy": d.policy_name,
                 "policy_version": d.policy_version,
                 "context": dict(d.context),
+                "outcome": d.outcome,
+                "masked": dict(d.masked) if d.masked is not None else None,
+                "details": dict(d.details) if d.details is not None else None,
                 "created_at": d.created_at.isoformat(),
                 "rewards": by_decision.get(str(d.id), []),
             }

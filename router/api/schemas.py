@@ -106,6 +106,29 @@ def check_response_format(value: dict[str, Any] | None) -> dict[str, Any] | None
     return value
 
 
+def check_tools(tools: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+    """Each tool is ``{"type": "function", "function": {"name": ..., "parameters"?: {...}}}``
+    with a name of letters, digits, ``_`` and ``-`` (as OpenAI requires), names unique."""
+    if tools is None:
+        return None
+    names: list[str] = []
+    for index, tool in enumerate(tools):
+        function = tool.get("function")
+        if tool.get("type", "function") != "function" or not isinstance(function, dict):
+            raise ValueError(f"tool {index} must be {{'type': 'function', 'function': {{...}}}}")
+        name = function.get("name")
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name):
+            raise ValueError(f"tool {index} needs a function name of 1-64 letters, digits, _ or -")
+        parameters = function.get("parameters")
+        if parameters is not None and not isinstance(parameters, dict):
+            raise ValueError(f"tool {index} ({name}): parameters must be a JSON Schema object")
+        names.append(name)
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"function names must be unique; repeated: {', '.join(repeated)}")
+    return tools
+
+
 def check_hints(hints: dict[str, str] | None) -> dict[str, str] | None:
     """Hints as ``features.query.check_hints`` accepts them (the rule lives with the feature)."""
     return None if hints is None else query_hints(hints)
@@ -117,8 +140,18 @@ HINTS_DOC = (
 )
 
 
+class ConstraintsBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_cost_usd: float | None = Field(default=None, gt=0)
+    max_latency_ms: float | None = Field(default=None, gt=0)
+    capabilities: list[str] = Field(default_factory=list)
+
+
 class ChatCompletionBody(StorableBody):
-    """``POST /v1/chat/completions``; unknown OpenAI fields are accepted and ignored."""
+    """``POST /v1/chat/completions``. Fields are typed here; what the router does with each
+    (forward, use, refuse) is ``router.api.openai_fields``, which also refuses fields it
+    does not know (they are kept as extras until then)."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -126,10 +159,30 @@ class ChatCompletionBody(StorableBody):
     messages: list[ChatMessage]
     stream: bool = False
     max_tokens: int | None = Field(default=None, gt=0)
+    max_completion_tokens: int | None = Field(default=None, gt=0)
     temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    n: int | None = None
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    logit_bias: dict[str, float] | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
     response_format: dict[str, Any] | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    reasoning_effort: Literal["minimal", "low", "medium", "high"] | None = None
     user: str | None = None
+    metadata: dict[str, Any] | None = None
+    prompt_cache_key: str | None = None
+    safety_identifier: str | None = None
+    store: bool | None = None
     stream_options: dict[str, Any] | None = None
+    constraints: ConstraintsBody | None = None
+    """signalroute's: limits that mask arms, as on ``/route-and-run``."""
     tenant: str | None = Field(default=None, min_length=1, max_length=200)
     """signalroute's: the tenant in local mode (with API keys, the key's tenant, or 403)."""
     session: str | None = Field(default=None, min_length=1, max_length=200)
@@ -151,18 +204,24 @@ class ChatCompletionBody(StorableBody):
     def _format(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         return check_response_format(value)
 
+    @field_validator("tools")
+    @classmethod
+    def _tools(cls, tools: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+        return check_tools(tools)
+
+    @property
+    def token_limit(self) -> int | None:
+        """The completion-token cap, whichever of the two names set it."""
+        return self.max_completion_tokens or self.max_tokens
+
+    def sent(self) -> dict[str, Any]:
+        """The fields the caller set, as parsed (extras included), ``messages`` aside."""
+        return self.model_dump(exclude_unset=True, exclude={"messages"})
+
     @property
     def include_usage(self) -> bool:
         """Whether the stream ends with a usage chunk (``stream_options.include_usage``)."""
         return bool((self.stream_options or {}).get("include_usage"))
-
-
-class ConstraintsBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    max_cost_usd: float | None = Field(default=None, gt=0)
-    max_latency_ms: float | None = Field(default=None, gt=0)
-    capabilities: list[str] = Field(default_factory=list)
 
 
 class ObjectiveBody(BaseModel):

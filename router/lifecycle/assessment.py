@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from features.errors import ProviderError
 from features.query import Message
+from features.tool_calls import CHECK_NAMES, ToolCall, check_tool_calls
 from features.validators import Expectations, ValidationSummary, run_validators
 from router.lifecycle.judge import Judge, JudgeVerdict, should_judge
 from router.lifecycle.stages import StageOptions
+from router.providers import FunctionCall
 
 log = logging.getLogger("signalroute.assessment")
 
@@ -75,6 +77,28 @@ def quality_of(
     return min(quality, 0.5) if truncated else quality
 
 
+def failed_tool_calls(validation: ValidationSummary) -> bool:
+    """Whether a tool-call check failed: calls the client cannot run are worth no more than
+    no answer (the run is rewarded as a failed one)."""
+    return any(r.name in CHECK_NAMES for r in validation.failed)
+
+
+def answer_validation(
+    text: str, expect: Expectations, calls: Sequence[FunctionCall] = ()
+) -> ValidationSummary:
+    """The validators on an answer. Its tool ``calls`` (OpenAI ``tool_calls``) are checked
+    against the offered tools and ``tool_choice`` (``features.tool_calls``), and its text,
+    when it has any, by the other validators; an answer without such calls has the calls
+    written in its text checked when tools were offered (``run_validators``)."""
+    if not calls:
+        return run_validators(text, expect)
+    made = [ToolCall(call.name, call.arguments) for call in calls]
+    checks = check_tool_calls(expect.tools or (), made, expect.tool_choice).summary()
+    prose = replace(expect, tools=None, tool_choice=None)
+    on_text = run_validators(text, prose).results if text.strip() else ()
+    return ValidationSummary((*on_text, *checks.results))
+
+
 async def assess(
     text: str,
     finish_reason: str | None,
@@ -83,9 +107,12 @@ async def assess(
     stages: StageOptions,
     judge: Judge | None,
     rng: np.random.Generator,
+    *,
+    calls: Sequence[FunctionCall] = (),
 ) -> Assessment:
-    """Validate ``text`` and, when the judge mode asks for it, judge it."""
-    validation = run_validators(text, expect)
+    """Validate ``text`` (and the tool ``calls``) and, when the judge mode asks for it,
+    judge it."""
+    validation = answer_validation(text, expect, calls)
     verdict: JudgeVerdict | None = None
     error: str | None = None
     if (

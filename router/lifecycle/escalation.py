@@ -23,11 +23,12 @@ from features.components import Component, attribute, split_components
 from features.errors import NoEligibleArmError, ProviderError
 from features.output import output_features
 from router.contexts import escalation_context
-from router.lifecycle.assessment import Assessment, assess
+from router.lifecycle.assessment import Assessment, assess, failed_tool_calls
 from router.lifecycle.decisions import Rule, trace
+from router.lifecycle.generating import FAILED_RUN_REWARD
 from router.lifecycle.generation import Cut, monitored_run
 from router.lifecycle.kit import StageKit
-from router.lifecycle.prompts import escalation_messages
+from router.lifecycle.prompts import escalation_messages, rendered_answer
 from router.lifecycle.stages import ACCEPT, ESCALATE_PREFIX, ESCALATION, escalate_action
 from router.lifecycle.state import Ledger, Prepared
 from router.pool import Arm
@@ -93,7 +94,9 @@ async def escalate(
         return
     target = kit.pool.arm(drawn.action.removeprefix(ESCALATE_PREFIX))
     reasons = assessment.reasons() or ["the escalation policy asked a stronger model"]
-    messages = escalation_messages(prep.request.messages, text, reasons)
+    messages = escalation_messages(
+        prep.request.messages, rendered_answer(text, completion.tool_calls), reasons
+    )
     details["reasons"] = reasons
     details["escalation_prompt"] = str(messages[-1].get("content", ""))
     new: Completion | None = None
@@ -103,7 +106,7 @@ async def escalate(
         async for event in monitored_run(
             kit.providers[target.name],
             target,
-            prep.chat(messages),
+            prep.chat(messages, arm=target),
             standard_detectors(
                 query_language=prep.query.language,
                 json_requested=prep.query.json_requested,
@@ -146,9 +149,14 @@ async def escalate(
         if verdict_matters(kit, assessment, next_step=chained and len(targets) > 1)
         else None,
         kit.rng,
+        calls=new.tool_calls,
     )
     cost = new.cost_usd + second.judge_cost_usd
-    reward = kit.reward(prep, second.quality, cost, new.latency_ms)
+    reward = (
+        FAILED_RUN_REWARD
+        if failed_tool_calls(second.validation)
+        else kit.reward(prep, second.quality, cost, new.latency_ms)
+    )
     await kit.decider.settle(prep.journal, drawn, reward)
     better = second.quality >= assessment.quality
     details["escalated_assessment"] = second.as_json()

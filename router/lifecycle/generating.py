@@ -8,15 +8,23 @@ from typing import Any
 
 from features.anomalies import standard_detectors
 from features.errors import NoEligibleArmError, ProviderError
+from features.tool_calls import ToolArgumentsDetector
 from learner.context import Context
+from router.constraints import Eligibility
 from router.contexts import build_context, in_generation_context
 from router.lifecycle.decisions import Rule, trace
 from router.lifecycle.generation import Cut, monitored_run
 from router.lifecycle.kit import StageKit
 from router.lifecycle.stages import IN_GENERATION, PRE_GENERATION
 from router.lifecycle.state import Generated, Ledger, Prepared
-from router.providers import Delta
+from router.providers import Delta, ToolCallDelta
 from router.trace import Switch
+
+LAST_RUN_DETECTORS = frozenset({"cost_cap"})
+"""The detectors that still cut a request's last run (no switch left, or no other arm):
+only the caller's own cost cap. Content detectors (format, refusal, repetition, language,
+tool arguments) let it finish, so a request whose every arm misses a check gets the best
+answer obtained, validated, possibly escalated and marked, instead of an error."""
 
 FAILED_RUN_REWARD = 0.0
 """The reward of a run that delivered nothing, cut by a detector or failed: the lowest there
@@ -56,10 +64,19 @@ async def generate(
             eligibility = kit.eligibility(prep, health, excluded)
         except NoEligibleArmError:
             return
+        previous = prep.previous_arm
+        if (
+            stage == PRE_GENERATION
+            and request.stickiness == "pin"
+            and previous in eligibility.eligible
+        ):
+            pinned = f"the conversation is pinned to {previous}, its previous turn's arm"
+            others = {name: pinned for name in eligibility.eligible if name != previous}
+            eligibility = Eligibility((previous,), {**eligibility.masked, **others})
         arms = tuple(kit.pool.arm(name) for name in eligibility.eligible)
         building = kit.clock()
         context = build_context(
-            arms, prep.query, prep.history, prep.user_history, health, prep.spend
+            arms, prep.query, prep.history, prep.user_history, health, prep.spend, previous
         )
         if stage == IN_GENERATION and cut is not None:
             context = in_generation_context(
@@ -83,6 +100,9 @@ async def generate(
             if stages.in_generation
             else []
         )
+        last_run = switches == stages.max_switches or len(eligibility.eligible) == 1
+        if last_run:
+            detectors = [d for d in detectors if d.name in LAST_RUN_DETECTORS]
         held = ""
         released = False
         # Router overhead before the first model call: signals, kNN, policy, draw.
@@ -95,11 +115,18 @@ async def generate(
             async for event in monitored_run(
                 kit.providers[arm.name],
                 arm,
-                prep.chat(),
+                prep.chat(arm=arm),
                 detectors,
                 stall_ms=stages.stall_ms,
                 clock=kit.clock,
+                tool_arguments=(
+                    ToolArgumentsDetector()
+                    if request.tools and stages.in_generation and not last_run
+                    else None
+                ),
             ):
+                if isinstance(event, ToolCallDelta):
+                    continue  # a routed answer's tool calls go out with the answer
                 if isinstance(event, Delta):
                     if not request.stream:
                         continue
@@ -145,7 +172,7 @@ async def generate(
                             yield Switch(stage, shown_arm, arm.name, last_reason)
                         if held:
                             yield Delta(held)
-                    yield Generated(drawn, event, signals, eligibility.masked)
+                    yield Generated(drawn, event, signals, eligibility.masked, last_run)
                     return
         except ProviderError as exc:
             kit.provider_failed(arm.name, exc)

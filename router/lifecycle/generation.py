@@ -12,8 +12,9 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
 from features.anomalies import Anomaly, Detector
+from features.tool_calls import ToolArgumentsDetector
 from router.pool import Arm
-from router.providers import ChatRequest, Completion, Delta, Provider
+from router.providers import ChatRequest, Completion, Delta, Provider, ToolCallDelta
 from router.providers.openai_compat import estimate_tokens
 
 Clock = Callable[[], float]
@@ -29,7 +30,7 @@ class Cut:
     latency_ms: float
 
 
-RunEvent = Delta | Completion | Cut
+RunEvent = Delta | ToolCallDelta | Completion | Cut
 
 
 def estimated_cost(arm: Arm, request: ChatRequest, text: str) -> float:
@@ -46,8 +47,10 @@ async def monitored_run(
     *,
     stall_ms: float,
     clock: Clock = time.perf_counter,
+    tool_arguments: ToolArgumentsDetector | None = None,
 ) -> AsyncIterator[RunEvent]:
-    """Yield deltas, then the ``Completion`` or one ``Cut``; provider errors propagate."""
+    """Yield deltas, then the ``Completion`` or one ``Cut``; provider errors propagate.
+    ``tool_arguments``, when given, watches the tool calls' argument pieces."""
     started = clock()
     stream = provider.stream(request)
     text = ""
@@ -71,6 +74,20 @@ async def monitored_run(
             if isinstance(event, Completion):
                 yield event
                 return
+            if isinstance(event, ToolCallDelta):
+                reason = None
+                if tool_arguments is not None and event.arguments:
+                    reason = tool_arguments.feed(event.index, event.arguments)
+                if reason is not None:
+                    yield Cut(
+                        Anomaly(tool_arguments.name if tool_arguments else "", reason),
+                        text,
+                        estimated_cost(arm, request, text),
+                        (clock() - started) * 1000.0,
+                    )
+                    return
+                yield event
+                continue
             text += event.text
             for detector in detectors:
                 reason = detector.feed(event.text, text)

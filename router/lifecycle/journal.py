@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from features.embedding import Vector
@@ -22,6 +22,7 @@ from store.database import Database
 
 if TYPE_CHECKING:
     from router.lifecycle.spool import JournalSpool
+    from router.trace import DecisionTrace
 
 log = logging.getLogger("signalroute.journal")
 
@@ -37,6 +38,10 @@ class DecisionRow:
     pmf: Mapping[str, float]
     policy_name: str
     policy_version: int
+    outcome: str | None = None
+    """What became of it, as the trace says (None until the request's end is known)."""
+    masked: Mapping[str, str] | None = None
+    details: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,21 @@ class Journal:
     def reward(self, row: RewardRow) -> None:
         self.rewards.append(row)
 
+    def settled(self, traces: Sequence[DecisionTrace]) -> None:
+        """Keep each decision's outcome, masked arms and details as its trace shows them."""
+        by_id = {t.decision_id: t for t in traces}
+        self.decisions = [
+            row
+            if row.decision_id not in by_id
+            else replace(
+                row,
+                outcome=by_id[row.decision_id].outcome,
+                masked=dict(by_id[row.decision_id].masked),
+                details=dict(by_id[row.decision_id].details),
+            )
+            for row in self.decisions
+        ]
+
 
 @dataclass(frozen=True)
 class PendingRequest:
@@ -137,6 +157,9 @@ def _add_journal(
             pmf=row.pmf,
             policy_name=row.policy_name,
             policy_version=row.policy_version,
+            outcome=row.outcome,
+            masked=row.masked,
+            details=row.details,
         )
     for reward in journal.rewards:
         batch.reward(

@@ -1,15 +1,19 @@
-"""Prompts the router writes around a request: escalation and component repair.
+"""Prompts the router writes around a request: escalation, component repair, and the
+response format for arms that take no ``response_format``.
 
-Both keep the original request verbatim (so a model, or the replay pool, sees the task as
-asked) and add what went wrong, so the next model does not repeat it.
+Escalation and repair keep the original request verbatim (so a model, or the replay pool,
+sees the task as asked) and add what went wrong, so the next model does not repeat it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from features.components import Component
 from features.query import Message, last_user_text
+from router.providers import FunctionCall
 
 
 def _replace_last_user(messages: Sequence[Message], content: str) -> tuple[Message, ...]:
@@ -59,3 +63,47 @@ def component_messages(
         f"Write a correct replacement for that {what} only."
     )
     return _replace_last_user(messages, content)
+
+
+def format_instruction(response_format: Mapping[str, Any]) -> str | None:
+    """What a JSON ``response_format`` asks, in words, for a model that cannot take it as a
+    parameter; None for a format that asks nothing (``text``)."""
+    kind = response_format.get("type")
+    if kind == "json_object":
+        return "Answer with one JSON object only: no prose and no code fence around it."
+    if kind != "json_schema":
+        return None
+    spec = response_format.get("json_schema")
+    schema = spec.get("schema") if isinstance(spec, Mapping) else None
+    if not isinstance(schema, Mapping):
+        return "Answer with one JSON object only: no prose and no code fence around it."
+    return (
+        "Answer with one JSON value only, no prose and no code fence around it, that is valid "
+        f"against this JSON Schema:\n{json.dumps(schema, sort_keys=True)}"
+    )
+
+
+def with_format_instruction(
+    messages: Sequence[Message], response_format: Mapping[str, Any]
+) -> tuple[Message, ...]:
+    """``messages`` with the format instruction as a system message in front (appended to
+    a leading system message when there is one)."""
+    instruction = format_instruction(response_format)
+    if instruction is None:
+        return tuple(messages)
+    first = messages[0] if messages else None
+    if (
+        first is not None
+        and first.get("role") == "system"
+        and isinstance(first.get("content"), str)
+    ):
+        merged = {**first, "content": f"{first['content']}\n\n{instruction}"}
+        return (merged, *messages[1:])
+    return ({"role": "system", "content": instruction}, *messages)
+
+
+def rendered_answer(text: str, calls: Sequence[FunctionCall]) -> str:
+    """An answer as a reviewer reads it: its text, then each tool call it made."""
+    lines = [text] if text else []
+    lines += [f"tool call: {call.name}({call.arguments})" for call in calls]
+    return "\n".join(lines)

@@ -43,7 +43,9 @@ async def repair(
         details: dict[str, Any] = {"component": index, "kind": failed.kind, "failure": reason}
         kit.health.started(drawn.action)
         try:
-            completion = await kit.providers[drawn.action].complete(prep.chat(messages))
+            completion = await kit.providers[drawn.action].complete(
+                prep.chat(messages, arm=kit.pool.arm(drawn.action))
+            )
         except ProviderError as exc:
             kit.provider_failed(drawn.action, exc)
             await kit.decider.settle(prep.journal, drawn, 0.0)

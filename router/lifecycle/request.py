@@ -10,6 +10,7 @@ from features.query import Message, check_hints
 from features.validators import Expectations
 from learner.reward import RewardWeights
 from router.constraints import Constraints
+from router.conversations import Stickiness
 from router.lifecycle.stages import StageOptions
 
 
@@ -25,6 +26,7 @@ class RouteRequest:
     response_format: Mapping[str, Any] | None = None
     constraints: Constraints = field(default_factory=Constraints)
     max_tokens: int | None = None
+    """The completion-token cap (``max_tokens`` or ``max_completion_tokens``)."""
     temperature: float | None = None
     stream: bool = False
     stages: StageOptions = field(default_factory=StageOptions)
@@ -36,12 +38,23 @@ class RouteRequest:
     request_id: str | None = None
     hints: Mapping[str, str] = field(default_factory=dict)
     """The caller's descriptors of the request, features of every stage's context."""
+    params: Mapping[str, Any] = field(default_factory=dict)
+    """Chat Completions fields forwarded to every arm the request runs on, as given."""
+    fields: Mapping[str, Any] = field(default_factory=dict)
+    """The Chat Completions fields the caller set (``/v1``), logged with the request."""
+    stickiness: Stickiness = "prefer"
+    """How the conversation's previous turn's arm weighs (``router.conversations``)."""
+    switch_cost: float = 0.05
+    """Reward taken from a pre-generation decision that leaves the previous turn's arm."""
     tools: tuple[Mapping[str, Any], ...] | None = None
-    """Functions offered (OpenAI ``tools``); answers' calls are checked against them."""
+    """Functions offered (OpenAI ``tools``); answers' calls are checked against them. On
+    ``/v1`` they are also in ``params``, which sends them to the arms."""
     tool_choice: Any = None
 
     def __post_init__(self) -> None:
         check_hints(self.hints)  # ValueError naming the bad hint
+        if not 0.0 <= self.switch_cost <= 1.0:
+            raise ValueError("switch_cost must be in [0, 1]")
 
     def expectations(self) -> Expectations:
         return Expectations(

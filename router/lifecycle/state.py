@@ -13,9 +13,18 @@ from features.query import Message, QuerySignals
 from features.system import Spend
 from router.lifecycle.decisions import Drawn
 from router.lifecycle.journal import Journal
+from router.lifecycle.prompts import with_format_instruction
 from router.lifecycle.request import RouteRequest
+from router.pool import Arm
 from router.providers import ChatRequest, Completion
 from router.trace import DecisionTrace
+
+JSON_CAPABILITY = "json"
+"""The capability of an arm that takes ``response_format`` (JSON mode, JSON schemas)."""
+
+
+def wants_json(response_format: Mapping[str, Any] | None) -> bool:
+    return (response_format or {}).get("type") in ("json_object", "json_schema")
 
 
 @dataclass(frozen=True)
@@ -32,14 +41,27 @@ class Prepared:
     spend: Spend
     journal: Journal
     timings: dict[str, float] = field(default_factory=dict)
+    previous_arm: str | None = None
+    """The arm that served the conversation's previous turn (None: a first turn, or free)."""
 
-    def chat(self, messages: tuple[Message, ...] | None = None) -> ChatRequest:
+    def chat(self, messages: tuple[Message, ...] | None = None, *, arm: Arm) -> ChatRequest:
+        """What ``arm`` is asked: ``messages`` (default: the request's) with the request's
+        parameters. A JSON response format goes to an arm with the ``json`` capability as
+        ``response_format``; any other arm gets it as an instruction in the prompt."""
         request = self.request
+        messages = messages if messages is not None else request.messages
+        response_format = request.response_format
+        if wants_json(response_format) and JSON_CAPABILITY not in arm.capabilities:
+            assert response_format is not None
+            messages = with_format_instruction(messages, response_format)
+            response_format = None
+        caps_by_name = "max_completion_tokens" in request.params
         return ChatRequest(
-            messages=messages if messages is not None else request.messages,
-            max_tokens=request.max_tokens,
+            messages=messages,
+            max_tokens=None if caps_by_name else request.max_tokens,
             temperature=request.temperature,
-            response_format=request.response_format,
+            response_format=response_format,
+            params=request.params,
         )
 
 
@@ -51,6 +73,8 @@ class Generated:
     completion: Completion
     signals: Mapping[str, Any]
     masked: Mapping[str, str]
+    last_run: bool = False
+    """No run could follow it: the content detectors let it finish."""
 
 
 @dataclass

@@ -4,9 +4,11 @@ from router.providers.base import (
     ChatRequest,
     Completion,
     Delta,
+    FunctionCall,
     Provider,
     RateLimit,
     StreamEvent,
+    ToolCallDelta,
 )
 from router.providers.openai_compat import OpenAICompatProvider
 
@@ -14,8 +16,10 @@ __all__ = [
     "ChatRequest",
     "Completion",
     "Delta",
+    "FunctionCall",
     "OpenAICompatProvider",
     "Provider",
     "RateLimit",
     "StreamEvent",
+    "ToolCallDelta",
 ]

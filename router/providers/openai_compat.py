@@ -25,7 +25,15 @@ from features.errors import (
     ProviderTimeoutError,
 )
 from router.pool import Arm
-from router.providers.base import ChatRequest, Completion, Delta, RateLimit, StreamEvent
+from router.providers.base import (
+    ChatRequest,
+    Completion,
+    Delta,
+    FunctionCall,
+    RateLimit,
+    StreamEvent,
+    ToolCallDelta,
+)
 from router.providers.sse import DONE, sse_data
 
 Clock = Callable[[], float]
@@ -68,6 +76,23 @@ def parse_rate_limit(headers: Mapping[str, str]) -> RateLimit:
         remaining_tokens=number("x-ratelimit-remaining-tokens"),
         limit_tokens=number("x-ratelimit-limit-tokens"),
     )
+
+
+def usage_reported(usage: Any) -> bool:
+    """Whether a usage object holds the provider's own prompt and completion counts."""
+    return isinstance(usage, dict) and all(
+        isinstance(usage.get(key), int) and not isinstance(usage.get(key), bool)
+        for key in ("prompt_tokens", "completion_tokens")
+    )
+
+
+def _function_call(entry: Any) -> FunctionCall:
+    """A ``message.tool_calls`` entry (TypeError/KeyError when it is not one)."""
+    function = entry["function"]
+    call = FunctionCall(entry["id"], function["name"], function.get("arguments") or "")
+    if not all(isinstance(v, str) for v in (call.id, call.name, call.arguments)):
+        raise TypeError("a tool call's id, name or arguments is not a string")
+    return call
 
 
 def _error_message(response: httpx.Response) -> str:
@@ -170,6 +195,7 @@ class OpenAICompatProvider:
             finish_reason = choice.get("finish_reason")
             if not isinstance(text, str):
                 raise TypeError("message.content is not a string")
+            calls = tuple(_function_call(c) for c in choice["message"].get("tool_calls") or ())
         except (ValueError, KeyError, IndexError, TypeError) as exc:
             raise ProviderBadResponseError(
                 f"{self._arm.name}: not a chat completion ({type(exc).__name__}: {exc})",
@@ -187,6 +213,8 @@ class OpenAICompatProvider:
             first_token_ms=latency_ms,
             rate_limit=parse_rate_limit(response.headers),
             headers=dict(response.headers),
+            usage_reported=usage_reported(payload.get("usage")),
+            tool_calls=calls,
         )
 
     async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
@@ -200,6 +228,7 @@ class OpenAICompatProvider:
         parts: list[str] = []
         finish_reason: str | None = None
         usage: Any = None
+        calls: dict[int, list[ToolCallDelta]] = {}
         done = False
         try:
             async with self._client.stream(
@@ -234,6 +263,12 @@ class OpenAICompatProvider:
                                 first_token_ms = (self._clock() - started) * 1000.0
                             parts.append(piece)
                             yield Delta(piece)
+                        for entry in delta.get("tool_calls") or ():
+                            call = self._tool_call_delta(entry)
+                            if first_token_ms is None:
+                                first_token_ms = (self._clock() - started) * 1000.0
+                            calls.setdefault(call.index, []).append(call)
+                            yield call
                         if choice.get("finish_reason"):
                             finish_reason = choice["finish_reason"]
         except httpx.HTTPError as exc:
@@ -257,7 +292,39 @@ class OpenAICompatProvider:
             first_token_ms=first_token_ms,
             rate_limit=parse_rate_limit(headers),
             headers=headers,
+            usage_reported=usage_reported(usage),
+            tool_calls=tuple(self._assembled(calls[i]) for i in sorted(calls)),
         )
+
+    def _tool_call_delta(self, entry: Any) -> ToolCallDelta:
+        """One ``delta.tool_calls`` entry; ProviderBadResponseError when it is malformed."""
+        try:
+            index = entry["index"]
+            function = entry.get("function") or {}
+            arguments = function.get("arguments") or ""
+            call_id, name = entry.get("id"), function.get("name")
+            if not isinstance(index, int) or not isinstance(arguments, str):
+                raise TypeError("index is not an integer or arguments not a string")
+            if not (call_id is None or isinstance(call_id, str)) or not (
+                name is None or isinstance(name, str)
+            ):
+                raise TypeError("id or function.name is not a string")
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ProviderBadResponseError(
+                f"{self._arm.name}: malformed tool-call delta ({exc}): {str(entry)[:120]}",
+                arm=self._arm.name,
+            ) from exc
+        return ToolCallDelta(index, call_id, name, arguments)
+
+    def _assembled(self, pieces: list[ToolCallDelta]) -> FunctionCall:
+        call_id = next((p.id for p in pieces if p.id), None)
+        name = next((p.name for p in pieces if p.name), None)
+        if call_id is None or name is None:
+            raise ProviderBadResponseError(
+                f"{self._arm.name}: streamed tool call {pieces[0].index} has no id or name",
+                arm=self._arm.name,
+            )
+        return FunctionCall(call_id, name, "".join(p.arguments for p in pieces))
 
     def _parse_chunk(self, data: str) -> dict[str, Any]:
         try:

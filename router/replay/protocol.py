@@ -47,8 +47,9 @@ class StreamOptions(BaseModel):
 
 
 class ChatCompletionRequest(BaseModel):
-    """A chat-completions request body. ``temperature``, ``response_format`` and any other
-    OpenAI field are accepted; a replayed answer does not depend on them."""
+    """A chat-completions request body. ``response_format``, ``stop`` and the token caps
+    shape the replayed answer; ``temperature`` and any other OpenAI field are accepted and
+    do not change it."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -60,6 +61,7 @@ class ChatCompletionRequest(BaseModel):
     max_completion_tokens: int | None = Field(default=None, ge=1)
     temperature: float | None = None
     response_format: dict[str, Any] | None = None
+    stop: str | list[str] | None = None
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
 
@@ -69,6 +71,13 @@ class ChatCompletionRequest(BaseModel):
             if message.role == "user":
                 return message.text()
         raise ValueError("messages: no message with role 'user'")
+
+    def before_stop(self, text: str) -> str:
+        """``text`` up to the first of the ``stop`` sequences (as OpenAI returns it: without
+        the sequence)."""
+        stops = [self.stop] if isinstance(self.stop, str) else (self.stop or [])
+        cuts = [text.find(s) for s in stops if s and s in text]
+        return text[: min(cuts)] if cuts else text
 
     def tool_names(self) -> tuple[str, ...]:
         """The names of the functions offered in ``tools``, in order."""

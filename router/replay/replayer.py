@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from features.errors import NotFoundError, RequestError
 from router.replay.dataset import ReplayDataset
+from router.replay.json_answers import json_answer
 from router.replay.judge import JUDGE_MODEL, ReplayJudge
 from router.replay.matching import Match, PromptMatcher
 from router.replay.protocol import Answer, ChatCompletionRequest, Usage, estimate_tokens
@@ -41,8 +42,10 @@ class Replayer:
     def answer(self, request: ChatCompletionRequest, *, completion_id: str, created: int) -> Replay:
         """The recorded answer of ``request.model`` to the prompt the request maps to.
 
-        The answer is cut to the request's token cap (four characters a token) with finish
-        reason ``length``; the cost is the recorded one either way. Raises NotFoundError for a
+        A request for JSON (``response_format``) gets the recorded answer as JSON (see
+        ``json_answers``). The answer ends before the first of the request's ``stop``
+        sequences, and is cut to its token cap (four characters a token) with finish reason
+        ``length``; the cost is the recorded one either way. Raises NotFoundError for a
         model that is not served and RequestError for a request without a user message.
         """
         if request.model not in self._recorded and request.model != JUDGE_MODEL:
@@ -61,7 +64,9 @@ class Replayer:
             match = self._matcher.match(text)
             outcome = match.record.outcome(request.model)
             content, cost_usd = outcome.response, outcome.cost_usd
+            content = json_answer(content, request.response_format) or content
         finish_reason = "stop"
+        content = request.before_stop(content)
         limit = request.token_limit()
         if limit is not None and estimate_tokens(content) > limit:
             content, finish_reason = content[: limit * CHARS_PER_TOKEN], "length"

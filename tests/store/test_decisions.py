@@ -28,6 +28,25 @@ async def test_insert_and_get_round_trip(database: Database) -> None:
     assert (fetched.policy_name, fetched.policy_version, fetched.stage) == ("vw-cb", 3, "pre")
 
 
+async def test_the_outcome_masked_arms_and_details_round_trip(database: Database) -> None:
+    async with database.connection() as conn:
+        request = await a_request(conn)
+        bare = await a_decision(conn, request.id)
+        settled = await a_decision(
+            conn,
+            request.id,
+            outcome="cut: format: JSON requested",
+            masked={"large": "circuit open"},
+            details={"detector": "format", "chars_before_cut": 12},
+        )
+        fetched = await decisions.get_decision(conn, str(settled.id))
+
+    assert (bare.outcome, bare.masked, bare.details) == (None, None, None)
+    assert fetched.outcome == "cut: format: JSON requested"
+    assert fetched.masked == {"large": "circuit open"}
+    assert fetched.details == {"detector": "format", "chars_before_cut": 12}
+
+
 @pytest.mark.parametrize("probability", [0.0, -0.1, 1.5])
 async def test_a_probability_outside_0_1_is_rejected(
     database: Database, probability: float

@@ -38,6 +38,8 @@ def test_the_packaged_migrations_are_ordered_and_match_the_code() -> None:
         (1, "initial"),
         (2, "api_keys"),
         (3, "reward_policy_updates"),
+        (4, "decision_outcomes"),
+        (5, "conversation_turns"),
     ]
     assert "CREATE EXTENSION IF NOT EXISTS vector" in migrations[0].sql
     assert f"vector({EMBEDDING_DIM})" in migrations[0].sql
@@ -47,7 +49,7 @@ async def test_migrating_twice_applies_once(fresh: AsyncConnection[Any]) -> None
     first = await migrate(fresh)
     second = await migrate(fresh)
 
-    assert [m.version for m in first] == [1, 2, 3]
+    assert [m.version for m in first] == [1, 2, 3, 4, 5]
     assert second == ()
 
 
@@ -72,7 +74,9 @@ async def test_a_failing_migration_applies_nothing(fresh: AsyncConnection[Any]) 
 
 async def test_a_database_migrated_by_a_newer_version_is_refused(database: Database) -> None:
     async with database.connection() as conn:
-        with pytest.raises(StoreError, match=r"migration\(s\) \[1, 2, 3\].*upgrade signalroute"):
+        with pytest.raises(
+            StoreError, match=r"migration\(s\) \[1, 2, 3, 4, 5\].*upgrade signalroute"
+        ):
             await migrate(conn, ())
 
 

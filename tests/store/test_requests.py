@@ -122,3 +122,24 @@ async def test_spend_sums_completed_costs_per_tenant_and_session(database: Datab
         assert await requests.spend_usd(conn, "a", "s1") == pytest.approx(0.25)
         assert await requests.spend_usd(conn, "b") == pytest.approx(2.0)
         assert await requests.spend_usd(conn, "nobody") == 0.0
+
+
+async def test_the_previous_turn_is_found_by_turn_key_then_session(database: Database) -> None:
+    async with database.connection() as conn:
+        first = await requests.insert_request(
+            conn, messages=[], params={"turn_key": "k1"}, tenant="t", session_id="s"
+        )
+        await requests.complete_request(
+            conn, first.id, output="a", model="small", cost_usd=0.0, latency_ms=1.0
+        )
+        later = await requests.insert_request(
+            conn, messages=[], params={"turn_key": "k2"}, tenant="t", session_id="s"
+        )
+        await requests.complete_request(
+            conn, later.id, output="b", model="large", cost_usd=0.0, latency_ms=1.0
+        )
+        by_key = await requests.previous_turn_arm(conn, "t", turn_key="k1", session_id="s")
+        by_session = await requests.previous_turn_arm(conn, "t", turn_key="k9", session_id="s")
+        elsewhere = await requests.previous_turn_arm(conn, "other", turn_key="k1")
+        nothing = await requests.previous_turn_arm(conn, "t")
+    assert (by_key, by_session, elsewhere, nothing) == ("small", "large", None, None)

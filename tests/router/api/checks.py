@@ -8,10 +8,10 @@ from typing import Any
 import httpx
 
 UPSTREAM_CONTENT_FAILURE = "every run was cut"
-"""The one 5xx a valid request may get from a healthy pool: each arm's answer was cut by
-the in-generation detectors (for instance a JSON format no recorded answer satisfies, or
-a stall limit of microseconds): 502, with the cuts named. Routing decides this, not the
-HTTP edge; see the README's Reliability section."""
+"""The one 5xx a valid request may get from a healthy pool: every run was cut by a stall
+limit (of microseconds) or the cost cap, which cut a request's last run too (content
+detectors let the last run finish): 502, with the cuts named. See the README's Reliability
+section."""
 
 
 def is_upstream_content_failure(status: int, error: Any) -> bool:

@@ -4,7 +4,11 @@ import pytest
 from features.components import split_components
 from features.validators import Expectations, run_validators
 from router.lifecycle.judge import fence, judge_messages, parse_score, should_judge
-from router.lifecycle.prompts import component_messages, escalation_messages
+from router.lifecycle.prompts import (
+    component_messages,
+    escalation_messages,
+    with_format_instruction,
+)
 
 REQUEST = ({"role": "system", "content": "Be brief."}, {"role": "user", "content": "Sum 2+2?"})
 
@@ -25,6 +29,22 @@ def test_component_prompt_lists_accepted_parts_and_the_failure() -> None:
     assert "Intro text." in content
     assert "Outro." in content
     assert "This code block of the answer failed (does not parse)" in content
+
+
+def test_the_format_instruction_joins_the_system_message_or_leads() -> None:
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}}
+    shaped = with_format_instruction(
+        REQUEST, {"type": "json_schema", "json_schema": {"name": "n", "schema": schema}}
+    )
+    assert shaped[0]["content"].startswith("Be brief.\n\nAnswer with one JSON value only")
+    assert '{"properties": {"n": {"type": "integer"}}, "type": "object"}' in shaped[0]["content"]
+    assert shaped[1:] == REQUEST[1:]
+    plain = with_format_instruction(REQUEST[1:], {"type": "json_object"})
+    assert plain[0] == {
+        "role": "system",
+        "content": "Answer with one JSON object only: no prose and no code fence around it.",
+    }
+    assert with_format_instruction(REQUEST, {"type": "text"}) == REQUEST
 
 
 def test_judge_fences_the_answer_so_it_cannot_close_the_fence() -> None:

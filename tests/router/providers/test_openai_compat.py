@@ -12,7 +12,14 @@ from features.errors import (
     ProviderTimeoutError,
 )
 from router.pool import Arm
-from router.providers import ChatRequest, Completion, Delta, OpenAICompatProvider
+from router.providers import (
+    ChatRequest,
+    Completion,
+    Delta,
+    OpenAICompatProvider,
+    StreamEvent,
+    ToolCallDelta,
+)
 from router.providers.openai_compat import parse_retry_after
 
 ARM = Arm(
@@ -58,12 +65,12 @@ def chunk(content: str | None = None, finish: str | None = None) -> dict[str, ob
     }
 
 
-async def collect(events: AsyncIterator[Delta | Completion]) -> tuple[str, Completion | None]:
+async def collect(events: AsyncIterator[StreamEvent]) -> tuple[str, Completion | None]:
     text, done = "", None
     async for event in events:
         if isinstance(event, Delta):
             text += event.text
-        else:
+        elif isinstance(event, Completion):
             done = event
     return text, done
 
@@ -203,3 +210,55 @@ def test_parse_retry_after() -> None:
     assert parse_retry_after(None) is None
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == 10.0
     assert parse_retry_after("soon") is None
+
+
+def tool_delta(entry: dict[str, object], finish: str | None = None) -> dict[str, object]:
+    return {"choices": [{"index": 0, "delta": {"tool_calls": [entry]}, "finish_reason": finish}]}
+
+
+async def test_streamed_tool_calls_are_assembled_by_index() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = sse(
+            tool_delta({"index": 0, "id": "call_1", "function": {"name": "f", "arguments": ""}}),
+            tool_delta({"index": 1, "id": "call_2", "function": {"name": "g", "arguments": "{}"}}),
+            tool_delta({"index": 0, "function": {"arguments": '{"a": '}}),
+            tool_delta({"index": 0, "function": {"arguments": "1}"}}),
+            chunk(finish="tool_calls"),
+            "[DONE]",
+        )
+        return httpx.Response(200, content=body, headers={"content-type": "text/event-stream"})
+
+    events = [event async for event in provider(handler).stream(REQUEST)]
+    done = events[-1]
+    assert isinstance(done, Completion)
+    assert [(c.id, c.name, c.arguments) for c in done.tool_calls] == [
+        ("call_1", "f", '{"a": 1}'),
+        ("call_2", "g", "{}"),
+    ]
+    assert done.finish_reason == "tool_calls"
+    assert [e.index for e in events[:-1] if isinstance(e, ToolCallDelta)] == [0, 1, 0, 0]
+
+
+async def test_a_malformed_tool_call_delta_is_a_bad_response() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = sse(tool_delta({"id": "call_1", "function": {"name": "f"}}), "[DONE]")
+        return httpx.Response(200, content=body, headers={"content-type": "text/event-stream"})
+
+    with pytest.raises(ProviderBadResponseError, match="malformed tool-call delta"):
+        await collect(provider(handler).stream(REQUEST))
+
+
+async def test_complete_reads_the_message_tool_calls() -> None:
+    call = {"id": "call_9", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    body = {
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": None, "tool_calls": [call]},
+                "finish_reason": "tool_calls",
+            }
+        ]
+    }
+    done = await provider(lambda request: httpx.Response(200, json=body)).complete(REQUEST)
+    assert done.text == ""
+    assert [c.as_json() for c in done.tool_calls] == [call]

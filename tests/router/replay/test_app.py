@@ -338,3 +338,35 @@ def test_a_matcher_over_another_dataset_is_refused(
     other = ReplayDataset(models=replay_dataset.models, records=replay_dataset.records[:5])
     with pytest.raises(ValueError, match="another dataset"):
         create_replay_app(replay_settings(), other, matcher=replay_matcher)
+
+
+async def test_json_requests_get_the_recorded_answer_as_json(
+    replay_client: httpx.AsyncClient, replay_dataset: ReplayDataset
+) -> None:
+    record = next(r for r in replay_dataset if r.task == "mbpp")
+    recorded = record.outcome(MODEL).response
+    plain = await replay_client.post(
+        COMPLETIONS, json=chat(record.prompt, response_format={"type": "json_object"})
+    )
+    schema = {"type": "object", "properties": {"code": {"type": "string"}}, "required": ["code"]}
+    shaped = await replay_client.post(
+        COMPLETIONS,
+        json=chat(
+            record.prompt,
+            response_format={"type": "json_schema", "json_schema": {"name": "c", "schema": schema}},
+        ),
+    )
+    assert json.loads(plain.json()["choices"][0]["message"]["content"]) == {"answer": recorded}
+    assert json.loads(shaped.json()["choices"][0]["message"]["content"]) == {"code": recorded}
+
+
+async def test_stop_ends_the_answer_before_the_sequence(
+    replay_client: httpx.AsyncClient, replay_dataset: ReplayDataset
+) -> None:
+    record = record_with_long_answer(replay_dataset, MODEL, 200)
+    recorded = record.outcome(MODEL).response
+    stop = recorded[30:34]
+    response = await replay_client.post(COMPLETIONS, json=chat(record.prompt, stop=[stop, "@@"]))
+    choice = response.json()["choices"][0]
+    assert choice["message"]["content"] == recorded[: recorded.find(stop)]
+    assert choice["finish_reason"] == "stop"

@@ -86,16 +86,19 @@ def service(
     replay_matcher: PromptMatcher,
 ) -> ServiceFactory:
     """Start a service (empty tables, cold policies) with optional settings overrides;
-    ``replay={...}`` overrides the replay pool's settings (faults, pacing)."""
+    ``replay={...}`` overrides the replay pool's settings (faults, pacing);
+    ``provider_app`` serves ``{self}/replay`` instead of the replay pool."""
 
     def start(
-        replay: dict[str, Any] | None = None, **overrides: Any
+        replay: dict[str, Any] | None = None,
+        provider_app: FastAPI | None = None,
+        **overrides: Any,
     ) -> AbstractAsyncContextManager[ServiceClient]:
         port = free_port()
         values: dict[str, Any] = {"database_url": database_url, "port": port, "seed": 1}
         values.update(overrides)
         settings = Settings(**values)
-        pool_app = replay_app
+        pool_app = provider_app or replay_app
         if replay is not None:
             pool_app = create_replay_app(
                 replay_settings(**replay), replay_dataset, matcher=replay_matcher

@@ -135,6 +135,7 @@ async def test_streams_through_a_profile_and_to_an_arm(
         "arm": GPT4,
         "routing": "bypassed",
         "cost_usd": pytest.approx(recorded.cost_usd),
+        "usage_estimated": False,
     }
     assert all(c.choices for c in direct_chunks)  # no usage chunk unless asked for
 
@@ -176,3 +177,33 @@ async def test_hints_go_through_the_openai_client(service: ServiceFactory, promp
     details = (completion.model_extra or {})["signalroute"]
     assert details["trace"]["decisions"][0]["signals"]["query"]["hint_task"] == "mbpp"
     assert stored["params"]["hints"] == {"task": "mbpp"}  # a named arm: logged, not learned
+
+
+async def test_the_completion_id_finds_the_logged_request_and_its_trace(
+    service: ServiceFactory, prompt: str, tmp_path: Path
+) -> None:
+    pool = tmp_path / "pool.yaml"
+    pool.write_text(POOL)
+    async with service() as client:
+        api = openai_client(client)
+        completion = await api.chat.completions.create(
+            model="signalroute/cheap", messages=user(prompt)
+        )
+        stored = (await client.get(f"/requests/{completion.id}")).json()
+    async with service(pool_config=pool) as client:
+        stream = await openai_client(client).chat.completions.create(
+            model="signalroute/live", messages=user(prompt), stream=True
+        )
+        _, chunks = await collect(stream)
+        live = await client.get(f"/requests/{chunks[0].id}")
+    trace = (completion.model_extra or {})["signalroute"]["trace"]["decisions"]
+    assert completion.id.startswith("chatcmpl-")
+    assert stored["id"] == completion.id.removeprefix("chatcmpl-")
+    assert [d["decision_id"] for d in stored["decisions"]] == [d["decision_id"] for d in trace]
+    for logged, shown in zip(stored["decisions"], trace, strict=True):
+        assert logged["outcome"] == shown["outcome"]
+        assert logged["masked"] == shown["masked"]
+        assert logged["details"] == shown["details"]
+    assert trace[0]["masked"]  # the cheap profile masks the other arms, with reasons
+    assert live.status_code == 200
+    assert live.json()["decisions"][0]["outcome"] == "ok"
