@@ -16,7 +16,7 @@ import httpx
 import numpy as np
 
 from features.categories import CategoryIndex
-from features.embedding import HashingEmbedder
+from features.embedders import create_embedder
 from features.errors import SignalrouteError
 from learner.config import PolicyConfig
 from router.budget import BudgetGuard
@@ -133,7 +133,7 @@ async def open_runtime(
         stack.push_async_callback(writer.drain)  # before the policies' last snapshot
         stack.callback(flusher.cancel)
         health = HealthTracker(pool.names)
-        embedder = HashingEmbedder()
+        embedder = await asyncio.to_thread(create_embedder, settings.embedder)
         judge: Judge | None = (
             LLMJudge(InstrumentedProvider(OpenAICompatProvider(pool.judge, http), metrics))
             if pool.judge is not None

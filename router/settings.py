@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from features.embedders import EmbedderName
+
 DEFAULT_REPLAY_DATA = Path("../shared/data/routerbench")
 
 
@@ -97,6 +99,13 @@ class Settings(BaseSettings):
         default=2.0, gt=0, description="Replicas: how often to look for a newer snapshot."
     )
     knn_k: int = Field(default=20, ge=1, le=200, description="Neighbours for historical signals.")
+    embedder: EmbedderName = Field(
+        default="hashing",
+        description="Query embedding for historical neighbours and task categories: 'hashing' "
+        "(n-gram hashing, microseconds) or 'minilm' (all-MiniLM-L6-v2 on the CPU, a few ms; "
+        "needs the 'semantic' extra). The store keeps which embedder wrote each vector and "
+        "compares a query only with vectors of its own embedder.",
+    )
     pre_credit: Literal["answer", "request"] = Field(
         default="answer",
         description="What the pre-generation decision is rewarded for: its own answer, or the "
