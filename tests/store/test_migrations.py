@@ -38,7 +38,7 @@ def test_the_packaged_migrations_are_ordered_and_match_the_code() -> None:
         (1, "initial"),
         (2, "api_keys"),
         (3, "reward_policy_updates"),
-        (4, "embedding_space"),
+        (6, "embedding_space"),
     ]
     assert "CREATE EXTENSION IF NOT EXISTS vector" in migrations[0].sql
     assert f"vector({EMBEDDING_DIM})" in migrations[0].sql
@@ -48,14 +48,14 @@ async def test_migrating_twice_applies_once(fresh: AsyncConnection[Any]) -> None
     first = await migrate(fresh)
     second = await migrate(fresh)
 
-    assert [m.version for m in first] == [1, 2, 3, 4]
+    assert [m.version for m in first] == [1, 2, 3, 6]
     assert second == ()
 
 
 async def test_embeddings_stored_before_the_embedder_was_recorded_are_hashings(
     fresh: AsyncConnection[Any],
 ) -> None:
-    before = tuple(m for m in load_migrations() if m.version < 4)
+    before = tuple(m for m in load_migrations() if m.version < 6)
     await migrate(fresh, before)
     await fresh.execute(
         "INSERT INTO requests (id, tenant, messages, params) "
@@ -68,7 +68,7 @@ async def test_embeddings_stored_before_the_embedder_was_recorded_are_hashings(
         (vector,),
     )
     await fresh.commit()
-    assert [m.version for m in await migrate(fresh)] == [4]
+    assert [m.version for m in await migrate(fresh)] == [6]
     cursor = await fresh.execute("SELECT embedder FROM embedding_space")
     assert await cursor.fetchall() == [("hashing",)]
 
@@ -102,7 +102,7 @@ async def test_a_failing_migration_applies_nothing(fresh: AsyncConnection[Any]) 
 
 async def test_a_database_migrated_by_a_newer_version_is_refused(database: Database) -> None:
     async with database.connection() as conn:
-        with pytest.raises(StoreError, match=r"migration\(s\) \[1, 2, 3, 4\].*upgrade signalroute"):
+        with pytest.raises(StoreError, match=r"migration\(s\) \[1, 2, 3, 6\].*upgrade signalroute"):
             await migrate(conn, ())
 
 
