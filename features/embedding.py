@@ -3,8 +3,9 @@
 ``HashingEmbedder`` is the default: signed feature hashing of word unigrams, word bigrams and
 character trigrams into a fixed number of dimensions, L2-normalised. It runs offline on the
 CPU in microseconds, needs no model file, and is deterministic across processes (it hashes
-with BLAKE2, not Python's salted ``hash``). Another embedder (a local ONNX model, an
-OpenAI-compatible ``/v1/embeddings`` endpoint) plugs in through the same protocol.
+with BLAKE2, not Python's salted ``hash``). ``features.sentence_model`` runs a sentence model
+(all-MiniLM-L6-v2, ONNX) through the same protocol, and ``features.embedders`` picks one by
+name; an OpenAI-compatible ``/v1/embeddings`` endpoint would plug in the same way.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import uvicorn
 
+from features.embedders import EMBEDDER_NAMES
 from features.errors import ConfigError, SignalrouteError
 from router.auth.cli import add_keys_command
 from router.bench.cli import add_bench_command
@@ -99,18 +100,20 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _bench_signals(args: argparse.Namespace) -> int:
+    from features.embedders import create_embedder
     from router.benchmarks.signals import measure
     from router.replay.dataset import load_routerbench
     from router.settings import ReplaySettings
 
+    embedder = create_embedder(args.embedder)
     dataset = load_routerbench(ReplaySettings().data_path())
     short = [r.prompt for r in dataset if len(r.prompt) <= 500][: args.n]
     full = [r.prompt for r in dataset][: args.n]
     print(f"short prompts (<= 500 chars, n={len(short)}):")
-    for result in measure(short):
+    for result in measure(short, embedder):
         print("  " + result.line())
     print(f"all prompts (median {sorted(len(p) for p in full)[len(full) // 2]} chars):")
-    for result in measure(full):
+    for result in measure(full, embedder):
         print("  " + result.line())
     return 0
 
@@ -201,7 +204,20 @@ def build_parser() -> argparse.ArgumentParser:
         "bench-signals", help="time the embedder and query signals on RouterBench prompts"
     )
     bench_signals.add_argument("--n", type=int, default=2000, help="prompts to time")
+    bench_signals.add_argument(
+        "--embedder", choices=EMBEDDER_NAMES, default="hashing", help="embedder to time"
+    )
     bench_signals.set_defaults(handler=_bench_signals)
+    from router.bench.knn_quality import add_arguments as add_knn_arguments
+    from router.bench.knn_quality import run as run_knn
+
+    knn = commands.add_parser(
+        "bench-knn",
+        help="each embedder's nearest neighbours as routing history: kNN quality error, "
+        "same-task share, kNN router AIQ",
+    )
+    add_knn_arguments(knn)
+    knn.set_defaults(handler=run_knn)
     from router.offline.arguments import add_arguments as add_replay_arguments
 
     replay = commands.add_parser(

@@ -16,8 +16,8 @@ import httpx
 import numpy as np
 
 from features.categories import CategoryIndex
-from features.embedding import HashingEmbedder
-from features.errors import SignalrouteError
+from features.embedders import create_embedder
+from features.errors import ConfigError, SignalrouteError
 from learner.anchor import DEFAULT_ANCHOR
 from learner.config import PolicyConfig
 from router.budget import BudgetGuard
@@ -34,6 +34,7 @@ from router.providers.instrumented import InstrumentedProvider
 from router.routing import Router, RouterConfig
 from router.settings import Settings
 from router.spend import Budgets, SpendTracker
+from store import embeddings as embedding_store
 from store.database import Database
 from store.embedded import EmbeddedPostgres
 
@@ -69,6 +70,20 @@ async def open_database(settings: Settings, stack: AsyncExitStack) -> Database:
     database = await Database.connect(url, max_size=settings.db_pool_size)
     stack.push_async_callback(database.close)
     return database
+
+
+async def check_embedder(database: Database, settings: Settings) -> None:
+    """Claim the store for ``settings.embedder``; ConfigError when another embedder's vectors
+    are stored there (the historical signals would compare two models' vectors)."""
+    async with database.connection() as conn:
+        recorded = await embedding_store.claim_embedder(conn, settings.embedder)
+    if recorded != settings.embedder:
+        raise ConfigError(
+            f"the store's query embeddings were written by the {recorded!r} embedder, and "
+            f"SIGNALROUTE_EMBEDDER={settings.embedder} would compare them with another "
+            f"model's vectors: set SIGNALROUTE_EMBEDDER={recorded}, or use a new store "
+            "(SIGNALROUTE_DATABASE_URL, or SIGNALROUTE_DATA_DIR for the embedded one)"
+        )
 
 
 STAGE_INTERACTIONS = {
@@ -134,7 +149,8 @@ async def open_runtime(
         stack.push_async_callback(writer.drain)  # before the policies' last snapshot
         stack.callback(flusher.cancel)
         health = HealthTracker(pool.names)
-        embedder = HashingEmbedder()
+        await check_embedder(database, settings)
+        embedder = await asyncio.to_thread(create_embedder, settings.embedder)
         judge: Judge | None = (
             LLMJudge(InstrumentedProvider(OpenAICompatProvider(pool.judge, http), metrics))
             if pool.judge is not None

@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from features.embedders import EmbedderName
+
 DEFAULT_REPLAY_DATA = Path("../shared/data/routerbench")
 DEFAULT_BFCL_DATA = Path("../shared/data/bfcl")
 
@@ -116,6 +118,13 @@ class Settings(BaseSettings):
         description="Anchor the pre-generation and escalation stages to their rules (the arm "
         "with the best mean reward; accept what passed, escalate what failed) until the "
         "evidence says the policy's choice earns more.",
+    )
+    embedder: EmbedderName = Field(
+        default="hashing",
+        description="Query embedding for historical neighbours and task categories: 'hashing' "
+        "(n-gram hashing, microseconds) or 'minilm' (all-MiniLM-L6-v2 on the CPU, a few ms; "
+        "needs the 'semantic' extra). The store keeps which embedder wrote each vector and "
+        "compares a query only with vectors of its own embedder.",
     )
     pre_credit: Literal["answer", "request"] = Field(
         default="answer",

@@ -26,6 +26,31 @@ DEFAULT_STAGE = "pre"
 """The decision stage whose outcomes ``neighbour_outcomes`` reports: the routing choice."""
 
 
+async def claim_embedder(conn: AsyncConnection[Any], embedder: str) -> str:
+    """Record ``embedder`` as the one whose vectors the store holds; return the one recorded.
+
+    That is ``embedder`` when the store recorded none, the same one, or another one but holds
+    no embedding yet (switching costs nothing then). Otherwise it is the other embedder, and
+    the caller must not store or search vectors of ``embedder`` here.
+    """
+    with translated("cannot read which embedder wrote the stored query embeddings"):
+        async with conn.transaction():
+            await conn.execute(
+                "INSERT INTO embedding_space (embedder) VALUES (%s) "
+                "ON CONFLICT (singleton) DO NOTHING",
+                (embedder,),
+            )
+            await conn.execute(
+                "UPDATE embedding_space SET embedder = %s, claimed_at = clock_timestamp() "
+                "WHERE embedder <> %s AND NOT EXISTS (SELECT 1 FROM query_embeddings)",
+                (embedder, embedder),
+            )
+            cursor = await conn.execute("SELECT embedder FROM embedding_space")
+            row = await cursor.fetchone()
+    assert row is not None, "embedding_space holds its row"
+    return str(row[0])
+
+
 async def insert_embedding(
     conn: AsyncConnection[Any],
     *,

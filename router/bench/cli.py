@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from features.embedders import EMBEDDER_NAMES
 from features.errors import ConfigError
 from router.bench.datasets import DATASETS, DEFAULT_DATA_ROOT, load_dataset
 from router.bench.learned import VARIANTS
@@ -124,6 +125,13 @@ def add_bench_command(commands: Any) -> None:
         "whole request it led to (judge and escalations included)",
     )
     bench.add_argument(
+        "--embedder",
+        choices=EMBEDDER_NAMES,
+        default="hashing",
+        help="query embedder for the router's history and the kNN baseline (default "
+        "hashing; minilm needs the 'semantic' extra)",
+    )
+    bench.add_argument(
         "--judge-model",
         help="model the judge is billed as (--matrix only; default: the cheapest model of "
         "at least median quality other than the best single model)",
@@ -215,6 +223,7 @@ def run_command(args: argparse.Namespace) -> int:
             task_hint=args.task_hint,
             anchor=not args.no_anchor,
             pre_credit=args.pre_credit,
+            embedder=args.embedder,
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None

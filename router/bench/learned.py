@@ -1,8 +1,9 @@
 """One learned run: the real ``Router`` over the matrix, cold start, train stream, then test.
 
 The router is assembled as ``router.runtime`` assembles it (policy per stage, health and
-spend trackers, hashing embedder, category index, pgvector history), with the matrix in
-place of the providers and the recorded-label judge in place of the LLM judge. A run:
+spend trackers, the embedder ``RunSettings.embedder`` names, category index, pgvector
+history), with the matrix in place of the providers and the recorded-label judge in place of
+the LLM judge. A run:
 
 1. empties the database and starts every policy cold;
 2. routes the train stream in order, learning from every reward (the ``train`` pass);
@@ -25,7 +26,8 @@ import numpy as np
 import numpy.typing as npt
 
 from features.categories import CategoryIndex
-from features.embedding import Embedder, HashingEmbedder, Vector
+from features.embedders import EmbedderName, create_embedder
+from features.embedding import Embedder, Vector
 from features.errors import ConfigError
 from learner.anchor import AnchorConfig
 from learner.config import Exploration, PolicyConfig
@@ -152,6 +154,8 @@ class RunSettings:
     """Anchor the escalation stage to its rule (``learner.anchor``), as the service does."""
     pre_credit: PreCredit = "answer"
     """What the pre-generation decision is rewarded for (``RouterConfig.pre_credit``)."""
+    embedder: EmbedderName = "hashing"
+    """The query embedder (``SIGNALROUTE_EMBEDDER``): history, categories, the kNN baseline."""
 
     def __post_init__(self) -> None:
         if self.cost_ref_usd <= 0:
@@ -308,7 +312,7 @@ class LearnedRunner:
         self._database = database
         self._settings = settings
         self._index = PromptIndex(matrix)
-        self._embedder = embedder or MemoEmbedder(HashingEmbedder())
+        self._embedder = embedder or MemoEmbedder(create_embedder(settings.embedder))
         self._categories = CategoryIndex.build(self._embedder)
         self._providers: dict[str, Provider] = {
             model: MatrixProvider(matrix, model, self._index, chunk_chars=settings.chunk_chars)

@@ -235,6 +235,7 @@ def build_report(result: BenchResult, *, wall_seconds: float | None = None) -> d
             "epsilon": settings.epsilon,
             "learning_rate": settings.learning_rate,
             "knn_k": settings.knn_k,
+            "embedder": settings.embedder,
             "anchor": settings.anchor,
             "pre_credit": settings.pre_credit,
             "hints": ["task"] if settings.task_hint else [],

@@ -16,7 +16,7 @@ from typing import Literal
 
 import numpy as np
 
-from features.embedding import HashingEmbedder
+from features.embedders import EmbedderName, create_embedder
 from router.bench import baselines
 from router.bench.baselines import Neighbours, Outcomes
 from router.bench.learned import (
@@ -66,6 +66,7 @@ class BenchOptions:
     task_hint: bool = False
     anchor: bool = True
     pre_credit: PreCredit = "answer"
+    embedder: EmbedderName = "hashing"
     baseline_lambdas: tuple[float, ...] = BASELINE_LAMBDAS
 
     def __post_init__(self) -> None:
@@ -155,6 +156,7 @@ def run_settings(matrix: RoutingMatrix, options: BenchOptions) -> RunSettings:
         task_hint=options.task_hint,
         anchor=options.anchor,
         pre_credit=options.pre_credit,
+        embedder=options.embedder,
     )
 
 
@@ -208,7 +210,7 @@ def run_baselines(
             BaselineResult(model, f"single:{model}", (baselines.single(matrix, test, column),))
         )
     results.append(BaselineResult("random", "random", (baselines.random_router(matrix, test),)))
-    embedder = HashingEmbedder()
+    embedder = create_embedder(settings.embedder)
     neighbours = Neighbours.find(
         train,
         baselines.embed_rows(matrix, train, embedder),

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from multiprocessing import get_context
 from typing import Any
 
-from features.embedding import HashingEmbedder
-from router.bench.learned import LearnedRun, LearnedRunner, LearnedSpec, MemoEmbedder, RunSettings
+from router.bench.learned import LearnedRun, LearnedRunner, LearnedSpec, RunSettings
 from router.bench.matrix import IndexArray, RoutingMatrix
 from store.database import Database
 
@@ -45,7 +44,7 @@ def _start_worker(matrix: RoutingMatrix, settings: RunSettings, urls: Any, progr
     url = urls.get()
     loop = asyncio.new_event_loop()
     database = loop.run_until_complete(Database.connect(url, max_size=2))
-    runner = LearnedRunner(matrix, database, settings, embedder=MemoEmbedder(HashingEmbedder()))
+    runner = LearnedRunner(matrix, database, settings)
     _worker = _Worker(loop, runner, progress)
 
 
@@ -113,7 +112,7 @@ async def run_inline(
     on_progress: Callable[[int], None],
 ) -> list[LearnedRun]:
     """Run ``jobs`` one after the other in this process, on ``database``."""
-    runner = LearnedRunner(matrix, database, settings, embedder=MemoEmbedder(HashingEmbedder()))
+    runner = LearnedRunner(matrix, database, settings)
     return [
         await runner.run(job.spec, list(job.train_rows), list(job.test_rows), on_progress)
         for job in jobs

@@ -173,3 +173,17 @@ async def test_a_tenant_rare_among_the_nearest_still_gets_k_neighbours(
         assert len(found) == 5
         await conn.execute("SET LOCAL hnsw.iterative_scan = off")
         assert len(await embeddings.nearest(conn, probe, k=5, tenant="rare")) < 5
+
+
+async def test_the_store_holds_one_embedders_vectors(database: Database) -> None:
+    async with database.connection() as conn:
+        assert await embeddings.claim_embedder(conn, "minilm") == "minilm"
+        assert await embeddings.claim_embedder(conn, "minilm") == "minilm"
+        # no vector stored yet: switching is free
+        assert await embeddings.claim_embedder(conn, "hashing") == "hashing"
+        await stored(conn, unit(1, 0))
+        # now the store's vectors are hashing's: another embedder is told so, not recorded
+        assert await embeddings.claim_embedder(conn, "minilm") == "hashing"
+        assert await embeddings.claim_embedder(conn, "hashing") == "hashing"
+        cursor = await conn.execute("SELECT count(*) FROM embedding_space")
+        assert await cursor.fetchone() == (1,)

@@ -40,6 +40,7 @@ def test_the_packaged_migrations_are_ordered_and_match_the_code() -> None:
         (3, "reward_policy_updates"),
         (4, "decision_outcomes"),
         (5, "conversation_turns"),
+        (6, "embedding_space"),
     ]
     assert "CREATE EXTENSION IF NOT EXISTS vector" in migrations[0].sql
     assert f"vector({EMBEDDING_DIM})" in migrations[0].sql
@@ -49,8 +50,37 @@ async def test_migrating_twice_applies_once(fresh: AsyncConnection[Any]) -> None
     first = await migrate(fresh)
     second = await migrate(fresh)
 
-    assert [m.version for m in first] == [1, 2, 3, 4, 5]
+    assert [m.version for m in first] == [1, 2, 3, 4, 5, 6]
     assert second == ()
+
+
+async def test_embeddings_stored_before_the_embedder_was_recorded_are_hashings(
+    fresh: AsyncConnection[Any],
+) -> None:
+    before = tuple(m for m in load_migrations() if m.version < 6)
+    await migrate(fresh, before)
+    await fresh.execute(
+        "INSERT INTO requests (id, tenant, messages, params) "
+        "VALUES ('00000000-0000-0000-0000-000000000001', 'acme', '[]', '{}')"
+    )
+    vector = "[" + ",".join(["1"] + ["0"] * (EMBEDDING_DIM - 1)) + "]"
+    await fresh.execute(
+        "INSERT INTO query_embeddings (request_id, tenant, embedding) "
+        "VALUES ('00000000-0000-0000-0000-000000000001', 'acme', %s::vector)",
+        (vector,),
+    )
+    await fresh.commit()
+    assert [m.version for m in await migrate(fresh)] == [6]
+    cursor = await fresh.execute("SELECT embedder FROM embedding_space")
+    assert await cursor.fetchall() == [("hashing",)]
+
+
+async def test_a_store_without_embeddings_records_no_embedder(
+    fresh: AsyncConnection[Any],
+) -> None:
+    await migrate(fresh)
+    cursor = await fresh.execute("SELECT count(*) FROM embedding_space")
+    assert await cursor.fetchone() == (0,)
 
 
 async def test_concurrent_migrators_apply_once(fresh_url: str) -> None:
@@ -75,7 +105,7 @@ async def test_a_failing_migration_applies_nothing(fresh: AsyncConnection[Any]) 
 async def test_a_database_migrated_by_a_newer_version_is_refused(database: Database) -> None:
     async with database.connection() as conn:
         with pytest.raises(
-            StoreError, match=r"migration\(s\) \[1, 2, 3, 4, 5\].*upgrade signalroute"
+            StoreError, match=r"migration\(s\) \[1, 2, 3, 4, 5, 6\].*upgrade signalroute"
         ):
             await migrate(conn, ())
 
