@@ -84,6 +84,10 @@ def mask_reason(
     missing = constraints.capabilities - arm.capabilities
     if missing:
         return f"lacks capability {', '.join(sorted(missing))}"
+    if arm.serves_only and not arm.serves_only & (
+        set(constraints.needs) | constraints.capabilities
+    ):
+        return f"serves only requests that need {', '.join(sorted(arm.serves_only))}"
     needed = missing_needs(arm, constraints.needs)
     if needed is not None:
         return needed

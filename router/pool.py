@@ -57,6 +57,11 @@ class Arm(BaseModel):
     output_usd_per_mtok: NonNegative = 0.0
     context_window: int = Field(default=8192, gt=0)
     capabilities: frozenset[str] = frozenset()
+    serves_only: frozenset[str] = Field(
+        default=frozenset(),
+        description="When set, the arm serves only requests that need one of these "
+        "capabilities (a tool-calling model kept for agent traffic: [tools]).",
+    )
     timeout_s: float = Field(default=60.0, gt=0)
 
     @field_validator("base_url")
