@@ -130,9 +130,14 @@ class PolicyRegistry:
             return 0
         highest = policy.updates
         unmarked: list[tuple[int, int]] = []
+        skipped = 0
         for reward in rewards:
-            context = Context.from_json(reward.context)
-            update = policy.learn(context, reward.chosen_arm, reward.probability, reward.value)
+            try:
+                context = Context.from_json(reward.context)
+                update = policy.learn(context, reward.chosen_arm, reward.probability, reward.value)
+            except (KeyError, TypeError, ValueError):  # a row no version of us could have written
+                skipped += 1
+                continue
             if reward.policy_update is None:
                 unmarked.append((reward.reward_id, update))
             else:
@@ -141,7 +146,13 @@ class PolicyRegistry:
         policy.advance_to(highest)
         async with self._database.connection() as conn:
             await reward_log.mark_many_learned(conn, unmarked)
-        return len(rewards)
+        if skipped:
+            log.warning(
+                "policy %s: skipped %d logged rewards whose decision context cannot be read",
+                stage,
+                skipped,
+            )
+        return len(rewards) - skipped
 
     def get(self, stage: str) -> VWPolicy:
         return self._policies[stage]
