@@ -13,6 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from router.providers.base import FunctionCall
+
 
 class ContentPart(BaseModel):
     """One part of a list-valued message content; only ``text`` parts carry prompt text."""
@@ -120,22 +122,6 @@ class Usage:
 
 
 @dataclass(frozen=True, slots=True)
-class ToolCallOut:
-    """One function call of an answer, as OpenAI sends it (``arguments`` is JSON text)."""
-
-    id: str
-    name: str
-    arguments: str
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "type": "function",
-            "function": {"name": self.name, "arguments": self.arguments},
-        }
-
-
-@dataclass(frozen=True, slots=True)
 class Answer:
     """One chat completion, ready to be sent whole or streamed: text, or ``tool_calls``
     (then ``content`` is empty and sent as null)."""
@@ -146,7 +132,7 @@ class Answer:
     content: str
     finish_reason: str
     usage: Usage
-    tool_calls: tuple[ToolCallOut, ...] = ()
+    tool_calls: tuple[FunctionCall, ...] = ()
 
     def message(self) -> dict[str, Any]:
         """The assistant message: ``content``, or null and ``tool_calls``."""

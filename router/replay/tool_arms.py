@@ -32,10 +32,11 @@ from collections.abc import Sequence
 
 from features.errors import NotFoundError, RequestError
 from features.tool_calls import ToolCall
+from router.providers.base import FunctionCall
 from router.replay.bfcl import BfclAnswer, BfclCase, BfclDataset, load_bfcl
 from router.replay.dataset import ModelOutcome, ReplayDataset, ReplayRecord
 from router.replay.matching import Match, PromptMatcher
-from router.replay.protocol import Answer, ChatCompletionRequest, ToolCallOut, Usage
+from router.replay.protocol import Answer, ChatCompletionRequest, Usage
 from router.replay.replayer import CHARS_PER_TOKEN, Replay
 from router.settings import ReplaySettings
 
@@ -165,7 +166,9 @@ class ToolArms:
             output_tokens = min(output_tokens, limit)
         offered = request.tool_names()
         tool_calls = tuple(
-            ToolCallOut(call_id(completion_id, i), offered_name(call.name, offered), call.arguments)
+            FunctionCall(
+                call_id(completion_id, i), offered_name(call.name, offered), call.arguments
+            )
             for i, call in enumerate(calls)
         )
         usage = Usage(
