@@ -3,8 +3,7 @@
 A stage with an obvious rule (the escalation stage: accept an answer that passed its checks,
 escalate a failed one to the strongest target; the pre-generation stage: send the request to
 the arm with the best mean reward so far, as the best single model would be chosen) starts
-from that rule and moves away from it
-only where the evidence says the move earns more. The learned policy proposes its greedy
+from that rule and moves away from it only where the evidence says the move earns more. The learned policy proposes its greedy
 action; the rule's action is kept unless, in the decision's *bucket* (a coarse key such as
 "the judge rejected an answer of arm X"), both actions have been rewarded at least
 ``min_evidence`` times and the proposal's mean reward beats the rule's by ``z`` standard
