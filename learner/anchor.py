@@ -3,13 +3,13 @@
 A stage with an obvious rule (the escalation stage: accept an answer that passed its checks,
 escalate a failed one to the strongest target; the pre-generation stage: send the request to
 the arm with the best mean reward so far, as the best single model would be chosen) starts
-from that rule and moves away from it only where the evidence says the move earns more. The learned policy proposes its greedy
-action; the rule's action is kept unless, in the decision's *bucket* (a coarse key such as
-"the judge rejected an answer of arm X"), both actions have been rewarded at least
-``min_evidence`` times and the proposal's mean reward beats the rule's by ``z`` standard
-errors. Pooling rewards per bucket and action is a low-variance estimate of exactly the
-comparison that decides the action, where the policy's regression over many features
-follows the latest noisy verdicts.
+from that rule and moves away from it only where the evidence says the move earns more. The
+learned policy proposes its greedy action; the rule's action is kept unless, in the
+decision's *bucket* (a coarse key such as "the judge rejected an answer of arm X"), both
+actions have been rewarded at least ``min_evidence`` times and the proposal's mean reward
+beats the rule's by ``z`` standard errors. Pooling rewards per bucket and action is a low-
+variance estimate of exactly the comparison that decides the action, where the policy's
+regression over many features follows the latest noisy verdicts.
 
 While learning, a share ``explore_share`` of the probability follows the policy's own
 exploration PMF, so alternatives to the rule keep being tried and the evidence can grow;

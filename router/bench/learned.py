@@ -29,7 +29,7 @@ from features.categories import CategoryIndex
 from features.embedders import EmbedderName, create_embedder
 from features.embedding import Embedder, Vector
 from features.errors import ConfigError
-from learner.anchor import AnchorConfig
+from learner.anchor import DEFAULT_ANCHOR
 from learner.config import Exploration, PolicyConfig
 from learner.reward import RewardWeights
 from router.bench.matrix import FloatArray, IndexArray, RoutingMatrix
@@ -360,7 +360,7 @@ class LearnedRunner:
                     config=RouterConfig(
                         knn_k=settings.knn_k,
                         learn=learn,
-                        anchor=AnchorConfig() if settings.anchor else None,
+                        anchor=DEFAULT_ANCHOR if settings.anchor else None,
                         pre_credit=settings.pre_credit,
                     ),
                 )

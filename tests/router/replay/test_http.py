@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 
@@ -21,6 +20,7 @@ from tests.router.conftest import (
     replay_settings,
     streamed_content,
 )
+from tests.router.threaded_server import threaded_server
 
 MODEL = "gpt-4-1106-preview"
 CHUNKS_PER_S = 100.0
@@ -43,20 +43,8 @@ def server_url(paced_app: FastAPI) -> Iterator[str]:
         log_level="critical",
         timeout_keep_alive=DEFAULT_KEEP_ALIVE_S,  # as the replay pool keeps them (see cli)
     )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="replay-uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10.0
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10.0)
+    with threaded_server(config, "replay-uvicorn") as url:
+        yield url
 
 
 def body(prompt: str) -> dict[str, object]:

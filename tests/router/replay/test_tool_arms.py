@@ -7,8 +7,6 @@ SIGNALROUTE_REPLAY_BFCL_DATA points); these tests are skipped, saying so, when i
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,6 +35,7 @@ from router.replay.tool_arms import (
 )
 from router.settings import ReplaySettings
 from tests.router.conftest import REPO_ROOT, parse_sse, replay_settings
+from tests.router.threaded_server import threaded_server
 
 ARM = "gpt-4o-2024-08-06-FC"
 
@@ -65,22 +64,9 @@ def app(replay_matcher: PromptMatcher, arms: ToolArms) -> FastAPI:
 @pytest.fixture(scope="module")
 def base_url(app: FastAPI) -> Iterator[str]:
     """The app behind uvicorn on a free loopback port, for the module."""
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", log_level="critical")
-    )
-    thread = threading.Thread(target=server.run, name="tool-arms-uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10.0
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10.0)
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", log_level="critical")
+    with threaded_server(config, "tool-arms-uvicorn") as url:
+        yield f"{url}/v1"
 
 
 @pytest.fixture
