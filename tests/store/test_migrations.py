@@ -41,6 +41,7 @@ def test_the_packaged_migrations_are_ordered_and_match_the_code() -> None:
         (4, "decision_outcomes"),
         (5, "conversation_turns"),
         (6, "embedding_space"),
+        (7, "tenant_policies"),
     ]
     assert "CREATE EXTENSION IF NOT EXISTS vector" in migrations[0].sql
     assert f"vector({EMBEDDING_DIM})" in migrations[0].sql

@@ -1,0 +1,87 @@
+"""The tenants whose policies a process holds in memory, least recently used first out.
+
+Pure bookkeeping: the registry (``router.policies``) loads a tenant's state into the cache,
+pins it while a request uses it, and snapshots and frees what ``excess`` hands back.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from learner.anchor import Evidence
+from learner.vw_policy import VWPolicy
+
+
+@dataclass
+class TenantState:
+    """What a process holds of one isolated tenant."""
+
+    tenant: str
+    own: dict[str, VWPolicy] = field(default_factory=dict)
+    """Its own policy per stage; a stage without one is served by the prior."""
+    counts: dict[str, int] = field(default_factory=dict)
+    """Counted rewards per stage served by the prior (its own policy starts at ``min``)."""
+    evidence: dict[str, Evidence] = field(default_factory=dict)
+    """Anchoring evidence per stage, gathered from this tenant's rewards only."""
+    relearned: dict[int, tuple[str, int]] = field(default_factory=dict)
+    """Reward id -> (policy name, update) of the logged rewards learned when its policies
+    were restored or created: a reward among them is not learned a second time."""
+    pins: int = 0
+    """Requests using it now: a pinned tenant is never evicted."""
+
+    def close(self) -> None:
+        for policy in self.own.values():
+            policy.close()
+        self.own.clear()
+
+
+class TenantCache:
+    """Tenant states in least-recently-used order, bounded by the number of own policies
+    held and the number of tenants."""
+
+    def __init__(self, *, max_policies: int, max_tenants: int) -> None:
+        self._max_policies = max_policies
+        self._max_tenants = max_tenants
+        self._states: OrderedDict[str, TenantState] = OrderedDict()
+
+    def get(self, tenant: str) -> TenantState | None:
+        """The tenant's state, now the most recently used; None when not held."""
+        state = self._states.get(tenant)
+        if state is not None:
+            self._states.move_to_end(tenant)
+        return state
+
+    def peek(self, tenant: str) -> TenantState | None:
+        """The tenant's state without touching its place in the order."""
+        return self._states.get(tenant)
+
+    def put(self, state: TenantState) -> None:
+        self._states[state.tenant] = state
+        self._states.move_to_end(state.tenant)
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+    def states(self) -> list[TenantState]:
+        return list(self._states.values())
+
+    def resident_policies(self) -> int:
+        """Own policies held in memory, over every tenant."""
+        return sum(len(s.own) for s in self._states.values())
+
+    def excess(self) -> list[TenantState]:
+        """Remove and return the least recently used unpinned states while a bound is
+        exceeded (pinned ones stay, so a bound may be exceeded while they are in use)."""
+        victims: list[TenantState] = []
+        policies = self.resident_policies()
+        for tenant in list(self._states):
+            if policies <= self._max_policies and len(self._states) <= self._max_tenants:
+                break
+            state = self._states[tenant]
+            if state.pins:
+                continue
+            del self._states[tenant]
+            policies -= len(state.own)
+            victims.append(state)
+        return victims
