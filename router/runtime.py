@@ -34,6 +34,7 @@ from router.providers.instrumented import InstrumentedProvider
 from router.routing import Router, RouterConfig
 from router.settings import Settings
 from router.spend import Budgets, SpendTracker
+from router.tenancy import Tenancy
 from store import embeddings as embedding_store
 from store.database import Database
 from store.embedded import EmbeddedPostgres
@@ -110,6 +111,19 @@ def policy_configs(settings: Settings) -> dict[str, PolicyConfig]:
     }
 
 
+def tenancy(settings: Settings) -> Tenancy:
+    """How the policies are split between tenants: isolated with API keys (each tenant
+    learns from its own rewards), shared in local mode (``router.tenancy``)."""
+    return Tenancy(
+        isolated=settings.auth == "keys",
+        shared_tenants=frozenset(settings.shared_tenants),
+        min_rewards=settings.tenant_min_rewards,
+        max_resident_policies=settings.tenant_policies_in_memory,
+        max_tenants=settings.tenants_in_memory,
+        prior_version=settings.tenant_prior_version,
+    )
+
+
 @asynccontextmanager
 async def open_runtime(
     settings: Settings, pool: Pool, metrics: Metrics | None = None
@@ -136,6 +150,7 @@ async def open_runtime(
             policy_configs(settings),
             snapshot_every=settings.snapshot_every,
             owner=not replica,
+            tenancy=tenancy(settings),
         )
         await policies.load(relearn=not replica)
         stack.push_async_callback(policies.close)
@@ -205,8 +220,8 @@ async def follow_snapshots(policies: PolicyRegistry, every_s: float) -> None:
         except SignalrouteError as exc:
             log.warning("could not look for new policy snapshots: %s", exc.message)
             continue
-        for stage in changed:
-            log.info("policy %s: now snapshot v%d", stage, policies.version(stage))
+        for name in changed:
+            log.info("policy %s: now a newer snapshot", name)
 
 
 def watch(

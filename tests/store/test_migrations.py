@@ -51,7 +51,7 @@ async def test_migrating_twice_applies_once(fresh: AsyncConnection[Any]) -> None
     first = await migrate(fresh)
     second = await migrate(fresh)
 
-    assert [m.version for m in first] == [1, 2, 3, 4, 5, 6]
+    assert [m.version for m in first] == [1, 2, 3, 4, 5, 6, 7]
     assert second == ()
 
 
@@ -71,9 +71,40 @@ async def test_embeddings_stored_before_the_embedder_was_recorded_are_hashings(
         (vector,),
     )
     await fresh.commit()
-    assert [m.version for m in await migrate(fresh)] == [6]
+    assert [m.version for m in await migrate(fresh)] == [6, 7]
     cursor = await fresh.execute("SELECT embedder FROM embedding_space")
     assert await cursor.fetchall() == [("hashing",)]
+
+
+async def test_rewards_logged_before_the_count_once_rule_keep_the_first_of_each_source(
+    fresh: AsyncConnection[Any],
+) -> None:
+    await migrate(fresh, tuple(m for m in load_migrations() if m.version < 7))
+    await fresh.execute(
+        "INSERT INTO requests (id, tenant, messages, params) "
+        "VALUES ('00000000-0000-0000-0000-000000000001', 'acme', '[]', '{}')"
+    )
+    await fresh.execute(
+        "INSERT INTO decisions (id, request_id, stage, context, arms, chosen_arm, probability, "
+        "pmf, policy_name, policy_version) VALUES ('00000000-0000-0000-0000-000000000002', "
+        "'00000000-0000-0000-0000-000000000001', 'pre', '{}', '{a}', 'a', 1, '{}', 'pre', 0)"
+    )
+    for value, source, update in ((1.0, "user", 1), (0.0, "user", 2), (0.5, "judge", None)):
+        await fresh.execute(
+            "INSERT INTO rewards (decision_id, value, source, policy_update) "
+            "VALUES ('00000000-0000-0000-0000-000000000002', %s, %s, %s)",
+            (value, source, update),
+        )
+    await fresh.commit()
+    await migrate(fresh)
+    cursor = await fresh.execute(
+        "SELECT value, source, counted, policy_name FROM rewards ORDER BY id"
+    )
+    assert await cursor.fetchall() == [
+        (1.0, "user", True, "pre"),
+        (0.0, "user", False, "pre"),
+        (0.5, "judge", True, None),
+    ]
 
 
 async def test_a_store_without_embeddings_records_no_embedder(
@@ -106,7 +137,7 @@ async def test_a_failing_migration_applies_nothing(fresh: AsyncConnection[Any]) 
 async def test_a_database_migrated_by_a_newer_version_is_refused(database: Database) -> None:
     async with database.connection() as conn:
         with pytest.raises(
-            StoreError, match=r"migration\(s\) \[1, 2, 3, 4, 5, 6\].*upgrade signalroute"
+            StoreError, match=r"migration\(s\) \[1, 2, 3, 4, 5, 6, 7\].*upgrade signalroute"
         ):
             await migrate(conn, ())
 

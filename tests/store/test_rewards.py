@@ -116,10 +116,12 @@ async def test_rewards_marked_learned_are_not_learned_again(database: Database) 
     async with database.connection() as conn:
         decision = await a_decision(conn, (await a_request(conn)).id)
         recorded = [
-            (await rewards.record_reward(conn, decision_id=decision.id, value=v, source="judge"))[0]
-            for v in (0.0, 0.5, 1.0)
+            (await rewards.record_reward(conn, decision_id=decision.id, value=v, source=s))[0]
+            for v, s in ((0.0, "judge"), (0.5, "user"), (1.0, "thumbs"))
         ]
-        await rewards.mark_many_learned(conn, [(recorded[0].id, 7), (recorded[2].id, 8)])
+        await rewards.mark_many_learned(
+            conn, [(recorded[0].id, "pre", 7), (recorded[2].id, "pre", 8)]
+        )
         await rewards.mark_many_learned(conn, [])
 
         pending = await rewards.rewards_to_relearn(conn, "pre", after_update=8, since=None)
