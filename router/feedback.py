@@ -80,8 +80,12 @@ def check_window(decisions: Sequence[DecisionRecord], now: datetime, window: tim
 
 
 def _days(span: timedelta) -> str:
-    days = span.total_seconds() / 86400
-    return f"{days:.2f} days" if days < 10 else f"{days:.0f} days"
+    seconds = span.total_seconds()
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} hours"
+    return f"{seconds / 86400:.1f} days"
 
 
 def credited_decisions(decisions: Sequence[DecisionRecord]) -> list[DecisionRecord]:
