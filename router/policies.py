@@ -281,7 +281,7 @@ class PolicyRegistry:
                 snapshot = await snapshots.latest_snapshot(conn, name)
                 count = 0
                 if snapshot is None:
-                    count = await reward_log.count_counted(conn, stage, tenant)
+                    count = await reward_log.count_taken(conn, stage, tenant)
             if snapshot is None:
                 state.counts[stage] = count
                 if self._owner and count >= self._tenancy.min_rewards:

@@ -191,13 +191,14 @@ async def unlearned_rewards(
     return [LearnableReward(**row) for row in rows]
 
 
-async def count_counted(conn: AsyncConnection[Any], stage: str, tenant: str) -> int:
-    """How many counted rewards the decisions of ``tenant`` at ``stage`` have."""
+async def count_taken(conn: AsyncConnection[Any], stage: str, tenant: str) -> int:
+    """How many counted rewards of ``tenant``'s decisions at ``stage`` a policy has taken
+    (learned, or held for the tenant); those not taken yet are counted as they are."""
     with translated(f"cannot count the rewards of tenant {tenant!r} at stage {stage!r}"):
         cursor = await conn.execute(
             "SELECT count(*) FROM rewards AS w JOIN decisions AS d ON d.id = w.decision_id "
             "JOIN requests AS r ON r.id = d.request_id "
-            "WHERE d.stage = %s AND r.tenant = %s AND w.counted",
+            "WHERE d.stage = %s AND r.tenant = %s AND w.counted AND w.policy_name IS NOT NULL",
             (stage, tenant),
         )
         row = await cursor.fetchone()
