@@ -486,6 +486,8 @@ class PolicyRegistry:
                 meta["tenant"] = tenant
             async with self._database.connection() as conn:
                 version = await snapshots.save_snapshot(conn, name, state.model, meta)
+                if tenant is not None:
+                    await snapshots.prune(conn, name, self._tenancy.snapshots_kept)
             self._saved_at[name] = state.updates
             self._versions[name] = version
             return version

@@ -121,6 +121,7 @@ def tenancy(settings: Settings) -> Tenancy:
         max_resident_policies=settings.tenant_policies_in_memory,
         max_tenants=settings.tenants_in_memory,
         prior_version=settings.tenant_prior_version,
+        snapshots_kept=settings.tenant_snapshots_kept,
     )
 
 

@@ -180,6 +180,12 @@ class Settings(BaseSettings):
         "about 9 MB each); beyond it the least recently used tenant's are snapshotted and "
         "freed, and restored from their snapshots on its next request.",
     )
+    tenant_snapshots_kept: int = Field(
+        default=3,
+        ge=1,
+        description="With auth=keys: snapshot versions kept of each tenant's own policy "
+        "(older ones are deleted as new ones are saved).",
+    )
     tenants_in_memory: int = Field(
         default=4096,
         ge=1,

@@ -55,12 +55,15 @@ class Tenancy:
     max_resident_policies: int = 64
     max_tenants: int = 4096
     prior_version: int | None = None
+    snapshots_kept: int = 3
+    """Versions kept of each tenant's own policy (older ones are deleted as new ones are
+    saved), so the store holds at most this many per tenant and stage."""
 
     def __post_init__(self) -> None:
         if self.min_rewards < 0:
             raise ValueError("min_rewards must be >= 0")
-        if self.max_resident_policies < 1 or self.max_tenants < 1:
-            raise ValueError("max_resident_policies and max_tenants must be >= 1")
+        if min(self.max_resident_policies, self.max_tenants, self.snapshots_kept) < 1:
+            raise ValueError("max_resident_policies, max_tenants and snapshots_kept must be >= 1")
 
     def shares(self, tenant: str | None) -> bool:
         """Whether ``tenant`` (None: no tenant, e.g. an operator's tool) uses the shared

@@ -72,15 +72,17 @@ class TenantCache:
 
     def excess(self) -> list[TenantState]:
         """Remove and return the least recently used unpinned states while a bound is
-        exceeded (pinned ones stay, so a bound may be exceeded while they are in use)."""
+        exceeded (pinned ones stay, so a bound may be exceeded while they are in use); over
+        the policy bound only, a state without an own policy stays (it frees none)."""
         victims: list[TenantState] = []
         policies = self.resident_policies()
         for tenant in list(self._states):
-            if policies <= self._max_policies and len(self._states) <= self._max_tenants:
+            too_many_tenants = len(self._states) > self._max_tenants
+            if policies <= self._max_policies and not too_many_tenants:
                 break
             state = self._states[tenant]
-            if state.pins:
-                continue
+            if state.pins or (not state.own and not too_many_tenants):
+                continue  # in use, or evicting it would free no policy
             del self._states[tenant]
             policies -= len(state.own)
             victims.append(state)

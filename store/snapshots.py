@@ -125,3 +125,17 @@ async def footprint(conn: AsyncConnection[Any], name_pattern: str) -> SnapshotFo
     return SnapshotFootprint(
         policies=int(newest[0]), model_bytes=int(newest[1]), all_versions_bytes=int(every[0])
     )
+
+
+async def prune(conn: AsyncConnection[Any], name: str, keep: int) -> int:
+    """Delete all but the newest ``keep`` snapshots of policy ``name``; returns how many
+    were deleted."""
+    if keep < 1:
+        raise ValueError(f"keep must be >= 1, got {keep}")
+    with translated(f"cannot prune the snapshots of policy {name!r}"):
+        cursor = await conn.execute(
+            "DELETE FROM policy_snapshots WHERE name = %(name)s AND version <= "
+            "(SELECT max(version) FROM policy_snapshots WHERE name = %(name)s) - %(keep)s",
+            {"name": name, "keep": keep},
+        )
+    return cursor.rowcount
