@@ -325,7 +325,7 @@ class PolicyRegistry:
                 name, stage, policy, None, tenants=[state.tenant], held=prior_name(stage)
             )
         )
-        state.own[stage] = policy
+        self._tenants.adopt(state, stage, policy)
         state.counts.pop(stage, None)
         log.info(
             "tenant %r has its own %s policy now (%d rewards learned)",
@@ -542,9 +542,11 @@ class PolicyRegistry:
                     name=name, config=self._configs[stage], model=snapshot.model, updates=updates
                 )
             )
-            holder = self._policies if owner is None else states[owner].own
-            old = holder.get(stage)
-            holder[stage] = policy
+            if owner is None:
+                old = self._policies.get(stage)
+                self._policies[stage] = policy
+            else:
+                old = self._tenants.adopt(states[owner], stage, policy)
             self._versions[name] = snapshot.version
             self._saved_at[name] = updates
             if old is not None:

@@ -44,6 +44,7 @@ class TenantCache:
         self._max_policies = max_policies
         self._max_tenants = max_tenants
         self._states: OrderedDict[str, TenantState] = OrderedDict()
+        self._policies = 0
 
     def get(self, tenant: str) -> TenantState | None:
         """The tenant's state, now the most recently used; None when not held."""
@@ -57,8 +58,19 @@ class TenantCache:
         return self._states.get(tenant)
 
     def put(self, state: TenantState) -> None:
+        old = self._states.get(state.tenant)
+        self._policies += len(state.own) - (0 if old is None else len(old.own))
         self._states[state.tenant] = state
         self._states.move_to_end(state.tenant)
+
+    def adopt(self, state: TenantState, stage: str, policy: VWPolicy) -> VWPolicy | None:
+        """Make ``policy`` the tenant's own at ``stage`` (counted when the state is held);
+        returns the policy it replaces, for the caller to close."""
+        old = state.own.get(stage)
+        state.own[stage] = policy
+        if old is None and self._states.get(state.tenant) is state:
+            self._policies += 1
+        return old
 
     def __len__(self) -> int:
         return len(self._states)
@@ -68,7 +80,7 @@ class TenantCache:
 
     def resident_policies(self) -> int:
         """Own policies held in memory, over every tenant."""
-        return sum(len(s.own) for s in self._states.values())
+        return self._policies
 
     def excess(self) -> list[TenantState]:
         """Remove and return the least recently used unpinned states while a bound is
@@ -86,4 +98,5 @@ class TenantCache:
             del self._states[tenant]
             policies -= len(state.own)
             victims.append(state)
+        self._policies = policies
         return victims
