@@ -19,7 +19,7 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from features.errors import SignalrouteError
+from features.errors import SignalrouteError, StoreError
 from learner.anchor import Evidence
 from learner.config import PolicyConfig
 from learner.context import Context
@@ -246,12 +246,18 @@ class PolicyRegistry:
     @asynccontextmanager
     async def pinned(self, tenant: str | None) -> AsyncIterator[None]:
         """Hold ``tenant``'s policies in memory for the block (a request's life): loaded
-        first when they are not, never evicted while pinned."""
+        first when they are not, never evicted while pinned. When the store cannot load
+        them, the block runs with the prior serving the tenant (routing goes on)."""
         if self._tenancy.shares(tenant):
             yield
             return
         assert tenant is not None
-        state = await self._state(tenant)
+        try:
+            state = await self._state(tenant)
+        except StoreError as exc:
+            log.warning("tenant %r: policies not loaded, the prior serves: %s", tenant, exc)
+            yield
+            return
         state.pins += 1
         try:
             yield
@@ -410,13 +416,20 @@ class PolicyRegistry:
             update = await self.learn(stage, context, arm, probability, reward)
             return Learned(shared_name(stage), update)
         assert tenant is not None
-        state = await self._state(tenant)
+        try:
+            state = await self._state(tenant)
+        except StoreError as exc:  # held: its own policy learns it from the log later
+            log.warning("tenant %r: policies not loaded, reward held: %s", tenant, exc)
+            return Learned(prior_name(stage), None)
         state.pins += 1
         try:
             own = state.own.get(stage)
             if own is None and state.counts.get(stage, 0) >= self._tenancy.min_rewards:
-                async with self._load_lock:
-                    own = state.own.get(stage) or await self._graduate(state, stage)
+                try:
+                    async with self._load_lock:
+                        own = state.own.get(stage) or await self._graduate(state, stage)
+                except StoreError as exc:  # it gets its own policy with a later reward
+                    log.warning("tenant %r: no own %s policy yet: %s", tenant, stage, exc)
             if reward_id is not None and reward_id in state.relearned:
                 name, update = state.relearned.pop(reward_id)
                 return Learned(name, update)

@@ -1,10 +1,12 @@
 """The policy registry restores each stage from the log, and survives what it cannot read."""
 
+import contextlib
 import uuid
 from typing import Any
 
 import pytest
 
+from features.errors import StoreError
 from learner.config import PolicyConfig
 from learner.context import ArmFeatures, Context
 from learner.vw_policy import VWPolicy
@@ -241,3 +243,21 @@ async def test_a_restarted_service_restores_a_tenants_policy_and_learns_what_it_
             assert restored.policy.pmf(context()) == expected
     finally:
         await second.close()
+
+
+async def test_with_the_store_down_an_unloaded_tenant_is_served_by_the_prior(
+    database_url: str,
+) -> None:
+    store = await Database.connect(database_url)
+    policies = PolicyRegistry(store, {"pre": PolicyConfig(seed=1)}, tenancy=isolated())
+    await policies.load()
+    await store.close()
+    try:
+        async with policies.pinned("acme"):  # routing goes on
+            served = policies.serving("pre", "acme")
+        learned = await policies.learn_for("acme", "pre", context(), "strong", 0.5, 1.0)
+    finally:
+        with contextlib.suppress(StoreError):  # its last snapshot cannot be written
+            await policies.close()
+    assert (served.name, served.learns) == ("pre:prior", False)
+    assert learned == Learned("pre:prior", None)  # held, for its own policy to learn later
