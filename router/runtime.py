@@ -259,6 +259,16 @@ def watch(
         mapping_reader(lambda: {s: float(policies.get(s).updates) for s in policies.stages}),
     )
     metrics.watch(
+        "signalroute_tenants_in_memory",
+        "Isolated tenants held in memory (kind=tenants) and their own policies held "
+        "(kind=policies): bounded by SIGNALROUTE_TENANTS_IN_MEMORY and "
+        "SIGNALROUTE_TENANT_POLICIES_IN_MEMORY.",
+        ("kind",),
+        mapping_reader(
+            lambda: dict(zip(("tenants", "policies"), map(float, policies.resident()), strict=True))
+        ),
+    )
+    metrics.watch(
         "signalroute_arm_circuit_open",
         "1 while an arm's circuit breaker is open (the arm is skipped), else 0.",
         ("arm",),

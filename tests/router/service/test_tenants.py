@@ -76,6 +76,7 @@ async def test_a_flood_of_reward_0_from_one_tenant_leaves_anothers_policies_unch
         pmf_after = pmf(client, "beta", context)
         acme_after = await policies(client, acme)
         acme_decision = await pre_decision(client, acme, flooded["id"])
+        metrics = (await client.get("/metrics")).text
 
     assert decision["policy"] == "pre:tenant:beta"  # drawn from beta's own policy
     assert beta_before["pre"]["policy"] == "pre:tenant:beta"
@@ -92,6 +93,8 @@ async def test_a_flood_of_reward_0_from_one_tenant_leaves_anothers_policies_unch
     assert acme_after["pre"]["updates"] > 40
     assert acme_decision["policy"] == "pre:tenant:acme"
     assert acme_decision["policy_version"] > 0
+    assert 'signalroute_tenants_in_memory{kind="tenants"} 2.0' in metrics
+    assert 'signalroute_tenants_in_memory{kind="policies"} 2.0' in metrics  # pre of each
 
 
 async def test_in_shared_mode_the_same_flood_moves_everyones_policy(
