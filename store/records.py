@@ -106,6 +106,17 @@ class LearnableReward:
 
 
 @dataclass(frozen=True, slots=True)
+class DecisionOutcome:
+    """A logged decision's context and chosen arm, with the mean of its rewards (None while
+    it has none)."""
+
+    context: JsonObject
+    chosen_arm: str
+    reward: float | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Neighbour:
     """A stored query near the probe: ``distance`` is the cosine distance, in [0, 2]."""
 

@@ -8,6 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from router.api.deps import CallerDep, RuntimeDep
+from router.estimates import stage_estimates
+from router.lifecycle.stages import ESCALATION
 from store import rewards as reward_log
 from store import snapshots
 
@@ -21,8 +23,11 @@ async def list_policies(
     window: Annotated[int, Query(ge=1, le=100_000)] = 100,
 ) -> dict[str, Any]:
     """Per stage: updates learned (the ``policy_version`` its decisions log), the newest
-    snapshot's version, the exploration settings, and the mean reward of its last ``window``
-    decisions (of the caller's tenant when it has a key, of every tenant otherwise)."""
+    snapshot's version, the exploration settings, the mean reward of its last ``window``
+    decisions (of the caller's tenant when it has a key, of every tenant otherwise), and per
+    arm over the same decisions (``arms``, and per task category or hint in ``groups``):
+    the share routed to it, the policy's own probability and estimated reward for it on
+    those contexts now, and the observed mean reward of the decisions that chose it."""
     policies = []
     for stage in runtime.policies.stages:
         policy = runtime.policies.get(stage)
@@ -31,6 +36,14 @@ async def list_policies(
                 conn, stage=stage, window=window, tenant=caller.scope
             )
             snapshot_version = await snapshots.latest_version(conn, stage)
+        estimates = await stage_estimates(
+            runtime.database,
+            stage,
+            policy,
+            window=window,
+            tenant=caller.scope,
+            arms=() if stage == ESCALATION else runtime.pool.names,
+        )
         policies.append(
             {
                 "stage": stage,
@@ -44,6 +57,7 @@ async def list_policies(
                     "window": recent.window,
                     "tenant": caller.scope,
                 },
+                **estimates.as_json(),
             }
         )
     return {"policies": policies}
