@@ -60,6 +60,13 @@ async def asset(name: str) -> Response:
     return Response(_static(name), media_type=media_type, headers=PAGE_HEADERS)
 
 
+@routes.get("/dashboard/api/access")
+async def access(runtime: RuntimeDep) -> dict[str, str]:
+    """Whether the other endpoints need a token (``keys``) or not (``none``): the page asks
+    for one before it calls them. Open, like the page: it tells nothing else."""
+    return {"auth": runtime.settings.auth}
+
+
 @routes.get("/dashboard/api/overview")
 async def overview(runtime: RuntimeDep, viewer: ViewerDep) -> dict[str, Any]:
     """Who is looking (``scope``: the one tenant it sees, or null for all), the pool's

@@ -72,8 +72,15 @@
     return tr;
   }
 
-  function fill(tableId, rows) {
+  function fill(tableId, rows, empty) {
     const body = document.querySelector("#" + tableId + " tbody");
+    if (!rows.length && empty) {
+      const tr = el("tr", null, "empty");
+      const td = el("td", empty);
+      td.colSpan = document.querySelectorAll("#" + tableId + " thead th").length;
+      tr.appendChild(td);
+      rows = [tr];
+    }
     body.replaceChildren(...rows);
   }
 
@@ -114,7 +121,12 @@
     if (charts[id]) charts[id].destroy();
     const canvas = document.getElementById(id);
     config.options = Object.assign(
-      { responsive: true, maintainAspectRatio: false, animation: false },
+      {
+        responsive: true,
+        maintainAspectRatio: false,
+        animation: false,
+        plugins: { legend: { labels: { boxWidth: 10, font: { size: 11 } } } },
+      },
       config.options || {}
     );
     charts[id] = new Chart(canvas, config);
@@ -187,7 +199,7 @@
     state.policies = body.policies;
     const list = document.getElementById("policy-list");
     list.replaceChildren(...body.policies.map(policyBlock));
-    for (const policy of body.policies) drawPolicy(policy, "");
+    for (const policy of body.policies) if (policy.decisions > 0) drawPolicy(policy, "");
   }
 
   function exploration(config) {
@@ -218,6 +230,10 @@
     label.appendChild(picker);
     head.appendChild(label);
     block.appendChild(head);
+    if (policy.decisions === 0) {
+      block.appendChild(el("p", "No decisions of this stage in the window yet.", "note"));
+      return block;
+    }
     const body = el("div", null, "policy-body");
     const wrap = el("div", null, "table-wrap");
     const table = el("table");
@@ -283,24 +299,35 @@
       tr.addEventListener("click", () => openTrace(r.id));
       tr.addEventListener("keydown", (event) => { if (event.key === "Enter") openTrace(r.id); });
       return tr;
-    }));
+    }), "no requests yet");
+  }
+
+  // The context's namespaces, as the router names its signal families.
+  const FAMILIES = {
+    Q: "query", H: "historical", O: "output", I: "cut run", C: "component",
+    A: "arm", S: "arm system", K: "arm history",
+  };
+
+  function family(namespace) {
+    return namespace + " " + (FAMILIES[namespace] || "");
   }
 
   function signalRows(step, decision) {
     const rows = [];
     const context = decision.context || {};
     for (const [namespace, values] of Object.entries(context.shared || {})) {
-      for (const [name, value] of Object.entries(values)) rows.push([step, decision.stage, namespace, name, value]);
+      for (const [name, value] of Object.entries(values)) rows.push([family(namespace), name, value]);
     }
     const chosen = (context.arms || []).find((a) => a.arm === decision.arm);
     if (chosen) {
       for (const [namespace, values] of Object.entries(chosen.namespaces)) {
-        for (const [name, value] of Object.entries(values)) {
-          rows.push([step, decision.stage, "arm " + decision.arm + ": " + namespace, name, value]);
-        }
+        for (const [name, value] of Object.entries(values)) rows.push([family(namespace), name, value]);
       }
     }
-    return rows.map((cells) => row(cells.map((c) => (typeof c === "number" ? { text: +c.toFixed(4), className: "num" } : c))));
+    return rows.map(([namespace, name, value]) => row([
+      step, decision.stage, namespace, name,
+      typeof value === "number" ? { text: +value.toFixed(4), className: "num" } : { text: value, className: "text" },
+    ]));
   }
 
   async function openTrace(id) {
@@ -346,10 +373,12 @@
       options: { scales: { y: { min: 0, max: 1 } } },
     });
     fill("trace-masked", decisions.flatMap((d, i) =>
-      Object.entries(d.masked || {}).map(([arm, reason]) => row([i + 1, d.stage, arm, { text: reason, className: "text" }]))));
-    fill("trace-signals", decisions.flatMap((d, i) => signalRows(i + 1, d)));
+      Object.entries(d.masked || {}).map(([arm, reason]) => row([i + 1, d.stage, arm, { text: reason, className: "text" }]))),
+      "no arm was masked");
+    fill("trace-signals", decisions.flatMap((d, i) => signalRows(i + 1, d)), "no signals logged");
     const extra = trace.trace || {};
-    fill("trace-components", (extra.components || []).map((c) => row([c.index, c.kind, c.arm, { text: c.chars, className: "num" }])));
+    fill("trace-components", (extra.components || []).map((c) => row([c.index, c.kind, c.arm, { text: c.chars, className: "num" }])),
+      "not recorded for this request");
     document.getElementById("trace-assessment").textContent =
       extra.assessment ? JSON.stringify(extra.assessment, null, 2) : "not recorded for this request";
     document.getElementById("trace-details").textContent = JSON.stringify(
@@ -365,8 +394,9 @@
     budgets.push("session budget: " + (body.session_budget_usd === null ? "none" : "$" + body.session_budget_usd));
     document.getElementById("budgets").textContent = budgets.join(" · ");
     const used = (ratio) => (ratio === null ? "no budget" : meter(ratio));
-    fill("spend-tenants", body.tenants.map((s) => row([s.tenant, { text: s.requests, className: "num" }, usd(s.cost_usd), used(s.budget_used)])));
-    fill("spend-sessions", body.sessions.map((s) => row([s.tenant, s.session, { text: s.requests, className: "num" }, usd(s.cost_usd), used(s.budget_used)])));
+    fill("spend-tenants", body.tenants.map((s) => row([s.tenant, { text: s.requests, className: "num" }, usd(s.cost_usd), used(s.budget_used)])), "no spend yet");
+    fill("spend-sessions", body.sessions.map((s) => row([s.tenant, s.session, { text: s.requests, className: "num" }, usd(s.cost_usd), used(s.budget_used)])),
+      "no request named a session");
   }
 
   async function loadHealth() {
@@ -413,6 +443,13 @@
     const error = document.getElementById("error");
     error.hidden = true;
     try {
+      if (!token()) {
+        const access = await api("access");
+        if (access.auth !== "none") {
+          showLogin("");
+          return;
+        }
+      }
       const overview = await api("overview");
       document.getElementById("login").hidden = true;
       document.getElementById("content").hidden = false;

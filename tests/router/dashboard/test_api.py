@@ -62,6 +62,7 @@ async def test_keys_mode_a_tenant_sees_its_own_the_operator_everything(
         )
         globex_bodies = await send_traffic(client, replay_dataset, 2, headers=bearer(globex))
         anonymous = await client.get("/dashboard/api/overview")
+        access = (await client.get("/dashboard/api/access")).json()
         wrong = await client.get("/dashboard/api/overview", headers=bearer("not-the-token"))
         views = {}
         for name, headers in (
@@ -86,6 +87,7 @@ async def test_keys_mode_a_tenant_sees_its_own_the_operator_everything(
         pool = client.runtime.pool.names
 
     assert anonymous.status_code == 401
+    assert access == {"auth": "keys"}
     assert wrong.status_code == 401
     acme_view, operator_view = views["acme"], views["operator"]
     assert acme_view["overview"]["scope"] == "acme"
