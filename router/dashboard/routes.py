@@ -88,7 +88,7 @@ async def traffic(
 async def policies(
     runtime: RuntimeDep,
     viewer: ViewerDep,
-    window: Annotated[int, Query(ge=1, le=100_000)] = 200,
+    window: Annotated[int, Query(ge=1, le=100_000)] = 100,
 ) -> dict[str, Any]:
     """Each stage's policy and per-arm estimates over its last ``window`` decisions."""
     return await views.policies(runtime, viewer, window=window)

@@ -229,7 +229,10 @@ async def test_dashboard_renders_the_running_service_in_chromium(
         assert "validation" in assessment or "quality" in assessment
 
         if screenshots is not None:
-            await page.locator("#requests").screenshot(path=screenshots / "dashboard-trace.png")
+            await page.locator("#trace").screenshot(path=screenshots / "dashboard-trace.png")
+            await page.locator("#requests .table-wrap").first.screenshot(
+                path=screenshots / "dashboard-requests.png"
+            )
             await page.locator("#offline").screenshot(path=screenshots / "dashboard-offline.png")
             await page.locator("#spend").screenshot(path=screenshots / "dashboard-spend.png")
             await page.locator("#health").screenshot(path=screenshots / "dashboard-health.png")
