@@ -185,7 +185,21 @@
         spanGaps: true, pointRadius: 2,
       }));
     const stacked = { x: { stacked: true }, y: { stacked: true, beginAtZero: true } };
-    draw("chart-decisions", { type: "bar", data: { labels, datasets: bars("decisions") }, options: { scales: stacked } });
+    // Hovering a bar shows the arm's share of its bucket's decisions.
+    const share = {
+      callbacks: {
+        label: (item) => {
+          const inBucket = item.chart.data.datasets.reduce((sum, d) => sum + (d.data[item.dataIndex] || 0), 0);
+          const pctText = inBucket ? ((100 * item.raw) / inBucket).toFixed(0) + "%" : "–";
+          return item.dataset.label + ": " + item.raw + " (" + pctText + ")";
+        },
+      },
+    };
+    draw("chart-decisions", {
+      type: "bar",
+      data: { labels, datasets: bars("decisions") },
+      options: { scales: stacked, plugins: { tooltip: share, legend: { labels: { boxWidth: 10, font: { size: 11 } } } } },
+    });
     draw("chart-reward", { type: "line", data: { labels, datasets: lines("reward") }, options: { scales: { y: { min: 0, max: 1 } } } });
     draw("chart-cost", { type: "bar", data: { labels, datasets: bars("cost_usd") }, options: { scales: stacked } });
     draw("chart-latency", { type: "line", data: { labels, datasets: lines("latency_ms") }, options: { scales: { y: { beginAtZero: true } } } });
@@ -424,8 +438,9 @@
     }
     const report = body.report;
     note.textContent = body.path + ", written " + new Date(body.written_at).toLocaleString() + ": " +
-      report.n_logged + " logged decisions (stage " + report.stage + "), logged reward " +
-      Number(report.logged_reward).toFixed(3) + (body.skipped ? " · skipped " + body.skipped : "");
+      report.n_logged + " logged decisions" + (report.stage ? " (stage " + report.stage + ")" : "") +
+      (typeof report.logged_reward === "number" ? ", logged reward " + report.logged_reward.toFixed(3) : "") +
+      (body.skipped ? " · skipped " + body.skipped : "");
     table.hidden = false;
     fill("offline-table", report.candidates.map((c) => {
       const estimates = Object.entries(c.estimates).map(([name, e]) =>
