@@ -12,7 +12,7 @@ from router.dashboard.access import Viewer
 from router.dashboard.reports import newest_report
 from router.lifecycle.stages import STAGES
 from router.runtime import Runtime
-from store import traffic as traffic_log
+from store import activity as activity_log
 
 TRAFFIC_BUCKETS = 60
 """About how many time buckets a traffic view splits its range into."""
@@ -55,7 +55,7 @@ async def traffic(runtime: Runtime, viewer: Viewer, *, minutes: int) -> dict[str
     now = datetime.now(UTC)
     since = now - timedelta(minutes=minutes)
     async with runtime.database.connection() as conn:
-        rows = await traffic_log.traffic(conn, since=since, bucket_s=bucket_s, tenant=viewer.scope)
+        rows = await activity_log.traffic(conn, since=since, bucket_s=bucket_s, tenant=viewer.scope)
     return {
         "since": since.isoformat(),
         "until": now.isoformat(),
@@ -83,7 +83,7 @@ async def policies(runtime: Runtime, viewer: Viewer, *, window: int) -> dict[str
 async def latest_requests(runtime: Runtime, viewer: Viewer, *, limit: int) -> dict[str, Any]:
     """The latest requests, newest first, with the start of their last message."""
     async with runtime.database.connection() as conn:
-        rows = await traffic_log.latest_requests(conn, limit=limit, tenant=viewer.scope)
+        rows = await activity_log.latest_requests(conn, limit=limit, tenant=viewer.scope)
     return {
         "requests": [
             {
@@ -102,8 +102,8 @@ async def spend(runtime: Runtime, viewer: Viewer, *, limit: int = 20) -> dict[st
     """The biggest spenders (tenants, sessions) against the configured budgets."""
     settings = runtime.settings
     async with runtime.database.connection() as conn:
-        tenants = await traffic_log.spend(conn, sessions=False, limit=limit, tenant=viewer.scope)
-        sessions = await traffic_log.spend(conn, sessions=True, limit=limit, tenant=viewer.scope)
+        tenants = await activity_log.spend(conn, sessions=False, limit=limit, tenant=viewer.scope)
+        sessions = await activity_log.spend(conn, sessions=True, limit=limit, tenant=viewer.scope)
 
     def used(cost_usd: float, budget: float | None) -> float | None:
         return None if budget is None else round(cost_usd / budget, 4)

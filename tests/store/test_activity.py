@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from psycopg import AsyncConnection
 
-from store import requests, rewards, traffic
+from store import activity, requests, rewards
 from store.batches import Batch, write_batch
 from store.database import Database
 
@@ -77,11 +77,11 @@ async def test_traffic_counts_decisions_per_bucket_stage_and_arm(database: Datab
         await routed(conn, tenant="acme", arm="large", cost_usd=0.02, latency_ms=90, reward=None)
         await routed(conn, tenant="other", arm="small", cost_usd=0.5, latency_ms=5, reward=0.5)
         since = datetime.now(UTC) - timedelta(minutes=5)
-        everyone = await traffic.traffic(conn, since=since, bucket_s=3600)
-        acme = await traffic.traffic(conn, since=since, bucket_s=3600, tenant="acme")
-        later = await traffic.traffic(conn, since=datetime.now(UTC), bucket_s=60)
+        everyone = await activity.traffic(conn, since=since, bucket_s=3600)
+        acme = await activity.traffic(conn, since=since, bucket_s=3600, tenant="acme")
+        later = await activity.traffic(conn, since=datetime.now(UTC), bucket_s=60)
         with pytest.raises(ValueError, match="at most 10000 buckets"):
-            await traffic.traffic(conn, since=since - timedelta(days=1), bucket_s=1)
+            await activity.traffic(conn, since=since - timedelta(days=1), bucket_s=1)
 
     by_arm = {row.arm: row for row in acme}
     assert set(by_arm) == {"small", "large"}
@@ -111,8 +111,8 @@ async def test_latest_requests_newest_first_with_preview_and_reward(database: Da
             text="x" * 500,
         )
         await routed(conn, tenant="other", arm="small", cost_usd=0.1, latency_ms=1, reward=1.0)
-        latest = await traffic.latest_requests(conn, limit=10, tenant="acme", preview_chars=50)
-        one = await traffic.latest_requests(conn, limit=1)
+        latest = await activity.latest_requests(conn, limit=10, tenant="acme", preview_chars=50)
+        one = await activity.latest_requests(conn, limit=1)
 
     assert [r.id for r in latest] == [second, first]
     newest, oldest = latest
@@ -141,9 +141,9 @@ async def test_spend_per_tenant_and_session_biggest_first(database: Database) ->
                 session=session,
             )
         await routed(conn, tenant="other", arm="small", cost_usd=2.0, latency_ms=1, reward=None)
-        tenants = await traffic.spend(conn, sessions=False, limit=10)
-        sessions = await traffic.spend(conn, sessions=True, limit=10, tenant="acme")
-        top = await traffic.spend(conn, sessions=False, limit=1, tenant="acme")
+        tenants = await activity.spend(conn, sessions=False, limit=10)
+        sessions = await activity.spend(conn, sessions=True, limit=10, tenant="acme")
+        top = await activity.spend(conn, sessions=False, limit=1, tenant="acme")
 
     assert [(s.tenant, s.cost_usd, s.requests) for s in tenants] == [
         ("other", 2.0, 1),

@@ -1,5 +1,5 @@
-"""Read-only summaries of the logged traffic, for the dashboard: decisions per time bucket,
-stage and arm; the latest requests; spend per tenant and session.
+"""Recent activity, for the dashboard: decisions per time bucket, stage and arm; the latest
+requests; spend per tenant and session.
 
 Every function takes an optional ``tenant``: given, only that tenant's requests count. Every
 function runs in the caller's transaction and reads only.
