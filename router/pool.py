@@ -176,8 +176,10 @@ class Pool(BaseModel):
         is evidence: the escalation stage's rule escalates to the target whose escalations
         have earned the most reward (quality for the cost) once it has enough of them, so a
         dearer model that answers worse stops being the target of choice."""
-        if self.escalation_targets:
-            return self.escalation_targets
+        return self.escalation_targets or self.arms_by_price()
+
+    def arms_by_price(self) -> tuple[str, ...]:
+        """Every arm, dearest first (by output, then input price, then name)."""
         ranked = sorted(
             self.arms, key=lambda a: (-a.output_usd_per_mtok, -a.input_usd_per_mtok, a.name)
         )
