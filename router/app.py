@@ -20,7 +20,7 @@ from router.api.limits import BodyLimitMiddleware
 from router.api.middleware import RequestContextMiddleware
 from router.logs import configure_logging
 from router.metrics import Metrics
-from router.pool import Pool, demo_pool, load_pool, parse_pool
+from router.pool import Pool, demo_pool, load_pool, parse_pool, unset_key_variables
 from router.replay.app import create_replay_app
 from router.replay.dataset import load_routerbench
 from router.replay.tool_arms import load_tool_arms
@@ -49,6 +49,8 @@ def create_app(settings: Settings, *, replay_app: FastAPI | None = None) -> Fast
     pool: Pool
     if settings.pool_config is not None:
         configured = load_pool(settings.pool_config)
+        for problem in unset_key_variables(configured):
+            log.warning("%s: %s", settings.pool_config, problem.line())
         if replay_app is None and configured.uses_self(REPLAY_MOUNT):
             replay_app = _replay_app(settings)
         pool = configured.bind_self(self_url(settings))

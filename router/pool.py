@@ -289,7 +289,7 @@ def load_pool(path: Path) -> Pool:
     return parse_pool(read_pool_document(path), source=str(path))
 
 
-def unset_key_variables(pool: Pool, environ: Mapping[str, str]) -> tuple[Problem, ...]:
+def unset_key_variables(pool: Pool, environ: Mapping[str, str] = os.environ) -> tuple[Problem, ...]:
     """Arms (and the judge) that name an ``api_key_env`` variable ``environ`` does not set:
     their calls would go out without a key. A warning, not an error: a local model server
     may need no key at all, and the variable may be set for the service but not here."""

@@ -114,12 +114,11 @@ def _long_enough(document: Any, loc: tuple[Any, ...], ctx: Mapping[str, Any] | N
     ones, so a list whose items all failed is also said to be too short."""
     value = document
     for part in loc:
-        if isinstance(value, Mapping) and part in value:
-            value = value[part]
-        elif isinstance(value, list) and isinstance(part, int) and part < len(value):
-            value = value[part]
-        else:
+        in_mapping = isinstance(value, Mapping) and part in value
+        in_list = isinstance(value, list) and isinstance(part, int) and part < len(value)
+        if not (in_mapping or in_list):
             return False
+        value = value[part]
     minimum = int((ctx or {}).get("min_length", 1))
     return isinstance(value, list) and len(value) >= minimum
 

@@ -175,4 +175,13 @@ class Settings(BaseSettings):
         ge=1,
         description="Most text characters a request's messages may hold together (else 413).",
     )
-    replay: ReplaySettings = Field(default_factory=ReplaySettings)
+    readiness_ttl_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="How long /readyz trusts its last look at each arm's address; an older "
+        "look is renewed in the background while /readyz answers from it.",
+    )
+    replay: ReplaySettings = Field(
+        default_factory=ReplaySettings,
+        description="The replay model pool (the demo pool), set as SIGNALROUTE_REPLAY_<FIELD>.",
+    )
