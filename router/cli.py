@@ -9,7 +9,9 @@ import signal
 import socket
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
+from typing import cast
 
 import uvicorn
 
@@ -17,6 +19,10 @@ from features.embedders import EMBEDDER_NAMES
 from features.errors import ConfigError, SignalrouteError
 from router.auth.cli import add_keys_command
 from router.bench.cli import add_bench_command
+from router.commands.check import add_check_command
+from router.commands.explain import add_explain_command
+from router.commands.help import Parser, settings_epilog
+from router.commands.stats import add_stats_command
 from router.logs import configure_logging
 from router.settings import Settings
 
@@ -185,21 +191,52 @@ def _learner(args: argparse.Namespace) -> int:
     return 0
 
 
+def version() -> str:
+    """The installed distribution's version (``unknown`` when run from a source tree that
+    was never installed)."""
+    try:
+        return metadata.version("signalroute")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+SERVE_DESCRIPTION = """Run the router service (HTTP API, OpenAI-compatible endpoint, /readyz).
+
+Without --config (or SIGNALROUTE_POOL_CONFIG) the replay demo pool is served in-process and
+routed over. A pool file is validated first: every problem is listed at once (`signalroute
+check --config FILE` does the same without starting anything)."""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="signalroute", description="An online-learning contextual-bandit router for LLMs."
     )
-    commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="run the router service")
-    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port to listen on (default 8000)")
+    parser.add_argument("--version", action="version", version=f"signalroute {version()}")
+    commands: argparse._SubParsersAction[argparse.ArgumentParser] = cast(
+        "argparse._SubParsersAction[argparse.ArgumentParser]",
+        parser.add_subparsers(dest="command", required=True, metavar="COMMAND"),
+    )
+    defaults = Settings.model_fields
+    serve = commands.add_parser(
+        "serve",
+        help="run the router service",
+        description=SERVE_DESCRIPTION,
+        epilog=settings_epilog(Settings),
+    )
+    serve.add_argument("--host", help=f"address to listen on (default: {defaults['host'].default})")
     serve.add_argument(
-        "--config", type=Path, help="model-pool YAML (default: the in-process replay demo pool)"
+        "--port", type=int, help=f"port to listen on (default: {defaults['port'].default})"
     )
     serve.add_argument(
-        "--workers", type=int, default=1, help="worker processes sharing the port (default 1)"
+        "--config",
+        type=Path,
+        help="model-pool YAML (default: SIGNALROUTE_POOL_CONFIG, else the replay demo pool)",
     )
+    serve.add_argument("--workers", type=int, default=1, help="worker processes sharing the port")
     serve.set_defaults(handler=_serve)
+    add_check_command(commands)
+    add_stats_command(commands)
+    add_explain_command(commands)
     bench_signals = commands.add_parser(
         "bench-signals", help="time the embedder and query signals on RouterBench prompts"
     )
@@ -221,7 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
     from router.offline.arguments import add_arguments as add_replay_arguments
 
     replay = commands.add_parser(
-        "replay", help="offline policy evaluation of logged decisions (IPS, SNIPS, DM, DR)"
+        "evaluate",
+        aliases=["replay"],
+        help="offline policy evaluation of logged decisions (IPS, SNIPS, DM, DR); old name: replay",
     )
     add_replay_arguments(replay)
     replay.set_defaults(handler=_replay)
@@ -236,11 +275,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     learner.set_defaults(handler=_learner)
     pool = commands.add_parser(
-        "replay-pool", help="serve only the replay model pool (OpenAI-compatible HTTP)"
+        "demo-pool",
+        aliases=["replay-pool"],
+        help="serve the demo model pool alone: recorded models over OpenAI-compatible HTTP; "
+        "old name: replay-pool",
     )
-    pool.add_argument("--host", default="127.0.0.1")
-    pool.add_argument("--port", type=int, default=8001)
-    pool.add_argument("--log-level", default="warning")
+    pool.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    pool.add_argument("--port", type=int, default=8001, help="port to listen on")
+    pool.add_argument("--log-level", default="warning", help="uvicorn's log level")
     pool.set_defaults(handler=_replay_pool)
     overhead = commands.add_parser(
         "bench-overhead",
