@@ -36,8 +36,7 @@ def render_table(
     names = list(columns if columns is not None else rows[0].keys())
     texts = [[_cut(cell(row.get(name)), max_width) for name in names] for row in rows]
     numeric = [
-        all(isinstance(row.get(name), int | float) or row.get(name) is None for row in rows)
-        for name in names
+        all(_is_number(row.get(name)) or row.get(name) is None for row in rows) for name in names
     ]
     widths = [max(len(name), *(len(t[i]) for t in texts)) for i, name in enumerate(names)]
 
@@ -49,6 +48,10 @@ def render_table(
 
     body = [line(names), line(["-" * w for w in widths]), *(line(t) for t in texts)]
     return heading + "\n".join(body)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _cut(text: str, width: int) -> str:
