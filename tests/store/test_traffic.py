@@ -83,7 +83,8 @@ async def test_stage_arms_count_draws_and_average_each_decisions_mean_reward(
     assert (small.decisions, small.rewarded) == (2, 1)
     assert small.mean_reward == pytest.approx(0.75)  # its rewards 0.5 and 1.0, averaged first
     large = by_key[("pre", "large")]
-    assert (large.decisions, large.rewarded, large.mean_reward) == (2, 1, pytest.approx(0.75))
+    assert (large.decisions, large.rewarded) == (2, 1)
+    assert large.mean_reward == pytest.approx(0.75)
     assert by_key[("post", "accept")].mean_reward == pytest.approx(0.25)
     assert [(a.stage, a.arm, a.decisions, a.mean_reward) for a in only_b] == [
         ("pre", "large", 1, None)
