@@ -26,6 +26,7 @@ from router.replay.dataset import load_routerbench
 from router.replay.tool_arms import load_tool_arms
 from router.runtime import Runtime, open_runtime
 from router.settings import Settings
+from router.version import installed_version
 from store import api_keys
 
 log = logging.getLogger("signalroute")
@@ -82,7 +83,7 @@ def create_app(settings: Settings, *, replay_app: FastAPI | None = None) -> Fast
     app = FastAPI(
         title="signalroute",
         summary="An online-learning contextual-bandit router for mixtures of LLMs.",
-        version="0.1.0",
+        version=installed_version(),
         lifespan=lifespan,
     )
     app.state.runtime = None

@@ -9,7 +9,6 @@ import signal
 import socket
 import sys
 from collections.abc import Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import cast
 
@@ -25,6 +24,7 @@ from router.commands.help import Parser, settings_epilog
 from router.commands.stats import add_stats_command
 from router.logs import configure_logging
 from router.settings import Settings
+from router.version import installed_version
 
 
 class _StartupFailureFilter(logging.Filter):
@@ -191,15 +191,6 @@ def _learner(args: argparse.Namespace) -> int:
     return 0
 
 
-def version() -> str:
-    """The installed distribution's version (``unknown`` when run from a source tree that
-    was never installed)."""
-    try:
-        return metadata.version("signalroute")
-    except metadata.PackageNotFoundError:
-        return "unknown"
-
-
 SERVE_DESCRIPTION = """Run the router service (HTTP API, OpenAI-compatible endpoint, /readyz).
 
 Without --config (or SIGNALROUTE_POOL_CONFIG) the replay demo pool is served in-process and
@@ -211,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="signalroute", description="An online-learning contextual-bandit router for LLMs."
     )
-    parser.add_argument("--version", action="version", version=f"signalroute {version()}")
+    parser.add_argument("--version", action="version", version=f"signalroute {installed_version()}")
     commands: argparse._SubParsersAction[argparse.ArgumentParser] = cast(
         "argparse._SubParsersAction[argparse.ArgumentParser]",
         parser.add_subparsers(dest="command", required=True, metavar="COMMAND"),

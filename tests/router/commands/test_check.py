@@ -90,6 +90,13 @@ def test_a_valid_file_passes_and_an_unset_key_variable_is_a_warning(tmp_path: Pa
     ]
 
 
+def test_the_demo_pool_file_is_valid() -> None:
+    demo = Path(__file__).resolve().parents[3] / "router" / "demo_pool.yaml"
+    result = check("--config", str(demo))
+    assert result.returncode == 0, result.stdout
+    assert result.stdout.startswith(f"{demo}: valid: 14 arms (")
+
+
 def test_unreadable_and_missing_files_are_one_error_line(tmp_path: Path) -> None:
     missing = check("--config", str(tmp_path / "absent.yaml"))
     assert missing.returncode == 2
