@@ -25,7 +25,7 @@ from router.replay.app import create_replay_app
 from router.replay.dataset import load_routerbench
 from router.replay.tool_arms import load_tool_arms
 from router.runtime import Runtime, open_runtime
-from router.settings import Settings
+from router.settings import Settings, load_settings
 from router.version import installed_version
 from store import api_keys
 
@@ -124,7 +124,7 @@ def app_from_env() -> FastAPI:
     """The app built from the environment's settings: the factory each worker process of
     ``signalroute serve --workers N`` calls (uvicorn imports it by name). It configures
     logging too, since a worker process starts with none."""
-    settings = Settings()
+    settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
     return create_app(settings)
 

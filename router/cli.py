@@ -13,17 +13,17 @@ from pathlib import Path
 from typing import cast
 
 import uvicorn
+from pydantic import ValidationError
 
 from features.embedders import EMBEDDER_NAMES
 from features.errors import ConfigError, SignalrouteError
 from router.auth.cli import add_keys_command
-from router.bench.cli import add_bench_command
 from router.commands.check import add_check_command
 from router.commands.explain import add_explain_command
 from router.commands.help import Parser, settings_epilog
 from router.commands.stats import add_stats_command
 from router.logs import configure_logging
-from router.settings import Settings
+from router.settings import Settings, invalid_settings, load_settings
 from router.version import installed_version
 
 
@@ -60,7 +60,7 @@ def _serve(args: argparse.Namespace) -> int:
         overrides["port"] = args.port
     if args.config is not None:
         overrides["pool_config"] = args.config
-    settings = Settings(**overrides)  # type: ignore[arg-type]
+    settings = load_settings(**overrides)
     configure_logging(settings.log_level, settings.log_format)
     _check_port_free(settings.host, settings.port)
     if args.workers < 1:
@@ -133,13 +133,13 @@ def _replay(args: argparse.Namespace) -> int:
 def _replay_pool(args: argparse.Namespace) -> int:
     from router.replay.app import create_replay_app
     from router.replay.tool_arms import load_tool_arms
-    from router.settings import DEFAULT_KEEP_ALIVE_S, ReplaySettings
+    from router.settings import DEFAULT_KEEP_ALIVE_S
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     _check_port_free(args.host, args.port)
-    settings = ReplaySettings()
+    settings = load_settings().replay
     app = create_replay_app(settings, tool_arms=load_tool_arms(settings))
     uvicorn.run(
         app,
@@ -172,7 +172,7 @@ def _bench_cold(args: argparse.Namespace) -> int:
 def _learner(args: argparse.Namespace) -> int:
     from router.scaleout import learn_forever
 
-    settings = Settings()
+    settings = load_settings()
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -256,6 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_replay_arguments(replay)
     replay.set_defaults(handler=_replay)
     add_keys_command(commands)
+    from router.bench.cli import add_bench_command  # reads settings as it is imported
+
     add_bench_command(commands)
     learner = commands.add_parser(
         "learner",
@@ -307,7 +309,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: run a sub-command; a SignalrouteError ends in one line, exit code 2."""
-    args = build_parser().parse_args(argv)
+    try:
+        parser = build_parser()
+    except ValidationError as exc:  # settings read while the commands are registered
+        try:
+            load_settings()  # lists every invalid variable, not just the first class's
+            error = invalid_settings(exc)
+        except ConfigError as every:
+            error = every
+        print(f"signalroute: error: {error.message}", file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
     try:
         code: int = args.handler(args)
     except SignalrouteError as exc:

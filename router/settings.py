@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from features.embedders import EmbedderName
+from features.errors import ConfigError
 
 DEFAULT_REPLAY_DATA = Path("../shared/data/routerbench")
 DEFAULT_BFCL_DATA = Path("../shared/data/bfcl")
@@ -229,3 +230,55 @@ class Settings(BaseSettings):
         default_factory=ReplaySettings,
         description="The replay model pool (the demo pool), set as SIGNALROUTE_REPLAY_<FIELD>.",
     )
+
+
+def load_settings(**overrides: object) -> Settings:
+    """The settings from the environment (and ``overrides``, e.g. command-line options).
+
+    Raises ConfigError listing every invalid variable at once, the replay pool's included
+    (pydantic would stop at the first class that fails, with a traceback).
+    """
+    problems: list[str] = []
+    replay: ReplaySettings | None = None
+    try:
+        replay = ReplaySettings()
+    except ValidationError as exc:
+        problems += _problems(exc)
+    try:
+        settings = Settings(
+            **overrides,  # type: ignore[arg-type]
+            replay=replay if replay is not None else ReplaySettings.model_construct(),
+        )
+    except ValidationError as exc:
+        problems += _problems(exc)
+    if problems:
+        raise _config_error(problems)
+    return settings
+
+
+def invalid_settings(error: ValidationError) -> ConfigError:
+    """A settings class's validation error as a ConfigError naming each variable."""
+    return _config_error(_problems(error))
+
+
+_PREFIXES = {
+    cls.__name__: str(cls.model_config.get("env_prefix", "")) for cls in (Settings, ReplaySettings)
+}
+
+
+def _config_error(problems: list[str]) -> ConfigError:
+    if len(problems) == 1:
+        return ConfigError(f"invalid setting: {problems[0]}")
+    listed = "".join(f"\n  - {p}" for p in problems)
+    return ConfigError(f"{len(problems)} invalid settings:{listed}")
+
+
+def _problems(error: ValidationError) -> list[str]:
+    prefix = _PREFIXES.get(error.title, "SIGNALROUTE_")
+    found = []
+    for entry in error.errors():
+        variable = prefix + "_".join(str(part) for part in entry["loc"]).upper()
+        secret = any(word in variable for word in ("TOKEN", "URL", "KEY"))
+        shown = "" if secret else f" (got {entry.get('input')!r})"
+        found.append(f"{variable}: {entry['msg']}{shown}")
+    return found

@@ -23,7 +23,7 @@ from router.commands.tables import render_table
 from router.pool import Pool, read_pool_document, unset_key_variables, validate_pool
 from router.pool_problems import Problem
 from router.providers import OpenAICompatProvider, Provider
-from router.settings import Settings
+from router.settings import load_settings
 
 
 def add_check_command(commands: Any) -> None:
@@ -56,7 +56,7 @@ def add_check_command(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = Settings()
+    settings = load_settings()
     path: Path | None = args.config or settings.pool_config
     if path is None:
         raise ConfigError(

@@ -20,7 +20,7 @@ from router import trace_records
 from router.api.openai_format import COMPLETION_ID_PREFIX
 from router.commands.tables import cell, render_table
 from router.contexts import SHARED_FAMILIES
-from router.settings import Settings
+from router.settings import load_settings
 from store import decisions as decision_log
 from store import requests as request_log
 from store import rewards as reward_log
@@ -175,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
     from router.explain import open_store  # the runtime's imports are heavy: load on use
 
     async def read() -> StoredRequest:
-        async with open_store(Settings()) as database:
+        async with open_store(load_settings()) as database:
             return await read_request(database, args.request_id)
 
     stored = asyncio.run(read())

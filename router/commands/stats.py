@@ -18,7 +18,7 @@ from typing import Any
 
 from router.commands.tables import cell, render_table
 from router.lifecycle.stages import ACCEPT, ESCALATE_PREFIX, ESCALATION
-from router.settings import Settings
+from router.settings import load_settings
 from store import traffic
 from store.database import Database
 
@@ -182,7 +182,7 @@ def run(args: argparse.Namespace, *, now: datetime | None = None) -> int:
     since = (now or datetime.now(UTC)) - args.window
 
     async def read() -> TrafficStats:
-        async with open_store(Settings()) as database:
+        async with open_store(load_settings()) as database:
             return await collect(database, since=since, tenant=args.tenant)
 
     stats = asyncio.run(read())
