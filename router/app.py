@@ -21,11 +21,11 @@ from router.api.middleware import RequestContextMiddleware
 from router.logs import configure_logging
 from router.metrics import Metrics
 from router.pool import Pool, demo_pool, load_pool, parse_pool, unset_key_variables
-from router.replay.app import create_replay_app
-from router.replay.dataset import load_routerbench
-from router.replay.tool_arms import load_tool_arms
 from router.runtime import Runtime, open_runtime
 from router.settings import Settings, load_settings
+from router.tools.replay_pool.app import create_replay_app
+from router.tools.replay_pool.dataset import load_routerbench
+from router.tools.replay_pool.tool_arms import load_tool_arms
 from router.version import installed_version
 from store import api_keys
 

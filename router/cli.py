@@ -107,9 +107,9 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _bench_signals(args: argparse.Namespace) -> int:
     from features.embedders import create_embedder
-    from router.benchmarks.signals import measure
-    from router.replay.dataset import load_routerbench
     from router.settings import ReplaySettings
+    from router.tools.replay_pool.dataset import load_routerbench
+    from router.tools.service_bench.signals import measure
 
     embedder = create_embedder(args.embedder)
     dataset = load_routerbench(ReplaySettings().data_path())
@@ -125,15 +125,19 @@ def _bench_signals(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from router.offline.replay_cli import run
+    if args.validate:
+        from router.tools.offline_eval.validate import run_validation
+
+        return run_validation(args)
+    from router.tools.offline_eval.replay_cli import run
 
     return run(args)
 
 
 def _replay_pool(args: argparse.Namespace) -> int:
-    from router.replay.app import create_replay_app
-    from router.replay.tool_arms import load_tool_arms
     from router.settings import DEFAULT_KEEP_ALIVE_S
+    from router.tools.replay_pool.app import create_replay_app
+    from router.tools.replay_pool.tool_arms import load_tool_arms
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -152,19 +156,19 @@ def _replay_pool(args: argparse.Namespace) -> int:
 
 
 def _bench_overhead(args: argparse.Namespace) -> int:
-    from router.benchmarks.overhead import run
+    from router.tools.service_bench.overhead import run
 
     return run(args)
 
 
 def _bench_load(args: argparse.Namespace) -> int:
-    from router.benchmarks.load import run
+    from router.tools.service_bench.load import run
 
     return run(args)
 
 
 def _bench_cold(args: argparse.Namespace) -> int:
-    from router.benchmarks.cold_start import run
+    from router.tools.service_bench.cold_start import run
 
     return run(args)
 
@@ -236,8 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--embedder", choices=EMBEDDER_NAMES, default="hashing", help="embedder to time"
     )
     bench_signals.set_defaults(handler=_bench_signals)
-    from router.bench.knn_quality import add_arguments as add_knn_arguments
-    from router.bench.knn_quality import run as run_knn
+    from router.tools.routing_bench.knn_quality import add_arguments as add_knn_arguments
+    from router.tools.routing_bench.knn_quality import run as run_knn
 
     knn = commands.add_parser(
         "bench-knn",
@@ -246,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_knn_arguments(knn)
     knn.set_defaults(handler=run_knn)
-    from router.offline.arguments import add_arguments as add_replay_arguments
+    from router.tools.offline_eval.arguments import add_arguments as add_replay_arguments
 
     replay = commands.add_parser(
         "evaluate",
@@ -256,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_replay_arguments(replay)
     replay.set_defaults(handler=_replay)
     add_keys_command(commands)
-    from router.bench.cli import add_bench_command  # reads settings as it is imported
+    from router.tools.routing_bench.cli import add_bench_command  # reads settings on import
 
     add_bench_command(commands)
     learner = commands.add_parser(
@@ -282,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="router-added latency: in-process decision and HTTP, against the replay pool "
         "called directly (and LiteLLM's proxy when available)",
     )
-    from router.benchmarks.overhead import add_arguments as add_overhead_arguments
+    from router.tools.service_bench.overhead import add_arguments as add_overhead_arguments
 
     add_overhead_arguments(overhead)
     overhead.set_defaults(handler=_bench_overhead)
@@ -291,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="sustained load on a 2-worker router over the replay pool: throughput, "
         "router-added latency, errors, and that nothing was lost",
     )
-    from router.benchmarks.load import add_arguments as add_load_arguments
+    from router.tools.service_bench.load import add_arguments as add_load_arguments
 
     add_load_arguments(load)
     load.set_defaults(handler=_bench_load)
@@ -300,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the first requests of a new demo service: answers that passed every check yet "
         "were escalated, quality, and cost against the cheapest arm",
     )
-    from router.benchmarks.cold_start import add_arguments as add_cold_arguments
+    from router.tools.service_bench.cold_start import add_arguments as add_cold_arguments
 
     add_cold_arguments(cold)
     cold.set_defaults(handler=_bench_cold)

@@ -155,8 +155,8 @@ class Pool(BaseModel):
     """The arms of the pool, in a fixed order (the action order of every policy).
 
     ``judge`` is the model that grades answers (not an arm: it is never routed to);
-    ``escalation_targets`` are the arms a doubtful answer may be escalated to (default: the
-    two arms with the highest output price).
+    ``escalation_targets`` are the arms a doubtful answer may be escalated to (default: every
+    arm, dearest first; see ``escalation_arms``).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -181,11 +181,17 @@ class Pool(BaseModel):
         return self
 
     def escalation_arms(self) -> tuple[str, ...]:
-        """The configured escalation targets, or the two arms with the highest output price."""
+        """The configured escalation targets in their order, or by default every arm, dearest
+        first (by output, then input price). Price ranks the default targets only until there
+        is evidence: the escalation stage's rule escalates to the target whose escalations
+        have earned the most reward (quality for the cost) once it has enough of them, so a
+        dearer model that answers worse stops being the target of choice."""
         if self.escalation_targets:
             return self.escalation_targets
-        ranked = sorted(self.arms, key=lambda a: (-a.output_usd_per_mtok, a.name))
-        return tuple(arm.name for arm in ranked[:2])
+        ranked = sorted(
+            self.arms, key=lambda a: (-a.output_usd_per_mtok, -a.input_usd_per_mtok, a.name)
+        )
+        return tuple(arm.name for arm in ranked)
 
     @field_validator("arms")
     @classmethod

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from router.replay.dataset import ReplayDataset
+from router.tools.replay_pool.dataset import ReplayDataset
 from store.database import Database
 from tests.router.service.conftest import ServiceFactory
 

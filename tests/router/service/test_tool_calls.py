@@ -15,12 +15,12 @@ from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletion, ChatCompletionMessageFunctionToolCall
 
 from features.tool_calls import normalise_schema
-from router.replay.app import create_replay_app
-from router.replay.bfcl import load_bfcl
-from router.replay.dataset import ReplayDataset
-from router.replay.matching import PromptMatcher
-from router.replay.tool_arms import ToolArms
 from router.settings import ReplaySettings
+from router.tools.replay_pool.app import create_replay_app
+from router.tools.replay_pool.bfcl import load_bfcl
+from router.tools.replay_pool.dataset import ReplayDataset
+from router.tools.replay_pool.matching import PromptMatcher
+from router.tools.replay_pool.tool_arms import ToolArms
 from tests.router.conftest import REPO_ROOT, replay_settings
 from tests.router.fake_openai import FakeOpenAI
 from tests.router.service.conftest import ServiceFactory
