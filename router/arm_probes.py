@@ -59,7 +59,8 @@ async def probe_arms(providers: Sequence[Provider]) -> list[ProbeResult]:
 
 
 class ArmReachability:
-    """Which arms' providers do not answer at their address, and why.
+    """Which arms' providers do not answer at their address, and why (arms that share a
+    base URL share one look).
 
     The first question waits for a look at every arm (the service listens by then, so an arm
     served by the router itself answers). Later answers come from the last look; once it is
@@ -106,16 +107,16 @@ class ArmReachability:
                 await self._refresh
 
     async def _check(self) -> None:
-        results = await asyncio.gather(*(self._look(arm) for arm in self._arms))
+        addresses = list(dict.fromkeys(arm.base_url for arm in self._arms))  # one look each
+        results = await asyncio.gather(*(self._look(address) for address in addresses))
+        reasons = dict(zip(addresses, results, strict=True))
         self._unreachable = {
-            arm.name: reason
-            for arm, reason in zip(self._arms, results, strict=True)
-            if reason is not None
+            arm.name: reason for arm in self._arms if (reason := reasons[arm.base_url]) is not None
         }
         self._checked_at = self._clock()
 
-    async def _look(self, arm: Arm) -> str | None:
-        url = f"{arm.base_url}/models"
+    async def _look(self, base_url: str) -> str | None:
+        url = f"{base_url}/models"
         try:
             await self._http.get(url, timeout=self._timeout_s)
         except httpx.TimeoutException:

@@ -83,16 +83,18 @@ async def test_reachability_counts_any_http_answer_and_names_what_failed() -> No
 
     clock = Clock()
     async with httpx.AsyncClient(transport=httpx.MockTransport(handle)) as http:
+        down_too = DOWN.model_copy(update={"name": "down-too"})
         reachability = ArmReachability(
-            [UP, LOCKED, DOWN, SLOW], http, ttl_s=10.0, timeout_s=2.0, clock=clock
+            [UP, LOCKED, DOWN, SLOW, down_too], http, ttl_s=10.0, timeout_s=2.0, clock=clock
         )
         first = await reachability.unreachable()
-        assert set(first) == {"down", "slow"}  # a 401 answer is an answer
+        assert set(first) == {"down", "slow", "down-too"}  # a 401 answer is an answer
+        assert first["down-too"] == first["down"]
         assert first["down"] == (
             "unreachable: ConnectError at http://down.test/v1/models: connection refused"
         )
         assert first["slow"] == "unreachable: no answer from http://slow.test/v1/models within 2 s"
-        assert len(looks) == 4
+        assert len(looks) == 4  # one per address
 
         clock.now = 9.9
         assert await reachability.unreachable() == first
