@@ -312,26 +312,33 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: run a sub-command; a SignalrouteError ends in one line, exit code 2."""
+    """Entry point: run a sub-command; a SignalrouteError (invalid settings included) ends in
+    one message, exit code 2."""
     try:
-        parser = build_parser()
-    except ValidationError as exc:  # settings read while the commands are registered
-        try:
-            load_settings()  # lists every invalid variable, not just the first class's
-            error = invalid_settings(exc)
-        except ConfigError as every:
-            error = every
-        print(f"signalroute: error: {error.message}", file=sys.stderr)
-        return 2
-    args = parser.parse_args(argv)
-    try:
+        args = build_parser().parse_args(argv)
         code: int = args.handler(args)
+    except ValidationError as exc:  # a settings class read from the environment
+        _print_error(_every_invalid_setting(exc))
+        return 2
     except SignalrouteError as exc:
-        print(f"signalroute: error: {exc.message}", file=sys.stderr)
+        _print_error(exc)
         return 2
     except KeyboardInterrupt:
         return 130
     return code
+
+
+def _every_invalid_setting(error: ValidationError) -> ConfigError:
+    """Every invalid variable, not just those of the settings class that failed first."""
+    try:
+        load_settings()
+    except ConfigError as every:
+        return every
+    return invalid_settings(error)
+
+
+def _print_error(error: SignalrouteError) -> None:
+    print(f"signalroute: error: {error.message}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -96,3 +96,18 @@ def test_every_problem_of_a_pool_file_stops_the_service_at_once(tmp_path: Path) 
         "  - arms.1.base_url: Field required",
         "  - arms.1.model: Field required",
     ]
+
+
+@pytest.mark.parametrize("command", [["keys", "list"], ["stats"], ["learner"]])
+def test_store_commands_name_an_invalid_setting_in_one_line(command: list[str]) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "router.cli", *command],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "SIGNALROUTE_DB_POOL_SIZE": "1"},
+    )
+    assert error_line(result) == (
+        "signalroute: error: invalid setting: SIGNALROUTE_DB_POOL_SIZE: Input should be "
+        "greater than or equal to 2 (got '1')"
+    )
