@@ -13,7 +13,8 @@ import logging
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 from features.embedding import Vector
 from features.errors import ConflictError, SignalrouteError, StoreUnavailableError
@@ -21,7 +22,6 @@ from store.batches import Batch, write_batch
 from store.database import Database
 
 if TYPE_CHECKING:
-    from router.lifecycle.spool import JournalSpool
     from router.trace import DecisionTrace
 
 log = logging.getLogger("signalroute.journal")
@@ -232,6 +232,23 @@ async def write(
     await write_all(database, (), [(journal, outcome, embedding)])
 
 
+class Spool(Protocol):
+    """Durable local storage for journals the store could not take (``JournalSpool``):
+    each entry is one journal with its outcome, listed oldest first."""
+
+    def save(
+        self, journal: Journal, outcome: Completed | Failed, embedding: Vector | None
+    ) -> Path: ...
+
+    def entries(self) -> list[Path]: ...
+
+    def count(self) -> int: ...
+
+    def load(self, path: Path) -> tuple[Journal, Completed | Failed, Vector | None]: ...
+
+    def remove(self, path: Path) -> None: ...
+
+
 class JournalWriter:
     """Logs requests and writes journals in the background, many per transaction.
 
@@ -250,7 +267,7 @@ class JournalWriter:
     """
 
     def __init__(
-        self, database: Database, spool: JournalSpool | None = None, *, max_batch: int = 256
+        self, database: Database, spool: Spool | None = None, *, max_batch: int = 256
     ) -> None:
         self._database = database
         self._spool = spool
