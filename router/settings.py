@@ -209,7 +209,7 @@ class Settings(BaseSettings):
     dashboard_reports: Path = Field(
         default=Path("signalroute-replay"),
         description="Folder where GET /dashboard looks for the newest offline-evaluation "
-        "report (a replay.json that `signalroute replay --out` wrote, in it or below it); "
+        "report (a replay.json that `signalroute evaluate --out` wrote, in it or below it); "
         "operators only.",
     )
     log_format: Literal["json", "text"] = Field(

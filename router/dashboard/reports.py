@@ -1,4 +1,4 @@
-"""The newest offline-evaluation report: the ``replay.json`` that ``signalroute replay``
+"""The newest offline-evaluation report: the ``replay.json`` that ``signalroute evaluate``
 wrote most recently under the reports folder (``SIGNALROUTE_DASHBOARD_REPORTS``)."""
 
 from __future__ import annotations

@@ -163,7 +163,7 @@ def offline_report(runtime: Runtime, viewer: Viewer) -> dict[str, Any]:
     if found is None:
         return {
             "available": False,
-            "reason": f"no replay.json under {folder} yet: run `signalroute replay --out "
+            "reason": f"no replay.json under {folder} yet: run `signalroute evaluate --out "
             f"{folder}` to evaluate the logged traffic",
         }
     return {"available": True, **found}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from router.replay.dataset import ReplayDataset
+from router.tools.replay_pool.dataset import ReplayDataset
 from store.database import Database
 from tests.router.dashboard.traffic import send_traffic
 from tests.router.service.conftest import ServiceFactory
@@ -159,6 +159,6 @@ async def test_local_mode_shows_everything_and_says_when_there_is_no_report(
     assert overview["scope"] is None
     assert overview["operator"] is True
     assert offline["available"] is False
-    assert "signalroute replay" in offline["reason"]
+    assert "signalroute evaluate" in offline["reason"]
     assert traffic["bucket_s"] == 15
     assert traffic["rows"] == []

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from router.cli import main
-from router.replay.dataset import ReplayDataset
+from router.tools.replay_pool.dataset import ReplayDataset
 from store.database import Database
 from tests.router.dashboard.traffic import send_traffic
 from tests.router.service.conftest import ServiceFactory
@@ -102,7 +102,7 @@ async def test_dashboard_renders_the_running_service_in_chromium(
         code = await asyncio.to_thread(
             main,
             [
-                "replay",
+                "evaluate",
                 "--no-progress",
                 "--no-plot",
                 "--bootstrap",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from router.replay.dataset import ReplayDataset
+from router.tools.replay_pool.dataset import ReplayDataset
 from tests.router.service.conftest import ServiceClient
 
 
