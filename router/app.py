@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from features.errors import SignalrouteError
+from router import dashboard
 from router.api import chat, health, policies, route
 from router.api import metrics as metrics_api
 from router.api.errors import install_error_handlers
@@ -97,6 +98,7 @@ def create_app(settings: Settings, *, replay_app: FastAPI | None = None) -> Fast
     app.include_router(route.routes)
     app.include_router(policies.routes)
     app.include_router(metrics_api.routes)
+    app.include_router(dashboard.routes)
     if replay_app is not None:
         app.mount(REPLAY_MOUNT, replay_app)
     return app
