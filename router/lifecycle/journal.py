@@ -13,7 +13,8 @@ import logging
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 from features.embedding import Vector
 from features.errors import ConflictError, SignalrouteError, StoreUnavailableError
@@ -21,7 +22,6 @@ from store.batches import Batch, write_batch
 from store.database import Database
 
 if TYPE_CHECKING:
-    from router.lifecycle.spool import JournalSpool
     from router.trace import DecisionTrace
 
 log = logging.getLogger("signalroute.journal")
@@ -42,6 +42,8 @@ class DecisionRow:
     """What became of it, as the trace says (None until the request's end is known)."""
     masked: Mapping[str, str] | None = None
     details: Mapping[str, Any] | None = None
+    cost_usd: float | None = None
+    latency_ms: float | None = None
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,8 @@ class Completed:
     model: str
     cost_usd: float
     latency_ms: float
+    trace: Mapping[str, Any] | None = None
+    """The answer's components, assessment and timings, as its response shows them."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,8 @@ class Journal:
                 outcome=by_id[row.decision_id].outcome,
                 masked=dict(by_id[row.decision_id].masked),
                 details=dict(by_id[row.decision_id].details),
+                cost_usd=by_id[row.decision_id].cost_usd,
+                latency_ms=by_id[row.decision_id].latency_ms,
             )
             for row in self.decisions
         ]
@@ -162,6 +168,8 @@ def _add_journal(
             outcome=row.outcome,
             masked=row.masked,
             details=row.details,
+            cost_usd=row.cost_usd,
+            latency_ms=row.latency_ms,
         )
     for reward in journal.rewards:
         batch.reward(
@@ -179,6 +187,7 @@ def _add_journal(
             model=outcome.model,
             cost_usd=outcome.cost_usd,
             latency_ms=outcome.latency_ms,
+            trace=outcome.trace,
         )
         if embedding is not None and embedding.any():
             batch.embedding(
@@ -226,6 +235,23 @@ async def write(
     await write_all(database, (), [(journal, outcome, embedding)])
 
 
+class Spool(Protocol):
+    """Durable local storage for journals the store could not take (``JournalSpool``):
+    each entry is one journal with its outcome, listed oldest first."""
+
+    def save(
+        self, journal: Journal, outcome: Completed | Failed, embedding: Vector | None
+    ) -> Path: ...
+
+    def entries(self) -> list[Path]: ...
+
+    def count(self) -> int: ...
+
+    def load(self, path: Path) -> tuple[Journal, Completed | Failed, Vector | None]: ...
+
+    def remove(self, path: Path) -> None: ...
+
+
 class JournalWriter:
     """Logs requests and writes journals in the background, many per transaction.
 
@@ -244,7 +270,7 @@ class JournalWriter:
     """
 
     def __init__(
-        self, database: Database, spool: JournalSpool | None = None, *, max_batch: int = 256
+        self, database: Database, spool: Spool | None = None, *, max_batch: int = 256
     ) -> None:
         self._database = database
         self._spool = spool
