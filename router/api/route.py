@@ -266,6 +266,7 @@ async def logged_request(runtime: Runtime, caller: Caller, request_id: str) -> d
             {
                 "value": reward.value,
                 "source": reward.source,
+                "counted": reward.counted,
                 "created_at": reward.created_at.isoformat(),
             }
         )
