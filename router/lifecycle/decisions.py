@@ -40,6 +40,8 @@ class Drawn:
     policy_version: int
     context: Context
     bucket: str | None = None
+    policy_name: str = ""
+    """The policy drawn from, as its decision logs it."""
     """The anchor's bucket when the stage is anchored to a rule (``learner.anchor``)."""
 
 
@@ -137,6 +139,7 @@ class Decider:
             policy_version=served.policy.updates,
             context=context,
             bucket=bucket,
+            policy_name=served.name,
         )
         journal.decision(
             DecisionRow(
@@ -206,4 +209,5 @@ def trace(
         cost_usd=cost_usd,
         latency_ms=latency_ms,
         details=dict(details or {}),
+        policy=drawn.policy_name,
     )

@@ -92,6 +92,7 @@ async def test_a_flood_of_reward_0_from_one_tenant_leaves_anothers_policies_unch
     assert acme_after["pre"]["policy"] == "pre:tenant:acme"
     assert acme_after["pre"]["updates"] > 40
     assert acme_decision["policy"] == "pre:tenant:acme"
+    assert flooded["trace"]["decisions"][0]["policy"] == "pre:tenant:acme"  # the caller sees it
     assert acme_decision["policy_version"] > 0
     assert 'signalroute_tenants_in_memory{kind="tenants"} 2.0' in metrics
     assert 'signalroute_tenants_in_memory{kind="policies"} 2.0' in metrics  # pre of each
