@@ -1,5 +1,7 @@
 # Two commands: `make serve` (set up, then run the service with the embedded store and the
-# demo pool) and `make test` (set up, then lint, type-check and run the whole test suite).
+# demo pool) and `make test` (set up, then lint, type-check and run the whole test suite, which
+# builds the documentation site strictly). `make docs` regenerates the reference pages and builds
+# the site into site/.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -7,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
 
-.PHONY: serve test lint setup clean
+.PHONY: serve test lint setup docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +20,7 @@ $(STAMP_RUN): pyproject.toml | $(BIN)/python
 	touch $@
 
 $(STAMP_DEV): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev,analysis,semantic]'
+	$(BIN)/pip install --quiet -e '.[dev,analysis,semantic,docs]'
 	touch $@ $(STAMP_RUN)
 
 setup: $(STAMP_DEV)
@@ -34,5 +36,9 @@ lint: $(STAMP_DEV)
 test: lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+docs: $(STAMP_DEV)
+	$(BIN)/python -m router.tools.docs_reference
+	$(BIN)/mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache site

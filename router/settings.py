@@ -37,23 +37,48 @@ class ReplaySettings(BaseSettings):
         "questions/), served as tool-calling arms; defaults to ../shared/data/bfcl, and "
         "without it the replay pool has no tool-calling arms.",
     )
-    seed: int = 0
-    stream_chunk_chars: int = Field(default=16, ge=1)
-    stream_chunks_per_s: float = Field(default=200.0, gt=0)
-    latency_ms: float = Field(default=0.0, ge=0)
-    error_rate: float = Field(default=0.0, ge=0, le=1)
-    rate_limit_rate: float = Field(default=0.0, ge=0, le=1)
-    retry_after_s: float = Field(default=1.0, ge=0)
-    stall_rate: float = Field(default=0.0, ge=0, le=1)
-    stall_ms: float = Field(default=5000.0, ge=0)
-    cut_rate: float = Field(default=0.0, ge=0, le=1)
+    seed: int = Field(default=0, description="Seed of the RNG that draws the injected faults.")
+    stream_chunk_chars: int = Field(
+        default=16, ge=1, description="Characters per streamed chunk of a recorded answer."
+    )
+    stream_chunks_per_s: float = Field(
+        default=200.0, gt=0, description="Pace of a stream: chunks sent per second."
+    )
+    latency_ms: float = Field(
+        default=0.0, ge=0, description="Wait before the first byte of every answer (ms)."
+    )
+    error_rate: float = Field(
+        default=0.0, ge=0, le=1, description="Share of requests answered with a 500."
+    )
+    rate_limit_rate: float = Field(
+        default=0.0, ge=0, le=1, description="Share of requests answered with a 429."
+    )
+    retry_after_s: float = Field(
+        default=1.0, ge=0, description="The Retry-After header of an injected 429 (seconds)."
+    )
+    stall_rate: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Share of requests whose stream pauses stall_ms partway.",
+    )
+    stall_ms: float = Field(default=5000.0, ge=0, description="How long an injected stall lasts.")
+    cut_rate: float = Field(
+        default=0.0, ge=0, le=1, description="Share of requests whose stream is cut off partway."
+    )
     model_faults: dict[str, str] = Field(
         default_factory=dict,
         description="Content fault per model id (repeat, refusal, language, broken_json, "
         "broken_code, injection), applied to every answer of that model; JSON in the "
         "environment.",
     )
-    judge_accuracy: float = Field(default=0.9, ge=0, le=1)
+    judge_accuracy: float = Field(
+        default=0.9,
+        ge=0,
+        le=1,
+        description="How often the replay judge (model replay/judge) gives the recorded "
+        "correctness label; otherwise its verdict is flipped.",
+    )
 
     def data_path(self) -> Path | None:
         """The data folder to load, or None when neither the setting nor the default exists."""
@@ -74,20 +99,28 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="SIGNALROUTE_", extra="ignore")
 
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=0, le=65535)
+    host: str = Field(default="127.0.0.1", description="Address to listen on (--host).")
+    port: int = Field(default=8000, ge=0, le=65535, description="Port to listen on (--port).")
     database_url: str | None = Field(
         default=None,
         description="Postgres URL (pgvector required). Unset: an embedded server under data_dir.",
     )
-    data_dir: Path = Path(".signalroute")
+    data_dir: Path = Field(
+        default=Path(".signalroute"),
+        description="Folder of the embedded Postgres (when no database_url is set) and of the "
+        "spool that keeps logs while the store is down.",
+    )
     pool_config: Path | None = Field(
         default=None,
         description="Model-pool YAML. Unset: the replay pool is served in-process and used.",
     )
     db_pool_size: int = Field(default=20, ge=2, le=200, description="Max store connections.")
-    request_timeout_s: float = Field(default=60.0, gt=0)
-    connect_timeout_s: float = Field(default=5.0, gt=0)
+    request_timeout_s: float = Field(
+        default=60.0, gt=0, description="Provider HTTP timeout for one call (seconds)."
+    )
+    connect_timeout_s: float = Field(
+        default=5.0, gt=0, description="Provider HTTP connect timeout (seconds)."
+    )
     keep_alive_s: int = Field(
         default=DEFAULT_KEEP_ALIVE_S,
         ge=1,
@@ -95,14 +128,29 @@ class Settings(BaseSettings):
         "most HTTP clients keep theirs, so a client never reuses a connection the service is "
         "closing at that moment.",
     )
-    log_level: str = "info"
+    log_level: str = Field(
+        default="info", description="Log level: debug, info, warning, error or critical."
+    )
     seed: int | None = Field(
         default=None, description="Seed of the router's RNG (arm draws); unset: from entropy."
     )
-    exploration: Literal["epsilon", "squarecb", "softmax"] = "squarecb"
-    epsilon: float = Field(default=0.1, gt=0, le=1)
-    gamma_scale: float = Field(default=10.0, gt=0)
-    learning_rate: float = Field(default=0.5, gt=0)
+    exploration: Literal["epsilon", "squarecb", "softmax"] = Field(
+        default="squarecb",
+        description="How each stage's policy spreads probability over the arms: 'squarecb' "
+        "(by each arm's estimated gap to the best, shrinking as it learns), 'epsilon' (the "
+        "greedy arm gets 1 - epsilon, the rest share epsilon) or 'softmax'.",
+    )
+    epsilon: float = Field(
+        default=0.1,
+        gt=0,
+        le=1,
+        description="Probability kept for exploration ('epsilon'), or its floor with "
+        "'squarecb' and 'softmax'.",
+    )
+    gamma_scale: float = Field(
+        default=10.0, gt=0, description="SquareCB: how fast probability falls with the gap."
+    )
+    learning_rate: float = Field(default=0.5, gt=0, description="VW's learning rate (-l).")
     snapshot_every: int = Field(default=100, ge=1, description="Snapshot a policy every N updates.")
     role: Literal["standalone", "replica"] = Field(
         default="standalone",
