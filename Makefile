@@ -38,7 +38,7 @@ test: lint
 
 docs: $(STAMP_DEV)
 	$(BIN)/python -m router.tools.docs_reference
-	$(BIN)/mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache site
