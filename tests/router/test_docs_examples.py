@@ -4,7 +4,10 @@ pool, or a local OpenAI-compatible server for the pool file."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -102,3 +105,16 @@ def test_pool_file_serves_both_arms(database: Database, database_url: str, tmp_p
                 assert content.startswith("fake answer to:"), content
     sent = {body["model"] for body in fake.bodies}
     assert "llama-3.1-8b-instruct" in sent
+
+
+def test_the_readme_quickstart(demo_service: RunningService) -> None:
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.DOTALL)
+    assert len(blocks) == 1, "the README has one Python quickstart"
+    code = blocks[0].replace("http://localhost:8000", demo_service.base_url)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(code, "README.md", "exec"), {})
+    first = printed.getvalue().splitlines()[0].split()
+    assert first[0] in demo_service.runtime.pool.names
+    assert 0 < float(first[1]) <= 1
