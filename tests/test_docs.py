@@ -32,3 +32,20 @@ def test_the_readme_is_short_and_gives_the_two_commands() -> None:
     assert len(readme.splitlines()) <= README_LIMIT
     assert "make serve" in readme
     assert "make test" in readme
+
+
+def test_the_architecture_page_names_every_package_folder() -> None:
+    page = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    folders = [
+        path.parent
+        for top in ("features", "store", "learner", "router")
+        for path in (ROOT / top).rglob("__init__.py")
+    ]
+    tools = [path for path in (ROOT / "router" / "tools").glob("*.py") if path.stem != "__init__"]
+    missing = [
+        str(path.relative_to(ROOT))
+        for path in [*folders, *tools]
+        if f"`{path.name}{'/' if path.is_dir() else ''}`" not in page
+        and f"{path.name}/" not in page
+    ]
+    assert not missing, f"docs/architecture.md does not name: {', '.join(missing)}"
