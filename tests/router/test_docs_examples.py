@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import io
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -118,3 +119,27 @@ def test_the_readme_quickstart(demo_service: RunningService) -> None:
     first = printed.getvalue().splitlines()[0].split()
     assert first[0] in demo_service.runtime.pool.names
     assert 0 < float(first[1]) <= 1
+
+
+CURL = re.compile(
+    r"curl -s localhost:8000(?P<path>/\S+) -H 'content-type: application/json' -d '(?P<body>.*?)'",
+    re.DOTALL,
+)
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/getting-started.md"])
+def test_the_curl_quickstarts_route(demo_service: RunningService, page: str) -> None:
+    """Every routing request a quickstart shows with curl is answered as it says (the bad
+    input example with its 400), by a running service."""
+    text = (REPO_ROOT / page).read_text(encoding="utf-8")
+    calls = [
+        (m["path"], json.loads(m["body"]))
+        for m in CURL.finditer(text)
+        if m["path"] in ("/route-and-run", "/v1/chat/completions")
+    ]
+    assert calls, f"{page} shows no routing request"
+    with httpx.Client(base_url=demo_service.base_url, timeout=60) as client:
+        for path, body in calls:
+            answer = client.post(path, json=body)
+            expected = 400 if body.get("messages") == [] else 200
+            assert answer.status_code == expected, (path, body, answer.text)
