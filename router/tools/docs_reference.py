@@ -121,7 +121,7 @@ def default_text(schema: Schema, *, required: bool = False) -> str:
     if required:
         return "required"
     if "default" not in schema:
-        return ""
+        return "optional"
     value = schema["default"]
     if value is None:
         return "unset"
@@ -328,6 +328,15 @@ def _operation_section(method: str, path: str, operation: Schema) -> list[str]:
     return lines
 
 
+BODY_NOTES = {
+    "ChatCompletionBody": "What the router does with each field (forwards it, uses it or refuses "
+    "it): [OpenAI compatibility](../openai-compatibility.md).",
+    "ObjectiveBody": "The weights: [Objective](pool-file.md#objective).",
+    "StagesBody": "The options: [StageDefaults](pool-file.md#stagedefaults).",
+}
+"""A pointer below a body's table to the page that says more about its fields."""
+
+
 def api_page(document: Schema | None = None) -> str:
     """Every endpoint with its parameters, and every request body's fields."""
     document = document if document is not None else openapi_document()
@@ -355,6 +364,8 @@ def api_page(document: Schema | None = None) -> str:
         if schema.get("description"):
             lines += [_paragraphs(schema["description"]), ""]
         lines += [fields_table(schema, name_of=lambda field: f"`{field}`", link=_anchor), ""]
+        if name in BODY_NOTES:
+            lines += [BODY_NOTES[name], ""]
     return "\n".join(lines)
 
 

@@ -56,6 +56,7 @@ def test_types_and_defaults_in_words() -> None:
     assert default_text({"default": True}) == "`true`"
     assert default_text({"default": 60.0}) == "`60`"
     assert default_text({}, required=True) == "required"
+    assert default_text({}) == "optional"
 
 
 def test_write_pages_writes_what_is_stale(tmp_path: Path) -> None:
