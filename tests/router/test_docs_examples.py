@@ -143,3 +143,19 @@ def test_the_curl_quickstarts_route(demo_service: RunningService, page: str) -> 
             answer = client.post(path, json=body)
             expected = 400 if body.get("messages") == [] else 200
             assert answer.status_code == expected, (path, body, answer.text)
+
+
+def test_the_metrics_page_lists_every_metric(demo_service: RunningService) -> None:
+    """The table in docs/operations/observability.md names exactly the metrics a running
+    service exports."""
+    with httpx.Client(base_url=demo_service.base_url, timeout=30) as client:
+        exposition = client.get("/metrics").text
+    exported = set()
+    for line in exposition.splitlines():
+        if line.startswith("# TYPE signalroute_"):
+            _, _, name, kind = line.split()
+            counter = kind == "counter" and not name.endswith("_total")
+            exported.add(f"{name}_total" if counter else name)
+    page = (REPO_ROOT / "docs" / "operations" / "observability.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"`(signalroute_[a-z_]+)`", page))
+    assert exported == documented
