@@ -27,11 +27,13 @@ JsonObject = Mapping[str, Any]
 
 
 class RequestStatus(StrEnum):
-    """A request is accepted, then completed or failed exactly once."""
+    """A request is accepted, then completed, failed or delegated exactly once (delegated:
+    decided only, ``POST /route``; the caller runs the chosen model)."""
 
     ACCEPTED = "accepted"
     COMPLETED = "completed"
     FAILED = "failed"
+    DELEGATED = "delegated"
 
 
 @dataclass(frozen=True, slots=True)

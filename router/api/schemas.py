@@ -267,8 +267,10 @@ class ValidatorsBody(BaseModel):
         return value
 
 
-class RouteAndRunBody(StorableBody):
-    """``POST /route-and-run``. Unknown fields are rejected, so typos do not pass silently."""
+class RouteBody(StorableBody):
+    """``POST /route``: what the router decides from (the fields of ``/route-and-run`` that
+    do not concern running the model). Unknown fields are rejected, so typos do not pass
+    silently."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -280,10 +282,6 @@ class RouteAndRunBody(StorableBody):
     constraints: ConstraintsBody | None = None
     objective: ObjectiveBody | None = None
     max_tokens: int | None = Field(default=None, gt=0)
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    stream: bool = False
-    stages: StagesBody | None = None
-    validators: ValidatorsBody | None = None
     hints: dict[str, str] | None = Field(default=None, description=HINTS_DOC)
 
     @field_validator("messages")
@@ -300,6 +298,15 @@ class RouteAndRunBody(StorableBody):
     @classmethod
     def _format(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         return check_response_format(value)
+
+
+class RouteAndRunBody(RouteBody):
+    """``POST /route-and-run``: what the router decides from, and how the run goes."""
+
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    stream: bool = False
+    stages: StagesBody | None = None
+    validators: ValidatorsBody | None = None
 
 
 class FeedbackBody(StorableBody):

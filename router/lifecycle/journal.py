@@ -69,6 +69,19 @@ class Failed:
 
 
 @dataclass(frozen=True)
+class Delegated:
+    """A decide-only request (``POST /route``): the router chose ``model`` and the caller
+    runs it; the outcome comes back, if at all, as feedback."""
+
+    model: str
+    latency_ms: float
+
+
+Outcome = Completed | Failed | Delegated
+"""How a request ended, as its journal records it."""
+
+
+@dataclass(frozen=True)
 class RequestRow:
     """The request itself, when the store could not take it as it arrived."""
 
@@ -122,7 +135,7 @@ class PendingRequest:
     row: RequestRow
 
 
-Entry = tuple[Journal, Completed | Failed, Vector | None]
+Entry = tuple[Journal, Outcome, Vector | None]
 """A finished request's journal, its outcome and its query embedding (if stored)."""
 
 
@@ -141,7 +154,7 @@ def _add_request(
 
 
 def _add_journal(
-    batch: Batch, journal: Journal, outcome: Completed | Failed, embedding: Vector | None
+    batch: Batch, journal: Journal, outcome: Outcome, embedding: Vector | None
 ) -> None:
     if journal.request is not None:
         _add_request(batch, journal.request_id, journal.tenant, journal.user_id, journal.request)
@@ -177,19 +190,23 @@ def _add_journal(
             cost_usd=outcome.cost_usd,
             latency_ms=outcome.latency_ms,
         )
-        if embedding is not None and embedding.any():
-            batch.embedding(
-                request_id=journal.request_id,
-                tenant=journal.tenant,
-                user_id=journal.user_id,
-                embedding=embedding,
-            )
+    elif isinstance(outcome, Delegated):
+        batch.delegate(journal.request_id, model=outcome.model, latency_ms=outcome.latency_ms)
     else:
         batch.fail(
             journal.request_id,
             error=outcome.error,
             model=outcome.model,
             latency_ms=outcome.latency_ms,
+        )
+    # An answered or delegated query is a neighbour of later ones (a delegated one counts
+    # once its feedback comes).
+    if not isinstance(outcome, Failed) and embedding is not None and embedding.any():
+        batch.embedding(
+            request_id=journal.request_id,
+            tenant=journal.tenant,
+            user_id=journal.user_id,
+            embedding=embedding,
         )
 
 
@@ -216,7 +233,7 @@ async def write_all(
 async def write(
     database: Database,
     journal: Journal,
-    outcome: Completed | Failed,
+    outcome: Outcome,
     embedding: Vector | None = None,
 ) -> None:
     """Write one journal's rows and the request's outcome in one transaction."""
@@ -256,9 +273,7 @@ class JournalWriter:
         """Queue an accepted request's row."""
         self._enqueue(request.request_id, request)
 
-    def submit(
-        self, journal: Journal, outcome: Completed | Failed, embedding: Vector | None = None
-    ) -> None:
+    def submit(self, journal: Journal, outcome: Outcome, embedding: Vector | None = None) -> None:
         """Queue ``journal``; it counts as written from now on."""
         journal.written = True
         for row in journal.decisions:
