@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from features.errors import RequestError
 from learner.reward import RewardWeights
 from router.api.admission import admit, feedback_target, settle
-from router.api.deps import CallerDep, get_runtime
+from router.api.deps import FeedbackCaller, ReadCaller, RouteCaller, get_runtime
 from router.api.errors import error_body
 from router.api.limits import check_prompt_size
 from router.api.openai_format import COMPLETION_ID_PREFIX
@@ -126,7 +126,7 @@ def failed_body(failure: RouteFailed) -> dict[str, Any]:
 
 @routes.post("/route-and-run", response_model=None)
 async def route_and_run(
-    body: RouteAndRunBody, runtime: RuntimeDep, caller: CallerDep
+    body: RouteAndRunBody, runtime: RuntimeDep, caller: RouteCaller
 ) -> JSONResponse | StreamingResponse:
     """Route the request, run it on the chosen arm, and return the answer with its trace.
 
@@ -202,7 +202,7 @@ def decided_body(decided: Decided) -> dict[str, Any]:
 
 
 @routes.post("/route")
-async def route(body: RouteBody, runtime: RuntimeDep, caller: CallerDep) -> JSONResponse:
+async def route(body: RouteBody, runtime: RuntimeDep, caller: RouteCaller) -> JSONResponse:
     """Decide only: choose the arm for this request without calling a model.
 
     The request and its pre-generation decision are logged with the probability the arm was
@@ -228,7 +228,7 @@ async def route(body: RouteBody, runtime: RuntimeDep, caller: CallerDep) -> JSON
 
 
 @routes.post("/feedback")
-async def feedback(body: FeedbackBody, runtime: RuntimeDep, caller: CallerDep) -> JSONResponse:
+async def feedback(body: FeedbackBody, runtime: RuntimeDep, caller: FeedbackCaller) -> JSONResponse:
     """Record a delayed reward and learn from it; idempotent with ``idempotency_key``.
 
     With API keys, only the key that made the request may send its feedback.
@@ -278,7 +278,7 @@ async def feedback(body: FeedbackBody, runtime: RuntimeDep, caller: CallerDep) -
 
 
 @routes.get("/requests/{request_id}")
-async def get_request(request_id: str, runtime: RuntimeDep, caller: CallerDep) -> dict[str, Any]:
+async def get_request(request_id: str, runtime: RuntimeDep, caller: ReadCaller) -> dict[str, Any]:
     """The logged request, its decisions (with context and propensities) and their rewards.
 
     With API keys, only requests of the key's tenant are found.

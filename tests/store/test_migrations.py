@@ -41,6 +41,7 @@ def test_the_packaged_migrations_are_ordered_and_match_the_code() -> None:
         (4, "decision_outcomes"),
         (5, "conversation_turns"),
         (6, "embedding_space"),
+        (8, "scopes_and_delegation"),
     ]
     assert "CREATE EXTENSION IF NOT EXISTS vector" in migrations[0].sql
     assert f"vector({EMBEDDING_DIM})" in migrations[0].sql
@@ -50,7 +51,7 @@ async def test_migrating_twice_applies_once(fresh: AsyncConnection[Any]) -> None
     first = await migrate(fresh)
     second = await migrate(fresh)
 
-    assert [m.version for m in first] == [1, 2, 3, 4, 5, 6]
+    assert [m.version for m in first] == [1, 2, 3, 4, 5, 6, 8]
     assert second == ()
 
 
@@ -70,9 +71,24 @@ async def test_embeddings_stored_before_the_embedder_was_recorded_are_hashings(
         (vector,),
     )
     await fresh.commit()
-    assert [m.version for m in await migrate(fresh)] == [6]
+    assert [m.version for m in await migrate(fresh)] == [6, 8]
     cursor = await fresh.execute("SELECT embedder FROM embedding_space")
     assert await cursor.fetchall() == [("hashing",)]
+
+
+async def test_keys_made_before_scopes_keep_route_feedback_and_read(
+    fresh: AsyncConnection[Any],
+) -> None:
+    await migrate(fresh, tuple(m for m in load_migrations() if m.version < 8))
+    await fresh.execute(
+        "INSERT INTO api_keys (id, tenant, prefix, key_hash) "
+        "VALUES ('00000000-0000-0000-0000-000000000002', 'acme', 'sr-old', %s)",
+        ("a" * 64,),
+    )
+    await fresh.commit()
+    assert [m.version for m in await migrate(fresh)] == [8]
+    cursor = await fresh.execute("SELECT scopes FROM api_keys")
+    assert await cursor.fetchall() == [(["route", "feedback", "read"],)]
 
 
 async def test_a_store_without_embeddings_records_no_embedder(
@@ -105,7 +121,7 @@ async def test_a_failing_migration_applies_nothing(fresh: AsyncConnection[Any]) 
 async def test_a_database_migrated_by_a_newer_version_is_refused(database: Database) -> None:
     async with database.connection() as conn:
         with pytest.raises(
-            StoreError, match=r"migration\(s\) \[1, 2, 3, 4, 5, 6\].*upgrade signalroute"
+            StoreError, match=r"migration\(s\) \[1, 2, 3, 4, 5, 6, 8\].*upgrade signalroute"
         ):
             await migrate(conn, ())
 
