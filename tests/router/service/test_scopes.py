@@ -22,13 +22,13 @@ async def call(client: ServiceClient, token: str, endpoint: str, **extra: Any) -
     if endpoint == "route-and-run":
         return await client.post("/route-and-run", json={"messages": MESSAGES}, headers=headers)
     if endpoint == "chat":
-        body = {"model": "signalroute/auto", "messages": MESSAGES}
-        return await client.post("/v1/chat/completions", json=body, headers=headers)
+        chat = {"model": "signalroute/auto", "messages": MESSAGES}
+        return await client.post("/v1/chat/completions", json=chat, headers=headers)
     if endpoint == "models":
         return await client.get("/v1/models", headers=headers)
     if endpoint == "feedback":
-        body = {"request_id": extra["request_id"], "reward": 1.0}
-        return await client.post("/feedback", json=body, headers=headers)
+        reward = {"request_id": extra["request_id"], "reward": 1.0}
+        return await client.post("/feedback", json=reward, headers=headers)
     if endpoint == "request":
         return await client.get(f"/requests/{extra['request_id']}", headers=headers)
     assert endpoint == "policies"
