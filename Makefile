@@ -18,7 +18,7 @@ $(STAMP_RUN): pyproject.toml | $(BIN)/python
 	touch $@
 
 $(STAMP_DEV): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev,analysis,semantic]'
+	$(BIN)/pip install --quiet -e '.[dev,analysis,semantic,otel]'
 	touch $@ $(STAMP_RUN)
 
 setup: $(STAMP_DEV)

@@ -56,6 +56,7 @@ from features.query import embed_query, query_signals
 from features.system import ArmHealth
 from features.validators import run_validators
 from learner.anchor import DEFAULT_ANCHOR, AnchorConfig
+from router import tracing
 from router.constraints import eligible_arms
 from router.conversations import RecentTurns, previous_turn_key, turn_key
 from router.health import HealthTracker
@@ -303,6 +304,7 @@ class Router:
             looking_up.cancel()
             raise
         request_id = request.request_id or str(uuid.uuid4())
+        tracing.annotate(request_id=request_id, tenant=request.tenant)
 
         journal = Journal(request_id=request_id, tenant=request.tenant, user_id=request.user)
 
@@ -317,17 +319,20 @@ class Router:
 
         async def log_request() -> None:
             try:
-                async with self._database.connection(transaction=False) as conn:
-                    await request_log.insert_request(
-                        conn,
-                        request_id=request_id,
-                        messages=row.messages,
-                        params=params,
-                        tenant=request.tenant,
-                        user_id=request.user,
-                        session_id=request.session,
-                        api_key_id=request.api_key_id,
-                    )
+                with tracing.span(
+                    "signalroute.store.insert_request", tracing.store_attributes("insert_request")
+                ):
+                    async with self._database.connection(transaction=False) as conn:
+                        await request_log.insert_request(
+                            conn,
+                            request_id=request_id,
+                            messages=row.messages,
+                            params=params,
+                            tenant=request.tenant,
+                            user_id=request.user,
+                            session_id=request.session,
+                            api_key_id=request.api_key_id,
+                        )
             except StoreUnavailableError:  # route anyway; the row goes with the journal
                 journal.request = row
 

@@ -168,6 +168,19 @@ class Batch:
         rid = reference(request_id, "request")
         self.embeddings.append((rid, tenant, user_id, as_embedding(embedding)))
 
+    def counts(self) -> dict[str, int]:
+        """How many rows of each kind wait."""
+        kinds = {
+            "requests": self.requests,
+            "decisions": self.decisions,
+            "rewards": self.rewards,
+            "completed": self.completed,
+            "failed": self.failed,
+            "delegated": self.delegated,
+            "embeddings": self.embeddings,
+        }
+        return {kind: len(rows) for kind, rows in kinds.items()}
+
     def __len__(self) -> int:
         return sum(
             len(rows)

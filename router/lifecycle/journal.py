@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from features.embedding import Vector
 from features.errors import ConflictError, SignalrouteError, StoreUnavailableError
+from router import tracing
 from store.batches import Batch, write_batch
 from store.database import Database
 
@@ -211,9 +212,14 @@ def _add_journal(
 
 
 async def write_all(
-    database: Database, requests: Sequence[PendingRequest], entries: Sequence[Entry]
+    database: Database,
+    requests: Sequence[PendingRequest],
+    entries: Sequence[Entry],
+    *,
+    root_span: bool = False,
 ) -> None:
-    """Log ``requests`` and write every journal's rows and outcome, in one transaction.
+    """Log ``requests`` and write every journal's rows and outcome, in one transaction
+    (traced as its own trace with ``root_span``: a group commit serves many requests).
 
     Rewards are recorded by idempotency key, so writing a journal again after a failure
     part-way records nothing twice.
@@ -224,8 +230,10 @@ async def write_all(
     for journal, outcome, embedding in entries:
         _add_journal(batch, journal, outcome, embedding)
     if len(batch):
-        async with database.connection() as conn:
-            await write_batch(conn, batch)
+        rows = tracing.store_attributes("write_batch", batch.counts())
+        with tracing.span("signalroute.store.write", rows, root=root_span):
+            async with database.connection() as conn:
+                await write_batch(conn, batch)
     for journal, _, _ in entries:
         journal.written = True
 
@@ -314,7 +322,7 @@ class JournalWriter:
             if unlogged is not None and journal.request is None:
                 journal.request = unlogged
         try:
-            await write_all(self._database, requests, entries)
+            await write_all(self._database, requests, entries, root_span=True)
         except StoreUnavailableError as exc:
             self._keep_unlogged(requests, entries)
             for entry in entries:
