@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncGenerator, Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -140,22 +140,26 @@ def enabled() -> bool:
     return _TRACER.get() is not None
 
 
-@contextmanager
-def span(name: str, attributes: Attributes | None = None, *, root: bool = False) -> Iterator[None]:
-    """An INTERNAL span around the block, child of the current one (``root``: of none, for
-    work shared by many requests); nothing when tracing is off. An exception ends it as an
-    error."""
+_UNTRACED: AbstractContextManager[object] = nullcontext()
+
+
+def span(
+    name: str, attributes: Attributes | None = None, *, root: bool = False
+) -> AbstractContextManager[object]:
+    """An INTERNAL span around a ``with`` block, child of the current one (``root``: of
+    none, for work shared by many requests); a shared no-op when tracing is off. An
+    exception ends it as an error."""
     tracer = _TRACER.get()
     if tracer is None:
-        yield
-        return
+        return _UNTRACED
     parent = otel_context.Context() if root else None
-    with tracer.start_as_current_span(name, context=parent, attributes=attributes):
-        yield
+    return tracer.start_as_current_span(name, context=parent, attributes=attributes)
 
 
 def annotate(**attributes: AttributeValue) -> None:
     """Set ``signalroute.<name>`` attributes on the current span (the request's)."""
+    if _TRACER.get() is None:
+        return
     current = trace.get_current_span()
     if current.is_recording():
         for key, value in attributes.items():

@@ -267,6 +267,10 @@ class ValidatorsBody(BaseModel):
         return value
 
 
+RUN_FIELDS = ("temperature", "stream", "stages", "validators")
+"""The fields of ``/route-and-run`` about running the model, which ``/route`` does not take."""
+
+
 class RouteBody(StorableBody):
     """``POST /route``: what the router decides from (the fields of ``/route-and-run`` that
     do not concern running the model). Unknown fields are rejected, so typos do not pass
@@ -283,6 +287,19 @@ class RouteBody(StorableBody):
     objective: ObjectiveBody | None = None
     max_tokens: int | None = Field(default=None, gt=0)
     hints: dict[str, str] | None = Field(default=None, description=HINTS_DOC)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _decides_only(cls, data: Any) -> Any:
+        """On ``/route`` itself, the run's fields get a message saying why they do not fit."""
+        if cls is RouteBody and isinstance(data, dict):
+            given = [name for name in RUN_FIELDS if name in data]
+            if given:
+                raise ValueError(
+                    f"{', '.join(given)}: POST /route only decides and runs no model; "
+                    "these fields belong to POST /route-and-run"
+                )
+        return data
 
     @field_validator("messages")
     @classmethod

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from learner.context import Context
+from router.api.schemas import RUN_FIELDS, RouteAndRunBody, RouteBody
 from router.lifecycle.stages import PRE_GENERATION
 from router.pool import demo_pool
 from tests.router.fake_openai import FakeOpenAI
@@ -121,9 +122,13 @@ async def test_route_refuses_what_it_cannot_decide(service: ServiceFactory) -> N
             cursor = await conn.execute("SELECT count(*) FROM requests")
             row = await cursor.fetchone()
 
-    for response, field in ((streamed, "stream"), (staged, "stages"), (empty, "messages")):
+    for response in (streamed, staged):
         assert response.status_code == 400, response.text
-        assert field in response.json()["error"]["message"]
+        assert "runs no model" in response.json()["error"]["message"]
+    assert "stream" in streamed.json()["error"]["message"]
+    assert "stages" in staged.json()["error"]["message"]
+    assert empty.status_code == 400
+    assert "messages" in empty.json()["error"]["message"]
     assert 400 <= unservable.status_code < 500
     assert "teleportation" in unservable.json()["error"]["message"]
     assert row is not None
@@ -149,3 +154,9 @@ async def test_a_decided_turn_is_the_conversations_previous_arm(service: Service
         if arm.namespaces.get("A", {}).get("prev_turn") == 1.0
     ]
     assert previous == [decided["arm"]]
+
+
+def test_route_takes_route_and_runs_fields_but_those_of_the_run() -> None:
+    run_only = set(RouteAndRunBody.model_fields) - set(RouteBody.model_fields)
+    assert run_only == set(RUN_FIELDS)
+    assert set(RouteBody.model_fields) < set(RouteAndRunBody.model_fields)
