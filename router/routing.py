@@ -545,6 +545,8 @@ class Router:
             tool_calls=answer.tool_calls if text == answer.text else (),
         )
 
+    # --- decide only -------------------------------------------------------------------------
+
     async def _delegate(self, prep: Prepared) -> AsyncIterator[Decided]:
         """The decide-only lifecycle: one pre-generation draw, journaled as delegated."""
         try:
