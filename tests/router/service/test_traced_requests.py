@@ -48,11 +48,15 @@ def logged() -> Iterator[io.StringIO]:
 
 
 def traced_app(
-    exporter: InMemorySpanExporter, database_url: str, replay_app: FastAPI, port: int
+    exporter: InMemorySpanExporter,
+    database_url: str,
+    replay_app: FastAPI,
+    port: int,
+    **overrides: Any,
 ) -> FastAPI:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    settings = Settings(database_url=database_url, port=port, seed=1)
+    settings = Settings(database_url=database_url, port=port, seed=1, **overrides)
     return create_app(settings, replay_app=replay_app, tracer=provider.get_tracer("test"))
 
 
@@ -71,15 +75,14 @@ async def test_a_routed_request_is_traced_end_to_end(
     replay_app: FastAPI,
 ) -> None:
     port = free_port()
-    async with run_service(traced_app(exporter, database_url, replay_app, port), port) as client:
+    app = traced_app(exporter, database_url, replay_app, port, snapshot_every=1)
+    async with run_service(app, port) as client:
         response = await client.post(
             "/route-and-run", json={"messages": [{"role": "user", "content": PROMPT}]}
         )
         assert response.status_code == 200, response.text
         body = response.json()
-        if client.runtime.writer is not None:
-            await client.runtime.writer.drain()
-        spans = exporter.get_finished_spans()
+    spans = exporter.get_finished_spans()  # the service has stopped: every write is done
 
     [server] = [s for s in spans if s.name == "POST /route-and-run"]
     assert server.kind == SpanKind.SERVER
@@ -119,6 +122,12 @@ async def test_a_routed_request_is_traced_end_to_end(
     assert sum(w["signalroute.rows.requests"] for w in writes) == 1
     assert sum(w["signalroute.rows.decisions"] for w in writes) == len(body["trace"]["decisions"])
     assert sum(w["signalroute.rows.completed"] for w in writes) == 1
+
+    snapshots = [attributes(s) for s in spans if s.name == "signalroute.store.save_snapshot"]
+    assert {a["signalroute.stage"] for a in snapshots} == {
+        d["stage"] for d in body["trace"]["decisions"]
+    }
+    assert all(a["signalroute.policy.version"] >= 1 for a in snapshots)
 
     lines = [json.loads(line) for line in logged.getvalue().splitlines()]
     answered_line = next(line for line in lines if "answered by" in line["message"])
