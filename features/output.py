@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 
-from features.validators import ValidationSummary, code_blocks
+from features.validators import code_blocks
+from features.verdicts import ValidationSummary
 
 
 def output_features(

@@ -30,7 +30,7 @@ from typing import Any
 import jsonschema
 
 from features.json_prefix import JsonPrefix, json_prefix_error
-from features.validators import ValidationResult, ValidationSummary
+from features.verdicts import ValidationResult, ValidationSummary
 
 CHECK_NAMES = ("tool_name", "tool_json", "tool_schema", "tool_choice")
 

@@ -15,6 +15,10 @@ from typing import Any, Protocol
 
 import jsonschema
 
+from features.tool_calls import check_tool_calls
+from features.tool_text import parse_tool_calls
+from features.verdicts import ValidationResult, ValidationSummary
+
 _FENCED = re.compile(r"```([a-zA-Z0-9_+-]*)[ \t]*\r?\n(.*?)```", re.DOTALL)
 _FENCED_JSON = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL | re.IGNORECASE)
 _CHOICE = re.compile(r"(?:^|answer\s*(?:is|:)?\s*|\()\s*([A-E])(?:\)|\.|\b)", re.IGNORECASE)
@@ -31,16 +35,6 @@ _STATEMENTS = (
     ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Import, ast.ImportFrom, ast.Return, ast.Raise,
     ast.Assert, ast.Delete, ast.Pass, ast.Global, ast.Nonlocal,
 )  # fmt: skip
-
-
-@dataclass(frozen=True)
-class ValidationResult:
-    """One validator's verdict. ``applies`` False means it had nothing to check."""
-
-    name: str
-    applies: bool
-    passed: bool
-    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -251,33 +245,6 @@ def agreement(first: str, second: str) -> ValidationResult:
     return ValidationResult("agreement", True, False, f"answers disagree: {a} vs {b}")
 
 
-@dataclass(frozen=True)
-class ValidationSummary:
-    """The verdicts of a set of validators on one answer."""
-
-    results: tuple[ValidationResult, ...]
-
-    @property
-    def applied(self) -> tuple[ValidationResult, ...]:
-        return tuple(r for r in self.results if r.applies)
-
-    @property
-    def failed(self) -> tuple[ValidationResult, ...]:
-        return tuple(r for r in self.results if r.applies and not r.passed)
-
-    @property
-    def passed(self) -> bool:
-        return not self.failed
-
-    @property
-    def conclusive(self) -> bool:
-        """True when some validator checked the content (beyond it being non-empty)."""
-        return any(r.name != "length" for r in self.applied) or bool(self.failed)
-
-    def reasons(self) -> list[str]:
-        return [f"{r.name}: {r.reason}" for r in self.failed]
-
-
 def run_validators(
     text: str, expect: Expectations, validators: Sequence[Validator] = DEFAULT_VALIDATORS
 ) -> ValidationSummary:
@@ -286,10 +253,6 @@ def run_validators(
     ``text`` (none when it is prose)."""
     results = tuple(v.check(text, expect) for v in validators)
     if expect.tools is not None:
-        # imported here: the tool-call checks build on this module's result types
-        from features.tool_calls import check_tool_calls
-        from features.tool_text import parse_tool_calls
-
         calls = parse_tool_calls(text) or ()
         results += check_tool_calls(expect.tools, calls, expect.tool_choice).summary().results
     return ValidationSummary(results)

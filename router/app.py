@@ -21,13 +21,14 @@ from router.api.limits import BodyLimitMiddleware
 from router.api.middleware import RequestContextMiddleware
 from router.logs import configure_logging
 from router.metrics import Metrics
-from router.pool import Pool, demo_pool, load_pool, parse_pool
-from router.replay.app import create_replay_app
-from router.replay.dataset import load_routerbench
-from router.replay.tool_arms import load_tool_arms
+from router.pool import Pool, demo_pool, load_pool, parse_pool, unset_key_variables
 from router.runtime import Runtime, open_runtime
-from router.settings import Settings
+from router.settings import Settings, load_settings
+from router.tools.replay_pool.app import create_replay_app
+from router.tools.replay_pool.dataset import load_routerbench
+from router.tools.replay_pool.tool_arms import load_tool_arms
 from router.tracing import Tracing, TracingMiddleware, open_tracing
+from router.version import installed_version
 from store import api_keys
 
 log = logging.getLogger("signalroute")
@@ -55,6 +56,8 @@ def create_app(
     pool: Pool
     if settings.pool_config is not None:
         configured = load_pool(settings.pool_config)
+        for problem in unset_key_variables(configured):
+            log.warning("%s: %s", settings.pool_config, problem.line())
         if replay_app is None and configured.uses_self(REPLAY_MOUNT):
             replay_app = _replay_app(settings)
         pool = configured.bind_self(self_url(settings))
@@ -88,7 +91,7 @@ def create_app(
     app = FastAPI(
         title="signalroute",
         summary="An online-learning contextual-bandit router for mixtures of LLMs.",
-        version="0.1.0",
+        version=installed_version(),
         lifespan=lifespan,
     )
     app.state.runtime = None
@@ -131,7 +134,7 @@ def app_from_env() -> FastAPI:
     """The app built from the environment's settings: the factory each worker process of
     ``signalroute serve --workers N`` calls (uvicorn imports it by name). It configures
     logging too, since a worker process starts with none."""
-    settings = Settings()
+    settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
     return create_app(settings)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -25,6 +26,12 @@ from pydantic import (
 )
 
 from features.errors import ConfigError
+from router.pool_problems import (
+    Problem,
+    describe_problems,
+    reference_problems,
+    validation_problems,
+)
 
 SELF_PLACEHOLDER = "{self}"
 """In a pool file, ``{self}`` in a base URL stands for the router's own address."""
@@ -148,8 +155,8 @@ class Pool(BaseModel):
     """The arms of the pool, in a fixed order (the action order of every policy).
 
     ``judge`` is the model that grades answers (not an arm: it is never routed to);
-    ``escalation_targets`` are the arms a doubtful answer may be escalated to (default: the
-    two arms with the highest output price).
+    ``escalation_targets`` are the arms a doubtful answer may be escalated to (default: every
+    arm, dearest first; see ``escalation_arms``).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -163,19 +170,30 @@ class Pool(BaseModel):
     """Route profiles by name; clients name them as the model ``signalroute/<name>``."""
 
     @model_validator(mode="after")
-    def _known_targets(self) -> Pool:
-        names = {arm.name for arm in self.arms}
-        unknown = [t for t in self.escalation_targets if t not in names]
-        if unknown:
-            raise ValueError(f"escalation_targets name unknown arms: {', '.join(unknown)}")
+    def _known_references(self) -> Pool:
+        problems = reference_problems(
+            self.names,
+            self.escalation_targets,
+            {name: profile.arms or () for name, profile in self.profiles.items()},
+        )
+        if problems:
+            raise ValueError("; ".join(f"{p.where}: {p.message}" for p in problems))
         return self
 
     def escalation_arms(self) -> tuple[str, ...]:
-        """The configured escalation targets, or the two arms with the highest output price."""
-        if self.escalation_targets:
-            return self.escalation_targets
-        ranked = sorted(self.arms, key=lambda a: (-a.output_usd_per_mtok, a.name))
-        return tuple(arm.name for arm in ranked[:2])
+        """The configured escalation targets in their order, or by default every arm, dearest
+        first (by output, then input price). Price ranks the default targets only until there
+        is evidence: the escalation stage's rule escalates to the target whose escalations
+        have earned the most reward (quality for the cost) once it has enough of them, so a
+        dearer model that answers worse stops being the target of choice."""
+        return self.escalation_targets or self.arms_by_price()
+
+    def arms_by_price(self) -> tuple[str, ...]:
+        """Every arm, dearest first (by output, then input price, then name)."""
+        ranked = sorted(
+            self.arms, key=lambda a: (-a.output_usd_per_mtok, -a.input_usd_per_mtok, a.name)
+        )
+        return tuple(arm.name for arm in ranked)
 
     @field_validator("arms")
     @classmethod
@@ -191,20 +209,6 @@ class Pool(BaseModel):
                 + ", ".join(reserved)
             )
         return arms
-
-    @model_validator(mode="after")
-    def _profile_arms_known(self) -> Pool:
-        known = set(self.names)
-        for name, profile in self.profiles.items():
-            arms = profile.arms or ()
-            unknown = [arm for arm in arms if arm not in known]
-            if unknown:
-                raise ValueError(
-                    f"profile {name!r} names arms the pool does not have: {', '.join(unknown)}"
-                )
-            if len(set(arms)) != len(arms):
-                raise ValueError(f"profile {name!r} lists an arm twice")
-        return self
 
     @property
     def profile_ids(self) -> tuple[str, ...]:
@@ -255,27 +259,71 @@ class Pool(BaseModel):
 
 
 def parse_pool(document: Any, *, source: str) -> Pool:
-    """Validate a parsed pool document; errors name ``source``, the field and the problem."""
+    """Validate a parsed pool document. A bad one raises ConfigError listing every problem
+    found (``source``, the field, what is wrong), so that one edit can fix them all."""
+    pool, problems = validate_pool(document)
+    if pool is None:
+        raise ConfigError(describe_problems(source, problems))
+    return pool
+
+
+def validate_pool(document: Any) -> tuple[Pool | None, tuple[Problem, ...]]:
+    """The pool a parsed document describes, or None and every problem found in it.
+
+    Field problems are all reported together. Cross-references (escalation targets and
+    profile arms that name no arm) are checked on the raw document as well, so they are
+    reported beside field problems rather than after them are fixed.
+    """
     try:
-        return Pool.model_validate(document)
+        return Pool.model_validate(document), ()
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
-        more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
-        raise ConfigError(f"{source}: {where}: {first['msg']}{more}") from None
+        return None, validation_problems(exc, document, allowed=_FIELDS)
 
 
-def load_pool(path: Path) -> Pool:
-    """Read and validate a pool file."""
+def read_pool_document(path: Path) -> Any:
+    """The parsed YAML of a pool file; ConfigError when it cannot be read or parsed."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read pool file {path}: {exc.strerror}") from None
     try:
-        document = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    return parse_pool(document, source=str(path))
+
+
+def load_pool(path: Path) -> Pool:
+    """Read and validate a pool file."""
+    return parse_pool(read_pool_document(path), source=str(path))
+
+
+def unset_key_variables(pool: Pool, environ: Mapping[str, str] = os.environ) -> tuple[Problem, ...]:
+    """Arms (and the judge) that name an ``api_key_env`` variable ``environ`` does not set:
+    their calls would go out without a key. A warning, not an error: a local model server
+    may need no key at all, and the variable may be set for the service but not here."""
+    members = [(f"arms.{i}", arm) for i, arm in enumerate(pool.arms)]
+    if pool.judge is not None:
+        members.append(("judge", pool.judge))
+    return tuple(
+        Problem(
+            where=f"{where}.api_key_env",
+            message=f"{arm.name}: the environment variable {arm.api_key_env} is not set, so "
+            "its calls carry no API key",
+            severity="warning",
+        )
+        for where, arm in members
+        if arm.api_key_env is not None and not environ.get(arm.api_key_env)
+    )
+
+
+_FIELDS: dict[str, tuple[str, ...]] = {
+    "": tuple(Pool.model_fields),
+    "arm": tuple(Arm.model_fields),
+    "objective": tuple(Objective.model_fields),
+    "stages": tuple(StageDefaults.model_fields),
+    "profile": tuple(Profile.model_fields),
+}
+"""The fields each part of a pool file may hold, for "did you mean" hints."""
 
 
 def demo_pool() -> Pool:

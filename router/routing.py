@@ -54,7 +54,9 @@ from features.errors import (
 from features.historical import HistoricalSignals, PastOutcome, summarize
 from features.query import embed_query, query_signals
 from features.system import ArmHealth
+from features.tool_calls import CHECK_NAMES as TOOL_CHECK_NAMES
 from features.validators import run_validators
+from features.verdicts import ValidationSummary
 from learner.anchor import DEFAULT_ANCHOR, AnchorConfig
 from router import tracing
 from router.constraints import eligible_arms
@@ -539,9 +541,7 @@ class Router:
             finish_reason=answer.finish_reason,
             prompt_tokens=answer.prompt_tokens if reported else None,
             completion_tokens=answer.completion_tokens if reported else None,
-            format_error=next(
-                (r.reason for r in assessment.validation.failed if r.name == "json"), None
-            ),
+            format_error=format_error(assessment.validation),
             tool_calls=answer.tool_calls if text == answer.text else (),
         )
 
@@ -668,3 +668,16 @@ def _request_params(request: RouteRequest) -> dict[str, Any]:
         "needs": dict(constraints.needs),
         **({"fields": dict(request.fields)} if request.fields else {}),
     }
+
+
+def format_error(validation: ValidationSummary) -> str | None:
+    """Why the delivered answer misses the form the request's contract demands (None when it
+    does not): a requested JSON format, or the offered tools (a call that is not JSON, fails
+    its schema, names a function not offered, or a forced or required call not made). The
+    client is told so instead of receiving the answer as a plain one."""
+    for result in validation.failed:
+        if result.name == "json":
+            return result.reason
+        if result.name in TOOL_CHECK_NAMES:
+            return f"{result.name}: {result.reason}"
+    return None

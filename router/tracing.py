@@ -21,7 +21,7 @@ from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
 from opentelemetry import context as otel_context
@@ -34,7 +34,6 @@ from features.errors import ConfigError, ProviderError
 from router.providers.base import ChatRequest, Completion, Provider, StreamEvent
 
 if TYPE_CHECKING:
-    from router.lifecycle.decisions import Drawn
     from router.pool import Arm
     from router.settings import Settings
 
@@ -47,6 +46,26 @@ arms speak OpenAI's Chat Completions protocol; ``server.address`` tells which ho
 _TRACER: ContextVar[Tracer | None] = ContextVar("signalroute_tracer", default=None)
 
 Attributes = Mapping[str, AttributeValue]
+
+
+class Decision(Protocol):
+    """What a decision span shows of a drawn decision (``router.lifecycle.decisions.Drawn``,
+    which imports this module)."""
+
+    @property
+    def decision_id(self) -> str: ...
+    @property
+    def request_id(self) -> str: ...
+    @property
+    def stage(self) -> str: ...
+    @property
+    def action(self) -> str: ...
+    @property
+    def probability(self) -> float: ...
+    @property
+    def pmf(self) -> Mapping[str, float]: ...
+    @property
+    def policy_version(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -175,7 +194,7 @@ def store_attributes(operation: str, rows: Mapping[str, int] | None = None) -> A
     }
 
 
-def decided(drawn: Drawn, started_ns: int) -> None:
+def decided(drawn: Decision, started_ns: int) -> None:
     """A span for one stage's decision, from ``started_ns`` (``time.time_ns()`` before the
     policy was asked) to now: the stage, the arm drawn, its probability and the policy's
     version (its update count), as the decision is logged."""

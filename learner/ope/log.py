@@ -4,7 +4,7 @@ A logged decision is one bandit round: the context (with its eligible arms), the
 the probability it was drawn with (the propensity), the logging policy's whole PMF and the
 reward that OPE scores it by. Which reward that is, when a decision has several (the
 immediate checks, then user feedback), is the reader's choice, made once: see
-``router.offline.loading``.
+``router.tools.offline_eval.loading``.
 """
 
 from __future__ import annotations

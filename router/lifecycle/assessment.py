@@ -16,7 +16,8 @@ import numpy as np
 from features.errors import ProviderError
 from features.query import Message
 from features.tool_calls import CHECK_NAMES, ToolCall, check_tool_calls
-from features.validators import Expectations, ValidationSummary, run_validators
+from features.validators import Expectations, run_validators
+from features.verdicts import ValidationSummary
 from router.lifecycle.judge import Judge, JudgeVerdict, should_judge
 from router.lifecycle.stages import StageOptions
 from router.providers import FunctionCall

@@ -14,7 +14,7 @@ answer)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +22,7 @@ from features.anomalies import standard_detectors
 from features.components import Component, attribute, split_components
 from features.errors import NoEligibleArmError, ProviderError
 from features.output import output_features
+from learner.anchor import AnchorConfig, Evidence
 from router.contexts import escalation_context
 from router.lifecycle.assessment import Assessment, assess, failed_tool_calls
 from router.lifecycle.decisions import Rule, trace
@@ -80,9 +81,9 @@ async def escalate(
         answered_by,
     )
     context = escalation_context(prep.query, output, targets, health, ACCEPT, escalate_action)
-    drawn = kit.decider.draw(
-        prep.journal, ESCALATION, context, escalation_rule(assessment, answered_by, targets)
-    )
+    target = rule_target(targets, kit.decider.evidence(ESCALATION), kit.decider.anchor)
+    rule = escalation_rule(assessment, answered_by, target)
+    drawn = kit.decider.draw(prep.journal, ESCALATION, context, rule)
     signals = {"query": dict(prep.query.as_features()), "output": output}
     details: dict[str, Any] = {"assessment": assessment.as_json()}
     if drawn.action == ACCEPT:
@@ -183,24 +184,43 @@ async def escalate(
 def escalation_targets(
     kit: StageKit, answered_by: str, eligible: Collection[str]
 ) -> tuple[Arm, ...]:
-    """The arms an answer of ``answered_by`` may be escalated to, strongest first: the pool's
-    ``escalation_targets`` in their order, or by default the dearest arms, never one cheaper
-    than the answering arm (price is the only sign of strength a pool without targets
-    gives)."""
-    names = [name for name in kit.pool.escalation_arms() if name in eligible]
-    if not kit.pool.escalation_targets:
-        floor = kit.pool.arm(answered_by).output_usd_per_mtok
-        names = [n for n in names if kit.pool.arm(n).output_usd_per_mtok >= floor]
-    return tuple(kit.pool.arm(name) for name in names)
+    """The arms an answer of ``answered_by`` may be escalated to: the pool's
+    ``escalation_targets`` that can serve the request, in their order; when there are none
+    (or none of them can serve it: a tool request in a pool whose targets call no tools),
+    every eligible arm, dearest first, never one cheaper than the answering arm (before any
+    evidence, price is the only sign of strength such a pool gives; ``rule_target`` then
+    picks by value)."""
+    configured = [name for name in kit.pool.escalation_targets if name in eligible]
+    if configured:
+        return tuple(kit.pool.arm(name) for name in configured)
+    floor = kit.pool.arm(answered_by).output_usd_per_mtok
+    return tuple(
+        kit.pool.arm(name)
+        for name in kit.pool.arms_by_price()
+        if name in eligible and kit.pool.arm(name).output_usd_per_mtok >= floor
+    )
 
 
-def escalation_rule(assessment: Assessment, answered_by: str, targets: tuple[Arm, ...]) -> Rule:
+def rule_target(targets: Sequence[Arm], evidence: Evidence, anchor: AnchorConfig | None) -> Arm:
+    """The target the escalation rule sends a failed answer to: of the ``targets`` whose
+    escalations have been rewarded often enough (``anchor.min_evidence``, pooled over every
+    bucket), the one whose escalations earned the most reward, the reward being quality for
+    the cost under the pool's objective; the first target until one has that evidence, or
+    with anchoring off (the strongest configured target, or by default the dearest arm)."""
+    if anchor is None:
+        return targets[0]
+    actions = [escalate_action(target.name) for target in targets]
+    best = evidence.best_pooled(actions, anchor)
+    return targets[0] if best is None else targets[actions.index(best)]
+
+
+def escalation_rule(assessment: Assessment, answered_by: str, target: Arm) -> Rule:
     """The rule the escalation stage starts from: accept an answer whose checks passed,
-    escalate one that failed them to the strongest target. Its evidence is pooled per
+    escalate one that failed them to ``target`` (``rule_target``). Its evidence is pooled per
     verdict (failed or passed, judged or not) and answering arm."""
     failed = assessment.quality < 0.5
     judged = "judged" if assessment.judge_score is not None else "unjudged"
-    action = escalate_action(targets[0].name) if failed else ACCEPT
+    action = escalate_action(target.name) if failed else ACCEPT
     return Rule(action, f"{'failed' if failed else 'passed'}|{judged}|{answered_by}")
 
 

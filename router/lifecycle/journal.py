@@ -13,7 +13,8 @@ import logging
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 from features.embedding import Vector
 from features.errors import ConflictError, SignalrouteError, StoreUnavailableError
@@ -22,7 +23,6 @@ from store.batches import Batch, write_batch
 from store.database import Database
 
 if TYPE_CHECKING:
-    from router.lifecycle.spool import JournalSpool
     from router.trace import DecisionTrace
 
 log = logging.getLogger("signalroute.journal")
@@ -248,6 +248,21 @@ async def write(
     await write_all(database, (), [(journal, outcome, embedding)])
 
 
+class Spool(Protocol):
+    """Durable local storage for journals the store could not take (``JournalSpool``):
+    each entry is one journal with its outcome, listed oldest first."""
+
+    def save(self, journal: Journal, outcome: Outcome, embedding: Vector | None) -> Path: ...
+
+    def entries(self) -> list[Path]: ...
+
+    def count(self) -> int: ...
+
+    def load(self, path: Path) -> tuple[Journal, Outcome, Vector | None]: ...
+
+    def remove(self, path: Path) -> None: ...
+
+
 class JournalWriter:
     """Logs requests and writes journals in the background, many per transaction.
 
@@ -266,7 +281,7 @@ class JournalWriter:
     """
 
     def __init__(
-        self, database: Database, spool: JournalSpool | None = None, *, max_batch: int = 256
+        self, database: Database, spool: Spool | None = None, *, max_batch: int = 256
     ) -> None:
         self._database = database
         self._spool = spool

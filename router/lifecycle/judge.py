@@ -17,7 +17,8 @@ import numpy as np
 
 from features.errors import ProviderBadResponseError
 from features.query import Message, last_user_text
-from features.validators import ValidationSummary, extract_json
+from features.validators import extract_json
+from features.verdicts import ValidationSummary
 from router.lifecycle.stages import JudgeMode
 from router.providers import ChatRequest, Provider
 

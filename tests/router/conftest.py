@@ -15,10 +15,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from router.replay.app import create_replay_app
-from router.replay.dataset import ReplayDataset, ReplayRecord, load_routerbench
-from router.replay.matching import PromptMatcher
 from router.settings import ReplaySettings
+from router.tools.replay_pool.app import create_replay_app
+from router.tools.replay_pool.dataset import ReplayDataset, ReplayRecord, load_routerbench
+from router.tools.replay_pool.matching import PromptMatcher
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "routerbench"

@@ -17,7 +17,7 @@ from features.query import Message
 from router.lifecycle.judge import RUBRIC, LLMJudge, fence, judge_messages
 from router.providers import ChatRequest, Completion, StreamEvent
 from router.providers.base import RateLimit
-from router.replay.judge import split_judge_prompt
+from router.tools.replay_pool.judge import split_judge_prompt
 
 REQUEST: tuple[Message, ...] = ({"role": "user", "content": "Sum 2+2?"},)
 

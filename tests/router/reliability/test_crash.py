@@ -16,7 +16,7 @@ from contextlib import contextmanager
 import httpx
 import pytest
 
-from router.replay.dataset import ReplayDataset
+from router.tools.replay_pool.dataset import ReplayDataset
 from store.database import Database
 from store.embedded import EmbeddedPostgres
 from tests.router.reliability.store_counts import counts

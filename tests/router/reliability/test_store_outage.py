@@ -12,8 +12,8 @@ import httpx
 from fastapi import FastAPI
 
 from router.app import create_app
-from router.replay.dataset import ReplayDataset
 from router.settings import Settings
+from router.tools.replay_pool.dataset import ReplayDataset
 from store.database import Database
 from store.embedded import EmbeddedPostgres
 from tests.router.service.conftest import free_port, run_service

@@ -15,11 +15,11 @@ import uvicorn
 from fastapi import FastAPI
 
 from router.app import create_app
-from router.replay.app import create_replay_app
-from router.replay.dataset import ReplayDataset
-from router.replay.matching import PromptMatcher
 from router.runtime import Runtime
 from router.settings import DEFAULT_KEEP_ALIVE_S, Settings
+from router.tools.replay_pool.app import create_replay_app
+from router.tools.replay_pool.dataset import ReplayDataset
+from router.tools.replay_pool.matching import PromptMatcher
 from store.database import Database
 from tests.router.conftest import replay_settings
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from router.replay.dataset import ReplayDataset
+from router.tools.replay_pool.dataset import ReplayDataset
 from tests.router.service.conftest import ServiceFactory
 
 GPT4 = "gpt-4-1106-preview"

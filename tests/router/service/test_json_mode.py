@@ -15,7 +15,7 @@ import pytest
 from openai import AsyncOpenAI, OpenAI
 from openai.types.chat import ChatCompletion
 
-from router.replay.dataset import ReplayDataset
+from router.tools.replay_pool.dataset import ReplayDataset
 from tests.router.service.conftest import ServiceFactory
 from tests.router.service.test_openai_client import openai_client, user
 

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from features.validators import Expectations, run_validators
-from router.replay.content_faults import INJECTION
-from router.replay.dataset import ReplayDataset
+from router.tools.replay_pool.content_faults import INJECTION
+from router.tools.replay_pool.dataset import ReplayDataset
 from tests.router.service.conftest import ServiceFactory
 
 ARM = "claude-v1"

@@ -12,8 +12,8 @@ from learner.context import Context
 from learner.reward import RewardWeights
 from router.policies import PRE_GENERATION
 from router.providers import Delta
-from router.replay.dataset import ReplayDataset
 from router.routing import RouteRequest
+from router.tools.replay_pool.dataset import ReplayDataset
 from store import embeddings as embedding_store
 from store import requests as request_log
 from store.database import Database

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from learner.reward import RewardWeights, shape_reward
-from router.replay.dataset import ReplayDataset, ReplayRecord
+from router.tools.replay_pool.dataset import ReplayDataset, ReplayRecord
 from tests.router.service.conftest import ServiceClient, ServiceFactory
 
 UNIFORM: dict[str, Any] = {"exploration": "epsilon", "epsilon": 1.0}

@@ -11,7 +11,7 @@ import openai
 import pytest
 from openai import AsyncOpenAI
 
-from router.replay.dataset import ReplayDataset
+from router.tools.replay_pool.dataset import ReplayDataset
 from tests.router.service.conftest import ServiceClient, ServiceFactory
 
 GPT4 = "gpt-4-1106-preview"

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from router.replay.dataset import ReplayDataset
+from router.tools.replay_pool.dataset import ReplayDataset
 from store.database import Database
 from tests.router.service.conftest import ServiceFactory
 
@@ -33,7 +33,13 @@ async def test_health_and_readiness(service: ServiceFactory) -> None:
         assert (await client.get("/healthz")).json() == {"status": "ok"}
         ready = await client.get("/readyz")
         assert ready.status_code == 200
-        assert ready.json() == {"status": "ready", "store": "ok", "arms": 11}
+        assert ready.json() == {
+            "status": "ready",
+            "store": "ok",
+            "arms": 11,
+            "serving_arms": 11,
+            "unavailable_arms": {},
+        }
         models = (await client.get("/v1/models")).json()
         ids = [m["id"] for m in models["data"]]
         assert ids[:3] == ["signalroute/auto", "signalroute/cheap", "signalroute/quality"]

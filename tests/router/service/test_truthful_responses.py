@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from router.replay.dataset import ReplayDataset
+from router.tools.replay_pool.dataset import ReplayDataset
 from tests.router.fake_openai import FakeOpenAI
 from tests.router.service.conftest import ServiceFactory
 from tests.router.service.test_openai_client import GPT4, openai_client, user

@@ -1,0 +1,442 @@
+"""One learned run: the real ``Router`` over the matrix, cold start, train stream, then test.
+
+The router is assembled as ``router.runtime`` assembles it (policy per stage, health and
+spend trackers, the embedder ``RunSettings.embedder`` names, category index, pgvector
+history), with the matrix in place of the providers and the recorded-label judge in place of
+the LLM judge. A run:
+
+1. empties the database and starts every policy cold;
+2. routes the train stream in order, learning from every reward (the ``train`` pass);
+3. routes the test split with learning off (``RouterConfig(learn=False)``: no policy update,
+   no new neighbours): the ``frozen`` pass, the benchmark's main figure;
+4. routes the test split again, learning as in production: the ``online`` pass.
+
+Each request's quality is the recorded quality of the answer it delivered (identified among
+the recorded answers to its prompt), its cost everything the router spent on it: every run,
+cut run, repair, escalation and judge call.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from features.categories import CategoryIndex
+from features.embedders import EmbedderName, create_embedder
+from features.embedding import Embedder, Vector
+from features.errors import ConfigError
+from learner.anchor import DEFAULT_ANCHOR
+from learner.config import Exploration, PolicyConfig
+from learner.reward import RewardWeights
+from router.health import HealthTracker
+from router.lifecycle.stages import ESCALATION, JudgeMode, StageOptions
+from router.policies import PolicyRegistry
+from router.pool import ARM_NAME, Arm, Pool
+from router.providers import Provider
+from router.routing import (
+    PreCredit,
+    RouteFailed,
+    Router,
+    RouterConfig,
+    RouteRequest,
+    RouteResult,
+)
+from router.runtime import STAGE_INTERACTIONS
+from router.settings import Settings
+from router.spend import SpendTracker
+from router.tools.routing_bench.matrix import FloatArray, IndexArray, RoutingMatrix
+from router.tools.routing_bench.providers import MatrixJudge, MatrixProvider, PromptIndex
+from store.database import Database
+from store.migrations import reset_data
+
+BoolArray = npt.NDArray[np.bool_]
+Progress = Callable[[int], None]
+
+TENANT = "bench"
+MATRIX_URL = "http://matrix.invalid/v1"
+"""Base URL of the bench arms: never called (the providers are matrix look-ups)."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A learned configuration: which lifecycle stages run, and how long an escalation chain
+    may grow (``max_escalations``).
+
+    The judge grades answers for the learning signal and, with escalation, for the escalation
+    policy's decision; a variant without escalation has no use for it once learning is off,
+    so its frozen pass runs without the judge.
+    """
+
+    name: str
+    in_generation: bool
+    escalation: bool
+    components: bool
+    description: str
+    max_escalations: int = 1
+
+    def stages(self, judge: JudgeMode, *, learning: bool) -> StageOptions:
+        needed = learning or self.escalation
+        return StageOptions(
+            in_generation=self.in_generation,
+            escalation=self.escalation,
+            components=self.components,
+            judge=judge if needed else "never",
+            max_escalations=self.max_escalations,
+        )
+
+
+VARIANTS: Mapping[str, Variant] = {
+    "pre": Variant(
+        "pre",
+        False,
+        False,
+        False,
+        "pre-generation routing only; the judge's verdicts are the learning signal",
+    ),
+    "escalation": Variant(
+        "escalation",
+        False,
+        True,
+        False,
+        "pre-generation routing, then the learned escalation policy accepts or escalates",
+    ),
+    "chain": Variant(
+        "chain",
+        False,
+        True,
+        False,
+        "escalation, twice at most: an escalated answer is judged and may be escalated again",
+        max_escalations=2,
+    ),
+    "full": Variant(
+        "full",
+        True,
+        True,
+        True,
+        "every stage: pre-generation, in-generation cuts and re-routes, per-component "
+        "repair, learned escalation",
+    ),
+}
+
+
+_SERVICE = {name: field.default for name, field in Settings.model_fields.items()}
+"""The service's default settings, read off the ``Settings`` class (no environment read,
+nothing built): the benchmark measures the defaults."""
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What every learned run of a benchmark shares.
+
+    ``cost_ref_usd`` is where the reward's cost term is one half (the best single model's
+    mean cost on train); ``judge`` is when the judge grades an answer (``always`` gives every
+    request a learning signal; ``on_doubt`` skips answers a validator could check);
+    exploration knobs default to the service's defaults. With ``task_hint`` every request
+    carries its prompt's task as the hint ``task`` (what a caller who knows its traffic
+    would send, and what the task-level baseline is told).
+    """
+
+    cost_ref_usd: float
+    escalation_targets: tuple[str, ...]
+    judge_accuracy: float = 0.9
+    judge: JudgeMode = "always"
+    knn_k: int = _SERVICE["knn_k"]
+    exploration: Exploration = _SERVICE["exploration"]
+    epsilon: float = _SERVICE["epsilon"]
+    gamma_scale: float = _SERVICE["gamma_scale"]
+    learning_rate: float = _SERVICE["learning_rate"]
+    chunk_chars: int = 16
+    task_hint: bool = False
+    anchor: bool = True
+    """Anchor the escalation stage to its rule (``learner.anchor``), as the service does."""
+    pre_credit: PreCredit = "answer"
+    """What the pre-generation decision is rewarded for (``RouterConfig.pre_credit``)."""
+    embedder: EmbedderName = "hashing"
+    """The query embedder (``SIGNALROUTE_EMBEDDER``): history, categories, the kNN baseline."""
+
+    def __post_init__(self) -> None:
+        if self.cost_ref_usd <= 0:
+            raise ValueError("cost_ref_usd must be positive")
+        if not self.escalation_targets:
+            raise ValueError("at least one escalation target is needed")
+
+    def policy_configs(self, seed: int) -> dict[str, PolicyConfig]:
+        return {
+            stage: PolicyConfig(
+                exploration=self.exploration,
+                epsilon=self.epsilon,
+                gamma_scale=self.gamma_scale,
+                learning_rate=self.learning_rate,
+                interactions=interactions,
+                seed=seed,
+            )
+            for stage, interactions in STAGE_INTERACTIONS.items()
+        }
+
+
+@dataclass(frozen=True)
+class LearnedSpec:
+    variant: str
+    lambda_cost: float
+    seed: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.variant} lambda={self.lambda_cost:g} seed={self.seed}"
+
+
+@dataclass(frozen=True, eq=False)
+class PassResult:
+    """Per request of one pass, in stream order: the matrix row, the column whose answer was
+    delivered (-1: the request failed), its quality, everything spent, and what happened."""
+
+    rows: IndexArray
+    column: IndexArray
+    quality: FloatArray
+    cost_usd: FloatArray
+    escalated: BoolArray
+    cut: BoolArray
+    decisions: int
+    seconds: float
+
+    @property
+    def mean_quality(self) -> float:
+        return float(self.quality.mean())
+
+    @property
+    def mean_cost_usd(self) -> float:
+        return float(self.cost_usd.mean())
+
+
+@dataclass(frozen=True, eq=False)
+class LearnedRun:
+    spec: LearnedSpec
+    train: PassResult
+    frozen: PassResult
+    online: PassResult
+
+    @property
+    def decisions_per_s(self) -> float:
+        passes = (self.train, self.frozen, self.online)
+        seconds = sum(p.seconds for p in passes)
+        return sum(p.decisions for p in passes) / seconds if seconds > 0 else 0.0
+
+
+class MemoEmbedder:
+    """An embedder that remembers the vectors of texts it embedded (the benchmark routes the
+    same prompts in several passes; embeddings are deterministic)."""
+
+    def __init__(self, inner: Embedder) -> None:
+        self._inner = inner
+        self._memo: dict[str, Vector] = {}
+
+    @property
+    def dim(self) -> int:
+        return self._inner.dim
+
+    def embed(self, text: str) -> Vector:
+        vector = self._memo.get(text)
+        if vector is None:
+            vector = self._inner.embed(text)
+            self._memo[text] = vector
+        return vector
+
+
+def check_arm_names(matrix: RoutingMatrix) -> None:
+    """Raise ConfigError naming every model of the matrix that cannot be an arm's name, before
+    any work starts (a worker would otherwise fail mid-run)."""
+    bad = [model for model in matrix.models if not ARM_NAME.fullmatch(model)]
+    if bad:
+        raise ConfigError(
+            f"model names that cannot be arm names: {', '.join(map(repr, bad))} (an arm name "
+            f"is letters, digits and . _ / : @ -; rename them in the matrix)"
+        )
+
+
+def bench_pool(matrix: RoutingMatrix, escalation_targets: Sequence[str]) -> Pool:
+    """One arm per model of the matrix, with its list price; context windows never mask."""
+    return Pool(
+        arms=tuple(
+            Arm(
+                name=model,
+                base_url=MATRIX_URL,
+                model=model,
+                input_usd_per_mtok=matrix.prices[model].input_usd_per_mtok,
+                output_usd_per_mtok=matrix.prices[model].output_usd_per_mtok,
+                context_window=10_000_000,
+            )
+            for model in matrix.models
+        ),
+        escalation_targets=tuple(escalation_targets),
+    )
+
+
+@dataclass
+class _Pass:
+    rows: list[int] = field(default_factory=list)
+    column: list[int] = field(default_factory=list)
+    quality: list[float] = field(default_factory=list)
+    cost_usd: list[float] = field(default_factory=list)
+    escalated: list[bool] = field(default_factory=list)
+    cut: list[bool] = field(default_factory=list)
+    decisions: int = 0
+
+    def result(self, seconds: float) -> PassResult:
+        return PassResult(
+            rows=np.asarray(self.rows, dtype=np.intp),
+            column=np.asarray(self.column, dtype=np.intp),
+            quality=np.asarray(self.quality, dtype=np.float64),
+            cost_usd=np.asarray(self.cost_usd, dtype=np.float64),
+            escalated=np.asarray(self.escalated, dtype=np.bool_),
+            cut=np.asarray(self.cut, dtype=np.bool_),
+            decisions=self.decisions,
+            seconds=seconds,
+        )
+
+
+class LearnedRunner:
+    """Runs learned specs on one database (emptied before each run: never a service's)."""
+
+    def __init__(
+        self,
+        matrix: RoutingMatrix,
+        database: Database,
+        settings: RunSettings,
+        *,
+        embedder: Embedder | None = None,
+    ) -> None:
+        self._matrix = matrix
+        self._database = database
+        self._settings = settings
+        self._index = PromptIndex(matrix)
+        self._embedder = embedder or MemoEmbedder(create_embedder(settings.embedder))
+        self._categories = CategoryIndex.build(self._embedder)
+        self._providers: dict[str, Provider] = {
+            model: MatrixProvider(matrix, model, self._index, chunk_chars=settings.chunk_chars)
+            for model in matrix.models
+        }
+        self._pool = bench_pool(matrix, settings.escalation_targets)
+
+    async def run(
+        self,
+        spec: LearnedSpec,
+        train_rows: Sequence[int],
+        test_rows: Sequence[int],
+        progress: Progress | None = None,
+    ) -> LearnedRun:
+        """Cold start, learn over ``train_rows`` in order, score ``test_rows`` frozen, then
+        again learning (see the module contract)."""
+        variant = VARIANTS[spec.variant]
+        settings = self._settings
+        async with self._database.connection() as conn:
+            await reset_data(conn)
+        policies = PolicyRegistry(
+            self._database, settings.policy_configs(spec.seed), snapshot_every=1 << 30
+        )
+        await policies.load()
+        try:
+            health = HealthTracker(self._pool.names)
+            spend = SpendTracker()
+            rng = np.random.default_rng(spec.seed)
+            judge = MatrixJudge(
+                self._matrix, self._index, accuracy=settings.judge_accuracy, seed=spec.seed
+            )
+
+            def router(learn: bool) -> Router:
+                return Router(
+                    pool=self._pool,
+                    providers=self._providers,
+                    database=self._database,
+                    policies=policies,
+                    health=health,
+                    spend=spend,
+                    embedder=self._embedder,
+                    categories=self._categories,
+                    rng=rng,
+                    judge=judge,
+                    config=RouterConfig(
+                        knn_k=settings.knn_k,
+                        learn=learn,
+                        anchor=DEFAULT_ANCHOR if settings.anchor else None,
+                        pre_credit=settings.pre_credit,
+                    ),
+                )
+
+            weights = RewardWeights(
+                lambda_cost=spec.lambda_cost, lambda_latency=0.0, cost_ref_usd=settings.cost_ref_usd
+            )
+            live = router(learn=True)
+            learning = variant.stages(settings.judge, learning=True)
+            serving = variant.stages(settings.judge, learning=False)
+            train = await self._pass(live, train_rows, weights, learning, progress)
+            frozen = await self._pass(router(learn=False), test_rows, weights, serving, progress)
+            online = await self._pass(live, test_rows, weights, learning, progress)
+        finally:
+            for stage in policies.stages:
+                policies.get(stage).close()
+        return LearnedRun(spec=spec, train=train, frozen=frozen, online=online)
+
+    async def _pass(
+        self,
+        router: Router,
+        rows: Sequence[int],
+        weights: RewardWeights,
+        stages: StageOptions,
+        progress: Progress | None,
+    ) -> PassResult:
+        matrix, collected = self._matrix, _Pass()
+        task_hint = self._settings.task_hint
+        started = time.perf_counter()
+        for count, row in enumerate(rows, start=1):
+            prompt = matrix.prompts[row]
+            request = RouteRequest(
+                messages=({"role": "user", "content": prompt.text},),
+                weights=weights,
+                tenant=TENANT,
+                stages=stages,
+                hints={"task": prompt.task} if task_hint else {},
+                tools=prompt.tools or None,
+            )
+            final: RouteResult | RouteFailed | None = None
+            async for event in router.run(request):
+                if isinstance(event, RouteResult | RouteFailed):
+                    final = event
+            assert final is not None, "Router.run ends with a result or a failure"
+            collected.rows.append(row)
+            collected.decisions += len(final.decisions)
+            collected.cut.append(any(d.outcome.startswith("cut") for d in final.decisions))
+            collected.escalated.append(
+                any(
+                    d.stage == ESCALATION and d.outcome.startswith("escalated")
+                    for d in final.decisions
+                )
+            )
+            if isinstance(final, RouteResult):
+                column = self._delivered(row, final)
+                collected.column.append(-1 if column is None else column)
+                collected.quality.append(
+                    0.0 if column is None else float(matrix.quality[row, column])
+                )
+                collected.cost_usd.append(final.cost_usd)
+            else:
+                collected.column.append(-1)
+                collected.quality.append(0.0)
+                collected.cost_usd.append(sum(d.cost_usd or 0.0 for d in final.decisions))
+            if progress is not None and count % 50 == 0:
+                progress(50)
+        if progress is not None:
+            progress(len(rows) % 50)
+        return collected.result(time.perf_counter() - started)
+
+    def _delivered(self, row: int, result: RouteResult) -> int | None:
+        """The column whose recorded answer was delivered: the answering arm's when the text
+        is its recorded answer, else the recorded answer it is identified with (a repaired,
+        assembled answer), else None."""
+        column = self._matrix.column(result.model)
+        if self._matrix.response(row, column) == result.output:
+            return column
+        return self._index.answered_by(row, result.output)

@@ -1,0 +1,96 @@
+"""Which arm a failed answer is escalated to: by price until there is evidence, then by value.
+
+The pool below is priced unlike RouterBench: ``frontier`` is the dearest arm and answers
+worse than ``best``, which costs a fifth of it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from learner.anchor import AnchorConfig, Evidence
+from router.lifecycle.escalation import rule_target
+from router.lifecycle.stages import escalate_action
+from router.pool import Arm, parse_pool
+
+POOL = parse_pool(
+    {
+        "arms": [
+            {
+                "name": "cheap",
+                "base_url": "http://127.0.0.1:9/v1",
+                "model": "cheap-1",
+                "input_usd_per_mtok": 0.1,
+                "output_usd_per_mtok": 0.2,
+            },
+            {
+                "name": "frontier",
+                "base_url": "http://127.0.0.1:9/v1",
+                "model": "frontier-1",
+                "input_usd_per_mtok": 15.0,
+                "output_usd_per_mtok": 75.0,
+            },
+            {
+                "name": "best",
+                "base_url": "http://127.0.0.1:9/v1",
+                "model": "best-1",
+                "input_usd_per_mtok": 3.0,
+                "output_usd_per_mtok": 15.0,
+            },
+        ]
+    },
+    source="test",
+)
+ANCHOR = AnchorConfig(min_evidence=20, z=1.5)
+
+
+def targets() -> tuple[Arm, ...]:
+    return tuple(POOL.arm(name) for name in POOL.escalation_arms())
+
+
+def test_default_targets_are_every_arm_dearest_first() -> None:
+    assert POOL.escalation_arms() == ("frontier", "best", "cheap")
+
+
+def test_configured_targets_keep_their_order() -> None:
+    pool = parse_pool(
+        {**POOL.model_dump(), "escalation_targets": ["best", "frontier"]}, source="test"
+    )
+    assert pool.escalation_arms() == ("best", "frontier")
+
+
+def test_without_evidence_the_rule_escalates_to_the_first_target() -> None:
+    assert rule_target(targets(), Evidence(), ANCHOR).name == "frontier"
+
+
+def test_with_evidence_the_rule_escalates_to_the_target_that_earned_most() -> None:
+    evidence = Evidence()
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        # What escalations to each target earned: the dearer, worse model earns less.
+        evidence.add("failed|judged|cheap", escalate_action("frontier"), rng.uniform(0.4, 0.6))
+        evidence.add("failed|judged|cheap", escalate_action("best"), rng.uniform(0.7, 0.9))
+    assert rule_target(targets(), evidence, ANCHOR).name == "best"
+
+
+def test_too_little_evidence_keeps_the_first_target() -> None:
+    evidence = Evidence()
+    for _ in range(ANCHOR.min_evidence - 1):
+        evidence.add("failed|judged|cheap", escalate_action("best"), 0.9)
+    assert rule_target(targets(), evidence, ANCHOR).name == "frontier"
+
+
+def test_evidence_of_one_target_is_enough_to_prefer_it() -> None:
+    """Only the rewarded targets compete: the dearest arm, never tried, is not assumed better
+    than one whose escalations have a record."""
+    evidence = Evidence()
+    for _ in range(ANCHOR.min_evidence):
+        evidence.add("failed|unjudged|cheap", escalate_action("best"), 0.5)
+    assert rule_target(targets(), evidence, ANCHOR).name == "best"
+
+
+def test_anchoring_off_means_the_first_target() -> None:
+    evidence = Evidence()
+    for _ in range(50):
+        evidence.add("failed|judged|cheap", escalate_action("best"), 0.9)
+    assert rule_target(targets(), evidence, None).name == "frontier"

@@ -1,0 +1,127 @@
+"""The learned run's protocol: learn over train, score test with learning off, then learn on."""
+
+from typing import Any
+
+import numpy as np
+
+from features.embedding import HashingEmbedder
+from features.verdicts import ValidationSummary
+from learner.context import ArmFeatures, Context
+from router.health import HealthTracker
+from router.lifecycle.assessment import Assessment
+from router.lifecycle.decisions import Decider
+from router.lifecycle.escalation import verdict_matters
+from router.lifecycle.journal import Journal
+from router.lifecycle.kit import StageKit
+from router.pool import demo_pool
+from router.tools.routing_bench.learned import (
+    TENANT,
+    VARIANTS,
+    LearnedRunner,
+    LearnedSpec,
+    RunSettings,
+)
+from store import decisions as decision_log
+from store import embeddings as embedding_store
+from store.database import Database
+from tests.router.tools.routing_bench.synthetic import synthetic_matrix
+
+
+def test_frozen_pass_serves_pre_only_variants_without_the_judge() -> None:
+    assert VARIANTS["pre"].stages("always", learning=True).judge == "always"
+    assert VARIANTS["pre"].stages("always", learning=False).judge == "never"
+    assert VARIANTS["escalation"].stages("always", learning=False).judge == "always"
+    assert VARIANTS["full"].stages("on_doubt", learning=False).components
+    assert VARIANTS["escalation"].stages("always", learning=False).max_escalations == 1
+    assert VARIANTS["chain"].stages("always", learning=False).max_escalations == 2
+
+
+async def test_frozen_pass_neither_learns_nor_remembers(database: Database) -> None:
+    matrix = synthetic_matrix(50)
+    settings = RunSettings(cost_ref_usd=0.001, escalation_targets=("strong",))
+    runner = LearnedRunner(matrix, database, settings)
+    train, test = matrix.rows("train"), matrix.rows("test")
+    run = await runner.run(LearnedSpec("pre", 0.3, seed=0), list(train), list(test))
+    assert run.frozen.rows.tolist() == test.tolist()
+    assert run.decisions_per_s > 0
+    async with database.connection() as conn:
+        pre = await decision_log.list_decisions(conn, stage="pre", tenant=TENANT)
+        stored = await embedding_store.nearest(
+            conn, HashingEmbedder().embed(matrix.prompts[0].text), k=200, tenant=TENANT
+        )
+    versions = [d.policy_version for d in pre]
+    assert versions[:35] == list(range(35))  # learning: one update per request
+    assert versions[35:50] == [35] * 15  # frozen: the policy stays as train left it
+    assert versions[50:] == list(range(35, 50))  # online: learning again
+    assert len(stored) == 35 + 15  # frozen requests are never neighbours
+    for decision in pre[35:50]:  # frozen: the greedy arm (ties shared), taken as logged
+        taken = {p for p in decision.pmf.values() if p > 0}
+        assert taken == {decision.probability}
+        assert decision.pmf[decision.chosen_arm] == max(decision.pmf.values())
+    exploring = [d for d in pre[50:] if len({p for p in d.pmf.values() if p > 0}) > 1]
+    assert exploring, "learning again, the policy explores"
+    assert np.isfinite(run.online.cost_usd).all()
+
+
+async def test_the_task_hint_reaches_every_logged_context(database: Database) -> None:
+    matrix = synthetic_matrix(20)
+    settings = RunSettings(cost_ref_usd=0.001, escalation_targets=("strong",), task_hint=True)
+    runner = LearnedRunner(matrix, database, settings)
+    train, test = matrix.rows("train"), matrix.rows("test")
+    await runner.run(LearnedSpec("pre", 0.3, seed=0), list(train), list(test))
+    async with database.connection() as conn:
+        pre = await decision_log.list_decisions(conn, stage="pre", tenant=TENANT)
+    hinted = [d.context["shared"]["Q"]["hint_task"] for d in pre]
+    rows = [*train, *test, *test]  # the three passes, in order
+    assert hinted == [matrix.prompts[row].task for row in rows]
+
+
+class _Policy:
+    updates = 0
+
+    def pmf(self, context: Context) -> list[float]:
+        return [0.2, 0.5, 0.3]
+
+
+class _Policies:
+    def get(self, stage: str) -> _Policy:
+        return _Policy()
+
+
+def _draws(decider: Decider, n: int) -> list[str]:
+    context = Context(
+        shared={"Q": {"x": 1.0}},
+        arms=tuple(ArmFeatures(a, {"A": {"arm": a}}) for a in ("a", "b", "c")),
+    )
+    journal = Journal("request", "bench", None)
+    return [decider.draw(journal, "pre", context).action for _ in range(n)]
+
+
+def test_a_decider_that_does_not_learn_acts_greedily_unless_told_to_explore() -> None:
+    policies: Any = _Policies()
+    frozen = Decider(policies, np.random.default_rng(0), learn=False)
+    assert not frozen.explores
+    assert set(_draws(frozen, 50)) == {"b"}
+    exploring = Decider(policies, np.random.default_rng(0), learn=False, explore=True)
+    assert set(_draws(exploring, 200)) == {"a", "b", "c"}
+    assert Decider(policies, np.random.default_rng(0)).explores
+
+
+def test_escalated_answers_are_judged_only_when_the_verdict_can_matter() -> None:
+    def kit(learn: bool) -> StageKit:
+        rng = np.random.default_rng(0)
+        policies: Any = _Policies()
+        return StageKit(
+            pool=demo_pool(),
+            providers={},
+            health=HealthTracker(demo_pool().names),
+            decider=Decider(policies, rng, learn=learn),
+            rng=rng,
+        )
+
+    def first(quality: float) -> Assessment:
+        return Assessment(validation=ValidationSummary(()), verdict=None, quality=quality)
+
+    assert verdict_matters(kit(learn=True), first(0.0))  # the escalation's reward
+    assert verdict_matters(kit(learn=False), first(1.0))  # which answer is kept
+    assert not verdict_matters(kit(learn=False), first(0.0))  # the new one, whatever
