@@ -6,8 +6,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
+CHROMIUM := /usr/bin/chromium
 
-.PHONY: serve test lint setup clean
+.PHONY: serve test lint setup clean browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +32,19 @@ lint: $(STAMP_DEV)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint
+# The dashboard's browser test drives Debian's Chromium (never a downloaded browser): install
+# it when it is missing and we are root with apt-get; otherwise say that the test will skip.
+browser:
+	@if [ -x $(CHROMIUM) ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's chromium for the dashboard's browser test"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	else \
+		echo "note: no $(CHROMIUM) and not root with apt-get: the dashboard's browser test" \
+			"will be skipped (install Debian's 'chromium' package to run it)"; \
+	fi
+
+test: lint browser
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 clean:

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from opentelemetry.trace import Tracer
 
 from features.errors import SignalrouteError
+from router import dashboard
 from router.api import chat, health, policies, route
 from router.api import metrics as metrics_api
 from router.api.errors import install_error_handlers
@@ -107,6 +108,7 @@ def create_app(
     app.include_router(route.routes)
     app.include_router(policies.routes)
     app.include_router(metrics_api.routes)
+    app.include_router(dashboard.routes)
     if replay_app is not None:
         app.mount(REPLAY_MOUNT, replay_app)
     return app

@@ -31,7 +31,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
@@ -515,6 +515,11 @@ class Router:
         if prep.request.session:
             self._recent.served(prep.request.tenant, f"session:{prep.request.session}", arm)
         prep.journal.settled(ledger.traces)
+        parts = tuple(
+            ComponentTrace(index=i, kind=c.kind, arm=c.arm or arm, chars=len(c.text))
+            for i, c in enumerate(components)
+        )
+        assessed = assessment.as_json()
         await self._record(
             prep.journal,
             Completed(
@@ -522,6 +527,11 @@ class Router:
                 model=arm,
                 cost_usd=ledger.cost_usd,
                 latency_ms=latency_ms,
+                trace={
+                    "components": [asdict(part) for part in parts],
+                    "assessment": assessed,
+                    "timings": dict(prep.timings),
+                },
             ),
             prep.embedding if self._config.learn else None,
         )
@@ -532,11 +542,8 @@ class Router:
             cost_usd=ledger.cost_usd,
             latency_ms=latency_ms,
             decisions=tuple(ledger.traces),
-            components=tuple(
-                ComponentTrace(index=i, kind=c.kind, arm=c.arm or arm, chars=len(c.text))
-                for i, c in enumerate(components)
-            ),
-            assessment=assessment.as_json(),
+            components=parts,
+            assessment=assessed,
             timings=dict(prep.timings),
             finish_reason=answer.finish_reason,
             prompt_tokens=answer.prompt_tokens if reported else None,

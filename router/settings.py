@@ -202,7 +202,15 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = Field(
         default=None,
         description="When set, GET /metrics needs 'Authorization: Bearer <this token>' "
-        "(its labels name tenants and their spend); unset: /metrics is open, like /healthz.",
+        "(its labels name tenants and their spend); unset: /metrics is open, like /healthz. "
+        "It is also the operator's token of the dashboard: with SIGNALROUTE_AUTH=keys, "
+        "/dashboard shows every tenant's traffic to it, and a tenant's own to an API key.",
+    )
+    dashboard_reports: Path = Field(
+        default=Path("signalroute-replay"),
+        description="Folder where GET /dashboard looks for the newest offline-evaluation "
+        "report (a replay.json that `signalroute evaluate --out` wrote, in it or below it); "
+        "operators only.",
     )
     log_format: Literal["json", "text"] = Field(
         default="json", description="Log lines as JSON objects (with request ids) or text."

@@ -31,6 +31,8 @@ async def call(client: ServiceClient, token: str, endpoint: str, **extra: Any) -
         return await client.post("/feedback", json=reward, headers=headers)
     if endpoint == "request":
         return await client.get(f"/requests/{extra['request_id']}", headers=headers)
+    if endpoint == "dashboard":
+        return await client.get("/dashboard/api/overview", headers=headers)
     assert endpoint == "policies"
     return await client.get("/policies", headers=headers)
 
@@ -43,6 +45,7 @@ NEEDS = {
     "feedback": "feedback",
     "request": "read",
     "policies": "read",
+    "dashboard": "read",
 }
 
 

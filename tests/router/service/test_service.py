@@ -96,6 +96,12 @@ async def test_route_and_run_logs_decision_and_reward(
         [logged] = stored["decisions"]
         assert logged["probability"] == pytest.approx(decision["probability"])
         assert [r["source"] for r in logged["rewards"]] == ["immediate"]
+        assert logged["cost_usd"] == pytest.approx(decision["cost_usd"])
+        assert logged["latency_ms"] == pytest.approx(decision["latency_ms"])
+        # The rest of the trace is kept with the request, as the response showed it.
+        assert stored["trace"]["components"] == body["trace"]["components"]
+        assert stored["trace"]["assessment"] == body["trace"]["assessment"]
+        assert stored["trace"]["timings"] == pytest.approx(timings)
 
 
 @pytest.mark.parametrize(
