@@ -132,7 +132,8 @@ async def route_and_run(
     """Route the request, run it on the chosen arm, and return the answer with its trace.
 
     With ``stream: true`` the answer arrives as server-sent events: ``delta`` events with
-    text, then one ``result`` event (the same body as the non-streaming response) or one
+    text, ``switch`` events (everything streamed before a switch is replaced by what follows
+    it), then one ``result`` event (the same body as the non-streaming response) or one
     ``error`` event.
     """
     check_prompt_size(body.messages, runtime.settings)
