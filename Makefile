@@ -21,7 +21,7 @@ $(STAMP_RUN): pyproject.toml | $(BIN)/python
 	touch $@
 
 $(STAMP_DEV): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev,analysis,semantic,docs]'
+	$(BIN)/pip install --quiet -e '.[dev,analysis,semantic,docs,otel]'
 	touch $@ $(STAMP_RUN)
 
 setup: $(STAMP_DEV)

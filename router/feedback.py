@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from features.errors import NotFoundError, RequestError
 from learner.context import Context
+from router import tracing
 from router.lifecycle.stages import (
     COMPONENT,
     ESCALATE_PREFIX,
@@ -106,13 +107,15 @@ async def record_feedback(
         for d in targets
     ]
     credited: list[Credited] = []
-    async with database.connection() as conn:
-        recorded = [
-            await reward_log.record_reward(
-                conn, decision_id=d.id, value=reward, source=source, idempotency_key=key
-            )
-            for d, key in zip(targets, keys, strict=True)
-        ]
+    rows = tracing.store_attributes("record_rewards", {"rewards": len(targets)})
+    with tracing.span("signalroute.store.record_rewards", rows):
+        async with database.connection() as conn:
+            recorded = [
+                await reward_log.record_reward(
+                    conn, decision_id=d.id, value=reward, source=source, idempotency_key=key
+                )
+                for d, key in zip(targets, keys, strict=True)
+            ]
     for decision, (record, created) in zip(targets, recorded, strict=True):
         updates = None
         if created and learn and decision.stage in policies.stages:

@@ -17,6 +17,7 @@ from learner.anchor import Evidence
 from learner.config import PolicyConfig
 from learner.context import Context
 from learner.vw_policy import PolicyState, VWPolicy
+from router import tracing
 from router.lifecycle.stages import PRE_GENERATION
 from store import rewards as reward_log
 from store import snapshots
@@ -189,8 +190,14 @@ class PolicyRegistry:
                 return None
             state = policy.state()
             meta = {"updates": state.updates, "config": asdict(state.config)}
-            async with self._database.connection() as conn:
-                version = await snapshots.save_snapshot(conn, stage, state.model, meta)
+            attributes = {
+                **tracing.store_attributes("save_snapshot"),
+                "signalroute.stage": stage,
+                "signalroute.policy.version": state.updates,
+            }
+            with tracing.span("signalroute.store.save_snapshot", attributes, root=True):
+                async with self._database.connection() as conn:
+                    version = await snapshots.save_snapshot(conn, stage, state.model, meta)
             self._saved_at[stage] = state.updates
             self._versions[stage] = version
             return version

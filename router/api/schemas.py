@@ -282,8 +282,14 @@ class ValidatorsBody(BaseModel):
         return value
 
 
-class RouteAndRunBody(StorableBody):
-    """``POST /route-and-run``. Unknown fields are rejected, so typos do not pass silently."""
+RUN_FIELDS = ("temperature", "stream", "stages", "validators")
+"""The fields of ``/route-and-run`` about running the model, which ``/route`` does not take."""
+
+
+class RouteBody(StorableBody):
+    """``POST /route``: what the router decides from (the fields of ``/route-and-run`` that
+    do not concern running the model). Unknown fields are rejected, so typos do not pass
+    silently."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -307,16 +313,32 @@ class RouteAndRunBody(StorableBody):
         description="Counted against the session budget; keeps a conversation on its arm.",
     )
     response_format: dict[str, Any] | None = Field(
-        default=None, description="OpenAI's JSON mode or JSON schema; the answer is checked."
+        default=None,
+        description="OpenAI's JSON mode or JSON schema; the answer is checked (on /route: "
+        "a query signal).",
     )
     constraints: ConstraintsBody | None = None
     objective: ObjectiveBody | None = None
-    max_tokens: int | None = Field(default=None, gt=0, description="Forwarded to the arm.")
-    temperature: float | None = Field(default=None, ge=0, le=2, description="Forwarded to the arm.")
-    stream: bool = Field(default=False, description="Answer as server-sent events.")
-    stages: StagesBody | None = None
-    validators: ValidatorsBody | None = None
+    max_tokens: int | None = Field(
+        default=None,
+        gt=0,
+        description="Forwarded to the arm (on /route: the cap you will ask for); arms whose "
+        "context window cannot hold it are masked.",
+    )
     hints: dict[str, str] | None = Field(default=None, description=HINTS_DOC)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _decides_only(cls, data: Any) -> Any:
+        """On ``/route`` itself, the run's fields get a message saying why they do not fit."""
+        if cls is RouteBody and isinstance(data, dict):
+            given = [name for name in RUN_FIELDS if name in data]
+            if given:
+                raise ValueError(
+                    f"{', '.join(given)}: POST /route only decides and runs no model; "
+                    "these fields belong to POST /route-and-run"
+                )
+        return data
 
     @field_validator("messages")
     @classmethod
@@ -332,6 +354,16 @@ class RouteAndRunBody(StorableBody):
     @classmethod
     def _format(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         return check_response_format(value)
+
+
+class RouteAndRunBody(RouteBody):
+    """``POST /route-and-run``: what the router decides from, and how the run goes. Unknown
+    fields are rejected, so typos do not pass silently."""
+
+    temperature: float | None = Field(default=None, ge=0, le=2, description="Forwarded to the arm.")
+    stream: bool = Field(default=False, description="Answer as server-sent events.")
+    stages: StagesBody | None = None
+    validators: ValidatorsBody | None = None
 
 
 class FeedbackBody(StorableBody):

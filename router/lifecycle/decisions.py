@@ -19,6 +19,7 @@ import numpy as np
 from learner.anchor import DEFAULT_ANCHOR, AnchorConfig, Evidence, anchored_pmf
 from learner.context import Context
 from learner.sampling import greedy_pmf, sample_index
+from router import tracing
 from router.lifecycle.journal import DecisionRow, Journal, RewardRow
 from router.policies import PolicyRegistry
 from router.trace import DecisionTrace
@@ -105,6 +106,7 @@ class Decider:
         """Draw an action from the stage's policy and journal the decision. With a ``rule``
         (and anchoring on) the stage starts from the rule's action and leaves it only where
         its evidence says the policy's choice earns more (``learner.anchor``)."""
+        started_ns = tracing.started_ns()
         policy = self._policies.get(stage)
         pmf = policy.pmf(context)
         bucket: str | None = None
@@ -148,6 +150,7 @@ class Decider:
                 policy_version=drawn.policy_version,
             )
         )
+        tracing.decided(drawn, started_ns)
         return drawn
 
     async def settle(

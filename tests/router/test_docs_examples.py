@@ -72,6 +72,20 @@ def test_feedback_loop(demo_service: RunningService) -> None:
     }
 
 
+def test_decide_only(demo_service: RunningService) -> None:
+    module = example("decide_only")
+    result = module.main(demo_service.base_url)
+    decision = result["decision"]
+    assert decision["arm"] in demo_service.runtime.pool.names
+    assert result["after"] == result["before"] + 1  # the caller's reward was learned
+    with httpx.Client(base_url=demo_service.base_url, timeout=30) as client:
+        logged = client.get(f"/requests/{decision['request_id']}").json()
+    assert logged["status"] == "delegated"
+    [pre] = logged["decisions"]
+    assert pre["probability"] == decision["probability"]
+    assert [(r["source"], r["value"]) for r in pre["rewards"]] == [("sql-check", result["reward"])]
+
+
 def test_pool_file_serves_both_arms(database: Database, database_url: str, tmp_path: Path) -> None:
     pool = load_pool(EXAMPLES / "pool.yaml")  # the file as shipped is valid
     assert pool.names == ("gpt-4o-mini", "local-llama")
