@@ -1,5 +1,7 @@
 # Two commands: `make serve` (set up, then run the service with the embedded store and the
-# demo pool) and `make test` (set up, then lint, type-check and run the whole test suite).
+# demo pool) and `make test` (set up, then lint, type-check and run the whole test suite, which
+# builds the documentation site strictly). `make docs` regenerates the reference pages and builds
+# the site into site/.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -8,7 +10,7 @@ STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: serve test lint setup clean browser
+.PHONY: serve test lint setup docs clean browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +21,7 @@ $(STAMP_RUN): pyproject.toml | $(BIN)/python
 	touch $@
 
 $(STAMP_DEV): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev,analysis,semantic]'
+	$(BIN)/pip install --quiet -e '.[dev,analysis,semantic,docs,otel]'
 	touch $@ $(STAMP_RUN)
 
 setup: $(STAMP_DEV)
@@ -47,5 +49,9 @@ browser:
 test: lint browser
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+docs: $(STAMP_DEV)
+	$(BIN)/python -m router.tools.docs_reference
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache site

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from opentelemetry.trace import Tracer
 
 from features.errors import SignalrouteError
 from router import dashboard
@@ -27,6 +28,7 @@ from router.settings import Settings, load_settings
 from router.tools.replay_pool.app import create_replay_app
 from router.tools.replay_pool.dataset import load_routerbench
 from router.tools.replay_pool.tool_arms import load_tool_arms
+from router.tracing import Tracing, TracingMiddleware, open_tracing
 from router.version import installed_version
 from store import api_keys
 
@@ -41,12 +43,16 @@ def self_url(settings: Settings) -> str:
     return f"http://{host}:{settings.port}"
 
 
-def create_app(settings: Settings, *, replay_app: FastAPI | None = None) -> FastAPI:
-    """The router service. Raises ConfigError for an invalid pool file or missing replay data.
+def create_app(
+    settings: Settings, *, replay_app: FastAPI | None = None, tracer: Tracer | None = None
+) -> FastAPI:
+    """The router service. Raises ConfigError for an invalid pool file or missing replay data
+    (or OTLP tracing asked for without the ``otel`` extra).
 
     Without a pool file the replay pool is mounted at ``/replay`` and used as the pool; it is
     also mounted when a pool file points an arm at ``{self}/replay/v1``. ``replay_app``
-    replaces the one built from ``settings.replay`` (tests share one).
+    replaces the one built from ``settings.replay`` (tests share one); ``tracer`` replaces
+    the one ``settings.otel_*`` describe (``router.tracing``).
     """
     pool: Pool
     if settings.pool_config is not None:
@@ -63,6 +69,7 @@ def create_app(settings: Settings, *, replay_app: FastAPI | None = None) -> Fast
         pool = demo_pool() if served is None else served_arms(demo_pool(), served)
         pool = pool.bind_self(self_url(settings))
     metrics = Metrics()
+    tracing = Tracing(tracer) if tracer is not None else open_tracing(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -80,6 +87,7 @@ def create_app(settings: Settings, *, replay_app: FastAPI | None = None) -> Fast
         finally:
             app.state.runtime = None
             await runtime_context.__aexit__(None, None, None)
+            tracing.shutdown()  # sends the spans still buffered
 
     app = FastAPI(
         title="signalroute",
@@ -91,7 +99,9 @@ def create_app(settings: Settings, *, replay_app: FastAPI | None = None) -> Fast
     app.state.metrics = metrics
     app.state.metrics_token = settings.metrics_token
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestContextMiddleware, metrics=metrics)  # outermost
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    if tracing.tracer is not None:  # outermost: the access log line carries the trace id
+        app.add_middleware(TracingMiddleware, tracer=tracing.tracer, skip=(REPLAY_MOUNT,))
     install_error_handlers(app)
     app.include_router(health.routes)
     app.include_router(chat.routes)

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 from features.errors import FeedbackWindowClosedError, NotFoundError, RequestError
 from learner.context import Context
+from router import tracing
 from router.lifecycle.stages import (
     COMPONENT,
     ESCALATE_PREFIX,
@@ -150,14 +151,16 @@ async def record_feedback(
         for d in targets
     ]
     credited: list[Credited] = []
-    async with database.connection() as conn:
-        tenant = (await request_log.get_request(conn, targets[0].request_id)).tenant
-        recorded = [
-            await reward_log.record_reward(
-                conn, decision_id=d.id, value=reward, source=source, idempotency_key=key
-            )
-            for d, key in zip(targets, keys, strict=True)
-        ]
+    rows = tracing.store_attributes("record_rewards", {"rewards": len(targets)})
+    with tracing.span("signalroute.store.record_rewards", rows):
+        async with database.connection() as conn:
+            tenant = (await request_log.get_request(conn, targets[0].request_id)).tenant
+            recorded = [
+                await reward_log.record_reward(
+                    conn, decision_id=d.id, value=reward, source=source, idempotency_key=key
+                )
+                for d, key in zip(targets, keys, strict=True)
+            ]
     for decision, (record, created) in zip(targets, recorded, strict=True):
         learned = None
         counted_as = None

@@ -13,6 +13,8 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from router.tracing import log_ids
+
 REQUEST_ID: ContextVar[str | None] = ContextVar("signalroute_request_id", default=None)
 """The id of the HTTP request being served (``x-request-id``), or None outside one."""
 
@@ -37,7 +39,8 @@ class RequestIdFilter(logging.Filter):
 
 
 class JsonFormatter(logging.Formatter):
-    """``{"ts", "level", "logger", "message", "request_id"?, ...extra, "exc"?}`` per line.
+    """``{"ts", "level", "logger", "message", "request_id"?, "trace_id"?, "span_id"?, ...extra,
+    "exc"?}`` per line (the trace ids of the OpenTelemetry span current when it was logged).
 
     Attributes given with ``extra=`` are included as fields; values JSON cannot hold are
     written with ``str``.
@@ -53,6 +56,7 @@ class JsonFormatter(logging.Formatter):
         request_id = getattr(record, "request_id", None) or REQUEST_ID.get()
         if request_id and request_id != "-":
             entry["request_id"] = request_id
+        entry.update(log_ids())  # trace_id and span_id in a traced request
         for key, value in record.__dict__.items():
             if key not in _STANDARD_ATTRIBUTES and not key.startswith("_"):
                 entry[key] = value

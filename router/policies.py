@@ -24,6 +24,7 @@ from learner.anchor import Evidence
 from learner.config import PolicyConfig
 from learner.context import Context
 from learner.vw_policy import PolicyState, VWPolicy
+from router import tracing
 from router.lifecycle.stages import PRE_GENERATION
 from router.tenancy import SHARED, Tenancy, prior_name, shared_name, tenant_name
 from router.tenant_cache import TenantCache, TenantState
@@ -497,10 +498,17 @@ class PolicyRegistry:
             meta = {"updates": state.updates, "config": asdict(state.config)}
             if tenant is not None:
                 meta["tenant"] = tenant
-            async with self._database.connection() as conn:
-                version = await snapshots.save_snapshot(conn, name, state.model, meta)
-                if tenant is not None:
-                    await snapshots.prune(conn, name, self._tenancy.snapshots_kept)
+            attributes = {
+                **tracing.store_attributes("save_snapshot"),
+                "signalroute.stage": name.split(":", 1)[0],
+                "signalroute.policy.name": name,
+                "signalroute.policy.version": state.updates,
+            }
+            with tracing.span("signalroute.store.save_snapshot", attributes, root=True):
+                async with self._database.connection() as conn:
+                    version = await snapshots.save_snapshot(conn, name, state.model, meta)
+                    if tenant is not None:
+                        await snapshots.prune(conn, name, self._tenancy.snapshots_kept)
             self._saved_at[name] = state.updates
             self._versions[name] = version
             return version

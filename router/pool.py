@@ -54,22 +54,43 @@ class Arm(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: str = Field(min_length=1, pattern=ARM_NAME.pattern)
-    base_url: str = Field(min_length=1)
+    name: str = Field(
+        min_length=1,
+        pattern=ARM_NAME.pattern,
+        description="The arm's name in traces, metrics and /v1/models (clients may name it as "
+        "the model to bypass routing).",
+    )
+    base_url: str = Field(
+        min_length=1,
+        description="The OpenAI-compatible API's base URL (http:// or https://; {self} stands "
+        "for this router's own address).",
+    )
     model: str = Field(min_length=1, description="Model id sent to the provider.")
     api_key_env: str | None = Field(
         default=None, description="Name of the environment variable holding the API key."
     )
-    input_usd_per_mtok: NonNegative = 0.0
-    output_usd_per_mtok: NonNegative = 0.0
-    context_window: int = Field(default=8192, gt=0)
-    capabilities: frozenset[str] = frozenset()
+    input_usd_per_mtok: NonNegative = Field(
+        default=0.0,
+        description="List price of input tokens, USD per million (used when the provider "
+        "reports no cost).",
+    )
+    output_usd_per_mtok: NonNegative = Field(
+        default=0.0, description="List price of output tokens, USD per million."
+    )
+    context_window: int = Field(
+        default=8192, gt=0, description="Tokens the model takes; a longer prompt masks the arm."
+    )
+    capabilities: frozenset[str] = Field(
+        default=frozenset(),
+        description="What the arm can do: code, json, tools, vision, reasoning, ...; a "
+        "request that needs one masks the arms without it.",
+    )
     serves_only: frozenset[str] = Field(
         default=frozenset(),
         description="When set, the arm serves only requests that need one of these "
         "capabilities (a tool-calling model kept for agent traffic: [tools]).",
     )
-    timeout_s: float = Field(default=60.0, gt=0)
+    timeout_s: float = Field(default=60.0, gt=0, description="Timeout of one call (seconds).")
 
     @field_validator("base_url")
     @classmethod
@@ -98,8 +119,17 @@ class Objective(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    lambda_cost: float = Field(default=0.3, ge=0)
-    lambda_latency: float = Field(default=0.05, ge=0)
+    lambda_cost: float = Field(
+        default=0.3,
+        ge=0,
+        description="Weight of the cost term: near zero, spending cost_ref_usd costs this much "
+        "quality. Raise it to save more.",
+    )
+    lambda_latency: float = Field(
+        default=0.05,
+        ge=0,
+        description="Weight of the latency term (one half at latency_ref_ms).",
+    )
 
 
 class StageDefaults(BaseModel):
@@ -107,15 +137,40 @@ class StageDefaults(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    in_generation: bool = True
-    escalation: bool = True
-    components: bool = True
-    judge: Literal["always", "on_doubt", "sampled", "never"] = "on_doubt"
-    judge_sample_rate: float = Field(default=0.1, ge=0, le=1)
-    holdback_chars: int = Field(default=200, ge=0)
-    stall_ms: float = Field(default=10_000.0, gt=0)
-    max_switches: int = Field(default=2, ge=0)
-    max_escalations: int = Field(default=1, ge=1, le=5)
+    in_generation: bool = Field(
+        default=True, description="Watch the stream; cut a run that goes wrong and re-route."
+    )
+    escalation: bool = Field(
+        default=True, description="Let the post-generation policy escalate a doubtful answer."
+    )
+    components: bool = Field(
+        default=True,
+        description="Rewrite a failed part (a code block that does not parse, prose that "
+        "refuses) with another arm.",
+    )
+    judge: Literal["always", "on_doubt", "sampled", "never"] = Field(
+        default="on_doubt",
+        description="When the judge grades an answer: always, on_doubt (no validator could "
+        "check the content), sampled (judge_sample_rate of answers) or never.",
+    )
+    judge_sample_rate: float = Field(
+        default=0.1, ge=0, le=1, description="Share of answers judged with judge: sampled."
+    )
+    holdback_chars: int = Field(
+        default=200,
+        ge=0,
+        description="Characters a stream holds back until they passed the detectors, so a "
+        "run cut early is never seen by the client.",
+    )
+    stall_ms: float = Field(
+        default=10_000.0, gt=0, description="A run with no token for this long is cut."
+    )
+    max_switches: int = Field(
+        default=2, ge=0, description="Most runs cut and re-routed during generation in one request."
+    )
+    max_escalations: int = Field(
+        default=1, ge=1, le=5, description="Longest escalation chain of one answer."
+    )
 
 
 class Profile(BaseModel):
@@ -132,13 +187,30 @@ class Profile(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    description: str | None = None
-    arms: tuple[str, ...] | None = Field(default=None, min_length=1)
-    objective: Objective | None = None
-    stages: StageDefaults | None = None
-    stream: Literal["final", "live"] = "final"
-    conversation: Literal["prefer", "pin", "free"] = "prefer"
-    switch_cost: float = Field(default=0.05, ge=0, le=1)
+    description: str | None = Field(default=None, description="Shown in /v1/models.")
+    arms: tuple[str, ...] | None = Field(
+        default=None, min_length=1, description="The arms it may draw (unset: every arm)."
+    )
+    objective: Objective | None = Field(default=None, description="Replaces the pool's objective.")
+    stages: StageDefaults | None = Field(
+        default=None, description="Overrides the stage options it sets."
+    )
+    stream: Literal["final", "live"] = Field(
+        default="final",
+        description="final: stream the answer once every stage accepted it; live: forward "
+        "text as it is generated, marking a replacement with a signalroute.switch chunk.",
+    )
+    conversation: Literal["prefer", "pin", "free"] = Field(
+        default="prefer",
+        description="A turn and its conversation's previous arm: prefer (leaving it costs "
+        "switch_cost of reward), pin (keep it while eligible) or free (ignore it).",
+    )
+    switch_cost: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="Reward a turn loses by leaving its conversation's previous arm.",
+    )
 
     def stage_values(self, defaults: StageDefaults) -> dict[str, Any]:
         """``defaults`` with the options this profile sets on top."""
@@ -161,13 +233,29 @@ class Pool(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    arms: tuple[Arm, ...] = Field(min_length=1)
-    objective: Objective = Objective()
-    judge: Arm | None = None
-    escalation_targets: tuple[str, ...] = ()
-    stages: StageDefaults = StageDefaults()
-    profiles: dict[ProfileName, Profile] = Field(default_factory=dict)
-    """Route profiles by name; clients name them as the model ``signalroute/<name>``."""
+    arms: tuple[Arm, ...] = Field(
+        min_length=1,
+        description="The models routing chooses among.",
+    )
+    objective: Objective = Field(
+        default=Objective(), description="Default reward weights; requests may override them."
+    )
+    judge: Arm | None = Field(
+        default=None, description="The model that grades answers (never routed to)."
+    )
+    escalation_targets: tuple[str, ...] = Field(
+        default=(),
+        description="Arms a doubtful answer may be escalated to, strongest first (default: "
+        "every arm not cheaper than the answering one, dearest first, then by value).",
+    )
+    stages: StageDefaults = Field(
+        default=StageDefaults(),
+        description="Default stage options; requests and profiles may override each of them.",
+    )
+    profiles: dict[ProfileName, Profile] = Field(
+        default_factory=dict,
+        description="Route profiles by name; clients name them as the model signalroute/<name>.",
+    )
 
     @model_validator(mode="after")
     def _known_references(self) -> Pool:

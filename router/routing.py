@@ -33,7 +33,7 @@ import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 
@@ -46,6 +46,7 @@ from features.components import (
 )
 from features.embedding import Embedder, Vector
 from features.errors import (
+    NoEligibleArmError,
     ProviderError,
     SignalrouteError,
     StoreUnavailableError,
@@ -57,18 +58,26 @@ from features.tool_calls import CHECK_NAMES as TOOL_CHECK_NAMES
 from features.validators import run_validators
 from features.verdicts import ValidationSummary
 from learner.anchor import DEFAULT_ANCHOR, AnchorConfig
+from router import tracing
 from router.constraints import eligible_arms
 from router.conversations import RecentTurns, previous_turn_key, turn_key
 from router.health import HealthTracker
 from router.lifecycle.assessment import assess, failed_tool_calls
 from router.lifecycle.decisions import Decider, trace
 from router.lifecycle.escalation import Escalated, escalate
-from router.lifecycle.generating import FAILED_RUN_REWARD, generate
+from router.lifecycle.generating import (
+    FAILED_RUN_REWARD,
+    choose,
+    decision_signals,
+    generate,
+)
 from router.lifecycle.journal import (
     Completed,
+    Delegated,
     Failed,
     Journal,
     JournalWriter,
+    Outcome,
     PendingRequest,
     RequestRow,
 )
@@ -78,9 +87,7 @@ from router.lifecycle.kit import StageKit
 from router.lifecycle.prompts import rendered_answer
 from router.lifecycle.repair import repair
 from router.lifecycle.request import RouteRequest
-from router.lifecycle.stages import (
-    COMPONENT,
-)
+from router.lifecycle.stages import COMPONENT, PRE_GENERATION
 from router.lifecycle.state import Generated, Ledger, Prepared
 from router.policies import PolicyRegistry
 from router.pool import Pool
@@ -88,6 +95,7 @@ from router.providers import Delta, Provider
 from router.spend import SpendTracker
 from router.trace import (
     ComponentTrace,
+    Decided,
     DecisionTrace,
     RouteEvent,
     RouteFailed,
@@ -99,6 +107,7 @@ from store import requests as request_log
 from store.database import Database
 
 __all__ = [
+    "Decided",
     "DecisionTrace",
     "RouteEvent",
     "RouteFailed",
@@ -110,6 +119,7 @@ __all__ = [
 ]
 
 Clock = Callable[[], float]
+E = TypeVar("E")
 
 log = logging.getLogger("signalroute.routing")
 
@@ -238,12 +248,32 @@ class Router:
 
     # --- the lifecycle -----------------------------------------------------------------------
 
-    async def run(self, request: RouteRequest) -> AsyncGenerator[RouteEvent, None]:
+    def run(self, request: RouteRequest) -> AsyncGenerator[RouteEvent, None]:
         """Route and run ``request``: text deltas and switches when streaming, then one
         ``RouteResult`` or ``RouteFailed``.
 
         Raises NoEligibleArmError (nothing logged) when no arm satisfies the constraints.
         """
+        return self._prepared(request, self._lifecycle)
+
+    async def decide(self, request: RouteRequest) -> Decided:
+        """Decide only: log ``request``, gather its signals and draw its pre-generation arm
+        (logged with its probability, like any decision), without calling a model. The
+        caller runs the arm itself; its reward comes back as feedback on the decision.
+
+        Raises NoEligibleArmError (nothing logged) when no arm satisfies the constraints.
+        """
+        decided: Decided | None = None
+        async for event in self._prepared(request, self._delegate):
+            decided = event
+        assert decided is not None, "a delegation yields its decision or raises"
+        return decided
+
+    async def _prepared(
+        self, request: RouteRequest, lifecycle: Callable[[Prepared], AsyncIterator[E]]
+    ) -> AsyncGenerator[E, None]:
+        """Log ``request``, gather its signals, and run ``lifecycle`` on them; the journal is
+        written however the run ends."""
         clock = self._clock
         started = clock()
         embedding = embed_query(self._embedder, request.messages)
@@ -277,6 +307,7 @@ class Router:
             looking_up.cancel()
             raise
         request_id = request.request_id or str(uuid.uuid4())
+        tracing.annotate(request_id=request_id, tenant=request.tenant)
 
         journal = Journal(request_id=request_id, tenant=request.tenant, user_id=request.user)
 
@@ -291,17 +322,20 @@ class Router:
 
         async def log_request() -> None:
             try:
-                async with self._database.connection(transaction=False) as conn:
-                    await request_log.insert_request(
-                        conn,
-                        request_id=request_id,
-                        messages=row.messages,
-                        params=params,
-                        tenant=request.tenant,
-                        user_id=request.user,
-                        session_id=request.session,
-                        api_key_id=request.api_key_id,
-                    )
+                with tracing.span(
+                    "signalroute.store.insert_request", tracing.store_attributes("insert_request")
+                ):
+                    async with self._database.connection(transaction=False) as conn:
+                        await request_log.insert_request(
+                            conn,
+                            request_id=request_id,
+                            messages=row.messages,
+                            params=params,
+                            tenant=request.tenant,
+                            user_id=request.user,
+                            session_id=request.session,
+                            api_key_id=request.api_key_id,
+                        )
             except StoreUnavailableError:  # route anyway; the row goes with the journal
                 journal.request = row
 
@@ -335,7 +369,7 @@ class Router:
                 previous_arm=previous_arm,
             )
             async with self._policies.pinned(request.tenant):  # its policies stay in memory
-                async for event in self._lifecycle(prep):
+                async for event in lifecycle(prep):
                     yield event
         finally:
             if not journal.written:
@@ -520,7 +554,46 @@ class Router:
             tool_calls=answer.tool_calls if text == answer.text else (),
         )
 
-    # --- pre- and in-generation ----------------------------------------------------------
+    # --- decide only -------------------------------------------------------------------------
+
+    async def _delegate(self, prep: Prepared) -> AsyncIterator[Decided]:
+        """The decide-only lifecycle: one pre-generation draw, journaled as delegated."""
+        try:
+            eligibility, drawn = choose(self._kit, prep, PRE_GENERATION, set())
+        except NoEligibleArmError as exc:  # the arms changed since the request was checked
+            await self._record(
+                prep.journal,
+                Failed(error=exc.message, model=None, latency_ms=self._elapsed_ms(prep)),
+            )
+            raise
+        arm = self.pool.arm(drawn.action)
+        decision = trace(
+            drawn,
+            outcome="delegated",
+            reward=None,
+            signals=decision_signals(drawn.context, arm.name),
+            masked=eligibility.masked,
+        )
+        prep.journal.settled([decision])
+        request = prep.request  # the conversation's next turn may stick to this arm
+        self._recent.served(request.tenant, turn_key(request.messages), arm.name)
+        if request.session:
+            self._recent.served(request.tenant, f"session:{request.session}", arm.name)
+        await self._record(
+            prep.journal,
+            Delegated(model=arm.name, latency_ms=self._elapsed_ms(prep)),
+            prep.embedding if self._config.learn else None,
+        )
+        yield Decided(
+            request_id=prep.request_id,
+            decision=decision,
+            model=arm.model,
+            base_url=arm.base_url,
+            timings=dict(prep.timings),
+        )
+
+    def _elapsed_ms(self, prep: Prepared) -> float:
+        return (self._clock() - prep.started) * 1000.0
 
     # --- endings -----------------------------------------------------------------------------
 
@@ -546,7 +619,7 @@ class Router:
         return RouteFailed(request_id=prep.request_id, error=error, decisions=tuple(ledger.traces))
 
     async def _record(
-        self, journal: Journal, outcome: Completed | Failed, embedding: Vector | None = None
+        self, journal: Journal, outcome: Outcome, embedding: Vector | None = None
     ) -> None:
         """Hand the journal to the background writer (or write it now, without one)."""
         if self._writer is not None:

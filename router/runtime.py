@@ -36,6 +36,7 @@ from router.routing import Router, RouterConfig
 from router.settings import Settings
 from router.spend import Budgets, SpendTracker
 from router.tenancy import Tenancy
+from router.tracing import TracedProvider
 from store import embeddings as embedding_store
 from store.database import Database
 from store.embedded import EmbeddedPostgres
@@ -145,7 +146,9 @@ async def open_runtime(
         stack.push_async_callback(http.aclose)
         metrics = metrics or Metrics()
         providers: dict[str, Provider] = {
-            arm.name: InstrumentedProvider(OpenAICompatProvider(arm, http), metrics)
+            arm.name: InstrumentedProvider(
+                TracedProvider(OpenAICompatProvider(arm, http), arm), metrics
+            )
             for arm in pool.arms
         }
         replica = settings.role == "replica"
@@ -175,7 +178,11 @@ async def open_runtime(
         await check_embedder(database, settings)
         embedder = await asyncio.to_thread(create_embedder, settings.embedder)
         judge: Judge | None = (
-            LLMJudge(InstrumentedProvider(OpenAICompatProvider(pool.judge, http), metrics))
+            LLMJudge(
+                InstrumentedProvider(
+                    TracedProvider(OpenAICompatProvider(pool.judge, http), pool.judge), metrics
+                )
+            )
             if pool.judge is not None
             else None
         )

@@ -271,6 +271,31 @@ class Settings(BaseSettings):
         ge=1,
         description="Most text characters a request's messages may hold together (else 413).",
     )
+    otel_exporter: Literal["none", "otlp"] = Field(
+        default="none",
+        description="OpenTelemetry traces: 'none' (off, costs nothing) or 'otlp' (spans of "
+        "each request, decision, provider call and store write sent over OTLP/HTTP to "
+        "otel_endpoint; needs the 'otel' extra).",
+    )
+    otel_endpoint: str = Field(
+        default="http://localhost:4318/v1/traces",
+        description="Where OTLP/HTTP spans go (a collector's traces URL).",
+    )
+    otel_headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="HTTP headers sent with each export, e.g. a collector's API key; JSON in "
+        "the environment.",
+    )
+    otel_service_name: str = Field(
+        default="signalroute", min_length=1, description="The traces' service.name."
+    )
+    otel_sample_ratio: float = Field(
+        default=1.0,
+        ge=0,
+        le=1,
+        description="Share of requests traced (by trace id; a traced request is traced whole).",
+    )
+    otel_timeout_s: float = Field(default=10.0, gt=0, description="Timeout of one export.")
     readiness_ttl_s: float = Field(
         default=10.0,
         gt=0,

@@ -87,4 +87,17 @@ class RouteFailed:
     decisions: tuple[DecisionTrace, ...]
 
 
+@dataclass(frozen=True)
+class Decided:
+    """A decide-only request's answer (``POST /route``): the pre-generation decision, and
+    where the caller finds the chosen arm's model."""
+
+    request_id: str
+    decision: DecisionTrace
+    model: str
+    """The provider's model id of the chosen arm (``decision.arm``)."""
+    base_url: str
+    timings: Mapping[str, float] = field(default_factory=dict)
+
+
 RouteEvent = Delta | Switch | RouteResult | RouteFailed

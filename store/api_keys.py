@@ -1,4 +1,5 @@
-"""API keys: each bound to one tenant, stored as the sha256 of its token, revocable.
+"""API keys: each bound to one tenant, allowed some scopes, stored as the sha256 of its
+token, revocable.
 
 The store never sees a token, only its hash: making tokens and hashing them is the caller's
 job (``router.auth.tokens``). Every function runs in the caller's transaction.
@@ -6,7 +7,7 @@ job (``router.auth.tokens``). Every function runs in the caller's transaction.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from psycopg import AsyncConnection, sql
@@ -15,7 +16,7 @@ from psycopg.rows import dict_row
 from features.errors import ConflictError, NotFoundError
 from store.columns import columns
 from store.ids import Id, new_id, reference
-from store.records import ApiKeyRecord
+from store.records import API_KEY_SCOPES, DEFAULT_API_KEY_SCOPES, ApiKeyRecord
 from store.translation import translated
 
 
@@ -27,18 +28,21 @@ async def insert_key(
     prefix: str,
     name: str | None = None,
     key_id: Id | None = None,
+    scopes: Iterable[str] = DEFAULT_API_KEY_SCOPES,
 ) -> ApiKeyRecord:
-    """Store a new key of ``tenant``; ``key_id`` defaults to a new uuid.
+    """Store a new key of ``tenant`` allowed ``scopes``; ``key_id`` defaults to a new uuid.
 
-    Raises RequestError for an empty tenant or a hash that is not 64 hex digits,
-    ConflictError when the hash is already stored.
+    Raises RequestError for an empty tenant, a hash that is not 64 hex digits, no scope or
+    an unknown one (``API_KEY_SCOPES``); ConflictError when the hash is already stored.
     """
     query = sql.SQL(
-        "INSERT INTO api_keys (id, tenant, name, prefix, key_hash) VALUES (%s, %s, %s, %s, %s) "
-        "RETURNING {}"
+        "INSERT INTO api_keys (id, tenant, name, prefix, key_hash, scopes) "
+        "VALUES (%s, %s, %s, %s, %s, %s) RETURNING {}"
     ).format(columns(ApiKeyRecord))
+    ordered = [scope for scope in API_KEY_SCOPES if scope in set(scopes)]
+    ordered += sorted(set(scopes) - set(API_KEY_SCOPES))  # refused by the constraint
     with translated("cannot store the API key"):
-        rows = await _fetch(conn, query, (new_id(key_id), tenant, name, prefix, key_hash))
+        rows = await _fetch(conn, query, (new_id(key_id), tenant, name, prefix, key_hash, ordered))
     return rows[0]
 
 
@@ -95,4 +99,7 @@ async def _fetch(
 ) -> list[ApiKeyRecord]:
     async with conn.cursor(row_factory=dict_row) as cursor:
         await cursor.execute(query, values)
-        return [ApiKeyRecord(**row) for row in await cursor.fetchall()]
+        return [
+            ApiKeyRecord(**{**row, "scopes": frozenset(row["scopes"])})
+            for row in await cursor.fetchall()
+        ]

@@ -16,7 +16,7 @@ culprit.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Sized
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +53,10 @@ _FAIL = (
     "UPDATE requests SET status = 'failed', error = %s, model = %s, latency_ms = %s, "
     "completed_at = clock_timestamp() WHERE id = %s AND status = 'accepted'"
 )
+_DELEGATE = (
+    "UPDATE requests SET status = 'delegated', model = %s, latency_ms = %s, "
+    "completed_at = clock_timestamp() WHERE id = %s AND status = 'accepted'"
+)
 _INSERT_EMBEDDING = (
     "INSERT INTO query_embeddings (request_id, tenant, user_id, embedding) VALUES (%s, %s, %s, %s)"
 )
@@ -67,6 +71,7 @@ class Batch:
     rewards: list[dict[str, Any]] = field(default_factory=list)
     completed: list[tuple[Any, ...]] = field(default_factory=list)
     failed: list[tuple[Any, ...]] = field(default_factory=list)
+    delegated: list[tuple[Any, ...]] = field(default_factory=list)
     embeddings: list[tuple[Any, ...]] = field(default_factory=list)
 
     def request(
@@ -172,11 +177,28 @@ class Batch:
     ) -> None:
         self.failed.append((error, model, latency_ms, reference(request_id, "request")))
 
+    def delegate(self, request_id: Id, *, model: str, latency_ms: float | None) -> None:
+        """The request was decided only: the caller runs ``model`` itself."""
+        self.delegated.append((model, latency_ms, reference(request_id, "request")))
+
     def embedding(
         self, *, request_id: Id, tenant: str, user_id: str | None, embedding: Embedding
     ) -> None:
         rid = reference(request_id, "request")
         self.embeddings.append((rid, tenant, user_id, as_embedding(embedding)))
+
+    def counts(self) -> dict[str, int]:
+        """How many rows of each kind wait."""
+        kinds: dict[str, Sized] = {
+            "requests": self.requests,
+            "decisions": self.decisions,
+            "rewards": self.rewards,
+            "completed": self.completed,
+            "failed": self.failed,
+            "delegated": self.delegated,
+            "embeddings": self.embeddings,
+        }
+        return {kind: len(rows) for kind, rows in kinds.items()}
 
     def __len__(self) -> int:
         return sum(
@@ -187,6 +209,7 @@ class Batch:
                 self.rewards,
                 self.completed,
                 self.failed,
+                self.delegated,
                 self.embeddings,
             )
         )
@@ -207,6 +230,7 @@ async def write_batch(conn: AsyncConnection[Any], batch: Batch) -> None:
         for query, rows, verb in (
             (_COMPLETE, batch.completed, "complete"),
             (_FAIL, batch.failed, "fail"),
+            (_DELEGATE, batch.delegated, "delegate"),
         ):
             if not rows:
                 continue

@@ -25,13 +25,21 @@ Embedding = npt.NDArray[np.float32]
 
 JsonObject = Mapping[str, Any]
 
+API_KEY_SCOPES = ("route", "feedback", "read", "admin")
+"""What an API key may be allowed to do (the ``api_keys_scopes_known`` constraint)."""
+
+DEFAULT_API_KEY_SCOPES = frozenset({"route", "feedback", "read"})
+"""The scopes of a key created without any named, and of keys made before scopes existed."""
+
 
 class RequestStatus(StrEnum):
-    """A request is accepted, then completed or failed exactly once."""
+    """A request is accepted, then completed, failed or delegated exactly once (delegated:
+    decided only, ``POST /route``; the caller runs the chosen model)."""
 
     ACCEPTED = "accepted"
     COMPLETED = "completed"
     FAILED = "failed"
+    DELEGATED = "delegated"
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +175,8 @@ class ApiKeyRecord:
     key_hash: str = field(repr=False)
     created_at: datetime
     revoked_at: datetime | None
+    scopes: frozenset[str] = DEFAULT_API_KEY_SCOPES
+    """What the key may do (``API_KEY_SCOPES``)."""
 
     @property
     def revoked(self) -> bool:

@@ -131,9 +131,9 @@ async def previous_turn_arm(
     turn_key: str | None = None,
     session_id: str | None = None,
 ) -> str | None:
-    """The arm (``model``) of ``tenant``'s newest completed request whose ``turn_key``
-    param is ``turn_key`` (else, when none is, in session ``session_id``); None when there
-    is none."""
+    """The arm (``model``) of ``tenant``'s newest completed (or delegated) request whose
+    ``turn_key`` param is ``turn_key`` (else, when none is, in session ``session_id``); None
+    when there is none."""
     lookups: list[tuple[str, str]] = []
     if turn_key is not None:
         lookups.append((_BY_TURN_KEY, turn_key))
@@ -150,11 +150,11 @@ async def previous_turn_arm(
 
 _BY_TURN_KEY = (
     "SELECT model FROM requests WHERE tenant = %s AND params->>'turn_key' = %s "
-    "AND status = 'completed' ORDER BY created_at DESC LIMIT 1"
+    "AND status IN ('completed', 'delegated') ORDER BY created_at DESC LIMIT 1"
 )
 _BY_SESSION = (
     "SELECT model FROM requests WHERE tenant = %s AND session_id = %s "
-    "AND status = 'completed' ORDER BY created_at DESC LIMIT 1"
+    "AND status IN ('completed', 'delegated') ORDER BY created_at DESC LIMIT 1"
 )
 
 

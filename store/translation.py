@@ -30,7 +30,7 @@ from features.errors import (
 )
 
 CONSTRAINT_REASONS: Final[Mapping[str, str]] = {
-    "requests_status_known": "a request status is one of accepted, completed, failed",
+    "requests_status_known": "a request status is accepted, completed, failed or delegated",
     "decisions_probability_range": "the probability of the chosen arm must be in (0, 1]",
     "decisions_arms_nonempty": "a decision needs at least one eligible arm",
     "decisions_chosen_arm_eligible": "the chosen arm must be one of the eligible arms",
@@ -38,6 +38,9 @@ CONSTRAINT_REASONS: Final[Mapping[str, str]] = {
     "policy_snapshots_version_positive": "a snapshot version must be positive",
     "api_keys_tenant_nonempty": "an API key needs a non-empty tenant",
     "api_keys_key_hash_sha256": "an API key is stored as a sha256 hex digest",
+    "api_keys_scopes_known": (
+        "an API key needs at least one scope, each of route, feedback, read, admin"
+    ),
 }
 """Why each named CHECK constraint of the schema exists, as the error message says it."""
 

@@ -22,7 +22,7 @@ from features.errors import NoEligibleArmError, NotFoundError, ProviderError
 from learner.reward import RewardWeights
 from router.api.admission import admit, settle
 from router.api.bypass import bypass
-from router.api.deps import CallerDep, RuntimeDep
+from router.api.deps import RouteCaller, RuntimeDep
 from router.api.errors import error_body
 from router.api.limits import check_prompt_size
 from router.api.openai_fields import check_fields, forwarded_params
@@ -56,7 +56,7 @@ routes = APIRouter(tags=["openai"])
 
 
 @routes.get("/v1/models")
-async def list_models(runtime: RuntimeDep, caller: CallerDep) -> dict[str, Any]:
+async def list_models(runtime: RuntimeDep, caller: RouteCaller) -> dict[str, Any]:
     """The route profiles, then the arms of the pool, as OpenAI model objects."""
     pool = runtime.pool
     models: list[dict[str, Any]] = []
@@ -89,7 +89,7 @@ def _model(model_id: str, details: dict[str, Any]) -> dict[str, Any]:
 
 @routes.post("/v1/chat/completions", response_model=None)
 async def chat_completions(
-    body: ChatCompletionBody, runtime: RuntimeDep, caller: CallerDep
+    body: ChatCompletionBody, runtime: RuntimeDep, caller: RouteCaller
 ) -> JSONResponse | StreamingResponse:
     """Route the request with the profile ``model`` names, or send it to the arm it names."""
     check_prompt_size(body.messages, runtime.settings)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
 from features.errors import StoreUnavailableError
-from router.auth.caller import Caller, authenticate
+from router.auth.caller import Caller, Scope, authenticate
 from router.runtime import Runtime
 
 
@@ -33,3 +34,22 @@ async def get_caller(
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+def require(scope: Scope) -> Callable[[Caller], Awaitable[Caller]]:
+    """A dependency giving the caller once its key is shown to have ``scope`` (403 naming
+    the scope otherwise). Attach it to a route as a parameter, ``caller: ReadCaller``, or
+    as ``dependencies=[Depends(require("read"))]``."""
+
+    async def scoped(caller: CallerDep) -> Caller:
+        caller.require(scope)
+        return caller
+
+    scoped.__name__ = f"require_{scope}_scope"
+    return scoped
+
+
+RouteCaller = Annotated[Caller, Depends(require("route"))]
+FeedbackCaller = Annotated[Caller, Depends(require("feedback"))]
+ReadCaller = Annotated[Caller, Depends(require("read"))]
+AdminCaller = Annotated[Caller, Depends(require("admin"))]

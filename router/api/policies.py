@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from router.api.deps import CallerDep, RuntimeDep
+from router.api.deps import ReadCaller, RuntimeDep
 from router.estimates import stage_estimates
 from router.lifecycle.stages import ESCALATION
 from router.runtime import Runtime
@@ -20,7 +20,7 @@ routes = APIRouter(tags=["policies"])
 @routes.get("/policies")
 async def list_policies(
     runtime: RuntimeDep,
-    caller: CallerDep,
+    caller: ReadCaller,
     window: Annotated[int, Query(ge=1, le=100_000)] = 100,
 ) -> dict[str, Any]:
     """Per stage: the policy serving the caller's tenant (with a key; else the shared one):

@@ -1,8 +1,10 @@
-"""``POST /route-and-run``, ``POST /feedback`` and ``GET /requests/{id}``."""
+"""``POST /route-and-run``, ``POST /route`` (decide only), ``POST /feedback`` and
+``GET /requests/{id}``."""
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import asdict
 from datetime import timedelta
@@ -14,16 +16,23 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from features.errors import RequestError
 from learner.reward import RewardWeights
 from router.api.admission import admit, feedback_target, settle
-from router.api.deps import CallerDep, get_runtime
+from router.api.deps import FeedbackCaller, ReadCaller, RouteCaller, get_runtime
 from router.api.errors import error_body
 from router.api.limits import check_prompt_size
 from router.api.openai_format import COMPLETION_ID_PREFIX
-from router.api.schemas import FeedbackBody, RouteAndRunBody
+from router.api.schemas import FeedbackBody, RouteAndRunBody, RouteBody
 from router.auth.caller import Caller
 from router.constraints import Constraints, request_needs
 from router.feedback import Credited, record_feedback
 from router.lifecycle.stages import StageOptions
-from router.routing import RouteEvent, RouteFailed, RouteRequest, RouteResult, Switch
+from router.routing import (
+    Decided,
+    RouteEvent,
+    RouteFailed,
+    RouteRequest,
+    RouteResult,
+    Switch,
+)
 from router.runtime import Runtime
 from store import decisions as decision_log
 from store import requests as request_log
@@ -31,13 +40,17 @@ from store import rewards as reward_log
 
 routes = APIRouter(tags=["routing"])
 
+log = logging.getLogger("signalroute.api")
+
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
 def route_request(
-    body: RouteAndRunBody, runtime: Runtime, tenant: str, api_key_id: str | None = None
+    body: RouteBody, runtime: Runtime, tenant: str, api_key_id: str | None = None
 ) -> RouteRequest:
-    """The core request for a validated body, with the pool's default objective filled in."""
+    """The core request for a validated body, with the pool's default objective filled in
+    (and, for a decide-only body, the run's options at their defaults)."""
+    run = body if isinstance(body, RouteAndRunBody) else None
     objective = runtime.pool.objective
     lambda_cost, lambda_latency = objective.lambda_cost, objective.lambda_latency
     if body.objective is not None:
@@ -70,20 +83,20 @@ def route_request(
             else Constraints()
         ).with_needs(request_needs(messages)),
         max_tokens=body.max_tokens,
-        temperature=body.temperature,
-        stream=body.stream,
-        stages=stage_options(runtime, body),
-        regex=body.validators.regex if body.validators else None,
-        min_chars=body.validators.min_chars if body.validators else None,
-        max_chars=body.validators.max_chars if body.validators else None,
+        temperature=run.temperature if run else None,
+        stream=run.stream if run else False,
+        stages=stage_options(runtime, run),
+        regex=run.validators.regex if run and run.validators else None,
+        min_chars=run.validators.min_chars if run and run.validators else None,
+        max_chars=run.validators.max_chars if run and run.validators else None,
         hints=body.hints or {},
     )
 
 
-def stage_options(runtime: Runtime, body: RouteAndRunBody) -> StageOptions:
+def stage_options(runtime: Runtime, body: RouteAndRunBody | None) -> StageOptions:
     """The pool's stage defaults with the request's overrides on top."""
     values = runtime.pool.stages.model_dump()
-    if body.stages is not None:
+    if body is not None and body.stages is not None:
         values.update(body.stages.model_dump(exclude_none=True))
     return StageOptions(**values)
 
@@ -115,12 +128,13 @@ def failed_body(failure: RouteFailed) -> dict[str, Any]:
 
 @routes.post("/route-and-run", response_model=None)
 async def route_and_run(
-    body: RouteAndRunBody, runtime: RuntimeDep, caller: CallerDep
+    body: RouteAndRunBody, runtime: RuntimeDep, caller: RouteCaller
 ) -> JSONResponse | StreamingResponse:
     """Route the request, run it on the chosen arm, and return the answer with its trace.
 
     With ``stream: true`` the answer arrives as server-sent events: ``delta`` events with
-    text, then one ``result`` event (the same body as the non-streaming response) or one
+    text, ``switch`` events (everything streamed before a switch is replaced by what follows
+    it), then one ``result`` event (the same body as the non-streaming response) or one
     ``error`` event.
     """
     check_prompt_size(body.messages, runtime.settings)
@@ -172,8 +186,52 @@ def _sse_event(event: RouteEvent) -> str:
     return f"event: delta\ndata: {json.dumps({'text': event.text})}\n\n"
 
 
+def decided_body(decided: Decided) -> dict[str, Any]:
+    decision = decided.decision
+    return {
+        "request_id": decided.request_id,
+        "decision_id": decision.decision_id,
+        "stage": decision.stage,
+        "arm": decision.arm,
+        "model": decided.model,
+        "base_url": decided.base_url,
+        "probability": decision.probability,
+        "pmf": dict(decision.pmf),
+        "policy_version": decision.policy_version,
+        "masked": dict(decision.masked),
+        "signals": dict(decision.signals),
+        "timings": {name: round(ms, 3) for name, ms in decided.timings.items()},
+    }
+
+
+@routes.post("/route")
+async def route(body: RouteBody, runtime: RuntimeDep, caller: RouteCaller) -> JSONResponse:
+    """Decide only: choose the arm for this request without calling a model.
+
+    The request and its pre-generation decision are logged with the probability the arm was
+    drawn with, as any routed request's are. The caller runs ``model`` (at ``base_url``)
+    itself and sends the outcome to ``POST /feedback`` (with ``decision_id`` or
+    ``request_id``), which the policy learns from.
+    """
+    check_prompt_size(body.messages, runtime.settings)
+    tenant = caller.tenant(body.tenant)
+    await admit(runtime, tenant, body.session)
+    decided = await runtime.router.decide(route_request(body, runtime, tenant, caller.key_id))
+    runtime.metrics.route((decided.decision,))
+    log.info(
+        "request %s decided: %s (p=%.3f), run by the caller",
+        decided.request_id,
+        decided.decision.arm,
+        decided.decision.probability,
+        extra={"routed_request_id": decided.request_id, "arm": decided.decision.arm},
+    )
+    return JSONResponse(
+        decided_body(decided), headers={"x-signalroute-request-id": decided.request_id}
+    )
+
+
 @routes.post("/feedback")
-async def feedback(body: FeedbackBody, runtime: RuntimeDep, caller: CallerDep) -> JSONResponse:
+async def feedback(body: FeedbackBody, runtime: RuntimeDep, caller: FeedbackCaller) -> JSONResponse:
     """Record a delayed reward and learn from it; idempotent with ``idempotency_key``.
 
     With API keys, only the key that made the request may send its feedback. A second
@@ -241,7 +299,7 @@ def _not_counted(credited: Credited) -> str:
 
 
 @routes.get("/requests/{request_id}")
-async def get_request(request_id: str, runtime: RuntimeDep, caller: CallerDep) -> dict[str, Any]:
+async def get_request(request_id: str, runtime: RuntimeDep, caller: ReadCaller) -> dict[str, Any]:
     """The logged request, its decisions (with context and propensities) and their rewards.
 
     With API keys, only requests of the key's tenant are found.

@@ -8,18 +8,29 @@ single-user mode) nobody is checked and a body may name any tenant.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 from features.errors import AuthenticationError, NotFoundError, PermissionDeniedError
 from router.auth.tokens import TOKEN_PREFIX, display_prefix, hash_token
 from store import api_keys
 from store.database import Database
-from store.records import ApiKeyRecord, RequestRecord
+from store.records import API_KEY_SCOPES, DEFAULT_API_KEY_SCOPES, ApiKeyRecord, RequestRecord
 
 DEFAULT_TENANT = "default"
 """The tenant of local mode when a request names none."""
 
 AuthMode = Literal["none", "keys"]
+
+Scope = Literal["route", "feedback", "read", "admin"]
+"""What a key may do: ``route`` (``/route``, ``/route-and-run``, ``/v1/chat/completions``,
+``/v1/models``), ``feedback`` (``/feedback``), ``read`` (``/policies``, ``/requests/{id}``,
+the dashboard) and ``admin`` (everything the other three allow)."""
+
+SCOPES: tuple[Scope, ...] = get_args(Scope)
+DEFAULT_SCOPES: tuple[Scope, ...] = tuple(s for s in SCOPES if s in DEFAULT_API_KEY_SCOPES)
+"""What ``signalroute keys create`` grants when no ``--scope`` is named (and what keys made
+before scopes existed keep): route, feedback, read."""
+assert SCOPES == API_KEY_SCOPES, "the store's scopes are these"
 
 
 @dataclass(frozen=True)
@@ -36,6 +47,18 @@ class Caller:
     def scope(self) -> str | None:
         """The only tenant whose data this caller may see, or None for every tenant."""
         return None if self.key is None else self.key.tenant
+
+    def require(self, scope: Scope) -> None:
+        """PermissionDeniedError (403, naming ``scope``) unless the caller's key has ``scope``
+        or ``admin``; local mode (no key) may do everything."""
+        if self.key is None or scope in self.key.scopes or "admin" in self.key.scopes:
+            return
+        held = ", ".join(s for s in SCOPES if s in self.key.scopes) or "none"
+        raise PermissionDeniedError(
+            f"this API key lacks the {scope!r} scope (it has: {held}); ask an administrator "
+            f"for a key with it (`signalroute keys create --tenant {self.key.tenant} "
+            f"--scope {scope}`)"
+        )
 
     def tenant(self, requested: str | None) -> str:
         """The tenant a request acts for. With a key, a requested tenant must be the key's

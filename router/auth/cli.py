@@ -14,6 +14,7 @@ from contextlib import AsyncExitStack
 from datetime import datetime
 from typing import TypeVar
 
+from router.auth.caller import DEFAULT_SCOPES, SCOPES
 from router.auth.tokens import display_prefix, hash_token, new_token
 from router.settings import Settings
 from store import api_keys
@@ -30,6 +31,15 @@ def add_keys_command(commands: argparse._SubParsersAction[argparse.ArgumentParse
     create = actions.add_parser("create", help="create a key bound to a tenant; prints it once")
     create.add_argument("--tenant", required=True, help="the tenant the key acts for")
     create.add_argument("--name", help="a label, e.g. the application that uses the key")
+    create.add_argument(
+        "--scope",
+        action="append",
+        choices=SCOPES,
+        dest="scopes",
+        help="what the key may do; repeat for several: route (route and run requests), "
+        "feedback (send rewards), read (policies, requests, dashboard), admin (all of "
+        f"them). Default: {' + '.join(DEFAULT_SCOPES)}",
+    )
     create.set_defaults(handler=_create)
     listing = actions.add_parser("list", help="list keys (never their tokens)")
     listing.add_argument("--tenant", help="only this tenant's keys")
@@ -61,11 +71,13 @@ def _create(args: argparse.Namespace) -> int:
                 name=args.name,
                 prefix=display_prefix(token),
                 key_hash=hash_token(token),
+                scopes=args.scopes or DEFAULT_SCOPES,
             )
 
     key = _with_database(create)
     print(f"id:     {key.id}")
     print(f"tenant: {key.tenant}")
+    print(f"scopes: {scope_list(key)}" + ("" if args.scopes else " (the default)"))
     if key.name:
         print(f"name:   {key.name}")
     print(f"key:    {token}")
@@ -85,11 +97,13 @@ def _list(args: argparse.Namespace) -> int:
     if not keys:
         print("no API keys" + (f" for tenant {args.tenant!r}" if args.tenant else ""))
         return 0
-    print(f"{'id':36}  {'tenant':16}  {'key':13}  {'created':20}  {'status':28}  name")
+    print(
+        f"{'id':36}  {'tenant':16}  {'key':13}  {'scopes':20}  {'created':20}  {'status':28}  name"
+    )
     for key in keys:
         status = "active" if key.revoked_at is None else f"revoked {_when(key.revoked_at)}"
         print(
-            f"{key.id!s:36}  {key.tenant:16}  {key.prefix + '...':13}  "
+            f"{key.id!s:36}  {key.tenant:16}  {key.prefix + '...':13}  {scope_list(key):20}  "
             f"{_when(key.created_at):20}  {status:28}  {key.name or ''}"
         )
     return 0
@@ -103,6 +117,11 @@ def _revoke(args: argparse.Namespace) -> int:
     key = _with_database(revoke)
     print(f"revoked API key {key.id} ({key.prefix}..., tenant {key.tenant!r})")
     return 0
+
+
+def scope_list(key: ApiKeyRecord) -> str:
+    """The key's scopes in their canonical order, comma-separated."""
+    return ",".join(scope for scope in SCOPES if scope in key.scopes)
 
 
 def _when(moment: datetime) -> str:

@@ -1,9 +1,10 @@
 """Who looks at the dashboard, and what they may see.
 
 The dashboard's callers are the API's callers: with ``SIGNALROUTE_AUTH=keys`` an API key
-sees its own tenant's traffic (``Caller.scope``). The operator sends the metrics token
-(``SIGNALROUTE_METRICS_TOKEN``, the token that already guards the all-tenant ``/metrics``)
-and sees every tenant's: it is answered as the unscoped caller of local mode.
+with the ``read`` scope sees its own tenant's traffic (``Caller.scope``). The operator
+sends the metrics token (``SIGNALROUTE_METRICS_TOKEN``, the token that already guards the
+all-tenant ``/metrics``) and sees every tenant's: it is answered as the unscoped caller of
+local mode.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ async def get_viewer(
     runtime: RuntimeDep, authorization: Annotated[str | None, Header()] = None
 ) -> Viewer:
     """The dashboard reader of a request: 401 in keys mode without the operator's token or
-    a valid API key."""
+    a valid API key, 403 for a key without the ``read`` scope."""
     settings = runtime.settings
     if settings.auth == "none":
         return Viewer(Caller(), operator=True)
@@ -48,6 +49,7 @@ async def get_viewer(
         ):
             return Viewer(Caller(), operator=True)
     caller = await authenticate(settings.auth, runtime.database, authorization)
+    caller.require("read")
     return Viewer(caller, operator=False)
 
 

@@ -19,6 +19,7 @@ import numpy as np
 from learner.anchor import DEFAULT_ANCHOR, AnchorConfig, Evidence, anchored_pmf
 from learner.context import Context
 from learner.sampling import greedy_pmf, sample_index
+from router import tracing
 from router.lifecycle.journal import DecisionRow, Journal, RewardRow
 from router.policies import Learned, PolicyRegistry
 from router.trace import DecisionTrace
@@ -110,6 +111,7 @@ class Decider:
         its evidence says the policy's choice earns more (``learner.anchor``). The policy is
         the one serving the journal's tenant (``PolicyRegistry.serving``); the decision logs
         its name and update count."""
+        started_ns = tracing.started_ns()
         served = self._policies.serving(stage, journal.tenant)
         pmf = served.policy.pmf(context)
         bucket: str | None = None
@@ -154,6 +156,7 @@ class Decider:
                 policy_version=drawn.policy_version,
             )
         )
+        tracing.decided(drawn, started_ns)
         return drawn
 
     async def settle(

@@ -12,7 +12,7 @@ from features.tool_calls import ToolArgumentsDetector
 from learner.context import Context
 from router.constraints import Eligibility
 from router.contexts import build_context, in_generation_context
-from router.lifecycle.decisions import Rule, trace
+from router.lifecycle.decisions import Drawn, Rule, trace
 from router.lifecycle.generation import Cut, monitored_run
 from router.lifecycle.kit import StageKit
 from router.lifecycle.stages import IN_GENERATION, PRE_GENERATION
@@ -48,6 +48,47 @@ def pre_generation_rule(kit: StageKit, prep: Prepared, context: Context) -> Rule
     return Rule(best, f"category:{bucket}")
 
 
+def choose(
+    kit: StageKit,
+    prep: Prepared,
+    stage: str,
+    excluded: set[str],
+    cut: tuple[str, Cut] | None = None,
+) -> tuple[Eligibility, Drawn]:
+    """Mask the arms, build the context and draw (and journal) one decision of ``stage``;
+    at pre-generation a pinned conversation keeps its previous arm, and ``cut`` (the arm and
+    the cut of the last run) goes into an in-generation context. The first draw of a
+    request notes the router's overhead in ``prep.timings``.
+
+    Raises NoEligibleArmError when no arm is left.
+    """
+    request = prep.request
+    health = kit.health_now()
+    eligibility = kit.eligibility(prep, health, excluded)
+    previous = prep.previous_arm
+    if stage == PRE_GENERATION and request.stickiness == "pin" and previous in eligibility.eligible:
+        pinned = f"the conversation is pinned to {previous}, its previous turn's arm"
+        others = {name: pinned for name in eligibility.eligible if name != previous}
+        eligibility = Eligibility((previous,), {**eligibility.masked, **others})
+    arms = tuple(kit.pool.arm(name) for name in eligibility.eligible)
+    building = kit.clock()
+    context = build_context(
+        arms, prep.query, prep.history, prep.user_history, health, prep.spend, previous
+    )
+    if stage == IN_GENERATION and cut is not None:
+        context = in_generation_context(context, cut[0], cut[1].anomaly.detector, len(cut[1].text))
+    drawing = kit.clock()
+    rule = pre_generation_rule(kit, prep, context) if stage == PRE_GENERATION else None
+    drawn = kit.decider.draw(prep.journal, stage, context, rule)
+    drawn_at = kit.clock()
+    # Router overhead before the first model call: signals, kNN, policy, draw.
+    if "decision_ms" not in prep.timings:
+        prep.timings["context_ms"] = (drawing - building) * 1000.0
+        prep.timings["draw_ms"] = (drawn_at - drawing) * 1000.0
+        prep.timings["decision_ms"] = (kit.clock() - prep.started) * 1000.0
+    return eligibility, drawn
+
+
 async def generate(
     kit: StageKit, prep: Prepared, ledger: Ledger
 ) -> AsyncIterator[Delta | Switch | Generated]:
@@ -61,35 +102,12 @@ async def generate(
     last_reason = ""
     errors = switches = 0
     while errors < kit.max_attempts and switches <= stages.max_switches:
-        health = kit.health_now()
         try:
-            eligibility = kit.eligibility(prep, health, excluded)
+            eligibility, drawn = choose(kit, prep, stage, excluded, cut)
         except NoEligibleArmError:
             return
-        previous = prep.previous_arm
-        if (
-            stage == PRE_GENERATION
-            and request.stickiness == "pin"
-            and previous in eligibility.eligible
-        ):
-            pinned = f"the conversation is pinned to {previous}, its previous turn's arm"
-            others = {name: pinned for name in eligibility.eligible if name != previous}
-            eligibility = Eligibility((previous,), {**eligibility.masked, **others})
-        arms = tuple(kit.pool.arm(name) for name in eligibility.eligible)
-        building = kit.clock()
-        context = build_context(
-            arms, prep.query, prep.history, prep.user_history, health, prep.spend, previous
-        )
-        if stage == IN_GENERATION and cut is not None:
-            context = in_generation_context(
-                context, cut[0], cut[1].anomaly.detector, len(cut[1].text)
-            )
-        drawing = kit.clock()
-        rule = pre_generation_rule(kit, prep, context) if stage == PRE_GENERATION else None
-        drawn = kit.decider.draw(prep.journal, stage, context, rule)
-        drawn_at = kit.clock()
         arm = kit.pool.arm(drawn.action)
-        signals = _signals(drawn.context, arm.name)
+        signals = decision_signals(drawn.context, arm.name)
         detectors = (
             standard_detectors(
                 query_language=prep.query.language,
@@ -107,11 +125,6 @@ async def generate(
             detectors = [d for d in detectors if d.name in LAST_RUN_DETECTORS]
         held = ""
         released = False
-        # Router overhead before the first model call: signals, kNN, policy, draw.
-        if "decision_ms" not in prep.timings:
-            prep.timings["context_ms"] = (drawing - building) * 1000.0
-            prep.timings["draw_ms"] = (drawn_at - drawing) * 1000.0
-            prep.timings["decision_ms"] = (kit.clock() - prep.started) * 1000.0
         kit.health.started(arm.name)
         try:
             async for event in monitored_run(
@@ -195,7 +208,7 @@ async def generate(
             errors += 1
 
 
-def _signals(context: Context, arm: str) -> dict[str, Any]:
+def decision_signals(context: Context, arm: str) -> dict[str, Any]:
     """What the caller sees of a decision's context: shared signals and the chosen arm's."""
     chosen = context.arms[context.index(arm)]
     return {

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from features.embedding import Vector
 from features.errors import ConflictError, SignalrouteError, StoreUnavailableError
+from router import tracing
 from store.batches import Batch, write_batch
 from store.database import Database
 
@@ -72,6 +73,19 @@ class Failed:
     error: str
     model: str | None
     latency_ms: float
+
+
+@dataclass(frozen=True)
+class Delegated:
+    """A decide-only request (``POST /route``): the router chose ``model`` and the caller
+    runs it; the outcome comes back, if at all, as feedback."""
+
+    model: str
+    latency_ms: float
+
+
+Outcome = Completed | Failed | Delegated
+"""How a request ended, as its journal records it."""
 
 
 @dataclass(frozen=True)
@@ -130,7 +144,7 @@ class PendingRequest:
     row: RequestRow
 
 
-Entry = tuple[Journal, Completed | Failed, Vector | None]
+Entry = tuple[Journal, Outcome, Vector | None]
 """A finished request's journal, its outcome and its query embedding (if stored)."""
 
 
@@ -149,7 +163,7 @@ def _add_request(
 
 
 def _add_journal(
-    batch: Batch, journal: Journal, outcome: Completed | Failed, embedding: Vector | None
+    batch: Batch, journal: Journal, outcome: Outcome, embedding: Vector | None
 ) -> None:
     if journal.request is not None:
         _add_request(batch, journal.request_id, journal.tenant, journal.user_id, journal.request)
@@ -189,13 +203,8 @@ def _add_journal(
             latency_ms=outcome.latency_ms,
             trace=outcome.trace,
         )
-        if embedding is not None and embedding.any():
-            batch.embedding(
-                request_id=journal.request_id,
-                tenant=journal.tenant,
-                user_id=journal.user_id,
-                embedding=embedding,
-            )
+    elif isinstance(outcome, Delegated):
+        batch.delegate(journal.request_id, model=outcome.model, latency_ms=outcome.latency_ms)
     else:
         batch.fail(
             journal.request_id,
@@ -203,12 +212,26 @@ def _add_journal(
             model=outcome.model,
             latency_ms=outcome.latency_ms,
         )
+    # An answered or delegated query is a neighbour of later ones (a delegated one counts
+    # once its feedback comes).
+    if not isinstance(outcome, Failed) and embedding is not None and embedding.any():
+        batch.embedding(
+            request_id=journal.request_id,
+            tenant=journal.tenant,
+            user_id=journal.user_id,
+            embedding=embedding,
+        )
 
 
 async def write_all(
-    database: Database, requests: Sequence[PendingRequest], entries: Sequence[Entry]
+    database: Database,
+    requests: Sequence[PendingRequest],
+    entries: Sequence[Entry],
+    *,
+    root_span: bool = False,
 ) -> None:
-    """Log ``requests`` and write every journal's rows and outcome, in one transaction.
+    """Log ``requests`` and write every journal's rows and outcome, in one transaction
+    (traced as its own trace with ``root_span``: a group commit serves many requests).
 
     Rewards are recorded by idempotency key, so writing a journal again after a failure
     part-way records nothing twice.
@@ -219,8 +242,10 @@ async def write_all(
     for journal, outcome, embedding in entries:
         _add_journal(batch, journal, outcome, embedding)
     if len(batch):
-        async with database.connection() as conn:
-            await write_batch(conn, batch)
+        rows = tracing.store_attributes("write_batch", batch.counts())
+        with tracing.span("signalroute.store.write", rows, root=root_span):
+            async with database.connection() as conn:
+                await write_batch(conn, batch)
     for journal, _, _ in entries:
         journal.written = True
 
@@ -228,7 +253,7 @@ async def write_all(
 async def write(
     database: Database,
     journal: Journal,
-    outcome: Completed | Failed,
+    outcome: Outcome,
     embedding: Vector | None = None,
 ) -> None:
     """Write one journal's rows and the request's outcome in one transaction."""
@@ -239,15 +264,13 @@ class Spool(Protocol):
     """Durable local storage for journals the store could not take (``JournalSpool``):
     each entry is one journal with its outcome, listed oldest first."""
 
-    def save(
-        self, journal: Journal, outcome: Completed | Failed, embedding: Vector | None
-    ) -> Path: ...
+    def save(self, journal: Journal, outcome: Outcome, embedding: Vector | None) -> Path: ...
 
     def entries(self) -> list[Path]: ...
 
     def count(self) -> int: ...
 
-    def load(self, path: Path) -> tuple[Journal, Completed | Failed, Vector | None]: ...
+    def load(self, path: Path) -> tuple[Journal, Outcome, Vector | None]: ...
 
     def remove(self, path: Path) -> None: ...
 
@@ -285,9 +308,7 @@ class JournalWriter:
         """Queue an accepted request's row."""
         self._enqueue(request.request_id, request)
 
-    def submit(
-        self, journal: Journal, outcome: Completed | Failed, embedding: Vector | None = None
-    ) -> None:
+    def submit(self, journal: Journal, outcome: Outcome, embedding: Vector | None = None) -> None:
         """Queue ``journal``; it counts as written from now on."""
         journal.written = True
         for row in journal.decisions:
@@ -328,7 +349,7 @@ class JournalWriter:
             if unlogged is not None and journal.request is None:
                 journal.request = unlogged
         try:
-            await write_all(self._database, requests, entries)
+            await write_all(self._database, requests, entries, root_span=True)
         except StoreUnavailableError as exc:
             self._keep_unlogged(requests, entries)
             for entry in entries:

@@ -18,11 +18,17 @@ from features.embedding import Vector
 from router.lifecycle.journal import (
     Completed,
     DecisionRow,
+    Delegated,
     Failed,
     Journal,
+    Outcome,
     RequestRow,
     RewardRow,
 )
+
+OUTCOMES: dict[str, type[Completed] | type[Failed] | type[Delegated]] = {
+    kind.__name__: kind for kind in (Completed, Failed, Delegated)
+}
 
 
 class JournalSpool:
@@ -30,7 +36,7 @@ class JournalSpool:
         self._folder = folder
         folder.mkdir(parents=True, exist_ok=True)
 
-    def save(self, journal: Journal, outcome: Completed | Failed, embedding: Vector | None) -> Path:
+    def save(self, journal: Journal, outcome: Outcome, embedding: Vector | None) -> Path:
         document: dict[str, Any] = {
             "request_id": journal.request_id,
             "tenant": journal.tenant,
@@ -57,7 +63,7 @@ class JournalSpool:
     def count(self) -> int:
         return sum(1 for _ in self._folder.glob("*.json"))
 
-    def load(self, path: Path) -> tuple[Journal, Completed | Failed, Vector | None]:
+    def load(self, path: Path) -> tuple[Journal, Outcome, Vector | None]:
         document = json.loads(path.read_text(encoding="utf-8"))
         request = document["request"]
         journal = Journal(
@@ -74,9 +80,7 @@ class JournalSpool:
         )
         outcome_fields = dict(document["outcome"])
         kind = outcome_fields.pop("kind")
-        outcome: Completed | Failed = (
-            Completed(**outcome_fields) if kind == "Completed" else Failed(**outcome_fields)
-        )
+        outcome: Outcome = OUTCOMES[kind](**outcome_fields)
         embedding = document["embedding"]
         vector = np.asarray(embedding, dtype=np.float32) if embedding is not None else None
         return journal, outcome, vector

@@ -50,3 +50,30 @@ def test_create_list_and_revoke(
     code, _, err = run(capsys, "revoke", "not-an-id")
     assert code == 2
     assert "signalroute: error: no API key 'not-an-id': not a valid id" in err
+
+
+@pytest.mark.usefixtures("database")
+def test_create_grants_the_named_scopes_or_the_default(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, database_url: str
+) -> None:
+    monkeypatch.setenv("SIGNALROUTE_DATABASE_URL", database_url)
+
+    code, out, _ = run(
+        capsys, "create", "--tenant", "acme", "--scope", "feedback", "--scope", "route"
+    )
+    assert code == 0
+    scoped = dict(line.split(":", 1) for line in out.splitlines())
+    assert scoped["scopes"].strip() == "route,feedback"
+
+    code, out, _ = run(capsys, "create", "--tenant", "acme")
+    assert code == 0
+    default = dict(line.split(":", 1) for line in out.splitlines())
+    assert default["scopes"].strip() == "route,feedback,read (the default)"
+
+    listing = run(capsys, "list")[1]
+    assert "route,feedback " in listing
+    assert "route,feedback,read " in listing
+
+    with pytest.raises(SystemExit):
+        main(["keys", "create", "--tenant", "acme", "--scope", "everything"])
+    assert "invalid choice: 'everything'" in capsys.readouterr().err

@@ -42,6 +42,7 @@ def test_the_packaged_migrations_are_ordered_and_match_the_code() -> None:
         (5, "conversation_turns"),
         (6, "embedding_space"),
         (7, "tenant_policies"),
+        (8, "scopes_and_delegation"),
         (9, "decision_costs_and_traces"),
     ]
     assert "CREATE EXTENSION IF NOT EXISTS vector" in migrations[0].sql
@@ -107,6 +108,22 @@ async def test_rewards_logged_before_the_count_once_rule_keep_the_first_of_each_
         (0.0, "user", False, "pre"),
         (0.5, "judge", True, None),
     ]
+
+
+async def test_keys_made_before_scopes_keep_route_feedback_and_read(
+    fresh: AsyncConnection[Any],
+) -> None:
+    await migrate(fresh, tuple(m for m in load_migrations() if m.version < 8))
+    await fresh.execute(
+        "INSERT INTO api_keys (id, tenant, prefix, key_hash) "
+        "VALUES ('00000000-0000-0000-0000-000000000002', 'acme', 'sr-old', %s)",
+        ("a" * 64,),
+    )
+    await fresh.commit()
+    after = [m.version for m in load_migrations() if m.version >= 8]
+    assert [m.version for m in await migrate(fresh)] == after
+    cursor = await fresh.execute("SELECT scopes FROM api_keys")
+    assert await cursor.fetchall() == [(["route", "feedback", "read"],)]
 
 
 async def test_a_store_without_embeddings_records_no_embedder(

@@ -25,6 +25,7 @@ pytestmark = pytest.mark.usefixtures("replay_data_dir")
 
 OPERATIONS = [
     ("POST", "/route-and-run"),
+    ("POST", "/route"),
     ("POST", "/v1/chat/completions"),
     ("POST", "/feedback"),
     ("GET", "/requests/{request_id}"),

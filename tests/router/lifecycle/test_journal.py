@@ -16,6 +16,7 @@ from features.errors import StoreUnavailableError
 from router.lifecycle.journal import (
     Completed,
     DecisionRow,
+    Delegated,
     Failed,
     Journal,
     JournalWriter,
@@ -161,6 +162,36 @@ async def test_a_journal_is_spooled_with_its_request_while_the_store_is_down(
         assert (await requests.get_request(conn, early)).status == RequestStatus.COMPLETED
         assert (await requests.get_request(conn, late)).status == RequestStatus.FAILED
         assert len(await rewards.list_rewards_for_request(conn, early)) == 1
+
+
+async def test_a_delegated_journal_is_written_and_spooled_like_any(
+    database: Database, tmp_path: Path
+) -> None:
+    spool = JournalSpool(tmp_path / "spool")
+    down = JournalWriter(DownDatabase(database), spool)
+    stored, spooled = str(uuid.uuid4()), str(uuid.uuid4())
+    embedding = np.eye(EMBEDDING_DIM, dtype=np.float32)[3]
+    down.log_request(PendingRequest(spooled, "acme", None, ROW))
+    down.submit(a_journal(spooled), Delegated(model="small", latency_ms=2.0), embedding)
+    await down.drain()
+    writer = JournalWriter(database, spool)
+    writer.log_request(PendingRequest(stored, "acme", None, ROW))
+    writer.submit(a_journal(stored), Delegated(model="small", latency_ms=2.0), embedding)
+    await writer.drain()
+    assert await writer.flush_spool() == 1
+
+    async with database.connection() as conn:
+        for request_id in (stored, spooled):
+            record = await requests.get_request(conn, request_id)
+            assert (record.status, record.model, record.output) == (
+                RequestStatus.DELEGATED,
+                "small",
+                None,
+            )
+            cursor = await conn.execute(
+                "SELECT count(*) FROM query_embeddings WHERE request_id = %s", (request_id,)
+            )
+            assert await cursor.fetchone() == (1,)
 
 
 async def test_waiting_for_a_request_returns_once_its_rows_are_in(database: Database) -> None:
