@@ -7,6 +7,7 @@ import asyncio
 from typing import Any
 
 import httpx
+import pytest
 
 from learner.context import Context
 from learner.vw_policy import VWPolicy
@@ -39,6 +40,17 @@ async def policies(client: httpx.AsyncClient, token: str) -> dict[str, dict[str,
     return {p["stage"]: p for p in listed}
 
 
+async def decide(client: httpx.AsyncClient, token: str) -> dict[str, Any]:
+    """``POST /route``: a decision drawn and logged, no model called, nothing learned."""
+    response = await client.post(
+        "/route",
+        json={"messages": [{"role": "user", "content": PROMPT}]},
+        headers=bearer(token),
+    )
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
 def pmf(client: ServiceClient, tenant: str, context: Context) -> list[float]:
     """The PMF ``tenant``'s policy gives now for ``context`` (in-process: the decide-only
     endpoint lives elsewhere)."""
@@ -50,7 +62,8 @@ async def test_a_flood_of_reward_0_from_one_tenant_leaves_anothers_policies_unch
 ) -> None:
     acme, _ = await new_key(database, "acme")
     beta, _ = await new_key(database, "beta")
-    async with service(auth="keys", tenant_min_rewards=4) as client:
+    # Anchoring off: the PMF beta gets is then its policy's own, which a copy can recompute.
+    async with service(auth="keys", tenant_min_rewards=4, anchor=False) as client:
         for _ in range(6):  # beta gets its own pre-generation policy and learns a little
             routed = await route(client, beta)
             feedback = await client.post(
@@ -61,6 +74,9 @@ async def test_a_flood_of_reward_0_from_one_tenant_leaves_anothers_policies_unch
         context = Context.from_json(decision["context"])
         beta_before = await policies(client, beta)
         pmf_before = pmf(client, "beta", context)
+        served = client.runtime.policies.serving(PRE_GENERATION, "beta").policy
+        beta_copy = VWPolicy.restore(served.state())  # beta's policy before the flood
+        decided_before = await decide(client, beta)
         acme_start = await policies(client, acme)
 
         for index in range(40):  # acme: reward 0 on each of its requests, the same prompt
@@ -74,6 +90,14 @@ async def test_a_flood_of_reward_0_from_one_tenant_leaves_anothers_policies_unch
 
         beta_after = await policies(client, beta)
         pmf_after = pmf(client, "beta", context)
+        # POST /route: the PMF beta's decide-only request gets now is what its policy from
+        # before the flood gives on that request's context (system signals may have moved).
+        decided_after = await decide(client, beta)
+        decided_context = Context.from_json(
+            (await pre_decision(client, beta, decided_after["request_id"]))["context"]
+        )
+        expected = dict(zip(decided_context.arm_names, beta_copy.pmf(decided_context), strict=True))
+        beta_copy.close()
         acme_after = await policies(client, acme)
         acme_decision = await pre_decision(client, acme, flooded["id"])
         metrics = (await client.get("/metrics")).text
@@ -86,6 +110,8 @@ async def test_a_flood_of_reward_0_from_one_tenant_leaves_anothers_policies_unch
         assert beta_after[stage]["updates"] == before["updates"], stage
         assert beta_after[stage]["policy"] == before["policy"], stage
     assert pmf_after == pmf_before  # exactly: nothing acme sent reached beta's policy
+    assert decided_after["policy_version"] == decided_before["policy_version"]
+    assert decided_after["pmf"] == pytest.approx(expected)
     # The flood did reach acme's own policy (so the check above could fail).
     assert acme_start["pre"]["policy"] == "pre:prior"
     assert acme_start["pre"]["learns"] is False
