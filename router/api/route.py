@@ -197,6 +197,7 @@ def decided_body(decided: Decided) -> dict[str, Any]:
         "base_url": decided.base_url,
         "probability": decision.probability,
         "pmf": dict(decision.pmf),
+        "policy": decision.policy,
         "policy_version": decision.policy_version,
         "masked": dict(decision.masked),
         "signals": dict(decision.signals),

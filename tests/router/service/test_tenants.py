@@ -110,6 +110,7 @@ async def test_a_flood_of_reward_0_from_one_tenant_leaves_anothers_policies_unch
         assert beta_after[stage]["updates"] == before["updates"], stage
         assert beta_after[stage]["policy"] == before["policy"], stage
     assert pmf_after == pmf_before  # exactly: nothing acme sent reached beta's policy
+    assert decided_after["policy"] == decided_before["policy"] == "pre:tenant:beta"
     assert decided_after["policy_version"] == decided_before["policy_version"]
     assert decided_after["pmf"] == pytest.approx(expected)
     # The flood did reach acme's own policy (so the check above could fail).
