@@ -109,6 +109,7 @@ class StageDefaults(BaseModel):
     stall_ms: float = Field(default=10_000.0, gt=0)
     max_switches: int = Field(default=2, ge=0)
     max_escalations: int = Field(default=1, ge=1, le=5)
+    judge_components: bool = False
 
 
 class Profile(BaseModel):
