@@ -20,7 +20,13 @@ from features.query import Message
 from features.tool_calls import CHECK_NAMES, ToolCall, check_tool_calls
 from features.validators import Expectations, run_validators
 from features.verdicts import ValidationSummary
-from router.lifecycle.judge import ComponentVerdict, Judge, JudgeVerdict, should_judge
+from router.lifecycle.judge import (
+    PASSING_SCORE,
+    ComponentVerdict,
+    Judge,
+    JudgeVerdict,
+    should_judge,
+)
 from router.lifecycle.stages import StageOptions
 from router.providers import FunctionCall
 
@@ -62,7 +68,7 @@ class Assessment:
     def reasons(self) -> list[str]:
         """Why the answer is doubtful: failed validators, a low judge score."""
         reasons = self.validation.reasons()
-        if self.verdict is not None and self.verdict.score < 0.5:
+        if self.verdict is not None and self.verdict.score < PASSING_SCORE:
             reasons.append(judge_reason(self.verdict))
         return reasons
 

@@ -18,7 +18,7 @@ from features.errors import NoEligibleArmError, ProviderError
 from router.contexts import component_context
 from router.lifecycle.assessment import Assessment, assess, component_label
 from router.lifecycle.decisions import Drawn, trace
-from router.lifecycle.judge import ComponentVerdict
+from router.lifecycle.judge import PASSING_SCORE, ComponentVerdict
 from router.lifecycle.kit import StageKit
 from router.lifecycle.prompts import component_messages
 from router.lifecycle.stages import COMPONENT
@@ -172,7 +172,7 @@ def judged_failures(assessment: Assessment) -> list[ComponentVerdict]:
     not judged per component, or every component failed: then the whole answer is the
     escalation stage's to handle)."""
     verdict = assessment.verdict
-    if verdict is None or verdict.score >= 0.5 or not verdict.components:
+    if verdict is None or verdict.score >= PASSING_SCORE or not verdict.components:
         return []
     failed = [c for c in verdict.components if not c.passed]
     return failed if len(failed) < len(verdict.components) else []
@@ -194,9 +194,10 @@ async def repair_judged(
     assessment: Assessment,
 ) -> tuple[list[Component], Assessment]:
     """Re-route the components the judge failed (``judged_failures``), the ones it passed as
-    context, then validate and judge the answer with its replacements. Each rewrite is
-    rewarded with its replacement's grade; the repaired answer is kept (with its assessment)
-    when its quality is at least the first answer's, else the first answer stays."""
+    context, then validate and judge the answer with its replacements (judged whatever the
+    judge mode: the two answers are compared on the judge's word). Each rewrite is rewarded
+    with its replacement's grade; the repaired answer is kept (with its assessment) when its
+    quality is at least the first answer's, else the first answer stays."""
     verdict = assessment.verdict
     targets = judged_failures(assessment)
     if verdict is None or not targets:
@@ -228,7 +229,7 @@ async def repair_judged(
         "stop",
         request.messages,
         request.expectations(),
-        request.stages,
+        replace(request.stages, judge="always"),
         kit.judge,
         kit.rng,
         components=repaired,
