@@ -36,6 +36,16 @@ class PolicyState:
     updates: int
 
 
+@dataclass(frozen=True)
+class ArmScores:
+    """What a policy makes of one context: each arm's probability and estimated reward, in
+    the context's arm order."""
+
+    arms: tuple[str, ...]
+    pmf: tuple[float, ...]
+    rewards: tuple[float, ...]
+
+
 class VWPolicy:
     """Choose (a PMF over the context's arms) and learn (from a logged decision and reward)."""
 
@@ -71,6 +81,26 @@ class VWPolicy:
         with self._lock:
             raw = self._workspace.predict(list(lines))
         return normalize(raw)
+
+    def scores(self, context: Context) -> ArmScores:
+        """The PMF over the context's arms and each arm's estimated reward, from one
+        prediction (no learning).
+
+        The estimate is the score VW's reward model gives the arm's line (its predicted cost,
+        negated), clipped to [0, 1]: with the default ``mtr`` it is a regression of the
+        rewards observed for that arm in similar contexts; an arm the policy never saw
+        chosen gets what its features extrapolate to.
+        """
+        lines = adf_lines(context)
+        with self._lock:
+            examples = self._workspace.parse(lines)
+            try:
+                raw = self._workspace.predict(examples)
+                costs = [float(e.get_partial_prediction()) for e in examples[1:]]
+            finally:
+                self._workspace.finish_example(examples)
+        rewards = [min(1.0, max(0.0, -vw_cost_estimate)) for vw_cost_estimate in costs]
+        return ArmScores(arms=context.arm_names, pmf=tuple(normalize(raw)), rewards=tuple(rewards))
 
     def learn(self, context: Context, arm: str, probability: float, reward: float) -> int:
         """Learn from ``arm`` having been chosen with ``probability`` and earned ``reward``.

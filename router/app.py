@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from features.errors import SignalrouteError
+from router import dashboard
 from router.api import chat, health, policies, route
 from router.api import metrics as metrics_api
 from router.api.errors import install_error_handlers
@@ -20,12 +21,13 @@ from router.api.limits import BodyLimitMiddleware
 from router.api.middleware import RequestContextMiddleware
 from router.logs import configure_logging
 from router.metrics import Metrics
-from router.pool import Pool, demo_pool, load_pool, parse_pool
+from router.pool import Pool, demo_pool, load_pool, parse_pool, unset_key_variables
 from router.runtime import Runtime, open_runtime
-from router.settings import Settings
+from router.settings import Settings, load_settings
 from router.tools.replay_pool.app import create_replay_app
 from router.tools.replay_pool.dataset import load_routerbench
 from router.tools.replay_pool.tool_arms import load_tool_arms
+from router.version import installed_version
 from store import api_keys
 
 log = logging.getLogger("signalroute")
@@ -49,6 +51,8 @@ def create_app(settings: Settings, *, replay_app: FastAPI | None = None) -> Fast
     pool: Pool
     if settings.pool_config is not None:
         configured = load_pool(settings.pool_config)
+        for problem in unset_key_variables(configured):
+            log.warning("%s: %s", settings.pool_config, problem.line())
         if replay_app is None and configured.uses_self(REPLAY_MOUNT):
             replay_app = _replay_app(settings)
         pool = configured.bind_self(self_url(settings))
@@ -80,7 +84,7 @@ def create_app(settings: Settings, *, replay_app: FastAPI | None = None) -> Fast
     app = FastAPI(
         title="signalroute",
         summary="An online-learning contextual-bandit router for mixtures of LLMs.",
-        version="0.1.0",
+        version=installed_version(),
         lifespan=lifespan,
     )
     app.state.runtime = None
@@ -94,6 +98,7 @@ def create_app(settings: Settings, *, replay_app: FastAPI | None = None) -> Fast
     app.include_router(route.routes)
     app.include_router(policies.routes)
     app.include_router(metrics_api.routes)
+    app.include_router(dashboard.routes)
     if replay_app is not None:
         app.mount(REPLAY_MOUNT, replay_app)
     return app
@@ -121,7 +126,7 @@ def app_from_env() -> FastAPI:
     """The app built from the environment's settings: the factory each worker process of
     ``signalroute serve --workers N`` calls (uvicorn imports it by name). It configures
     logging too, since a worker process starts with none."""
-    settings = Settings()
+    settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
     return create_app(settings)
 

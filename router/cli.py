@@ -10,15 +10,21 @@ import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import uvicorn
+from pydantic import ValidationError
 
 from features.embedders import EMBEDDER_NAMES
 from features.errors import ConfigError, SignalrouteError
 from router.auth.cli import add_keys_command
+from router.commands.check import add_check_command
+from router.commands.explain import add_explain_command
+from router.commands.help import Parser, settings_epilog
+from router.commands.stats import add_stats_command
 from router.logs import configure_logging
-from router.settings import Settings
-from router.tools.routing_bench.cli import add_bench_command
+from router.settings import Settings, invalid_settings, load_settings
+from router.version import installed_version
 
 
 class _StartupFailureFilter(logging.Filter):
@@ -54,7 +60,7 @@ def _serve(args: argparse.Namespace) -> int:
         overrides["port"] = args.port
     if args.config is not None:
         overrides["pool_config"] = args.config
-    settings = Settings(**overrides)  # type: ignore[arg-type]
+    settings = load_settings(**overrides)
     configure_logging(settings.log_level, settings.log_format)
     _check_port_free(settings.host, settings.port)
     if args.workers < 1:
@@ -129,7 +135,7 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _replay_pool(args: argparse.Namespace) -> int:
-    from router.settings import DEFAULT_KEEP_ALIVE_S, ReplaySettings
+    from router.settings import DEFAULT_KEEP_ALIVE_S
     from router.tools.replay_pool.app import create_replay_app
     from router.tools.replay_pool.tool_arms import load_tool_arms
 
@@ -137,7 +143,7 @@ def _replay_pool(args: argparse.Namespace) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     _check_port_free(args.host, args.port)
-    settings = ReplaySettings()
+    settings = load_settings().replay
     app = create_replay_app(settings, tool_arms=load_tool_arms(settings))
     uvicorn.run(
         app,
@@ -170,7 +176,7 @@ def _bench_cold(args: argparse.Namespace) -> int:
 def _learner(args: argparse.Namespace) -> int:
     from router.scaleout import learn_forever
 
-    settings = Settings()
+    settings = load_settings()
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -189,21 +195,43 @@ def _learner(args: argparse.Namespace) -> int:
     return 0
 
 
+SERVE_DESCRIPTION = """Run the router service (HTTP API, OpenAI-compatible endpoint, /readyz).
+
+Without --config (or SIGNALROUTE_POOL_CONFIG) the replay demo pool is served in-process and
+routed over. A pool file is validated first: every problem is listed at once (`signalroute
+check --config FILE` does the same without starting anything)."""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="signalroute", description="An online-learning contextual-bandit router for LLMs."
     )
-    commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="run the router service")
-    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port to listen on (default 8000)")
+    parser.add_argument("--version", action="version", version=f"signalroute {installed_version()}")
+    commands: argparse._SubParsersAction[argparse.ArgumentParser] = cast(
+        "argparse._SubParsersAction[argparse.ArgumentParser]",
+        parser.add_subparsers(dest="command", required=True, metavar="COMMAND"),
+    )
+    defaults = Settings.model_fields
+    serve = commands.add_parser(
+        "serve",
+        help="run the router service",
+        description=SERVE_DESCRIPTION,
+        epilog=settings_epilog(Settings),
+    )
+    serve.add_argument("--host", help=f"address to listen on (default: {defaults['host'].default})")
     serve.add_argument(
-        "--config", type=Path, help="model-pool YAML (default: the in-process replay demo pool)"
+        "--port", type=int, help=f"port to listen on (default: {defaults['port'].default})"
     )
     serve.add_argument(
-        "--workers", type=int, default=1, help="worker processes sharing the port (default 1)"
+        "--config",
+        type=Path,
+        help="model-pool YAML (default: SIGNALROUTE_POOL_CONFIG, else the replay demo pool)",
     )
+    serve.add_argument("--workers", type=int, default=1, help="worker processes sharing the port")
     serve.set_defaults(handler=_serve)
+    add_check_command(commands)
+    add_stats_command(commands)
+    add_explain_command(commands)
     bench_signals = commands.add_parser(
         "bench-signals", help="time the embedder and query signals on RouterBench prompts"
     )
@@ -225,11 +253,15 @@ def build_parser() -> argparse.ArgumentParser:
     from router.tools.offline_eval.arguments import add_arguments as add_replay_arguments
 
     replay = commands.add_parser(
-        "replay", help="offline policy evaluation of logged decisions (IPS, SNIPS, DM, DR)"
+        "evaluate",
+        aliases=["replay"],
+        help="offline policy evaluation of logged decisions (IPS, SNIPS, DM, DR); old name: replay",
     )
     add_replay_arguments(replay)
     replay.set_defaults(handler=_replay)
     add_keys_command(commands)
+    from router.tools.routing_bench.cli import add_bench_command  # reads settings on import
+
     add_bench_command(commands)
     learner = commands.add_parser(
         "learner",
@@ -240,11 +272,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     learner.set_defaults(handler=_learner)
     pool = commands.add_parser(
-        "replay-pool", help="serve only the replay model pool (OpenAI-compatible HTTP)"
+        "demo-pool",
+        aliases=["replay-pool"],
+        help="serve the demo model pool alone: recorded models over OpenAI-compatible HTTP; "
+        "old name: replay-pool",
     )
-    pool.add_argument("--host", default="127.0.0.1")
-    pool.add_argument("--port", type=int, default=8001)
-    pool.add_argument("--log-level", default="warning")
+    pool.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    pool.add_argument("--port", type=int, default=8001, help="port to listen on")
+    pool.add_argument("--log-level", default="warning", help="uvicorn's log level")
     pool.set_defaults(handler=_replay_pool)
     overhead = commands.add_parser(
         "bench-overhead",
@@ -277,16 +312,33 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: run a sub-command; a SignalrouteError ends in one line, exit code 2."""
-    args = build_parser().parse_args(argv)
+    """Entry point: run a sub-command; a SignalrouteError (invalid settings included) ends in
+    one message, exit code 2."""
     try:
+        args = build_parser().parse_args(argv)
         code: int = args.handler(args)
+    except ValidationError as exc:  # a settings class read from the environment
+        _print_error(_every_invalid_setting(exc))
+        return 2
     except SignalrouteError as exc:
-        print(f"signalroute: error: {exc.message}", file=sys.stderr)
+        _print_error(exc)
         return 2
     except KeyboardInterrupt:
         return 130
     return code
+
+
+def _every_invalid_setting(error: ValidationError) -> ConfigError:
+    """Every invalid variable, not just those of the settings class that failed first."""
+    try:
+        load_settings()
+    except ConfigError as every:
+        return every
+    return invalid_settings(error)
+
+
+def _print_error(error: SignalrouteError) -> None:
+    print(f"signalroute: error: {error.message}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,15 @@ from features.system import ArmHealth, Spend, health_features, spend_features
 from learner.context import ArmFeatures, Context
 from router.pool import Arm
 
+SHARED_FAMILIES = {
+    "Q": "query",
+    "H": "historical",
+    "I": "cut",
+    "O": "output",
+    "C": "component",
+}
+"""The signal family each shared namespace of a context holds (a trace's names for them)."""
+
 
 def arm_identity(arm: Arm) -> dict[str, float | str]:
     """Static features of an arm: its name, log list price, capability tags."""

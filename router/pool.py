@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -25,6 +26,12 @@ from pydantic import (
 )
 
 from features.errors import ConfigError
+from router.pool_problems import (
+    Problem,
+    describe_problems,
+    reference_problems,
+    validation_problems,
+)
 
 SELF_PLACEHOLDER = "{self}"
 """In a pool file, ``{self}`` in a base URL stands for the router's own address."""
@@ -47,22 +54,43 @@ class Arm(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: str = Field(min_length=1, pattern=ARM_NAME.pattern)
-    base_url: str = Field(min_length=1)
+    name: str = Field(
+        min_length=1,
+        pattern=ARM_NAME.pattern,
+        description="The arm's name in traces, metrics and /v1/models (clients may name it as "
+        "the model to bypass routing).",
+    )
+    base_url: str = Field(
+        min_length=1,
+        description="The OpenAI-compatible API's base URL (http:// or https://; {self} stands "
+        "for this router's own address).",
+    )
     model: str = Field(min_length=1, description="Model id sent to the provider.")
     api_key_env: str | None = Field(
         default=None, description="Name of the environment variable holding the API key."
     )
-    input_usd_per_mtok: NonNegative = 0.0
-    output_usd_per_mtok: NonNegative = 0.0
-    context_window: int = Field(default=8192, gt=0)
-    capabilities: frozenset[str] = frozenset()
+    input_usd_per_mtok: NonNegative = Field(
+        default=0.0,
+        description="List price of input tokens, USD per million (used when the provider "
+        "reports no cost).",
+    )
+    output_usd_per_mtok: NonNegative = Field(
+        default=0.0, description="List price of output tokens, USD per million."
+    )
+    context_window: int = Field(
+        default=8192, gt=0, description="Tokens the model takes; a longer prompt masks the arm."
+    )
+    capabilities: frozenset[str] = Field(
+        default=frozenset(),
+        description="What the arm can do: code, json, tools, vision, reasoning, ...; a "
+        "request that needs one masks the arms without it.",
+    )
     serves_only: frozenset[str] = Field(
         default=frozenset(),
         description="When set, the arm serves only requests that need one of these "
         "capabilities (a tool-calling model kept for agent traffic: [tools]).",
     )
-    timeout_s: float = Field(default=60.0, gt=0)
+    timeout_s: float = Field(default=60.0, gt=0, description="Timeout of one call (seconds).")
 
     @field_validator("base_url")
     @classmethod
@@ -91,8 +119,17 @@ class Objective(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    lambda_cost: float = Field(default=0.3, ge=0)
-    lambda_latency: float = Field(default=0.05, ge=0)
+    lambda_cost: float = Field(
+        default=0.3,
+        ge=0,
+        description="Weight of the cost term: near zero, spending cost_ref_usd costs this much "
+        "quality. Raise it to save more.",
+    )
+    lambda_latency: float = Field(
+        default=0.05,
+        ge=0,
+        description="Weight of the latency term (one half at latency_ref_ms).",
+    )
 
 
 class StageDefaults(BaseModel):
@@ -100,16 +137,46 @@ class StageDefaults(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    in_generation: bool = True
-    escalation: bool = True
-    components: bool = True
-    judge: Literal["always", "on_doubt", "sampled", "never"] = "on_doubt"
-    judge_sample_rate: float = Field(default=0.1, ge=0, le=1)
-    holdback_chars: int = Field(default=200, ge=0)
-    stall_ms: float = Field(default=10_000.0, gt=0)
-    max_switches: int = Field(default=2, ge=0)
-    max_escalations: int = Field(default=1, ge=1, le=5)
-    judge_components: bool = False
+    in_generation: bool = Field(
+        default=True, description="Watch the stream; cut a run that goes wrong and re-route."
+    )
+    escalation: bool = Field(
+        default=True, description="Let the post-generation policy escalate a doubtful answer."
+    )
+    components: bool = Field(
+        default=True,
+        description="Rewrite a failed part (a code block that does not parse, prose that "
+        "refuses) with another arm.",
+    )
+    judge: Literal["always", "on_doubt", "sampled", "never"] = Field(
+        default="on_doubt",
+        description="When the judge grades an answer: always, on_doubt (no validator could "
+        "check the content), sampled (judge_sample_rate of answers) or never.",
+    )
+    judge_sample_rate: float = Field(
+        default=0.1, ge=0, le=1, description="Share of answers judged with judge: sampled."
+    )
+    holdback_chars: int = Field(
+        default=200,
+        ge=0,
+        description="Characters a stream holds back until they passed the detectors, so a "
+        "run cut early is never seen by the client.",
+    )
+    stall_ms: float = Field(
+        default=10_000.0, gt=0, description="A run with no token for this long is cut."
+    )
+    max_switches: int = Field(
+        default=2, ge=0, description="Most runs cut and re-routed during generation in one request."
+    )
+    max_escalations: int = Field(
+        default=1, ge=1, le=5, description="Longest escalation chain of one answer."
+    )
+    judge_components: bool = Field(
+        default=False,
+        description="Grade an answer's parts (code blocks, prose) one by one; when the judge "
+        "fails the answer but passes some parts, re-route only the failed parts (with "
+        "components on) instead of escalating the whole answer.",
+    )
 
 
 class Profile(BaseModel):
@@ -126,13 +193,30 @@ class Profile(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    description: str | None = None
-    arms: tuple[str, ...] | None = Field(default=None, min_length=1)
-    objective: Objective | None = None
-    stages: StageDefaults | None = None
-    stream: Literal["final", "live"] = "final"
-    conversation: Literal["prefer", "pin", "free"] = "prefer"
-    switch_cost: float = Field(default=0.05, ge=0, le=1)
+    description: str | None = Field(default=None, description="Shown in /v1/models.")
+    arms: tuple[str, ...] | None = Field(
+        default=None, min_length=1, description="The arms it may draw (unset: every arm)."
+    )
+    objective: Objective | None = Field(default=None, description="Replaces the pool's objective.")
+    stages: StageDefaults | None = Field(
+        default=None, description="Overrides the stage options it sets."
+    )
+    stream: Literal["final", "live"] = Field(
+        default="final",
+        description="final: stream the answer once every stage accepted it; live: forward "
+        "text as it is generated, marking a replacement with a signalroute.switch chunk.",
+    )
+    conversation: Literal["prefer", "pin", "free"] = Field(
+        default="prefer",
+        description="A turn and its conversation's previous arm: prefer (leaving it costs "
+        "switch_cost of reward), pin (keep it while eligible) or free (ignore it).",
+    )
+    switch_cost: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="Reward a turn loses by leaving its conversation's previous arm.",
+    )
 
     def stage_values(self, defaults: StageDefaults) -> dict[str, Any]:
         """``defaults`` with the options this profile sets on top."""
@@ -155,20 +239,39 @@ class Pool(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    arms: tuple[Arm, ...] = Field(min_length=1)
-    objective: Objective = Objective()
-    judge: Arm | None = None
-    escalation_targets: tuple[str, ...] = ()
-    stages: StageDefaults = StageDefaults()
-    profiles: dict[ProfileName, Profile] = Field(default_factory=dict)
-    """Route profiles by name; clients name them as the model ``signalroute/<name>``."""
+    arms: tuple[Arm, ...] = Field(
+        min_length=1,
+        description="The models routing chooses among.",
+    )
+    objective: Objective = Field(
+        default=Objective(), description="Default reward weights; requests may override them."
+    )
+    judge: Arm | None = Field(
+        default=None, description="The model that grades answers (never routed to)."
+    )
+    escalation_targets: tuple[str, ...] = Field(
+        default=(),
+        description="Arms a doubtful answer may be escalated to, strongest first (default: "
+        "every arm not cheaper than the answering one, dearest first, then by value).",
+    )
+    stages: StageDefaults = Field(
+        default=StageDefaults(),
+        description="Default stage options; requests and profiles may override each of them.",
+    )
+    profiles: dict[ProfileName, Profile] = Field(
+        default_factory=dict,
+        description="Route profiles by name; clients name them as the model signalroute/<name>.",
+    )
 
     @model_validator(mode="after")
-    def _known_targets(self) -> Pool:
-        names = {arm.name for arm in self.arms}
-        unknown = [t for t in self.escalation_targets if t not in names]
-        if unknown:
-            raise ValueError(f"escalation_targets name unknown arms: {', '.join(unknown)}")
+    def _known_references(self) -> Pool:
+        problems = reference_problems(
+            self.names,
+            self.escalation_targets,
+            {name: profile.arms or () for name, profile in self.profiles.items()},
+        )
+        if problems:
+            raise ValueError("; ".join(f"{p.where}: {p.message}" for p in problems))
         return self
 
     def escalation_arms(self) -> tuple[str, ...]:
@@ -177,8 +280,10 @@ class Pool(BaseModel):
         is evidence: the escalation stage's rule escalates to the target whose escalations
         have earned the most reward (quality for the cost) once it has enough of them, so a
         dearer model that answers worse stops being the target of choice."""
-        if self.escalation_targets:
-            return self.escalation_targets
+        return self.escalation_targets or self.arms_by_price()
+
+    def arms_by_price(self) -> tuple[str, ...]:
+        """Every arm, dearest first (by output, then input price, then name)."""
         ranked = sorted(
             self.arms, key=lambda a: (-a.output_usd_per_mtok, -a.input_usd_per_mtok, a.name)
         )
@@ -198,20 +303,6 @@ class Pool(BaseModel):
                 + ", ".join(reserved)
             )
         return arms
-
-    @model_validator(mode="after")
-    def _profile_arms_known(self) -> Pool:
-        known = set(self.names)
-        for name, profile in self.profiles.items():
-            arms = profile.arms or ()
-            unknown = [arm for arm in arms if arm not in known]
-            if unknown:
-                raise ValueError(
-                    f"profile {name!r} names arms the pool does not have: {', '.join(unknown)}"
-                )
-            if len(set(arms)) != len(arms):
-                raise ValueError(f"profile {name!r} lists an arm twice")
-        return self
 
     @property
     def profile_ids(self) -> tuple[str, ...]:
@@ -262,27 +353,71 @@ class Pool(BaseModel):
 
 
 def parse_pool(document: Any, *, source: str) -> Pool:
-    """Validate a parsed pool document; errors name ``source``, the field and the problem."""
+    """Validate a parsed pool document. A bad one raises ConfigError listing every problem
+    found (``source``, the field, what is wrong), so that one edit can fix them all."""
+    pool, problems = validate_pool(document)
+    if pool is None:
+        raise ConfigError(describe_problems(source, problems))
+    return pool
+
+
+def validate_pool(document: Any) -> tuple[Pool | None, tuple[Problem, ...]]:
+    """The pool a parsed document describes, or None and every problem found in it.
+
+    Field problems are all reported together. Cross-references (escalation targets and
+    profile arms that name no arm) are checked on the raw document as well, so they are
+    reported beside field problems rather than after them are fixed.
+    """
     try:
-        return Pool.model_validate(document)
+        return Pool.model_validate(document), ()
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
-        more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
-        raise ConfigError(f"{source}: {where}: {first['msg']}{more}") from None
+        return None, validation_problems(exc, document, allowed=_FIELDS)
 
 
-def load_pool(path: Path) -> Pool:
-    """Read and validate a pool file."""
+def read_pool_document(path: Path) -> Any:
+    """The parsed YAML of a pool file; ConfigError when it cannot be read or parsed."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read pool file {path}: {exc.strerror}") from None
     try:
-        document = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    return parse_pool(document, source=str(path))
+
+
+def load_pool(path: Path) -> Pool:
+    """Read and validate a pool file."""
+    return parse_pool(read_pool_document(path), source=str(path))
+
+
+def unset_key_variables(pool: Pool, environ: Mapping[str, str] = os.environ) -> tuple[Problem, ...]:
+    """Arms (and the judge) that name an ``api_key_env`` variable ``environ`` does not set:
+    their calls would go out without a key. A warning, not an error: a local model server
+    may need no key at all, and the variable may be set for the service but not here."""
+    members = [(f"arms.{i}", arm) for i, arm in enumerate(pool.arms)]
+    if pool.judge is not None:
+        members.append(("judge", pool.judge))
+    return tuple(
+        Problem(
+            where=f"{where}.api_key_env",
+            message=f"{arm.name}: the environment variable {arm.api_key_env} is not set, so "
+            "its calls carry no API key",
+            severity="warning",
+        )
+        for where, arm in members
+        if arm.api_key_env is not None and not environ.get(arm.api_key_env)
+    )
+
+
+_FIELDS: dict[str, tuple[str, ...]] = {
+    "": tuple(Pool.model_fields),
+    "arm": tuple(Arm.model_fields),
+    "objective": tuple(Objective.model_fields),
+    "stages": tuple(StageDefaults.model_fields),
+    "profile": tuple(Profile.model_fields),
+}
+"""The fields each part of a pool file may hold, for "did you mean" hints."""
 
 
 def demo_pool() -> Pool:

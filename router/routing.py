@@ -33,7 +33,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -56,7 +56,9 @@ from features.errors import (
 from features.historical import HistoricalSignals, PastOutcome, summarize
 from features.query import embed_query, query_signals
 from features.system import ArmHealth
+from features.tool_calls import CHECK_NAMES as TOOL_CHECK_NAMES
 from features.validators import run_validators
+from features.verdicts import ValidationSummary
 from learner.anchor import DEFAULT_ANCHOR, AnchorConfig
 from router.constraints import eligible_arms
 from router.conversations import RecentTurns, previous_turn_key, turn_key
@@ -505,6 +507,8 @@ class Router:
         if prep.request.session:
             self._recent.served(prep.request.tenant, f"session:{prep.request.session}", arm)
         prep.journal.settled(ledger.traces)
+        parts = component_traces(components, arm, assessment)
+        assessed = assessment.as_json()
         await self._record(
             prep.journal,
             Completed(
@@ -512,6 +516,11 @@ class Router:
                 model=arm,
                 cost_usd=ledger.cost_usd,
                 latency_ms=latency_ms,
+                trace={
+                    "components": [asdict(part) for part in parts],
+                    "assessment": assessed,
+                    "timings": dict(prep.timings),
+                },
             ),
             prep.embedding if self._config.learn else None,
         )
@@ -522,15 +531,13 @@ class Router:
             cost_usd=ledger.cost_usd,
             latency_ms=latency_ms,
             decisions=tuple(ledger.traces),
-            components=component_traces(components, arm, assessment),
-            assessment=assessment.as_json(),
+            components=parts,
+            assessment=assessed,
             timings=dict(prep.timings),
             finish_reason=answer.finish_reason,
             prompt_tokens=answer.prompt_tokens if reported else None,
             completion_tokens=answer.completion_tokens if reported else None,
-            format_error=next(
-                (r.reason for r in assessment.validation.failed if r.name == "json"), None
-            ),
+            format_error=format_error(assessment.validation),
             tool_calls=answer.tool_calls if text == answer.text else (),
         )
 
@@ -640,3 +647,16 @@ def _request_params(request: RouteRequest) -> dict[str, Any]:
         "needs": dict(constraints.needs),
         **({"fields": dict(request.fields)} if request.fields else {}),
     }
+
+
+def format_error(validation: ValidationSummary) -> str | None:
+    """Why the delivered answer misses the form the request's contract demands (None when it
+    does not): a requested JSON format, or the offered tools (a call that is not JSON, fails
+    its schema, names a function not offered, or a forced or required call not made). The
+    client is told so instead of receiving the answer as a plain one."""
+    for result in validation.failed:
+        if result.name == "json":
+            return result.reason
+        if result.name in TOOL_CHECK_NAMES:
+            return f"{result.name}: {result.reason}"
+    return None

@@ -20,6 +20,7 @@ from features.embedders import create_embedder
 from features.errors import ConfigError, SignalrouteError
 from learner.anchor import DEFAULT_ANCHOR
 from learner.config import PolicyConfig
+from router.arm_probes import ArmReachability
 from router.budget import BudgetGuard
 from router.health import HealthTracker
 from router.lifecycle.journal import JournalWriter
@@ -57,6 +58,8 @@ class Runtime:
     budget: BudgetGuard
     metrics: Metrics
     writer: JournalWriter | None = None
+    reachability: ArmReachability | None = None
+    """Which arms' addresses answer (for ``/readyz``); None in runtimes built by hand."""
 
 
 async def open_database(settings: Settings, stack: AsyncExitStack) -> Database:
@@ -149,6 +152,10 @@ async def open_runtime(
         stack.push_async_callback(writer.drain)  # before the policies' last snapshot
         stack.callback(flusher.cancel)
         health = HealthTracker(pool.names)
+        reachability = ArmReachability(
+            pool.arms, http, ttl_s=settings.readiness_ttl_s, timeout_s=settings.connect_timeout_s
+        )
+        stack.push_async_callback(reachability.close)
         await check_embedder(database, settings)
         embedder = await asyncio.to_thread(create_embedder, settings.embedder)
         judge: Judge | None = (
@@ -193,6 +200,7 @@ async def open_runtime(
             budget=BudgetGuard(spend, database),
             metrics=metrics,
             writer=writer,
+            reachability=reachability,
         )
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from features.embedders import EmbedderName
+from features.errors import ConfigError
 
 DEFAULT_REPLAY_DATA = Path("../shared/data/routerbench")
 DEFAULT_BFCL_DATA = Path("../shared/data/bfcl")
@@ -37,23 +38,46 @@ class ReplaySettings(BaseSettings):
         "questions/), served as tool-calling arms; defaults to ../shared/data/bfcl, and "
         "without it the replay pool has no tool-calling arms.",
     )
-    seed: int = 0
-    stream_chunk_chars: int = Field(default=16, ge=1)
-    stream_chunks_per_s: float = Field(default=200.0, gt=0)
-    latency_ms: float = Field(default=0.0, ge=0)
-    error_rate: float = Field(default=0.0, ge=0, le=1)
-    rate_limit_rate: float = Field(default=0.0, ge=0, le=1)
-    retry_after_s: float = Field(default=1.0, ge=0)
-    stall_rate: float = Field(default=0.0, ge=0, le=1)
-    stall_ms: float = Field(default=5000.0, ge=0)
-    cut_rate: float = Field(default=0.0, ge=0, le=1)
+    seed: int = Field(default=0, description="Seed of the fault draws and the judge's flips.")
+    stream_chunk_chars: int = Field(default=16, ge=1, description="Characters per streamed chunk.")
+    stream_chunks_per_s: float = Field(
+        default=200.0, gt=0, description="Pace of a stream (chunks per second)."
+    )
+    latency_ms: float = Field(
+        default=0.0, ge=0, description="Wait before the first byte of every answer."
+    )
+    error_rate: float = Field(
+        default=0.0, ge=0, le=1, description="Share of requests answered with HTTP 500."
+    )
+    rate_limit_rate: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Share of requests answered with HTTP 429 and Retry-After.",
+    )
+    retry_after_s: float = Field(
+        default=1.0, ge=0, description="The Retry-After of an injected 429 (seconds)."
+    )
+    stall_rate: float = Field(
+        default=0.0, ge=0, le=1, description="Share of streams that stall mid-way."
+    )
+    stall_ms: float = Field(default=5000.0, ge=0, description="How long a stall lasts.")
+    cut_rate: float = Field(
+        default=0.0, ge=0, le=1, description="Share of streams cut off mid-way."
+    )
     model_faults: dict[str, str] = Field(
         default_factory=dict,
         description="Content fault per model id (repeat, refusal, language, broken_json, "
         "broken_code, injection), applied to every answer of that model; JSON in the "
         "environment.",
     )
-    judge_accuracy: float = Field(default=0.9, ge=0, le=1)
+    judge_accuracy: float = Field(
+        default=0.9,
+        ge=0,
+        le=1,
+        description="Probability that the replay judge's verdict is the recorded label "
+        "(else it is flipped).",
+    )
 
     def data_path(self) -> Path | None:
         """The data folder to load, or None when neither the setting nor the default exists."""
@@ -74,20 +98,28 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="SIGNALROUTE_", extra="ignore")
 
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=0, le=65535)
+    host: str = Field(default="127.0.0.1", description="Address to listen on.")
+    port: int = Field(default=8000, ge=0, le=65535, description="Port to listen on.")
     database_url: str | None = Field(
         default=None,
         description="Postgres URL (pgvector required). Unset: an embedded server under data_dir.",
     )
-    data_dir: Path = Path(".signalroute")
+    data_dir: Path = Field(
+        default=Path(".signalroute"),
+        description="Folder of the embedded Postgres server and of journals spooled while "
+        "the store is down.",
+    )
     pool_config: Path | None = Field(
         default=None,
         description="Model-pool YAML. Unset: the replay pool is served in-process and used.",
     )
     db_pool_size: int = Field(default=20, ge=2, le=200, description="Max store connections.")
-    request_timeout_s: float = Field(default=60.0, gt=0)
-    connect_timeout_s: float = Field(default=5.0, gt=0)
+    request_timeout_s: float = Field(
+        default=60.0, gt=0, description="Longest wait for a provider's answer (seconds)."
+    )
+    connect_timeout_s: float = Field(
+        default=5.0, gt=0, description="Longest wait to connect to a provider (seconds)."
+    )
     keep_alive_s: int = Field(
         default=DEFAULT_KEEP_ALIVE_S,
         ge=1,
@@ -95,14 +127,27 @@ class Settings(BaseSettings):
         "most HTTP clients keep theirs, so a client never reuses a connection the service is "
         "closing at that moment.",
     )
-    log_level: str = "info"
+    log_level: str = Field(default="info", description="Log level: debug, info, warning or error.")
     seed: int | None = Field(
         default=None, description="Seed of the router's RNG (arm draws); unset: from entropy."
     )
-    exploration: Literal["epsilon", "squarecb", "softmax"] = "squarecb"
-    epsilon: float = Field(default=0.1, gt=0, le=1)
-    gamma_scale: float = Field(default=10.0, gt=0)
-    learning_rate: float = Field(default=0.5, gt=0)
+    exploration: Literal["epsilon", "squarecb", "softmax"] = Field(
+        default="squarecb", description="How each stage's policy explores arms."
+    )
+    epsilon: float = Field(
+        default=0.1,
+        gt=0,
+        le=1,
+        description="epsilon exploration: the probability shared by the arms not predicted best.",
+    )
+    gamma_scale: float = Field(
+        default=10.0,
+        gt=0,
+        description="squarecb exploration: how fast it concentrates on the best arm.",
+    )
+    learning_rate: float = Field(
+        default=0.5, gt=0, description="Vowpal Wabbit's learning rate for every policy."
+    )
     snapshot_every: int = Field(default=100, ge=1, description="Snapshot a policy every N updates.")
     role: Literal["standalone", "replica"] = Field(
         default="standalone",
@@ -157,7 +202,15 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = Field(
         default=None,
         description="When set, GET /metrics needs 'Authorization: Bearer <this token>' "
-        "(its labels name tenants and their spend); unset: /metrics is open, like /healthz.",
+        "(its labels name tenants and their spend); unset: /metrics is open, like /healthz. "
+        "It is also the operator's token of the dashboard: with SIGNALROUTE_AUTH=keys, "
+        "/dashboard shows every tenant's traffic to it, and a tenant's own to an API key.",
+    )
+    dashboard_reports: Path = Field(
+        default=Path("signalroute-replay"),
+        description="Folder where GET /dashboard looks for the newest offline-evaluation "
+        "report (a replay.json that `signalroute evaluate --out` wrote, in it or below it); "
+        "operators only.",
     )
     log_format: Literal["json", "text"] = Field(
         default="json", description="Log lines as JSON objects (with request ids) or text."
@@ -175,4 +228,65 @@ class Settings(BaseSettings):
         ge=1,
         description="Most text characters a request's messages may hold together (else 413).",
     )
-    replay: ReplaySettings = Field(default_factory=ReplaySettings)
+    readiness_ttl_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="How long /readyz trusts its last look at each arm's address; an older "
+        "look is renewed in the background while /readyz answers from it.",
+    )
+    replay: ReplaySettings = Field(
+        default_factory=ReplaySettings,
+        description="The replay model pool (the demo pool), set as SIGNALROUTE_REPLAY_<FIELD>.",
+    )
+
+
+def load_settings(**overrides: object) -> Settings:
+    """The settings from the environment (and ``overrides``, e.g. command-line options).
+
+    Raises ConfigError listing every invalid variable at once, the replay pool's included
+    (pydantic would stop at the first class that fails, with a traceback).
+    """
+    problems: list[str] = []
+    replay: ReplaySettings | None = None
+    try:
+        replay = ReplaySettings()
+    except ValidationError as exc:
+        problems += _problems(exc)
+    try:
+        settings = Settings(
+            **overrides,  # type: ignore[arg-type]
+            replay=replay if replay is not None else ReplaySettings.model_construct(),
+        )
+    except ValidationError as exc:
+        problems += _problems(exc)
+    if problems:
+        raise _config_error(problems)
+    return settings
+
+
+def invalid_settings(error: ValidationError) -> ConfigError:
+    """A settings class's validation error as a ConfigError naming each variable."""
+    return _config_error(_problems(error))
+
+
+_PREFIXES = {
+    cls.__name__: str(cls.model_config.get("env_prefix", "")) for cls in (Settings, ReplaySettings)
+}
+
+
+def _config_error(problems: list[str]) -> ConfigError:
+    if len(problems) == 1:
+        return ConfigError(f"invalid setting: {problems[0]}")
+    listed = "".join(f"\n  - {p}" for p in problems)
+    return ConfigError(f"{len(problems)} invalid settings:{listed}")
+
+
+def _problems(error: ValidationError) -> list[str]:
+    prefix = _PREFIXES.get(error.title, "SIGNALROUTE_")
+    found = []
+    for entry in error.errors():
+        variable = prefix + "_".join(str(part) for part in entry["loc"]).upper()
+        secret = any(word in variable for word in ("TOKEN", "URL", "KEY"))
+        shown = "" if secret else f" (got {entry.get('input')!r})"
+        found.append(f"{variable}: {entry['msg']}{shown}")
+    return found

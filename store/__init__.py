@@ -7,6 +7,8 @@
   ``store.snapshots``, ``store.api_keys``: async record functions taking the caller's
   connection, so the caller decides the transaction; they return the frozen values of
   ``store.records``.
+* ``store.activity``: recent activity for the dashboard (decisions over time, latest
+  requests, spend).
 
 Every failure leaves as a ``features.errors`` exception (see ``store.translation``).
 """

@@ -34,8 +34,8 @@ _INSERT_REQUEST = (
 )
 _INSERT_DECISION = (
     "INSERT INTO decisions (id, request_id, stage, context, arms, chosen_arm, probability, "
-    "pmf, policy_name, policy_version, outcome, masked, details) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    "pmf, policy_name, policy_version, outcome, masked, details, cost_usd, latency_ms) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 )
 _INSERT_REWARD = (
     "INSERT INTO rewards (decision_id, value, source, idempotency_key, policy_update) "
@@ -43,7 +43,8 @@ _INSERT_REWARD = (
 )
 _COMPLETE = (
     "UPDATE requests SET status = 'completed', output = %s, model = %s, cost_usd = %s, "
-    "latency_ms = %s, completed_at = clock_timestamp() WHERE id = %s AND status = 'accepted'"
+    "latency_ms = %s, trace = %s, completed_at = clock_timestamp() "
+    "WHERE id = %s AND status = 'accepted'"
 )
 _FAIL = (
     "UPDATE requests SET status = 'failed', error = %s, model = %s, latency_ms = %s, "
@@ -104,6 +105,8 @@ class Batch:
         outcome: str | None = None,
         masked: Mapping[str, str] | None = None,
         details: Mapping[str, Any] | None = None,
+        cost_usd: float | None = None,
+        latency_ms: float | None = None,
     ) -> None:
         self.decisions.append(
             (
@@ -120,6 +123,8 @@ class Batch:
                 outcome,
                 None if masked is None else Jsonb(dict(masked)),
                 None if details is None else Jsonb(dict(details)),
+                cost_usd,
+                latency_ms,
             )
         )
 
@@ -144,9 +149,12 @@ class Batch:
         model: str,
         cost_usd: float | None,
         latency_ms: float | None,
+        trace: Mapping[str, Any] | None = None,
     ) -> None:
+        """``trace``: the answer's components, assessment and timings (JSON)."""
         rid = reference(request_id, "request")
-        self.completed.append((output, model, cost_usd, latency_ms, rid))
+        jsonb = None if trace is None else Jsonb(dict(trace))
+        self.completed.append((output, model, cost_usd, latency_ms, jsonb, rid))
 
     def fail(
         self, request_id: Id, *, error: str, model: str | None, latency_ms: float | None

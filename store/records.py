@@ -54,6 +54,9 @@ class RequestRecord:
     completed_at: datetime | None
     api_key_id: UUID | None = None
     """The API key that made the request (None in local mode, without keys)."""
+    trace: JsonObject | None = None
+    """A completed request's trace beyond its decisions: ``components``, ``assessment``,
+    ``timings`` (None for failed requests and those logged before it was kept)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +80,9 @@ class DecisionRecord:
     masked: Mapping[str, str] | None = None
     """The arms masked for it, with their reasons."""
     details: JsonObject | None = None
+    cost_usd: float | None = None
+    """What the decision's call cost (None when it called no model, or was not recorded)."""
+    latency_ms: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +109,17 @@ class LearnableReward:
     context: JsonObject
     chosen_arm: str
     probability: float
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionOutcome:
+    """A logged decision's context and chosen arm, with the mean of its rewards (None while
+    it has none)."""
+
+    context: JsonObject
+    chosen_arm: str
+    reward: float | None
+    created_at: datetime
 
 
 @dataclass(frozen=True, slots=True)

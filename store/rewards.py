@@ -18,7 +18,7 @@ from psycopg.rows import dict_row
 from features.errors import ConflictError
 from store.columns import columns
 from store.ids import Id, reference
-from store.records import LearnableReward, RewardRecord
+from store.records import DecisionOutcome, LearnableReward, RewardRecord
 from store.translation import translated
 
 
@@ -185,6 +185,36 @@ async def recent_reward(
     assert row is not None
     mean = None if row[0] is None else float(row[0])
     return RecentReward(mean=mean, decisions=int(row[1]), window=window)
+
+
+async def recent_outcomes(
+    conn: AsyncConnection[Any], *, stage: str, window: int, tenant: str | None = None
+) -> list[DecisionOutcome]:
+    """The last ``window`` decisions of ``stage`` (of ``tenant``'s requests if given), newest
+    first, each with its context and the mean of its rewards (None while it has none)."""
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    tenant_filter = sql.SQL("AND r.tenant = %s") if tenant is not None else sql.SQL("")
+    query = sql.SQL(
+        "SELECT d.context, d.chosen_arm, d.created_at, "
+        "(SELECT avg(w.value) FROM rewards AS w WHERE w.decision_id = d.id) AS reward "
+        "FROM decisions AS d JOIN requests AS r ON r.id = d.request_id "
+        "WHERE d.stage = %s {} ORDER BY d.created_at DESC, d.id DESC LIMIT %s"
+    ).format(tenant_filter)
+    values: tuple[Any, ...] = (stage, tenant, window) if tenant is not None else (stage, window)
+    with translated(f"cannot read the recent decisions of stage {stage!r}"):
+        async with conn.cursor(row_factory=dict_row) as cursor:
+            await cursor.execute(query, values)
+            rows = await cursor.fetchall()
+    return [
+        DecisionOutcome(
+            context=row["context"],
+            chosen_arm=row["chosen_arm"],
+            reward=None if row["reward"] is None else float(row["reward"]),
+            created_at=row["created_at"],
+        )
+        for row in rows
+    ]
 
 
 async def _fetch(

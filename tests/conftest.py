@@ -77,3 +77,12 @@ async def database(session_database: Database) -> Database:
     async with session_database.connection() as conn:
         await reset_data(conn)
     return session_database
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--dashboard-screenshots",
+        default=None,
+        metavar="DIR",
+        help="save the dashboard browser test's screenshots in DIR (docs/images for the docs)",
+    )

@@ -238,8 +238,11 @@ FIELDS: tuple[FieldRule, ...] = (
         "Forwarded (each a `function` with a unique name, else a 400); masks arms without "
         "the `tools` capability. Each call of the answer is "
         "checked (a function offered, arguments that are JSON and satisfy its `parameters`, "
-        "`tool_choice` obeyed); a failed call is rewarded 0 and may be escalated with the "
-        "error; in a stream, arguments that can no longer become JSON cut the run.",
+        "`tool_choice` obeyed); a failed call is rewarded 0 and escalated with the error "
+        "(to an arm that calls tools, when no configured target can); in a stream, arguments "
+        "that can no longer become JSON cut the run. An answer that still fails is delivered "
+        "with `signalroute.format_error` naming the check, and `finish_reason: format_failed` "
+        "when it calls nothing.",
     ),
     FieldRule(
         "tool_choice",

@@ -8,6 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from router.api.deps import CallerDep, RuntimeDep
+from router.estimates import stage_estimates
+from router.lifecycle.stages import ESCALATION
+from router.runtime import Runtime
 from store import rewards as reward_log
 from store import snapshots
 
@@ -21,16 +24,32 @@ async def list_policies(
     window: Annotated[int, Query(ge=1, le=100_000)] = 100,
 ) -> dict[str, Any]:
     """Per stage: updates learned (the ``policy_version`` its decisions log), the newest
-    snapshot's version, the exploration settings, and the mean reward of its last ``window``
-    decisions (of the caller's tenant when it has a key, of every tenant otherwise)."""
+    snapshot's version, the exploration settings, the mean reward of its last ``window``
+    decisions (of the caller's tenant when it has a key, of every tenant otherwise), and per
+    arm over the same decisions (``arms``, and per task category or hint in ``groups``):
+    the share routed to it, the policy's own probability and estimated reward for it on
+    those contexts now, and the observed mean reward of the decisions that chose it."""
+    return {"policies": await describe_policies(runtime, window=window, tenant=caller.scope)}
+
+
+async def describe_policies(
+    runtime: Runtime, *, window: int, tenant: str | None
+) -> list[dict[str, Any]]:
+    """The entries of ``GET /policies``, over the decisions of ``tenant`` (None: all)."""
     policies = []
     for stage in runtime.policies.stages:
         policy = runtime.policies.get(stage)
         async with runtime.database.connection() as conn:
-            recent = await reward_log.recent_reward(
-                conn, stage=stage, window=window, tenant=caller.scope
-            )
+            recent = await reward_log.recent_reward(conn, stage=stage, window=window, tenant=tenant)
             snapshot_version = await snapshots.latest_version(conn, stage)
+        estimates = await stage_estimates(
+            runtime.database,
+            stage,
+            policy,
+            window=window,
+            tenant=tenant,
+            arms=() if stage == ESCALATION else runtime.pool.names,
+        )
         policies.append(
             {
                 "stage": stage,
@@ -42,8 +61,9 @@ async def list_policies(
                     "mean": None if recent.mean is None else round(recent.mean, 4),
                     "decisions": recent.decisions,
                     "window": recent.window,
-                    "tenant": caller.scope,
+                    "tenant": tenant,
                 },
+                **estimates.as_json(),
             }
         )
-    return {"policies": policies}
+    return policies

@@ -18,6 +18,7 @@ from router.api.errors import error_body
 from router.api.limits import check_prompt_size
 from router.api.openai_format import COMPLETION_ID_PREFIX
 from router.api.schemas import FeedbackBody, RouteAndRunBody
+from router.auth.caller import Caller
 from router.constraints import Constraints, request_needs
 from router.feedback import record_feedback
 from router.lifecycle.stages import StageOptions
@@ -118,7 +119,8 @@ async def route_and_run(
     """Route the request, run it on the chosen arm, and return the answer with its trace.
 
     With ``stream: true`` the answer arrives as server-sent events: ``delta`` events with
-    text, then one ``result`` event (the same body as the non-streaming response) or one
+    text, ``switch`` events (everything streamed before a switch is replaced by what follows
+    it), then one ``result`` event (the same body as the non-streaming response) or one
     ``error`` event.
     """
     check_prompt_size(body.messages, runtime.settings)
@@ -226,6 +228,12 @@ async def get_request(request_id: str, runtime: RuntimeDep, caller: CallerDep) -
 
     With API keys, only requests of the key's tenant are found.
     """
+    return await logged_request(runtime, caller, request_id)
+
+
+async def logged_request(runtime: Runtime, caller: Caller, request_id: str) -> dict[str, Any]:
+    """The body of ``GET /requests/{id}``: NotFoundError for an unknown request and for one
+    the caller may not see."""
     request_id = request_id.removeprefix(COMPLETION_ID_PREFIX)  # the id OpenAI clients see
     if runtime.writer is not None:
         await runtime.writer.wait(request_id=request_id)
@@ -256,6 +264,7 @@ async def get_request(request_id: str, runtime: RuntimeDep, caller: CallerDep) -
         "cost_usd": record.cost_usd,
         "latency_ms": record.latency_ms,
         "error": record.error,
+        "trace": dict(record.trace) if record.trace is not None else None,
         "decisions": [
             {
                 "decision_id": str(d.id),
@@ -270,6 +279,8 @@ async def get_request(request_id: str, runtime: RuntimeDep, caller: CallerDep) -
                 "outcome": d.outcome,
                 "masked": dict(d.masked) if d.masked is not None else None,
                 "details": dict(d.details) if d.details is not None else None,
+                "cost_usd": d.cost_usd,
+                "latency_ms": d.latency_ms,
                 "created_at": d.created_at.isoformat(),
                 "rewards": by_decision.get(str(d.id), []),
             }

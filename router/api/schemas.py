@@ -141,11 +141,20 @@ HINTS_DOC = (
 
 
 class ConstraintsBody(BaseModel):
+    """Hard limits: arms that break them are masked (``422 no_eligible_arm`` when none is
+    left, with each arm's reason)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    max_cost_usd: float | None = Field(default=None, gt=0)
-    max_latency_ms: float | None = Field(default=None, gt=0)
-    capabilities: list[str] = Field(default_factory=list)
+    max_cost_usd: float | None = Field(
+        default=None, gt=0, description="Masks arms whose estimated cost is higher (USD)."
+    )
+    max_latency_ms: float | None = Field(
+        default=None, gt=0, description="Masks arms whose latency p95 is higher."
+    )
+    capabilities: list[str] = Field(
+        default_factory=list, description="Masks arms without every one of these capabilities."
+    )
 
 
 class ChatCompletionBody(StorableBody):
@@ -225,6 +234,9 @@ class ChatCompletionBody(StorableBody):
 
 
 class ObjectiveBody(BaseModel):
+    """Per-request reward weights; each replaces the pool's (or the profile's) of the same
+    name."""
+
     model_config = ConfigDict(extra="forbid")
 
     lambda_cost: float | None = Field(default=None, ge=0)
@@ -232,7 +244,8 @@ class ObjectiveBody(BaseModel):
 
 
 class StagesBody(BaseModel):
-    """Per-request overrides of the pool's lifecycle options."""
+    """Per-request overrides of the pool's lifecycle options; each field means what the pool
+    file's ``stages`` option of the same name means."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -253,9 +266,11 @@ class ValidatorsBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    regex: str | None = Field(default=None, min_length=1, max_length=2000)
-    min_chars: int | None = Field(default=None, ge=0)
-    max_chars: int | None = Field(default=None, gt=0)
+    regex: str | None = Field(
+        default=None, min_length=1, max_length=2000, description="The answer must match it."
+    )
+    min_chars: int | None = Field(default=None, ge=0, description="Shortest answer that passes.")
+    max_chars: int | None = Field(default=None, gt=0, description="Longest answer that passes.")
 
     @field_validator("regex")
     @classmethod
@@ -273,16 +288,33 @@ class RouteAndRunBody(StorableBody):
 
     model_config = ConfigDict(extra="forbid")
 
-    messages: list[ChatMessage]
-    user: str | None = Field(default=None, min_length=1, max_length=200)
-    tenant: str | None = Field(default=None, min_length=1, max_length=200)
-    session: str | None = Field(default=None, min_length=1, max_length=200)
-    response_format: dict[str, Any] | None = None
+    messages: list[ChatMessage] = Field(description="The conversation, as OpenAI's.")
+    user: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Your end user's id: the historical signals look at this user's past too.",
+    )
+    tenant: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Local mode only (default 'default'); with API keys the key decides it.",
+    )
+    session: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Counted against the session budget; keeps a conversation on its arm.",
+    )
+    response_format: dict[str, Any] | None = Field(
+        default=None, description="OpenAI's JSON mode or JSON schema; the answer is checked."
+    )
     constraints: ConstraintsBody | None = None
     objective: ObjectiveBody | None = None
-    max_tokens: int | None = Field(default=None, gt=0)
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    stream: bool = False
+    max_tokens: int | None = Field(default=None, gt=0, description="Forwarded to the arm.")
+    temperature: float | None = Field(default=None, ge=0, le=2, description="Forwarded to the arm.")
+    stream: bool = Field(default=False, description="Answer as server-sent events.")
     stages: StagesBody | None = None
     validators: ValidatorsBody | None = None
     hints: dict[str, str] | None = Field(default=None, description=HINTS_DOC)
@@ -308,8 +340,20 @@ class FeedbackBody(StorableBody):
 
     model_config = ConfigDict(extra="forbid")
 
-    request_id: str | None = None
-    decision_id: str | None = None
-    reward: float = Field(ge=0, le=1)
-    source: str = Field(default="user", min_length=1, max_length=100)
-    idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
+    request_id: str | None = Field(
+        default=None, description="Rewards the decisions that shaped the request's answer."
+    )
+    decision_id: str | None = Field(default=None, description="Rewards this decision only.")
+    reward: float = Field(ge=0, le=1, description="The outcome: 0 worst, 1 best.")
+    source: str = Field(
+        default="user",
+        min_length=1,
+        max_length=100,
+        description="Where it came from (thumbs, tests, ...); offline evaluation can pick one.",
+    )
+    idempotency_key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="The same key is recorded once; with another value it is a 409.",
+    )

@@ -185,14 +185,20 @@ def escalation_targets(
     kit: StageKit, answered_by: str, eligible: Collection[str]
 ) -> tuple[Arm, ...]:
     """The arms an answer of ``answered_by`` may be escalated to: the pool's
-    ``escalation_targets`` in their order, or by default every arm, dearest first, never one
-    cheaper than the answering arm (before any evidence, price is the only sign of strength a
-    pool without targets gives; ``rule_target`` then picks by value)."""
-    names = [name for name in kit.pool.escalation_arms() if name in eligible]
-    if not kit.pool.escalation_targets:
-        floor = kit.pool.arm(answered_by).output_usd_per_mtok
-        names = [n for n in names if kit.pool.arm(n).output_usd_per_mtok >= floor]
-    return tuple(kit.pool.arm(name) for name in names)
+    ``escalation_targets`` that can serve the request, in their order; when there are none
+    (or none of them can serve it: a tool request in a pool whose targets call no tools),
+    every eligible arm, dearest first, never one cheaper than the answering arm (before any
+    evidence, price is the only sign of strength such a pool gives; ``rule_target`` then
+    picks by value)."""
+    configured = [name for name in kit.pool.escalation_targets if name in eligible]
+    if configured:
+        return tuple(kit.pool.arm(name) for name in configured)
+    floor = kit.pool.arm(answered_by).output_usd_per_mtok
+    return tuple(
+        kit.pool.arm(name)
+        for name in kit.pool.arms_by_price()
+        if name in eligible and kit.pool.arm(name).output_usd_per_mtok >= floor
+    )
 
 
 def rule_target(targets: Sequence[Arm], evidence: Evidence, anchor: AnchorConfig | None) -> Arm:

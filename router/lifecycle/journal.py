@@ -42,6 +42,8 @@ class DecisionRow:
     """What became of it, as the trace says (None until the request's end is known)."""
     masked: Mapping[str, str] | None = None
     details: Mapping[str, Any] | None = None
+    cost_usd: float | None = None
+    latency_ms: float | None = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,8 @@ class Completed:
     model: str
     cost_usd: float
     latency_ms: float
+    trace: Mapping[str, Any] | None = None
+    """The answer's components, assessment and timings, as its response shows them."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,8 @@ class Journal:
                 outcome=by_id[row.decision_id].outcome,
                 masked=dict(by_id[row.decision_id].masked),
                 details=dict(by_id[row.decision_id].details),
+                cost_usd=by_id[row.decision_id].cost_usd,
+                latency_ms=by_id[row.decision_id].latency_ms,
             )
             for row in self.decisions
         ]
@@ -160,6 +166,8 @@ def _add_journal(
             outcome=row.outcome,
             masked=row.masked,
             details=row.details,
+            cost_usd=row.cost_usd,
+            latency_ms=row.latency_ms,
         )
     for reward in journal.rewards:
         batch.reward(
@@ -176,6 +184,7 @@ def _add_journal(
             model=outcome.model,
             cost_usd=outcome.cost_usd,
             latency_ms=outcome.latency_ms,
+            trace=outcome.trace,
         )
         if embedding is not None and embedding.any():
             batch.embedding(

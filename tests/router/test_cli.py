@@ -62,3 +62,52 @@ def test_unreachable_database_url_is_named_without_its_password() -> None:
     assert "cannot connect to the database" in line
     assert "hunter2" not in line
     assert f"127.0.0.1:{closed_port}" in line
+
+
+def test_every_invalid_setting_is_listed_at_once() -> None:
+    result = serve(
+        env={
+            "SIGNALROUTE_PORT": "abc",
+            "SIGNALROUTE_EPSILON": "2",
+            "SIGNALROUTE_REPLAY_SEED": "x",
+            "SIGNALROUTE_DATABASE_URL": "postgresql://u:secret@h/db",
+        }
+    )
+    assert error_line(result) == "signalroute: error: 3 invalid settings:"
+    assert result.stderr.splitlines()[1:] == [
+        "  - SIGNALROUTE_REPLAY_SEED: Input should be a valid integer, unable to parse string "
+        "as an integer (got 'x')",
+        "  - SIGNALROUTE_PORT: Input should be a valid integer, unable to parse string as an "
+        "integer (got 'abc')",
+        "  - SIGNALROUTE_EPSILON: Input should be less than or equal to 1 (got '2')",
+    ]
+
+
+def test_every_problem_of_a_pool_file_stops_the_service_at_once(tmp_path: Path) -> None:
+    pool = tmp_path / "pool.yaml"
+    pool.write_text("arms:\n  - {name: a, model: m, api_key: sk-1}\n  - {name: b}\n")
+    result = serve("--config", str(pool))
+    assert error_line(result) == f"signalroute: error: {pool}: 4 problems:"
+    assert result.stderr.splitlines()[1:] == [
+        "  - arms.0.base_url: Field required",
+        "  - arms.0.api_key: Extra inputs are not permitted: a pool file holds no keys: put the "
+        "key in an environment variable and name the variable with api_key_env "
+        "(e.g. api_key_env: OPENAI_API_KEY)",
+        "  - arms.1.base_url: Field required",
+        "  - arms.1.model: Field required",
+    ]
+
+
+@pytest.mark.parametrize("command", [["keys", "list"], ["stats"], ["learner"]])
+def test_store_commands_name_an_invalid_setting_in_one_line(command: list[str]) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "router.cli", *command],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "SIGNALROUTE_DB_POOL_SIZE": "1"},
+    )
+    assert error_line(result) == (
+        "signalroute: error: invalid setting: SIGNALROUTE_DB_POOL_SIZE: Input should be "
+        "greater than or equal to 2 (got '1')"
+    )

@@ -2,7 +2,7 @@
 
 Recorded data has no judge outputs, so a verdict is the recorded correctness label of the
 judged answer, flipped with probability ``1 - accuracy``, and it costs what the judge's stand-in
-model (``gpt-3.5-turbo-1106``) was billed on that prompt (see the README's Benchmarks section).
+model (``gpt-3.5-turbo-1106``) was billed on that prompt (see docs/benchmarks/index.md).
 
 Contract of a judge request: its last user message holds the recorded prompt (matched as any
 prompt is: exact, contains, nearest) and the candidate answer, preferably inside

@@ -2,7 +2,7 @@
 
 * ``routerbench``: 11 models' real answers, correctness labels and billed cost; RouterBench's
   own train/test split. List prices are the demo pool's; the judge is billed as
-  ``gpt-3.5-turbo-1106`` (see the README's Benchmarks section).
+  ``gpt-3.5-turbo-1106`` (see docs/benchmarks/index.md).
 * ``bfcl``: 22 configurations' recorded tool calls and BFCL's verdicts, the functions offered
   sent as the request's ``tools`` (``router.tools.routing_bench.bfcl``).
 * ``mmlu_pro``: 28-29 models' correctness on MMLU-Pro, no answers; a seeded 70/30 split;

@@ -135,8 +135,9 @@ VARIANTS: Mapping[str, Variant] = {
 }
 
 
-_SERVICE = Settings.model_construct()
-"""The service's default settings (no environment read): the benchmark measures defaults."""
+_SERVICE = {name: field.default for name, field in Settings.model_fields.items()}
+"""The service's default settings, read off the ``Settings`` class (no environment read,
+nothing built): the benchmark measures the defaults."""
 
 
 @dataclass(frozen=True)
@@ -155,11 +156,11 @@ class RunSettings:
     escalation_targets: tuple[str, ...]
     judge_accuracy: float = 0.9
     judge: JudgeMode = "always"
-    knn_k: int = _SERVICE.knn_k
-    exploration: Exploration = _SERVICE.exploration
-    epsilon: float = _SERVICE.epsilon
-    gamma_scale: float = _SERVICE.gamma_scale
-    learning_rate: float = _SERVICE.learning_rate
+    knn_k: int = _SERVICE["knn_k"]
+    exploration: Exploration = _SERVICE["exploration"]
+    epsilon: float = _SERVICE["epsilon"]
+    gamma_scale: float = _SERVICE["gamma_scale"]
+    learning_rate: float = _SERVICE["learning_rate"]
     chunk_chars: int = 16
     task_hint: bool = False
     anchor: bool = True

@@ -6,7 +6,7 @@ in-generation detectors see it arrive. The router's own prompts around a request
 component repair: ``router/lifecycle/prompts.py``) keep the request verbatim at their start;
 they map to that prompt, and the extra input is billed at the model's list input price.
 
-``MatrixJudge`` is the benchmark judge (README, Benchmarks): its verdict is the true label of
+``MatrixJudge`` is the benchmark judge (docs/benchmarks/index.md): its verdict is the true label of
 the judged answer (the recorded answer it is identified with, as the replay judge does),
 flipped with probability ``1 - accuracy`` by a deterministic function of (seed, prompt,
 answer), and it costs what the judge model was billed on that prompt. Per component, it

@@ -10,8 +10,8 @@ import httpx
 UPSTREAM_CONTENT_FAILURE = "every run was cut"
 """The one 5xx a valid request may get from a healthy pool: every run was cut by a stall
 limit (of microseconds) or the cost cap, which cut a request's last run too (content
-detectors let the last run finish): 502, with the cuts named. See the README's Reliability
-section."""
+detectors let the last run finish): 502, with the cuts named. See
+docs/operations/reliability.md."""
 
 
 def is_upstream_content_failure(status: int, error: Any) -> bool:

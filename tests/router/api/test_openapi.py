@@ -33,6 +33,15 @@ OPERATIONS = [
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
+    ("GET", "/dashboard/api/access"),
+    ("GET", "/dashboard/api/overview"),
+    ("GET", "/dashboard/api/traffic"),
+    ("GET", "/dashboard/api/policies"),
+    ("GET", "/dashboard/api/requests"),
+    ("GET", "/dashboard/api/requests/{request_id}"),
+    ("GET", "/dashboard/api/spend"),
+    ("GET", "/dashboard/api/health"),
+    ("GET", "/dashboard/api/offline"),
 ]
 
 
@@ -47,7 +56,12 @@ def test_the_spec_lists_the_operations_fuzzed(api_schema: schemathesis.BaseSchem
     assert served == set(OPERATIONS)
 
 
-BREAKABLE = [op for op in OPERATIONS if op[0] == "POST"] + [("GET", "/policies")]
+BREAKABLE = [op for op in OPERATIONS if op[0] == "POST"] + [
+    ("GET", "/policies"),
+    ("GET", "/dashboard/api/traffic"),
+    ("GET", "/dashboard/api/policies"),
+    ("GET", "/dashboard/api/requests"),
+]
 """The operations with something to break (a body, a constrained parameter): a path
 parameter that is any string, or no parameter at all, has no invalid value."""
 

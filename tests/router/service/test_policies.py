@@ -53,3 +53,62 @@ async def test_policies_show_learning_exploration_and_recent_reward(
         "tenant": "idle",
     }
     assert bad.status_code == 400
+
+
+def pre_arms(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    pre = next(p for p in body["policies"] if p["stage"] == "pre")
+    return {a["arm"]: a for a in pre["arms"]}
+
+
+async def test_policies_per_arm_estimates_follow_feedback(service: ServiceFactory) -> None:
+    """Each stage lists every arm with its share, the policy's estimate on the recent
+    contexts and the observed reward; feedback that favours one arm raises its estimate
+    above the others'."""
+    plain = {"judge": "never", "escalation": False, "components": False}
+    async with service() as client:
+        pool = client.runtime.pool.names
+        chosen: list[tuple[str, str]] = []
+        for i in range(16):
+            response = await client.post(
+                "/route-and-run",
+                json={"messages": user(f"Name a colour, {i}."), "stages": plain},
+            )
+            assert response.status_code == 200, response.text
+            pre = next(d for d in response.json()["trace"]["decisions"] if d["stage"] == "pre")
+            chosen.append((pre["decision_id"], pre["arm"]))
+        before = pre_arms((await client.get("/policies?window=16")).json())
+        counts = {arm: sum(1 for _, a in chosen if a == arm) for arm in pool}
+        target = max(counts, key=lambda arm: counts[arm])
+        for decision_id, arm in chosen:
+            response = await client.post(
+                "/feedback",
+                json={"decision_id": decision_id, "reward": 1.0 if arm == target else 0.0},
+            )
+            assert response.status_code == 201, response.text
+        body = (await client.get("/policies?window=16")).json()
+
+    after = pre_arms(body)
+    assert set(pool) <= set(after)
+    assert sum(a["decisions"] for a in after.values()) == 16
+    assert sum(a["share"] for a in after.values()) == pytest.approx(1.0, abs=1e-3)
+    assert after[target]["decisions"] == counts[target]
+    rivals = [a for a, e in after.items() if a != target and e["eligible"]]
+    assert rivals
+    for arm in rivals:
+        assert after[target]["estimated_reward"] > after[arm]["estimated_reward"], arm
+    # The lead the feedback gave it: larger than before (the shared weights move too, so
+    # the estimates are compared with each other, not with themselves).
+
+    def lead(arms: dict[str, dict[str, Any]]) -> float:
+        best_rival = max(arms[a]["estimated_reward"] for a in rivals)
+        return float(arms[target]["estimated_reward"] - best_rival)
+
+    assert lead(after) > lead(before)
+    assert after[target]["probability"] >= max(after[a]["probability"] for a in rivals)
+    for arm in rivals:
+        if after[arm]["rewarded"]:
+            assert after[arm]["observed_reward"] < after[target]["observed_reward"], arm
+    groups = next(p for p in body["policies"] if p["stage"] == "pre")["groups"]
+    assert groups
+    assert all(g["group"].startswith(("category:", "hint:")) for g in groups)
+    assert sum(a["decisions"] for a in groups[0]["arms"]) == groups[0]["decisions"]

@@ -33,7 +33,13 @@ async def test_health_and_readiness(service: ServiceFactory) -> None:
         assert (await client.get("/healthz")).json() == {"status": "ok"}
         ready = await client.get("/readyz")
         assert ready.status_code == 200
-        assert ready.json() == {"status": "ready", "store": "ok", "arms": 11}
+        assert ready.json() == {
+            "status": "ready",
+            "store": "ok",
+            "arms": 11,
+            "serving_arms": 11,
+            "unavailable_arms": {},
+        }
         models = (await client.get("/v1/models")).json()
         ids = [m["id"] for m in models["data"]]
         assert ids[:3] == ["signalroute/auto", "signalroute/cheap", "signalroute/quality"]
@@ -90,6 +96,12 @@ async def test_route_and_run_logs_decision_and_reward(
         [logged] = stored["decisions"]
         assert logged["probability"] == pytest.approx(decision["probability"])
         assert [r["source"] for r in logged["rewards"]] == ["immediate"]
+        assert logged["cost_usd"] == pytest.approx(decision["cost_usd"])
+        assert logged["latency_ms"] == pytest.approx(decision["latency_ms"])
+        # The rest of the trace is kept with the request, as the response showed it.
+        assert stored["trace"]["components"] == body["trace"]["components"]
+        assert stored["trace"]["assessment"] == body["trace"]["assessment"]
+        assert stored["trace"]["timings"] == pytest.approx(timings)
 
 
 @pytest.mark.parametrize(

@@ -273,3 +273,76 @@ async def test_the_demo_pools_tool_arms_answer_a_forced_call(
         assert completion.model.endswith("-FC")
     checks = (whole.model_extra or {})["signalroute"]["trace"]["assessment"]["validators"]
     assert {v["name"] for v in checks} >= {"tool_name", "tool_json", "tool_schema", "tool_choice"}
+
+
+TARGETS_CALL_NO_TOOLS = """
+arms:
+  - {name: caller-a, base_url: "{self}/replay/v1", model: caller-a, capabilities: [tools],
+     input_usd_per_mtok: 0.1, output_usd_per_mtok: 0.2}
+  - {name: caller-b, base_url: "{self}/replay/v1", model: caller-b, capabilities: [tools],
+     input_usd_per_mtok: 1.0, output_usd_per_mtok: 2.0}
+  - {name: prose, base_url: "{self}/replay/v1", model: prose,
+     input_usd_per_mtok: 10.0, output_usd_per_mtok: 30.0}
+escalation_targets: [prose]
+stages: {components: false, judge: never, escalation: true}
+"""
+
+
+async def test_a_failed_call_escalates_to_an_arm_that_calls_tools_when_no_target_can(
+    service: ServiceFactory, tmp_path: Path
+) -> None:
+    """The pool's only configured target cannot call tools: a failed call is escalated to
+    the dearer arm that can, instead of being delivered as it is."""
+    fake = FakeOpenAI(by_model={"caller-a": ("delete_everything", "{}")})
+    pool = tmp_path / "pool.yaml"
+    pool.write_text(TARGETS_CALL_NO_TOOLS)
+    uniform = {"exploration": "epsilon", "epsilon": 1.0}  # every draw uniform, seeded
+    async with service(pool_config=pool, provider_app=fake.app(), **uniform) as client:
+        api = openai_client(client)
+        answers = [
+            await api.chat.completions.create(
+                model="signalroute/auto", messages=user(f"Weather in town {i}?"), tools=WEATHER
+            )
+            for i in range(12)
+        ]
+    failed = [
+        a
+        for a in answers
+        if (a.model_extra or {})["signalroute"]["trace"]["decisions"][0]["arm"] == "caller-a"
+    ]
+    assert failed, "caller-a was never drawn first in 12 requests"
+    escalations = [
+        decision["arm"]
+        for answer in failed
+        for decision in (answer.model_extra or {})["signalroute"]["trace"]["decisions"][1:]
+        if decision["stage"] == "post"
+    ]
+    assert len(escalations) == len(failed)  # a post-generation decision for each
+    assert set(escalations) <= {"accept", "escalate:caller-b"}
+    assert "escalate:caller-b" in escalations  # the rule: a failed answer is escalated
+    for answer in failed:
+        extension = (answer.model_extra or {})["signalroute"]
+        if answer.model == "caller-b":
+            assert calls_of(answer) == [("get_weather", fake.arguments)]
+            assert extension["format_error"] is None
+        else:  # accepted by exploration: delivered, and the client is told why it is wrong
+            assert extension["format_error"] == (
+                "tool_name: call 1 (delete_everything): not offered (offered: get_weather)"
+            )
+
+
+async def test_a_call_every_arm_gets_wrong_is_delivered_with_its_error(
+    service: ServiceFactory, tmp_path: Path
+) -> None:
+    fake = FakeOpenAI(
+        by_model={"caller-a": ("delete_everything", "{}"), "caller-b": ("delete_everything", "{}")}
+    )
+    async with service(pool_config=pool_file(tmp_path), provider_app=fake.app()) as client:
+        answer = await openai_client(client).chat.completions.create(
+            model="signalroute/auto", messages=user("Weather in Oslo?"), tools=WEATHER
+        )
+    assert answer.choices[0].finish_reason == "tool_calls"  # the provider's own reason
+    assert calls_of(answer) == [("delete_everything", "{}")]
+    assert (answer.model_extra or {})["signalroute"]["format_error"] == (
+        "tool_name: call 1 (delete_everything): not offered (offered: get_weather)"
+    )
