@@ -145,6 +145,7 @@ async def test_only_the_failed_code_is_rerouted_and_the_prose_is_kept(
         logged = await client.get(f"/requests/{result['id']}")
         assert logged.status_code == 200, logged.text
         verdicts = trace_records.component_verdict_rows(logged.json())
+        assert trace_records.component_rows(logged.json()["trace"]) == rows
     assert [(r["index"], r["arm"], r["score"], r["outcome"]) for r in verdicts] == [
         *(
             (i, WRONG, 0.0, "replaced") if c.kind == "code" else (i, WRONG, 1.0, "kept")
