@@ -171,6 +171,12 @@ class StageDefaults(BaseModel):
     max_escalations: int = Field(
         default=1, ge=1, le=5, description="Longest escalation chain of one answer."
     )
+    judge_components: bool = Field(
+        default=False,
+        description="Grade an answer's parts (code blocks, prose) one by one; when the judge "
+        "fails the answer but passes some parts, re-route only the failed parts (with "
+        "components on) instead of escalating the whole answer.",
+    )
 
 
 class Profile(BaseModel):

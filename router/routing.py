@@ -10,7 +10,9 @@
    stream stalls) cut the run and let the in-generation policy pick another arm; a provider
    failure masks the arm and draws again;
 5. **per-component**: split the answer into code and prose; a failed component is rewritten
-   by an arm the component policy picks, with the accepted parts as context;
+   by an arm the component policy picks, with the accepted parts as context (failed by its
+   own check here; by the judge's per-component verdict, ``judge_components``, once the
+   answer was judged, before the whole answer would be escalated);
 6. **post-generation**: validators, then the judge when the route asks for it; the
    escalation policy accepts the answer or escalates it, with the failed output and the
    reasons, to another arm; with ``max_escalations`` above 1 an escalated answer goes
@@ -39,6 +41,7 @@ import numpy as np
 
 from features.categories import CategoryIndex
 from features.components import (
+    Component,
     assemble,
     attribute,
     check_component,
@@ -62,7 +65,7 @@ from router import tracing
 from router.constraints import eligible_arms
 from router.conversations import RecentTurns, previous_turn_key, turn_key
 from router.health import HealthTracker
-from router.lifecycle.assessment import assess, failed_tool_calls
+from router.lifecycle.assessment import Assessment, assess, failed_tool_calls
 from router.lifecycle.decisions import Decider, trace
 from router.lifecycle.escalation import Escalated, escalate
 from router.lifecycle.generating import (
@@ -85,7 +88,7 @@ from router.lifecycle.journal import write as write_journal
 from router.lifecycle.judge import Judge
 from router.lifecycle.kit import StageKit
 from router.lifecycle.prompts import rendered_answer
-from router.lifecycle.repair import repair
+from router.lifecycle.repair import repair, repair_judged
 from router.lifecycle.request import RouteRequest
 from router.lifecycle.stages import COMPONENT, PRE_GENERATION
 from router.lifecycle.state import Generated, Ledger, Prepared
@@ -417,8 +420,10 @@ class Router:
             self._judge,
             self._rng,
             calls=completion.tool_calls,
+            components=components if stages.judge_components else (),
         )
         ledger.cost_usd += assessment.judge_cost_usd
+        verdicts = assessment.verdict.components if assessment.verdict is not None else ()
         # The assessment already validated the answer when no component was rewritten.
         original_check = (
             assessment.validation if text == original else run_validators(original, expect)
@@ -456,6 +461,11 @@ class Router:
                         **({"previous_turn_arm": previous} if previous is not None else {}),
                         **({"switch_cost": prep.request.switch_cost} if switched else {}),
                         **(
+                            {"component_verdicts": [v.as_json() for v in verdicts]}
+                            if verdicts
+                            else {}
+                        ),
+                        **(
                             {"tool_calls": [c.as_json() for c in completion.tool_calls]}
                             if completion.tool_calls
                             else {}
@@ -475,6 +485,22 @@ class Router:
                 )
             )
             await settle_generation(reward, "answer")
+
+        if stages.components and stages.judge_components:
+            judged = components
+            components, assessment = await repair_judged(
+                self._kit, prep, ledger, components, assessment
+            )
+            if components is not judged:
+                text = assemble(components)
+                if prep.request.stream:
+                    yield Switch(
+                        COMPONENT,
+                        arm,
+                        "+".join(sorted({c.arm or arm for c in components})),
+                        "the judge failed a component",
+                    )
+                    yield Delta(text)
 
         answer = completion
         if stages.escalation:
@@ -517,10 +543,7 @@ class Router:
         if prep.request.session:
             self._recent.served(prep.request.tenant, f"session:{prep.request.session}", arm)
         prep.journal.settled(ledger.traces)
-        parts = tuple(
-            ComponentTrace(index=i, kind=c.kind, arm=c.arm or arm, chars=len(c.text))
-            for i, c in enumerate(components)
-        )
+        parts = component_traces(components, arm, assessment)
         assessed = assessment.as_json()
         await self._record(
             prep.journal,
@@ -645,6 +668,27 @@ class Router:
             )
 
 
+def component_traces(
+    components: list[Component], arm: str, assessment: Assessment
+) -> tuple[ComponentTrace, ...]:
+    """The final answer's parts: who wrote each, whether it replaced the answering arm's
+    own, and the judge's grade of it when the answer was judged per component."""
+    verdict = assessment.verdict
+    grades = {v.index: v for v in verdict.components} if verdict is not None else {}
+    return tuple(
+        ComponentTrace(
+            index=i,
+            kind=c.kind,
+            arm=c.arm or arm,
+            chars=len(c.text),
+            replaced=(c.arm or arm) != arm,
+            score=grades[i].score if i in grades else None,
+            reason=grades[i].reason if i in grades else None,
+        )
+        for i, c in enumerate(components)
+    )
+
+
 def _request_params(request: RouteRequest) -> dict[str, Any]:
     constraints = request.constraints
     stages = request.stages
@@ -670,6 +714,7 @@ def _request_params(request: RouteRequest) -> dict[str, Any]:
             "judge": stages.judge,
             "max_switches": stages.max_switches,
             "max_escalations": stages.max_escalations,
+            "judge_components": stages.judge_components,
         },
         "max_tokens": request.max_tokens,
         "temperature": request.temperature,

@@ -34,12 +34,17 @@ class DecisionTrace:
 
 @dataclass(frozen=True)
 class ComponentTrace:
-    """Which arm produced which part of the final answer."""
+    """Which arm produced which part of the final answer; ``replaced``: another arm's part
+    took the place of the answering arm's own (kept otherwise). ``score`` and ``reason``:
+    the judge's grade of this part when the answer was judged per component (else None)."""
 
     index: int
     kind: str
     arm: str
     chars: int
+    replaced: bool = False
+    score: float | None = None
+    reason: str | None = None
 
 
 @dataclass(frozen=True)

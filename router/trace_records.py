@@ -92,12 +92,62 @@ def masked_rows(trace: Trace) -> list[Row]:
 
 
 def component_rows(trace: Trace) -> list[Row]:
-    """One row per part of the final answer: its kind, the arm that wrote it, its size."""
+    """One row per part of the final answer: its kind, the arm that wrote it, its size,
+    whether it was ``replaced`` (else kept as the answering arm wrote it), and the judge's
+    ``score`` and ``reason`` for it when the answer was judged per component (else None)."""
     components: Sequence[Mapping[str, Any]] = trace.get("components") or ()
     return [
-        {"index": c["index"], "kind": c["kind"], "arm": c["arm"], "chars": c["chars"]}
+        {
+            "index": c["index"],
+            "kind": c["kind"],
+            "arm": c["arm"],
+            "chars": c["chars"],
+            "replaced": bool(c.get("replaced", False)),
+            "score": c.get("score"),
+            "reason": c.get("reason"),
+        }
         for c in components
     ]
+
+
+def component_verdict_rows(trace: Trace) -> list[Row]:
+    """One row per grade the judge gave a component, in the order they were given: the
+    grades of the first answer (from its generation decision), then those of each
+    replacement (from the component decisions that re-routed a part on the judge's word).
+    ``arm`` wrote the component; ``outcome`` is what became of it: ``kept`` (in the final
+    answer), ``replaced`` (another arm's replacement took its place) or ``dropped`` (a
+    replacement that was not kept). Works on a ``/route-and-run`` trace and on the body of
+    ``GET /requests/{id}`` (both list the ``decisions`` with their ``details``)."""
+    rows: list[Row] = []
+    decisions = list(_decisions(trace))
+    rerouted = {
+        d["details"]["component"]: d
+        for _, d in decisions
+        if d["stage"] == "component" and (d.get("details") or {}).get("source") == "judge"
+    }
+    for step, d in decisions:
+        details = d.get("details") or {}
+        for verdict in details.get("component_verdicts") or ():
+            again = rerouted.get(verdict["index"])
+            replaced = again is not None and again["outcome"] == "replaced"
+            rows.append(_verdict_row(step, verdict, "replaced" if replaced else "kept"))
+        replacement = details.get("replacement_verdict")
+        if d["stage"] == "component" and replacement:
+            kept = d["outcome"] == "replaced"
+            rows.append(_verdict_row(step, replacement, "kept" if kept else "dropped"))
+    return rows
+
+
+def _verdict_row(step: int, verdict: Mapping[str, Any], outcome: str) -> Row:
+    return {
+        "step": step,
+        "index": verdict["index"],
+        "kind": verdict["kind"],
+        "arm": verdict["arm"],
+        "score": verdict["score"],
+        "reason": verdict["reason"],
+        "outcome": outcome,
+    }
 
 
 def stages(trace: Trace) -> tuple[str, ...]:

@@ -1,7 +1,8 @@
 """How good an answer is: validators first, then (when the route says so) the judge.
 
 The quality in [0, 1] is the judge's score when it was asked, else 1 when every applicable
-validator passed and 0 when one failed; a truncated answer is worth at most 0.5.
+validator passed and 0 when one failed; a truncated answer is worth at most 0.5. Given the
+answer's components (``StageOptions.judge_components``), the judge grades each of them too.
 """
 
 from __future__ import annotations
@@ -13,12 +14,19 @@ from typing import Any
 
 import numpy as np
 
+from features.components import Component
 from features.errors import ProviderError
 from features.query import Message
 from features.tool_calls import CHECK_NAMES, ToolCall, check_tool_calls
 from features.validators import Expectations, run_validators
 from features.verdicts import ValidationSummary
-from router.lifecycle.judge import Judge, JudgeVerdict, should_judge
+from router.lifecycle.judge import (
+    PASSING_SCORE,
+    ComponentVerdict,
+    Judge,
+    JudgeVerdict,
+    should_judge,
+)
 from router.lifecycle.stages import StageOptions
 from router.providers import FunctionCall
 
@@ -26,8 +34,20 @@ log = logging.getLogger("signalroute.assessment")
 
 
 def judge_reason(verdict: JudgeVerdict) -> str:
-    """How a judge's low score is put to the model an answer is escalated to."""
-    return f"judge {verdict.arm} scored it {verdict.score:g}: {verdict.reason}"
+    """How a judge's low score is put to the model an answer is escalated to (with the
+    components it failed, when it graded them)."""
+    failed = "".join(
+        f"; {component_label(c)} scored {c.score:g}: {c.reason}"
+        for c in verdict.components
+        if not c.passed
+    )
+    return f"judge {verdict.arm} scored it {verdict.score:g}: {verdict.reason}{failed}"
+
+
+def component_label(verdict: ComponentVerdict) -> str:
+    """How a component is named to a model: ``the code block (component 2)``."""
+    what = "code block" if verdict.kind == "code" else "explanation"
+    return f"the {what} (component {verdict.index + 1})"
 
 
 @dataclass(frozen=True)
@@ -48,7 +68,7 @@ class Assessment:
     def reasons(self) -> list[str]:
         """Why the answer is doubtful: failed validators, a low judge score."""
         reasons = self.validation.reasons()
-        if self.verdict is not None and self.verdict.score < 0.5:
+        if self.verdict is not None and self.verdict.score < PASSING_SCORE:
             reasons.append(judge_reason(self.verdict))
         return reasons
 
@@ -66,6 +86,11 @@ class Assessment:
                 "score": self.verdict.score,
                 "reason": self.verdict.reason,
                 "cost_usd": self.verdict.cost_usd,
+                **(
+                    {"components": [c.as_json() for c in self.verdict.components]}
+                    if self.verdict.components
+                    else {}
+                ),
             },
             "judge_error": self.judge_error,
         }
@@ -110,9 +135,11 @@ async def assess(
     rng: np.random.Generator,
     *,
     calls: Sequence[FunctionCall] = (),
+    components: Sequence[Component] = (),
 ) -> Assessment:
     """Validate ``text`` (and the tool ``calls``) and, when the judge mode asks for it,
-    judge it."""
+    judge it: per component when ``components`` (the parts ``text`` is made of) are two or
+    more, else as a whole."""
     validation = answer_validation(text, expect, calls)
     verdict: JudgeVerdict | None = None
     error: str | None = None
@@ -122,7 +149,11 @@ async def assess(
         and should_judge(stages.judge, stages.judge_sample_rate, validation, rng)
     ):
         try:
-            verdict = await judge.score(messages, text)
+            verdict = await (
+                judge.score_components(messages, components)
+                if len(components) >= 2
+                else judge.score(messages, text)
+            )
         except ProviderError as exc:
             error = exc.message
             log.warning("judge unavailable: %s", exc.message)

@@ -33,6 +33,11 @@ class StageOptions:
     passed the detectors (a run cut inside the window is never seen by the client).
     ``max_escalations``: how many times one answer may be escalated in a chain (an escalated
     answer is judged and may be escalated again, each time to an arm not tried yet).
+    ``judge_components``: the judge grades an answer of two or more components (code blocks,
+    prose) per component; when its verdict fails and some components passed, only the
+    failed ones are re-routed (with ``components`` on) instead of escalating the whole
+    answer. Off by default: the component policy starts without a rule, so a re-routed part
+    may go to any arm, where the escalation rule sends a failed answer to a stronger one.
     """
 
     in_generation: bool = True
@@ -44,6 +49,7 @@ class StageOptions:
     stall_ms: float = 10_000.0
     max_switches: int = 2
     max_escalations: int = 1
+    judge_components: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.judge_sample_rate <= 1.0:

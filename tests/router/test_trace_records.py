@@ -97,8 +97,111 @@ def test_masked_and_component_rows() -> None:
     masked = trace_records.masked_rows(TRACE)
     assert [(r["step"], r["arm"]) for r in masked] == [(1, "gpt-4"), (2, "gpt-4"), (2, "llama")]
     assert trace_records.component_rows(TRACE) == [
-        {"index": 0, "kind": "prose", "arm": "wizard", "chars": 120}
+        {
+            "index": 0,
+            "kind": "prose",
+            "arm": "wizard",
+            "chars": 120,
+            "replaced": False,
+            "score": None,
+            "reason": None,
+        }
     ]
+
+
+def _decision(stage: str, arm: str, outcome: str, details: dict[str, Any]) -> dict[str, Any]:
+    return {"stage": stage, "arm": arm, "probability": 1.0, "outcome": outcome, "details": details}
+
+
+def _verdict(index: int, kind: str, arm: str, score: float) -> dict[str, Any]:
+    return {"index": index, "kind": kind, "arm": arm, "score": score, "reason": f"r{index}"}
+
+
+JUDGED: dict[str, Any] = {
+    "decisions": [
+        _decision(
+            "pre",
+            "cheap",
+            "ok",
+            {
+                "component_verdicts": [
+                    _verdict(0, "prose", "cheap", 1.0),
+                    _verdict(1, "code", "cheap", 0.0),
+                    _verdict(2, "code", "cheap", 0.0),
+                ]
+            },
+        ),
+        _decision(
+            "component",
+            "strong",
+            "replaced",
+            {
+                "component": 1,
+                "source": "judge",
+                "verdict": _verdict(1, "code", "cheap", 0.0),
+                "replacement_verdict": _verdict(1, "code", "strong", 1.0),
+            },
+        ),
+        _decision(
+            "component",
+            "mid",
+            "replacement failed too",
+            {
+                "component": 2,
+                "source": "judge",
+                "verdict": _verdict(2, "code", "cheap", 0.0),
+                "replacement_verdict": None,
+            },
+        ),
+        _decision("post", "accept", "accepted", {}),
+    ],
+    "components": [
+        {
+            "index": 0,
+            "kind": "prose",
+            "arm": "cheap",
+            "chars": 9,
+            "replaced": False,
+            "score": 1.0,
+            "reason": "r0",
+        },
+        {
+            "index": 1,
+            "kind": "code",
+            "arm": "strong",
+            "chars": 30,
+            "replaced": True,
+            "score": 1.0,
+            "reason": "r1",
+        },
+        {
+            "index": 2,
+            "kind": "code",
+            "arm": "cheap",
+            "chars": 30,
+            "replaced": False,
+            "score": 0.0,
+            "reason": "r2",
+        },
+    ],
+}
+
+
+def test_component_verdict_rows_say_what_became_of_each_part() -> None:
+    rows = trace_records.component_verdict_rows(JUDGED)
+    assert [(r["step"], r["index"], r["arm"], r["score"], r["outcome"]) for r in rows] == [
+        (1, 0, "cheap", 1.0, "kept"),
+        (1, 1, "cheap", 0.0, "replaced"),
+        (1, 2, "cheap", 0.0, "kept"),  # its replacement failed: the part stayed
+        (2, 1, "strong", 1.0, "kept"),
+    ]
+    parts = trace_records.component_rows(JUDGED)
+    assert [(r["arm"], r["replaced"], r["score"]) for r in parts] == [
+        ("cheap", False, 1.0),
+        ("strong", True, 1.0),
+        ("cheap", False, 0.0),
+    ]
+    assert trace_records.component_verdict_rows(TRACE) == []
 
 
 def test_an_empty_trace_gives_no_rows() -> None:

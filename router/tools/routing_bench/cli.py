@@ -84,7 +84,7 @@ def add_bench_command(commands: Any) -> None:
     bench.add_argument(
         "--lambdas",
         type=_floats,
-        help="lambda_cost values the judged variants (escalation, chain, full) are run at "
+        help="lambda_cost values the judged variants (every one but pre) are run at "
         "(default: chosen on train, fractions of the escalation break-even)",
     )
     bench.add_argument(

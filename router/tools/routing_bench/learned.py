@@ -63,8 +63,9 @@ MATRIX_URL = "http://matrix.invalid/v1"
 
 @dataclass(frozen=True)
 class Variant:
-    """A learned configuration: which lifecycle stages run, and how long an escalation chain
-    may grow (``max_escalations``).
+    """A learned configuration: which lifecycle stages run, how long an escalation chain
+    may grow (``max_escalations``), and whether the judge grades answers per component
+    (``judge_components``: a failed answer has only its failed parts re-routed).
 
     The judge grades answers for the learning signal and, with escalation, for the escalation
     policy's decision; a variant without escalation has no use for it once learning is off,
@@ -77,6 +78,7 @@ class Variant:
     components: bool
     description: str
     max_escalations: int = 1
+    judge_components: bool = False
 
     def stages(self, judge: JudgeMode, *, learning: bool) -> StageOptions:
         needed = learning or self.escalation
@@ -86,6 +88,7 @@ class Variant:
             components=self.components,
             judge=judge if needed else "never",
             max_escalations=self.max_escalations,
+            judge_components=self.judge_components,
         )
 
 
@@ -111,6 +114,15 @@ VARIANTS: Mapping[str, Variant] = {
         False,
         "escalation, twice at most: an escalated answer is judged and may be escalated again",
         max_escalations=2,
+    ),
+    "components": Variant(
+        "components",
+        False,
+        True,
+        True,
+        "escalation, the judge grading each component of an answer: a failed answer with "
+        "some passing parts has only its failed parts re-routed by the component policy",
+        judge_components=True,
     ),
     "full": Variant(
         "full",

@@ -15,7 +15,7 @@ cost term ``cost / (cost + cost_ref)`` of ``learner.reward``, per prompt):
   last for the dearest). ``pre`` runs at up to three such points, spread from the cheapest
   vertex up, leaving the best model's end to the judged variants (both ends when the hull
   has only two vertices).
-* **judged variants** (``escalation``, ``chain``, ``full``): escalating an answer the judge
+* **judged variants** (every one but ``pre``): escalating an answer the judge
   rejects to the best model pays while ``lambda_cost`` is below the break-even
   ``E[quality gained | rejected] / E[cost term of the best model | rejected]``, computed on
   train for the cascade's cheap model with the simulated judge's accuracy. The variants run

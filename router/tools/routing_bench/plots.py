@@ -28,6 +28,7 @@ LEARNED_COLOURS = {
     "pre": "tab:blue",
     "escalation": "tab:red",
     "chain": "tab:cyan",
+    "components": "tab:olive",
     "full": "tab:purple",
 }
 BASELINE_STYLES = {

@@ -9,22 +9,27 @@ they map to that prompt, and the extra input is billed at the model's list input
 ``MatrixJudge`` is the benchmark judge (docs/benchmarks/index.md): its verdict is the true label of
 the judged answer (the recorded answer it is identified with, as the replay judge does),
 flipped with probability ``1 - accuracy`` by a deterministic function of (seed, prompt,
-answer), and it costs what the judge model was billed on that prompt.
+answer), and it costs what the judge model was billed on that prompt. Per component, it
+grades as the replay judge does (``replay_pool.judge.part_truths``): the components that
+carry the answer take their recorded answer's label, the others are right, each flipped on
+its own.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import AsyncGenerator, Sequence
+from dataclasses import replace
 from typing import Any
 
+from features.components import Component
 from features.errors import ProviderBadResponseError
 from features.query import Message, last_user_text
-from router.lifecycle.judge import JudgeVerdict
+from router.lifecycle.judge import ComponentVerdict, JudgeVerdict
 from router.providers import ChatRequest, Completion, Delta, StreamEvent
 from router.providers.openai_compat import estimate_tokens
 from router.tools.replay_pool.dataset import ModelOutcome, ReplayRecord
-from router.tools.replay_pool.judge import identify
+from router.tools.replay_pool.judge import Part, identify, part_truths
 from router.tools.routing_bench.matrix import RoutingMatrix
 
 DEFAULT_CHUNK_CHARS = 16
@@ -181,6 +186,31 @@ class MatrixJudge:
         prompt_id = matrix.prompts[row].prompt_id
         verdict = truth if keeps_label(self._seed, prompt_id, answer, self._accuracy) else not truth
         return matrix_verdict(matrix, row, verdict)
+
+    async def score_components(
+        self, messages: Sequence[Message], components: Sequence[Component]
+    ) -> JudgeVerdict:
+        matrix = self._matrix
+        row = self._index.row_of(messages, matrix.judge_model)
+        prompt_id = matrix.prompts[row].prompt_id
+        parts = [Part(i, c.kind, c.text.strip()) for i, c in enumerate(components, start=1)]
+        grades: list[ComponentVerdict] = []
+        for component, part, (_, _, _, truth) in zip(
+            components, parts, part_truths(parts, self._index.record(row)), strict=True
+        ):
+            keeps = keeps_label(self._seed, prompt_id, part.text, self._accuracy)
+            right = truth if keeps else not truth
+            grades.append(
+                ComponentVerdict(
+                    part.number - 1,
+                    component.kind,
+                    component.arm,
+                    1.0 if right else 0.0,
+                    f"the {component.kind} looks {'right' if right else 'wrong'}",
+                )
+            )
+        overall = matrix_verdict(matrix, row, all(g.passed for g in grades))
+        return replace(overall, components=tuple(grades))
 
 
 def matrix_verdict(matrix: RoutingMatrix, row: int, right: bool) -> JudgeVerdict:

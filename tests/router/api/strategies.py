@@ -77,6 +77,7 @@ stages = st.fixed_dictionaries(
         "stall_ms": positive,
         "max_switches": st.integers(0, 10),
         "max_escalations": st.integers(1, 5),
+        "judge_components": st.booleans(),
     },
 )
 names = st.text(min_size=1, max_size=40)

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from features.components import Component
 from features.errors import ProviderBadResponseError
 from router.lifecycle.prompts import escalation_messages
 from router.providers import ChatRequest, Completion, Delta, Provider
@@ -86,3 +87,31 @@ def test_label_flips_are_deterministic_and_at_the_stated_rate() -> None:
     assert keeps == [keeps_label(7, f"p{i}", "B", 0.9) for i in range(4000)]
     assert np.mean(keeps) == pytest.approx(0.9, abs=0.02)
     assert keeps != [keeps_label(8, f"p{i}", "B", 0.9) for i in range(4000)]
+
+
+def _halves(model: str, row: int) -> tuple[Component, Component]:
+    text = MATRIX.response(row, MATRIX.column(model))
+    middle = len(text) // 2
+    return Component("prose", text[:middle], arm=model), Component(
+        "prose", text[middle:], arm=model
+    )
+
+
+async def test_per_component_each_part_takes_the_label_of_the_answer_it_comes_from() -> None:
+    judge = MatrixJudge(MATRIX, INDEX, accuracy=1.0, seed=0)
+    messages = _request(1).messages  # cheap is wrong, strong is right
+    wrong = await judge.score_components(messages, _halves("cheap", 1))
+    right = await judge.score_components(messages, _halves("strong", 1))
+    mixed = await judge.score_components(
+        messages, (_halves("cheap", 1)[0], _halves("strong", 1)[1])
+    )
+    assert [c.score for c in wrong.components] == [0.0, 0.0]
+    assert [c.score for c in right.components] == [1.0, 1.0]
+    assert [(c.arm, c.score) for c in mixed.components] == [("cheap", 0.0), ("strong", 1.0)]
+    assert (wrong.score, right.score, mixed.score) == (0.0, 1.0, 0.0)
+    assert [c.index for c in mixed.components] == [0, 1]
+    assert mixed.cost_usd == pytest.approx(MATRIX.cost_usd[1, MATRIX.column("mid")])
+    flipped = await MatrixJudge(MATRIX, INDEX, accuracy=0.0, seed=0).score_components(
+        messages, _halves("strong", 1)
+    )
+    assert [c.score for c in flipped.components] == [0.0, 0.0]
