@@ -88,7 +88,7 @@ class Decider:
         """How rule-anchored stages weigh their evidence (None: anchoring is off)."""
         return self._anchor
 
-    def evidence(self, stage: str, tenant: str | None = None) -> Evidence:
+    def evidence(self, stage: str, tenant: str | None) -> Evidence:
         """The evidence a rule-anchored stage has gathered (``learner.anchor``) from the
         rewards ``tenant``'s routing learns from."""
         return self._policies.evidence(stage, tenant)
