@@ -132,6 +132,13 @@ class NoEligibleArmError(RequestError):
     code = "no_eligible_arm"
 
 
+class FeedbackWindowClosedError(RequestError):
+    """Feedback on a decision older than the feedback window: refused, nothing recorded."""
+
+    status_code = 422
+    code = "feedback_window_closed"
+
+
 # --- access ----------------------------------------------------------------------------------
 
 

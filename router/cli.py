@@ -173,6 +173,12 @@ def _bench_cold(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _bench_tenants(args: argparse.Namespace) -> int:
+    from router.tools.service_bench.tenants import run
+
+    return run(args)
+
+
 def _learner(args: argparse.Namespace) -> int:
     from router.scaleout import learn_forever
 
@@ -308,6 +314,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_cold_arguments(cold)
     cold.set_defaults(handler=_bench_cold)
+    tenants = commands.add_parser(
+        "bench-tenants",
+        help="memory and snapshot size of isolated tenants' policies (1,000 tenants by default)",
+    )
+    from router.tools.service_bench.tenants import add_arguments as add_tenants_arguments
+
+    add_tenants_arguments(tenants)
+    tenants.set_defaults(handler=_bench_tenants)
     return parser
 
 

@@ -178,6 +178,7 @@ class Router:
         self._judge = judge
         self._config = config
         self._clock = clock
+        self._policies = policies
         self._decider = Decider(policies, rng, learn=config.learn, anchor=config.anchor)
         self._kit = StageKit(
             pool=pool,
@@ -370,8 +371,9 @@ class Router:
                 timings=timings,
                 previous_arm=previous_arm,
             )
-            async for event in lifecycle(prep):
-                yield event
+            async with self._policies.pinned(request.tenant):  # its policies stay in memory
+                async for event in lifecycle(prep):
+                    yield event
         finally:
             if not journal.written:
                 await asyncio.shield(self._abandon(journal, started))

@@ -35,6 +35,7 @@ from router.providers.instrumented import InstrumentedProvider
 from router.routing import Router, RouterConfig
 from router.settings import Settings
 from router.spend import Budgets, SpendTracker
+from router.tenancy import Tenancy
 from router.tracing import TracedProvider
 from store import embeddings as embedding_store
 from store.database import Database
@@ -114,6 +115,20 @@ def policy_configs(settings: Settings) -> dict[str, PolicyConfig]:
     }
 
 
+def tenancy(settings: Settings) -> Tenancy:
+    """How the policies are split between tenants: isolated with API keys (each tenant
+    learns from its own rewards), shared in local mode (``router.tenancy``)."""
+    return Tenancy(
+        isolated=settings.auth == "keys",
+        shared_tenants=frozenset(settings.shared_tenants),
+        min_rewards=settings.tenant_min_rewards,
+        max_resident_policies=settings.tenant_policies_in_memory,
+        max_tenants=settings.tenants_in_memory,
+        prior_version=settings.tenant_prior_version,
+        snapshots_kept=settings.tenant_snapshots_kept,
+    )
+
+
 @asynccontextmanager
 async def open_runtime(
     settings: Settings, pool: Pool, metrics: Metrics | None = None
@@ -142,6 +157,7 @@ async def open_runtime(
             policy_configs(settings),
             snapshot_every=settings.snapshot_every,
             owner=not replica,
+            tenancy=tenancy(settings),
         )
         await policies.load(relearn=not replica)
         stack.push_async_callback(policies.close)
@@ -220,8 +236,8 @@ async def follow_snapshots(policies: PolicyRegistry, every_s: float) -> None:
         except SignalrouteError as exc:
             log.warning("could not look for new policy snapshots: %s", exc.message)
             continue
-        for stage in changed:
-            log.info("policy %s: now snapshot v%d", stage, policies.version(stage))
+        for name in changed:
+            log.info("policy %s: now a newer snapshot", name)
 
 
 def watch(
@@ -256,6 +272,16 @@ def watch(
         "Rewards each stage's policy learned from (the policy_version of its decisions).",
         ("stage",),
         mapping_reader(lambda: {s: float(policies.get(s).updates) for s in policies.stages}),
+    )
+    metrics.watch(
+        "signalroute_tenants_in_memory",
+        "Isolated tenants held in memory (kind=tenants) and their own policies held "
+        "(kind=policies): bounded by SIGNALROUTE_TENANTS_IN_MEMORY and "
+        "SIGNALROUTE_TENANT_POLICIES_IN_MEMORY.",
+        ("kind",),
+        mapping_reader(
+            lambda: dict(zip(("tenants", "policies"), map(float, policies.resident()), strict=True))
+        ),
     )
     metrics.watch(
         "signalroute_arm_circuit_open",

@@ -5,8 +5,11 @@ decision and reward, and learn nothing themselves. The learner reads the logged 
 order (those no policy update has claimed yet), learns each exactly once (marking it with its
 update number, in the same transaction discipline as a standalone service's restart), and
 publishes a snapshot whenever ``snapshot_every`` updates or ``publish_every_s`` seconds have
-passed with news. Replicas poll for it every ``SIGNALROUTE_POLICY_REFRESH_S``; each decision
-logs the policy version it used, so its propensity stays valid whoever learned.
+passed with news. Each reward goes to the policy its tenant learns with (``router.tenancy``):
+the shared one, the tenant's own (published under its own name), or none yet (held for the
+tenant's own policy, which the learner creates once the tenant has enough rewards).
+Replicas poll for new snapshots every ``SIGNALROUTE_POLICY_REFRESH_S``; each decision logs
+the policy (name and version) it used, so its propensity stays valid whoever learned.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from contextlib import AsyncExitStack, suppress
 
 from features.errors import SignalrouteError
 from router.policies import PolicyRegistry
-from router.runtime import open_database, policy_configs
+from router.runtime import open_database, policy_configs, tenancy
 from router.settings import Settings
 
 log = logging.getLogger("signalroute.learner")
@@ -35,31 +38,35 @@ async def learn_forever(
     async with AsyncExitStack() as stack:
         database = await open_database(settings, stack)
         policies = PolicyRegistry(
-            database, policy_configs(settings), snapshot_every=settings.snapshot_every
+            database,
+            policy_configs(settings),
+            snapshot_every=settings.snapshot_every,
+            tenancy=tenancy(settings),
         )
         await policies.load()
         stack.push_async_callback(policies.close)
-        published = {stage: time.monotonic() for stage in policies.stages}
-        pending = dict.fromkeys(policies.stages, 0)
+        published = time.monotonic()
+        pending = 0
         stop = stop or asyncio.Event()
         log.info("learner: following the reward log of %s", ", ".join(policies.stages))
         while not stop.is_set():
-            for stage in policies.stages:
-                try:
-                    learned = await policies.learn_logged(stage)
-                    pending[stage] += learned
-                    late = time.monotonic() - published[stage] >= publish_every_s
-                    if pending[stage] >= settings.snapshot_every or (pending[stage] and late):
-                        version = await policies.snapshot(stage)
-                        log.info(
-                            "learner: %s learned %d rewards, published snapshot v%s",
-                            stage,
-                            pending[stage],
-                            version,
-                        )
-                        pending[stage] = 0
-                        published[stage] = time.monotonic()
-                except SignalrouteError as exc:
-                    log.warning("learner: %s: %s (retrying)", stage, exc.message)
+            try:
+                taken = await policies.learn_unlearned()
+                pending += taken
+                late = time.monotonic() - published >= publish_every_s
+                if pending >= settings.snapshot_every or (pending and late):
+                    saved = await policies.snapshot_all()
+                    log.info(
+                        "learner: took %d rewards, published %s",
+                        pending,
+                        ", ".join(f"{name} v{version}" for name, version in saved.items())
+                        or "no new snapshot",
+                    )
+                    pending = 0
+                    published = time.monotonic()
+                if taken:
+                    continue  # more may be waiting: no pause
+            except SignalrouteError as exc:
+                log.warning("learner: %s (retrying)", exc.message)
             with suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=poll_s)

@@ -199,6 +199,49 @@ class Settings(BaseSettings):
         description="'keys': every request needs an API key, whose tenant it acts for. "
         "'none': local single-user mode, every caller trusted (logged as a warning).",
     )
+    shared_tenants: list[str] = Field(
+        default_factory=list,
+        description="With auth=keys each tenant learns from its own rewards only; the tenants "
+        'named here (JSON list in the environment, e.g. \'["acme", "beta"]\'; \'["*"]\': '
+        "every tenant) share one policy per stage instead, learning from each other's rewards.",
+    )
+    tenant_min_rewards: int = Field(
+        default=50,
+        ge=0,
+        description="With auth=keys: counted rewards a tenant needs at a stage before it gets "
+        "its own policy there (a copy of the prior that learns its rewards, the earlier ones "
+        "included); until then the frozen prior serves it.",
+    )
+    tenant_prior_version: int | None = Field(
+        default=None,
+        ge=1,
+        description="With auth=keys: the snapshot version of each stage's shared policy that "
+        "the tenants' prior is a frozen copy of (a warm start); unset: a cold prior.",
+    )
+    tenant_policies_in_memory: int = Field(
+        default=64,
+        ge=1,
+        description="With auth=keys: tenants' own policies held in memory (a VW workspace of "
+        "about 9 MB each); beyond it the least recently used tenant's are snapshotted and "
+        "freed, and restored from their snapshots on its next request.",
+    )
+    tenant_snapshots_kept: int = Field(
+        default=3,
+        ge=1,
+        description="With auth=keys: snapshot versions kept of each tenant's own policy "
+        "(older ones are deleted as new ones are saved).",
+    )
+    tenants_in_memory: int = Field(
+        default=4096,
+        ge=1,
+        description="With auth=keys: tenants whose reward counts and anchoring evidence are "
+        "held in memory (least recently used evicted first).",
+    )
+    feedback_window_days: float = Field(
+        default=7.0,
+        gt=0,
+        description="Feedback on a decision older than this is refused (422).",
+    )
     metrics_token: SecretStr | None = Field(
         default=None,
         description="When set, GET /metrics needs 'Authorization: Bearer <this token>' "

@@ -27,6 +27,9 @@ class DecisionTrace:
     cost_usd: float | None = None
     latency_ms: float | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
+    policy: str = ""
+    """The policy drawn from (``router.tenancy``): the stage's shared one, a tenant's own,
+    or the prior; ``policy_version`` is its update count then."""
 
 
 @dataclass(frozen=True)

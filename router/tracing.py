@@ -63,6 +63,8 @@ class Decision(Protocol):
     @property
     def probability(self) -> float: ...
     @property
+    def policy_name(self) -> str: ...
+    @property
     def pmf(self) -> Mapping[str, float]: ...
     @property
     def policy_version(self) -> int: ...
@@ -208,7 +210,7 @@ def decided(drawn: Decision, started_ns: int) -> None:
             "signalroute.stage": drawn.stage,
             "signalroute.arm": drawn.action,
             "signalroute.probability": drawn.probability,
-            "signalroute.policy.name": drawn.stage,
+            "signalroute.policy.name": drawn.policy_name,
             "signalroute.policy.version": drawn.policy_version,
             "signalroute.arms": len(drawn.pmf),
             "signalroute.decision_id": drawn.decision_id,

@@ -6,8 +6,9 @@ pipelines it: one round trip per kind, not per row) in the caller's transaction.
 the same the single-row functions of ``store.requests``, ``store.decisions``,
 ``store.rewards`` and ``store.embeddings`` write, checked the same way.
 
-Rewards keep their idempotency: a reward whose key is already recorded is skipped. An outcome
-for a request that is not ``accepted`` (unknown, already completed or failed) raises
+Rewards keep their idempotency: a reward whose key is already recorded is skipped; and, as
+``store.rewards.record_reward`` does, only the first of a source on a decision is counted.
+An outcome for a request that is not ``accepted`` (unknown, already completed or failed) raises
 ConflictError, and so does a request or decision id that exists: the caller's transaction
 then rolls back whole, and the caller can write the batch's journals one by one to find the
 culprit.
@@ -15,7 +16,7 @@ culprit.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Sized
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,8 +39,10 @@ _INSERT_DECISION = (
     "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 )
 _INSERT_REWARD = (
-    "INSERT INTO rewards (decision_id, value, source, idempotency_key, policy_update) "
-    "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (idempotency_key) DO NOTHING"
+    "INSERT INTO rewards (decision_id, value, source, idempotency_key, policy_update, "
+    "policy_name, counted) SELECT %(did)s, %(value)s, %(source)s, %(key)s, %(update)s, "
+    "%(policy)s, NOT EXISTS (SELECT 1 FROM rewards WHERE decision_id = %(did)s "
+    "AND source = %(source)s AND counted) ON CONFLICT (idempotency_key) DO NOTHING"
 )
 _COMPLETE = (
     "UPDATE requests SET status = 'completed', output = %s, model = %s, cost_usd = %s, "
@@ -65,7 +68,7 @@ class Batch:
 
     requests: list[tuple[Any, ...]] = field(default_factory=list)
     decisions: list[tuple[Any, ...]] = field(default_factory=list)
-    rewards: list[tuple[Any, ...]] = field(default_factory=list)
+    rewards: list[dict[str, Any]] = field(default_factory=list)
     completed: list[tuple[Any, ...]] = field(default_factory=list)
     failed: list[tuple[Any, ...]] = field(default_factory=list)
     delegated: list[tuple[Any, ...]] = field(default_factory=list)
@@ -141,9 +144,17 @@ class Batch:
         source: str,
         idempotency_key: str,
         policy_update: int | None,
+        policy_name: str | None = None,
     ) -> None:
         self.rewards.append(
-            (reference(decision_id, "decision"), value, source, idempotency_key, policy_update)
+            {
+                "did": reference(decision_id, "decision"),
+                "value": value,
+                "source": source,
+                "key": idempotency_key,
+                "update": policy_update,
+                "policy": policy_name,
+            }
         )
 
     def complete(
@@ -178,7 +189,7 @@ class Batch:
 
     def counts(self) -> dict[str, int]:
         """How many rows of each kind wait."""
-        kinds = {
+        kinds: dict[str, Sized] = {
             "requests": self.requests,
             "decisions": self.decisions,
             "rewards": self.rewards,

@@ -104,6 +104,12 @@ class RewardRecord:
     idempotency_key: str | None
     created_at: datetime
     policy_update: int | None
+    counted: bool = True
+    """Whether a policy may learn it: the first reward of its source on its decision (a
+    later one of the same source is recorded, never learned)."""
+    policy_name: str | None = None
+    """The policy that learned it (as update ``policy_update``), a prior's name while it is
+    held for its tenant, or None while nothing learned it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +123,8 @@ class LearnableReward:
     context: JsonObject
     chosen_arm: str
     probability: float
+    stage: str = ""
+    tenant: str = ""
 
 
 @dataclass(frozen=True, slots=True)

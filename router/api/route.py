@@ -7,6 +7,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import asdict
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
@@ -22,7 +23,7 @@ from router.api.openai_format import COMPLETION_ID_PREFIX
 from router.api.schemas import FeedbackBody, RouteAndRunBody, RouteBody
 from router.auth.caller import Caller
 from router.constraints import Constraints, request_needs
-from router.feedback import record_feedback
+from router.feedback import Credited, record_feedback
 from router.lifecycle.stages import StageOptions
 from router.routing import (
     Decided,
@@ -196,6 +197,7 @@ def decided_body(decided: Decided) -> dict[str, Any]:
         "base_url": decided.base_url,
         "probability": decision.probability,
         "pmf": dict(decision.pmf),
+        "policy": decision.policy,
         "policy_version": decision.policy_version,
         "masked": dict(decision.masked),
         "signals": dict(decision.signals),
@@ -233,7 +235,10 @@ async def route(body: RouteBody, runtime: RuntimeDep, caller: RouteCaller) -> JS
 async def feedback(body: FeedbackBody, runtime: RuntimeDep, caller: FeedbackCaller) -> JSONResponse:
     """Record a delayed reward and learn from it; idempotent with ``idempotency_key``.
 
-    With API keys, only the key that made the request may send its feedback.
+    With API keys, only the key that made the request may send its feedback. A second
+    reward of the same source on a decision is recorded (201) with ``counted`` false and a
+    ``note``: it is not learned. Feedback on a decision older than the feedback window gets
+    422 (``feedback_window_closed``) and is not recorded.
     """
     if runtime.writer is not None:  # the request's rows may still be on their way
         await runtime.writer.wait(request_id=body.request_id, decision_id=body.decision_id)
@@ -250,9 +255,10 @@ async def feedback(body: FeedbackBody, runtime: RuntimeDep, caller: FeedbackCall
         request_id=body.request_id,
         idempotency_key=body.idempotency_key,
         learn=runtime.settings.role != "replica",
+        window=timedelta(days=runtime.settings.feedback_window_days),
     )
     for credited in result.credited:
-        if credited.created:
+        if credited.created and credited.reward.counted:
             runtime.metrics.reward(credited.decision.stage, body.source, body.reward)
     primary = result.primary
     return JSONResponse(
@@ -263,7 +269,10 @@ async def feedback(body: FeedbackBody, runtime: RuntimeDep, caller: FeedbackCall
             "reward": primary.reward.value,
             "source": primary.reward.source,
             "duplicate": not result.created,
+            "counted": primary.reward.counted,
             "policy_updates": primary.policy_updates,
+            "policy": primary.policy_name,
+            **({"note": _not_counted(primary)} if not primary.reward.counted else {}),
             "credited": [
                 {
                     "decision_id": str(c.decision.id),
@@ -271,11 +280,22 @@ async def feedback(body: FeedbackBody, runtime: RuntimeDep, caller: FeedbackCall
                     "arm": c.decision.chosen_arm,
                     "reward_id": c.reward.id,
                     "duplicate": not c.created,
+                    "counted": c.reward.counted,
+                    "policy": c.policy_name,
+                    "policy_updates": c.policy_updates,
                 }
                 for c in result.credited
             ],
         },
         status_code=201 if result.created else 200,
+    )
+
+
+def _not_counted(credited: Credited) -> str:
+    return (
+        f"recorded, not learned: decision {credited.decision.id} already has a reward from "
+        f"source {credited.reward.source!r} (reward {credited.counted_as}), and one source's "
+        "reward on one decision is learned once"
     )
 
 
@@ -305,6 +325,7 @@ async def logged_request(runtime: Runtime, caller: Caller, request_id: str) -> d
             {
                 "value": reward.value,
                 "source": reward.source,
+                "counted": reward.counted,
                 "created_at": reward.created_at.isoformat(),
             }
         )

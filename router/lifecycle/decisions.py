@@ -21,7 +21,7 @@ from learner.context import Context
 from learner.sampling import greedy_pmf, sample_index
 from router import tracing
 from router.lifecycle.journal import DecisionRow, Journal, RewardRow
-from router.policies import PolicyRegistry
+from router.policies import Learned, PolicyRegistry
 from router.trace import DecisionTrace
 
 IMMEDIATE = "immediate"
@@ -41,6 +41,8 @@ class Drawn:
     policy_version: int
     context: Context
     bucket: str | None = None
+    policy_name: str = ""
+    """The policy drawn from, as its decision logs it."""
     """The anchor's bucket when the stage is anchored to a rule (``learner.anchor``)."""
 
 
@@ -86,9 +88,10 @@ class Decider:
         """How rule-anchored stages weigh their evidence (None: anchoring is off)."""
         return self._anchor
 
-    def evidence(self, stage: str) -> Evidence:
-        """The evidence a rule-anchored stage has gathered (``learner.anchor``)."""
-        return self._policies.evidence(stage)
+    def evidence(self, stage: str, tenant: str | None) -> Evidence:
+        """The evidence a rule-anchored stage has gathered (``learner.anchor``) from the
+        rewards ``tenant``'s routing learns from."""
+        return self._policies.evidence(stage, tenant)
 
     @property
     def learns(self) -> bool:
@@ -105,10 +108,12 @@ class Decider:
     ) -> Drawn:
         """Draw an action from the stage's policy and journal the decision. With a ``rule``
         (and anchoring on) the stage starts from the rule's action and leaves it only where
-        its evidence says the policy's choice earns more (``learner.anchor``)."""
+        its evidence says the policy's choice earns more (``learner.anchor``). The policy is
+        the one serving the journal's tenant (``PolicyRegistry.serving``); the decision logs
+        its name and update count."""
         started_ns = tracing.started_ns()
-        policy = self._policies.get(stage)
-        pmf = policy.pmf(context)
+        served = self._policies.serving(stage, journal.tenant)
+        pmf = served.policy.pmf(context)
         bucket: str | None = None
         if rule is not None and self._anchor is not None:
             bucket = rule.bucket
@@ -118,7 +123,7 @@ class Decider:
                 context.arm_names,
                 rule.action,
                 rule.bucket,
-                self._policies.evidence(stage),
+                self._policies.evidence(stage, journal.tenant),
                 self._anchor,
                 explore=self._explore,
             )
@@ -133,9 +138,10 @@ class Decider:
             action=context.arm_names[index],
             probability=pmf[index],
             pmf=by_action,
-            policy_version=policy.updates,
+            policy_version=served.policy.updates,
             context=context,
             bucket=bucket,
+            policy_name=served.name,
         )
         journal.decision(
             DecisionRow(
@@ -146,7 +152,7 @@ class Decider:
                 chosen_arm=drawn.action,
                 probability=drawn.probability,
                 pmf=by_action,
-                policy_name=stage,
+                policy_name=served.name,
                 policy_version=drawn.policy_version,
             )
         )
@@ -156,22 +162,26 @@ class Decider:
     async def settle(
         self, journal: Journal, drawn: Drawn, reward: float, source: str = IMMEDIATE
     ) -> None:
-        """Learn from the decision's reward at once (unless learning is off); journal it with
-        the update number it was learned as."""
-        update: int | None = None
+        """Learn from the decision's reward at once (unless learning is off), with the policy
+        the journal's tenant learns with; journal it with the policy and the update number it
+        was learned as."""
+        learned: Learned | None = None
         if self._learn:
-            update = await self._policies.learn(
-                drawn.stage, drawn.context, drawn.action, drawn.probability, reward
+            learned = await self._policies.learn_for(
+                journal.tenant, drawn.stage, drawn.context, drawn.action, drawn.probability, reward
             )
             if drawn.bucket is not None:
-                self._policies.evidence(drawn.stage).add(drawn.bucket, drawn.action, reward)
+                self._policies.evidence(drawn.stage, journal.tenant).add(
+                    drawn.bucket, drawn.action, reward
+                )
         journal.reward(
             RewardRow(
                 decision_id=drawn.decision_id,
                 value=reward,
                 source=source,
                 idempotency_key=f"{drawn.decision_id}:{source}",
-                policy_update=update,
+                policy_update=None if learned is None else learned.update,
+                policy_name=None if learned is None else learned.policy_name,
             )
         )
 
@@ -202,4 +212,5 @@ def trace(
         cost_usd=cost_usd,
         latency_ms=latency_ms,
         details=dict(details or {}),
+        policy=drawn.policy_name,
     )

@@ -81,7 +81,8 @@ async def escalate(
         answered_by,
     )
     context = escalation_context(prep.query, output, targets, health, ACCEPT, escalate_action)
-    target = rule_target(targets, kit.decider.evidence(ESCALATION), kit.decider.anchor)
+    evidence = kit.decider.evidence(ESCALATION, prep.request.tenant)
+    target = rule_target(targets, evidence, kit.decider.anchor)
     rule = escalation_rule(assessment, answered_by, target)
     drawn = kit.decider.draw(prep.journal, ESCALATION, context, rule)
     signals = {"query": dict(prep.query.as_features()), "output": output}

@@ -40,7 +40,9 @@ def pre_generation_rule(kit: StageKit, prep: Prepared, context: Context) -> Rule
     anchor = kit.decider.anchor
     if anchor is None:
         return None
-    best = kit.decider.evidence(PRE_GENERATION).best_pooled(context.arm_names, anchor)
+    best = kit.decider.evidence(PRE_GENERATION, prep.request.tenant).best_pooled(
+        context.arm_names, anchor
+    )
     categories = prep.query.categories
     bucket = max(categories, key=lambda name: categories[name]) if categories else "any"
     return Rule(best, f"category:{bucket}")

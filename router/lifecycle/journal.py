@@ -54,6 +54,8 @@ class RewardRow:
     source: str
     idempotency_key: str
     policy_update: int | None = None
+    policy_name: str | None = None
+    """The policy that learned it as ``policy_update`` (a prior's name: held for the tenant)."""
 
 
 @dataclass(frozen=True)
@@ -190,6 +192,7 @@ def _add_journal(
             source=reward.source,
             idempotency_key=reward.idempotency_key,
             policy_update=reward.policy_update,
+            policy_name=reward.policy_name,
         )
     if isinstance(outcome, Completed):
         batch.complete(

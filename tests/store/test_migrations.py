@@ -41,6 +41,7 @@ def test_the_packaged_migrations_are_ordered_and_match_the_code() -> None:
         (4, "decision_outcomes"),
         (5, "conversation_turns"),
         (6, "embedding_space"),
+        (7, "tenant_policies"),
         (8, "scopes_and_delegation"),
         (9, "decision_costs_and_traces"),
     ]
@@ -76,6 +77,37 @@ async def test_embeddings_stored_before_the_embedder_was_recorded_are_hashings(
     assert [m.version for m in await migrate(fresh)] == after
     cursor = await fresh.execute("SELECT embedder FROM embedding_space")
     assert await cursor.fetchall() == [("hashing",)]
+
+
+async def test_rewards_logged_before_the_count_once_rule_keep_the_first_of_each_source(
+    fresh: AsyncConnection[Any],
+) -> None:
+    await migrate(fresh, tuple(m for m in load_migrations() if m.version < 7))
+    await fresh.execute(
+        "INSERT INTO requests (id, tenant, messages, params) "
+        "VALUES ('00000000-0000-0000-0000-000000000001', 'acme', '[]', '{}')"
+    )
+    await fresh.execute(
+        "INSERT INTO decisions (id, request_id, stage, context, arms, chosen_arm, probability, "
+        "pmf, policy_name, policy_version) VALUES ('00000000-0000-0000-0000-000000000002', "
+        "'00000000-0000-0000-0000-000000000001', 'pre', '{}', '{a}', 'a', 1, '{}', 'pre', 0)"
+    )
+    for value, source, update in ((1.0, "user", 1), (0.0, "user", 2), (0.5, "judge", None)):
+        await fresh.execute(
+            "INSERT INTO rewards (decision_id, value, source, policy_update) "
+            "VALUES ('00000000-0000-0000-0000-000000000002', %s, %s, %s)",
+            (value, source, update),
+        )
+    await fresh.commit()
+    await migrate(fresh)
+    cursor = await fresh.execute(
+        "SELECT value, source, counted, policy_name FROM rewards ORDER BY id"
+    )
+    assert await cursor.fetchall() == [
+        (1.0, "user", True, "pre"),
+        (0.0, "user", False, "pre"),
+        (0.5, "judge", True, None),
+    ]
 
 
 async def test_keys_made_before_scopes_keep_route_feedback_and_read(

@@ -116,10 +116,12 @@ async def test_rewards_marked_learned_are_not_learned_again(database: Database) 
     async with database.connection() as conn:
         decision = await a_decision(conn, (await a_request(conn)).id)
         recorded = [
-            (await rewards.record_reward(conn, decision_id=decision.id, value=v, source="judge"))[0]
-            for v in (0.0, 0.5, 1.0)
+            (await rewards.record_reward(conn, decision_id=decision.id, value=v, source=s))[0]
+            for v, s in ((0.0, "judge"), (0.5, "user"), (1.0, "thumbs"))
         ]
-        await rewards.mark_many_learned(conn, [(recorded[0].id, 7), (recorded[2].id, 8)])
+        await rewards.mark_many_learned(
+            conn, [(recorded[0].id, "pre", 7), (recorded[2].id, "pre", 8)]
+        )
         await rewards.mark_many_learned(conn, [])
 
         pending = await rewards.rewards_to_relearn(conn, "pre", after_update=8, since=None)
@@ -131,3 +133,54 @@ async def test_rewards_marked_learned_are_not_learned_again(database: Database) 
         (recorded[2].id, 8),
         (recorded[1].id, None),
     ]
+
+
+async def test_a_second_reward_of_a_source_is_recorded_but_not_counted(database: Database) -> None:
+    async with database.connection() as conn:
+        decision = await a_decision(conn, (await a_request(conn)).id)
+        first, _ = await rewards.record_reward(
+            conn, decision_id=decision.id, value=1.0, source="user", idempotency_key="a"
+        )
+        again, created = await rewards.record_reward(
+            conn, decision_id=decision.id, value=0.0, source="user", idempotency_key="b"
+        )
+        unkeyed, _ = await rewards.record_reward(
+            conn, decision_id=decision.id, value=0.0, source="user"
+        )
+        judged, _ = await rewards.record_reward(
+            conn, decision_id=decision.id, value=0.5, source="judge"
+        )
+        counted = await rewards.counted_reward(conn, decision.id, "user")
+        pending = await rewards.unlearned_rewards(conn, ["pre"])
+
+    assert created
+    assert (first.counted, again.counted, unkeyed.counted, judged.counted) == (
+        True,
+        False,
+        False,
+        True,
+    )
+    assert counted == first.id
+    assert [r.reward_id for r in pending] == [first.id, judged.id]  # what a learner takes
+
+
+async def test_rewards_taken_for_a_tenant_are_counted_per_stage(database: Database) -> None:
+    async with database.connection() as conn:
+        for tenant in ("acme", "acme", "beta"):
+            decision = await a_decision(conn, (await a_request(conn, tenant=tenant)).id)
+            record, _ = await rewards.record_reward(
+                conn, decision_id=decision.id, value=1.0, source="user"
+            )
+            await rewards.mark_learned(conn, record.id, "pre:prior", None)
+        untaken = await a_decision(conn, (await a_request(conn, tenant="acme")).id)
+        await rewards.record_reward(conn, decision_id=untaken.id, value=1.0, source="user")
+
+        acme = await rewards.count_taken(conn, "pre", "acme")
+        beta = await rewards.count_taken(conn, "pre", "beta")
+        other_stage = await rewards.count_taken(conn, "post", "acme")
+        held = await rewards.rewards_to_relearn(
+            conn, "pre", 0, None, policy_name="pre:tenant:acme", tenants=["acme"], held="pre:prior"
+        )
+    assert (acme, beta, other_stage) == (2, 1, 0)
+    assert len(held) == 3  # two held for acme, and one nothing has taken yet
+    assert {r.tenant for r in held} == {"acme"}

@@ -32,3 +32,22 @@ async def test_concurrent_savers_get_distinct_versions(database: Database) -> No
     versions = await asyncio.gather(*(save(bytes([i])) for i in range(4)))
 
     assert sorted(versions) == [1, 2, 3, 4]
+
+
+async def test_pruning_keeps_the_newest_versions_and_footprint_weighs_them(
+    database: Database,
+) -> None:
+    async with database.connection() as conn:
+        for size in (10, 20, 30, 40):
+            await snapshots.save_snapshot(conn, "pre:tenant:acme", b"x" * size, {})
+        await snapshots.save_snapshot(conn, "pre:tenant:beta", b"y" * 5, {})
+        deleted = await snapshots.prune(conn, "pre:tenant:acme", 2)
+        versions = await snapshots.latest_versions(conn, ["pre:tenant:acme", "pre:tenant:beta"])
+        oldest_kept = await snapshots.snapshot_at(conn, "pre:tenant:acme", 3)
+        gone = await snapshots.snapshot_at(conn, "pre:tenant:acme", 2)
+        weight = await snapshots.footprint(conn, "%:tenant:%")
+    assert deleted == 2
+    assert versions == {"pre:tenant:acme": 4, "pre:tenant:beta": 1}
+    assert oldest_kept is not None
+    assert gone is None
+    assert (weight.policies, weight.model_bytes, weight.all_versions_bytes) == (2, 45, 75)

@@ -90,6 +90,7 @@ async def test_dashboard_renders_the_running_service_in_chromium(
     reports = tmp_path / "reports"
     async with service(
         auth="keys",
+        shared_tenants=["*"],  # the shared policies learn (and are snapshotted) as before
         metrics_token=OPERATOR,
         snapshot_every=5,
         tenant_budget_usd=1.0,

@@ -8,6 +8,7 @@ from learner.anchor import Evidence
 from learner.context import ArmFeatures, Context
 from router.lifecycle.decisions import Decider, Rule
 from router.lifecycle.journal import Journal
+from router.policies import Learned, Served
 
 ARMS = ("cheap", "strong")
 
@@ -24,17 +25,23 @@ class _Policies:
         self._evidence: dict[str, Evidence] = {}
         self.learned: list[tuple[str, str, float]] = []
 
-    def get(self, stage: str) -> _Policy:
-        return _Policy()
+    def serving(self, stage: str, tenant: str | None = None) -> Served:
+        return Served(_Policy(), stage, True)  # type: ignore[arg-type]
 
-    def evidence(self, stage: str) -> Evidence:
+    def evidence(self, stage: str, tenant: str | None = None) -> Evidence:
         return self._evidence.setdefault(stage, Evidence())
 
-    async def learn(
-        self, stage: str, context: Context, arm: str, probability: float, reward: float
-    ) -> int:
+    async def learn_for(
+        self,
+        tenant: str | None,
+        stage: str,
+        context: Context,
+        arm: str,
+        probability: float,
+        reward: float,
+    ) -> Learned:
         self.learned.append((stage, arm, reward))
-        return len(self.learned)
+        return Learned(stage, len(self.learned))
 
 
 def _context() -> Context:

@@ -20,7 +20,8 @@ async def test_policies_show_learning_exploration_and_recent_reward(
 ) -> None:
     token, _ = await new_key(database, "acme")
     idle, _ = await new_key(database, "idle")
-    async with service(auth="keys", snapshot_every=2) as client:
+    # Each tenant has its own policies from its first request (docs/tenants.md).
+    async with service(auth="keys", snapshot_every=2, tenant_min_rewards=0) as client:
         for i in range(3):
             response = await client.post(
                 "/route-and-run",
@@ -34,6 +35,7 @@ async def test_policies_show_learning_exploration_and_recent_reward(
 
     by_stage = {p["stage"]: p for p in body["policies"]}
     pre = by_stage["pre"]
+    assert (pre["policy"], pre["tenant"], pre["learns"]) == ("pre:tenant:acme", "acme", True)
     assert pre["updates"] >= 3
     assert pre["snapshot_version"] is not None
     assert pre["snapshot_version"] >= 1
@@ -46,6 +48,7 @@ async def test_policies_show_learning_exploration_and_recent_reward(
     assert 0.0 <= recent["mean"] <= 1.0
     assert recent["tenant"] == "acme"
     other_pre = next(p for p in other["policies"] if p["stage"] == "pre")
+    assert (other_pre["policy"], other_pre["updates"]) == ("pre:tenant:idle", 0)  # unmoved
     assert other_pre["recent_reward"] == {
         "mean": None,
         "decisions": 0,

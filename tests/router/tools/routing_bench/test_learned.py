@@ -13,6 +13,7 @@ from router.lifecycle.decisions import Decider
 from router.lifecycle.escalation import verdict_matters
 from router.lifecycle.journal import Journal
 from router.lifecycle.kit import StageKit
+from router.policies import Served
 from router.pool import demo_pool
 from router.tools.routing_bench.learned import (
     TENANT,
@@ -84,8 +85,8 @@ class _Policy:
 
 
 class _Policies:
-    def get(self, stage: str) -> _Policy:
-        return _Policy()
+    def serving(self, stage: str, tenant: str | None = None) -> Served:
+        return Served(_Policy(), stage, True)  # type: ignore[arg-type]
 
 
 def _draws(decider: Decider, n: int) -> list[str]:
