@@ -1,0 +1,70 @@
+"""Resident-memory sampling: the figures, the growth after warm-up and the plot."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from router.tools.service_bench import memory
+from router.tools.service_bench.memory import RssSample, RssSampler
+
+
+class SteppingClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_this_process_has_resident_memory_and_a_gone_one_has_none() -> None:
+    assert memory.rss_bytes(os.getpid()) > 10 * 2**20
+    assert memory.rss_bytes(2**22 + 12345) == 0
+
+
+def test_a_sample_sums_each_component_s_processes_in_mib() -> None:
+    sizes = {1: 2**20, 2: 3 * 2**20, 3: 2**19}
+    clock = SteppingClock()
+    sampler = RssSampler(
+        {"router": lambda: [1, 2], "postgres": lambda: [3]},
+        every_s=3600,
+        read=lambda pid: sizes.get(pid, 0),
+        clock=clock,
+    )
+    sampler.start()
+    clock.now = 112.5
+    sizes[1] = 2 * 2**20
+    samples = sampler.stop()
+    assert samples == [
+        RssSample(0.0, {"router": 4.0, "postgres": 0.5}),
+        RssSample(12.5, {"router": 5.0, "postgres": 0.5}),
+    ]
+
+
+def test_the_sampler_thread_samples_every_interval() -> None:
+    sampler = RssSampler({"me": lambda: [os.getpid()]}, every_s=0.02)
+    sampler.start()
+    time.sleep(0.3)
+    samples = sampler.stop()
+    assert len(samples) >= 5
+    assert all(s.mb["me"] > 10 for s in samples)
+    assert [s.at_s for s in samples] == sorted(s.at_s for s in samples)
+
+
+def test_growth_compares_the_first_steady_samples_with_the_last() -> None:
+    samples = [
+        RssSample(float(t), {"a": 50.0 if t < 30 else 100.0 + t / 10}) for t in range(0, 200, 10)
+    ]
+    # steady from 30 s: first three 103, 104, 105 (mean 104); last three 117, 118, 119 (mean 118)
+    assert memory.growth(samples, after_s=30) == {"a": round(14 / 104 * 100, 2)}
+    assert memory.growth(samples, after_s=500) == {}
+
+
+def test_the_report_section_and_the_plot(tmp_path: Path) -> None:
+    samples = [RssSample(float(t), {"router": 200.0, "postgres": 80.0}) for t in (0, 10, 20, 30)]
+    section = memory.as_json(samples, every_s=10, after_s=10)
+    assert section["growth_pct"] == {"router": 0.0, "postgres": 0.0}
+    assert section["samples"][1] == {"at_s": 10.0, "router": 200.0, "postgres": 80.0}
+    assert memory.plot(samples, 10, tmp_path / "rss.png")
+    assert (tmp_path / "rss.png").read_bytes()[:4] == b"\x89PNG"
