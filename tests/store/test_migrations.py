@@ -43,6 +43,7 @@ def test_the_packaged_migrations_are_ordered_and_match_the_code() -> None:
         (6, "embedding_space"),
         (8, "scopes_and_delegation"),
         (9, "decision_costs_and_traces"),
+        (13, "neighbour_outcomes"),
     ]
     assert "CREATE EXTENSION IF NOT EXISTS vector" in migrations[0].sql
     assert f"vector({EMBEDDING_DIM})" in migrations[0].sql

@@ -534,8 +534,10 @@ def _rss_note(report: dict[str, Any]) -> str:
     if not rss or not rss["samples"]:
         return ""
     last = rss["samples"][-1]
+    private = rss.get("growth_without_shared_memory_pct", {})
     parts = ", ".join(
-        f"{name} {last[name]:.0f} MiB ({rss['growth_pct'].get(name, 0.0):+.1f}%)"
+        f"{name} {last[name]:.0f} MiB ({rss['growth_pct'].get(name, 0.0):+.1f}%; without "
+        f"shared memory {private.get(name, 0.0):+.1f}%)"
         for name in rss["growth_pct"]
     )
     return (

@@ -2,9 +2,10 @@
 evidence that nothing grows without bound.
 
 A sampler thread reads each component's resident set size (the sum over its processes) every
-``every_s`` seconds. Postgres's figure counts the shared buffers each backend has touched once
-per backend, so it rises while backends warm up; the router's and the replay pool's are
-their own heaps.
+``every_s`` seconds, twice: all of it (``VmRSS``), and without shared memory (``VmRSS`` minus
+``RssShmem``). Postgres's full figure counts the shared buffers each backend has touched, once
+per backend, so it rises as backends touch more of the cache; without shared memory it is the
+backends' own memory, the figure a leak would show in.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,24 +21,38 @@ PROC = Path("/proc")
 Clock = Callable[[], float]
 
 
-def rss_bytes(pid: int) -> int:
-    """Resident set size of one process (``VmRSS``), 0 when it is gone or has none."""
+def _status_kb(pid: int) -> dict[str, int]:
     try:
         status = (PROC / str(pid) / "status").read_text()
     except OSError:
-        return 0
+        return {}
+    found = {}
     for line in status.splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "RssShmem"):
+            found[name] = int(value.split()[0])
+    return found
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of one process (``VmRSS``), 0 when it is gone or has none."""
+    return _status_kb(pid).get("VmRSS", 0) * 1024
+
+
+def private_rss_bytes(pid: int) -> int:
+    """Resident memory of one process without shared memory (``VmRSS - RssShmem``)."""
+    kb = _status_kb(pid)
+    return max(0, kb.get("VmRSS", 0) - kb.get("RssShmem", 0)) * 1024
 
 
 @dataclass(frozen=True)
 class RssSample:
-    """Megabytes each component held resident ``at_s`` seconds into the run."""
+    """Megabytes each component held resident ``at_s`` seconds into the run (``mb``), and
+    without shared memory (``private_mb``)."""
 
     at_s: float
     mb: Mapping[str, float]
+    private_mb: Mapping[str, float] = field(default_factory=dict)
 
 
 class RssSampler:
@@ -50,11 +65,13 @@ class RssSampler:
         every_s: float,
         *,
         read: Callable[[int], int] = rss_bytes,
+        read_private: Callable[[int], int] = private_rss_bytes,
         clock: Clock = time.monotonic,
     ) -> None:
         self._components = components
         self._every_s = every_s
         self._read = read
+        self._read_private = read_private
         self._clock = clock
         self._samples: list[RssSample] = []
         self._stopped = threading.Event()
@@ -63,11 +80,12 @@ class RssSampler:
 
     def sample(self) -> RssSample:
         """Take one sample now (and keep it)."""
-        mb = {
-            name: round(sum(self._read(pid) for pid in pids()) / 2**20, 2)
-            for name, pids in self._components.items()
-        }
-        taken = RssSample(round(self._clock() - self._start, 3), mb)
+        mb, private_mb = {}, {}
+        for name, pids in self._components.items():
+            now = pids()
+            mb[name] = round(sum(self._read(pid) for pid in now) / 2**20, 2)
+            private_mb[name] = round(sum(self._read_private(pid) for pid in now) / 2**20, 2)
+        taken = RssSample(round(self._clock() - self._start, 3), mb, private_mb)
         self._samples.append(taken)
         return taken
 
@@ -90,18 +108,25 @@ class RssSampler:
         return list(self._samples)
 
 
-def growth(samples: Sequence[RssSample], after_s: float, ends: int = 3) -> dict[str, float]:
+def growth(
+    samples: Sequence[RssSample], after_s: float, ends: int = 3, *, private: bool = False
+) -> dict[str, float]:
     """Each component's growth in percent from the start of the steady state to the end: the
     mean of the first ``ends`` samples taken at or after ``after_s`` against the mean of the
-    last ``ends`` (fewer when there are fewer). Empty when no sample is that late."""
+    last ``ends`` (fewer when there are fewer). Empty when no sample is that late. With
+    ``private``, of the figures without shared memory."""
     steady = [s for s in samples if s.at_s >= after_s]
     if not steady:
         return {}
     head, tail = steady[:ends], steady[-ends:]
+
+    def figure(sample: RssSample, name: str) -> float:
+        return (sample.private_mb if private else sample.mb)[name]
+
     result: dict[str, float] = {}
     for name in steady[0].mb:
-        first = sum(s.mb[name] for s in head) / len(head)
-        last = sum(s.mb[name] for s in tail) / len(tail)
+        first = sum(figure(s, name) for s in head) / len(head)
+        last = sum(figure(s, name) for s in tail) / len(tail)
         result[name] = round((last - first) / first * 100.0, 2) if first > 0 else 0.0
     return result
 
@@ -112,7 +137,11 @@ def as_json(samples: Sequence[RssSample], every_s: float, after_s: float) -> dic
         "every_s": every_s,
         "after_s": after_s,
         "growth_pct": growth(samples, after_s),
+        "growth_without_shared_memory_pct": growth(samples, after_s, private=True),
         "samples": [{"at_s": s.at_s, **s.mb} for s in samples],
+        "samples_without_shared_memory": [
+            {"at_s": s.at_s, **s.private_mb} for s in samples if s.private_mb
+        ],
     }
 
 
@@ -127,16 +156,19 @@ def plot(samples: Sequence[RssSample], after_s: float, path: Path) -> bool:
         return False
     if not samples:
         return False
-    figure, axis = plt.subplots(figsize=(8, 4.5))
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.5))
     minutes = [s.at_s / 60.0 for s in samples]
-    for name in samples[0].mb:
-        axis.plot(minutes, [s.mb[name] for s in samples], label=name, linewidth=1.5)
-    axis.axvline(after_s / 60.0, color="grey", linestyle=":", label="end of warm-up")
-    axis.set_xlabel("minutes into the load")
-    axis.set_ylabel("resident memory (MiB, sum over the processes)")
-    axis.set_title("Resident memory under sustained load")
-    axis.grid(alpha=0.3)
-    axis.legend(loc="best", fontsize="small")
+    for axis, private in zip(axes, (False, True), strict=True):
+        title = "without shared memory" if private else "all resident memory"
+        for name in samples[0].mb:
+            figures = [(s.private_mb or s.mb)[name] if private else s.mb[name] for s in samples]
+            axis.plot(minutes, figures, label=name, linewidth=1.5)
+        axis.axvline(after_s / 60.0, color="grey", linestyle=":", label="end of warm-up")
+        axis.set_xlabel("minutes into the load")
+        axis.set_ylabel("MiB, sum over the processes")
+        axis.set_title(f"Resident memory: {title}")
+        axis.grid(alpha=0.3)
+        axis.legend(loc="best", fontsize="small")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)

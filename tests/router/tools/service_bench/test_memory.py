@@ -30,16 +30,22 @@ def test_a_sample_sums_each_component_s_processes_in_mib() -> None:
         {"router": lambda: [1, 2], "postgres": lambda: [3]},
         every_s=3600,
         read=lambda pid: sizes.get(pid, 0),
+        read_private=lambda pid: sizes.get(pid, 0) // 2,
         clock=clock,
     )
     sampler.start()
     clock.now = 112.5
     sizes[1] = 2 * 2**20
     samples = sampler.stop()
-    assert samples == [
-        RssSample(0.0, {"router": 4.0, "postgres": 0.5}),
-        RssSample(12.5, {"router": 5.0, "postgres": 0.5}),
+    assert [(s.at_s, s.mb) for s in samples] == [
+        (0.0, {"router": 4.0, "postgres": 0.5}),
+        (12.5, {"router": 5.0, "postgres": 0.5}),
     ]
+
+
+def test_shared_memory_is_left_out_of_the_private_figure() -> None:
+    assert 0 < memory.private_rss_bytes(os.getpid()) <= memory.rss_bytes(os.getpid())
+    assert memory.private_rss_bytes(2**22 + 12345) == 0
 
 
 def test_the_sampler_thread_samples_every_interval() -> None:
@@ -62,9 +68,15 @@ def test_growth_compares_the_first_steady_samples_with_the_last() -> None:
 
 
 def test_the_report_section_and_the_plot(tmp_path: Path) -> None:
-    samples = [RssSample(float(t), {"router": 200.0, "postgres": 80.0}) for t in (0, 10, 20, 30)]
-    section = memory.as_json(samples, every_s=10, after_s=10)
+    samples = [
+        RssSample(
+            float(t), {"router": 200.0, "postgres": 80.0}, {"router": 150.0, "postgres": t + 10}
+        )
+        for t in (0, 10, 20, 30)
+    ]
+    section = memory.as_json(samples, every_s=10, after_s=0)
     assert section["growth_pct"] == {"router": 0.0, "postgres": 0.0}
+    assert section["growth_without_shared_memory_pct"] == {"router": 0.0, "postgres": 50.0}
     assert section["samples"][1] == {"at_s": 10.0, "router": 200.0, "postgres": 80.0}
     assert memory.plot(samples, 10, tmp_path / "rss.png")
     assert (tmp_path / "rss.png").read_bytes()[:4] == b"\x89PNG"
