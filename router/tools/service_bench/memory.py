@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 PROC = Path("/proc")
 Clock = Callable[[], float]
 
@@ -109,24 +111,26 @@ class RssSampler:
 
 
 def growth(
-    samples: Sequence[RssSample], after_s: float, ends: int = 3, *, private: bool = False
+    samples: Sequence[RssSample], after_s: float, window_s: float = 60.0, *, private: bool = False
 ) -> dict[str, float]:
-    """Each component's growth in percent from the start of the steady state to the end: the
-    mean of the first ``ends`` samples taken at or after ``after_s`` against the mean of the
-    last ``ends`` (fewer when there are fewer). Empty when no sample is that late. With
-    ``private``, of the figures without shared memory."""
+    """Each component's growth in percent over the steady state: the median of its samples
+    in the first ``window_s`` seconds from ``after_s`` against the median of those in the last
+    ``window_s`` seconds (at least one sample each). Medians, because a process that lives a
+    few seconds (an autovacuum worker) would otherwise count as growth. Empty when no sample
+    is that late. With ``private``, of the figures without shared memory."""
     steady = [s for s in samples if s.at_s >= after_s]
     if not steady:
         return {}
-    head, tail = steady[:ends], steady[-ends:]
+    head = [s for s in steady if s.at_s < steady[0].at_s + window_s] or steady[:1]
+    tail = [s for s in steady if s.at_s > steady[-1].at_s - window_s] or steady[-1:]
 
     def figure(sample: RssSample, name: str) -> float:
-        return (sample.private_mb if private else sample.mb)[name]
+        return (sample.private_mb if private and sample.private_mb else sample.mb)[name]
 
     result: dict[str, float] = {}
     for name in steady[0].mb:
-        first = sum(figure(s, name) for s in head) / len(head)
-        last = sum(figure(s, name) for s in tail) / len(tail)
+        first = float(np.median([figure(s, name) for s in head]))
+        last = float(np.median([figure(s, name) for s in tail]))
         result[name] = round((last - first) / first * 100.0, 2) if first > 0 else 0.0
     return result
 

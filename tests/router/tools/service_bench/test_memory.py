@@ -58,13 +58,21 @@ def test_the_sampler_thread_samples_every_interval() -> None:
     assert [s.at_s for s in samples] == sorted(s.at_s for s in samples)
 
 
-def test_growth_compares_the_first_steady_samples_with_the_last() -> None:
+def test_growth_compares_the_first_steady_minute_with_the_last() -> None:
     samples = [
         RssSample(float(t), {"a": 50.0 if t < 30 else 100.0 + t / 10}) for t in range(0, 200, 10)
     ]
-    # steady from 30 s: first three 103, 104, 105 (mean 104); last three 117, 118, 119 (mean 118)
-    assert memory.growth(samples, after_s=30) == {"a": round(14 / 104 * 100, 2)}
+    # steady from 30 s: the first minute (30..80 s) 103..108 (median 105.5), the last minute
+    # (after 190 - 60 = 130 s: 140..190 s): 114..119 (median 116.5)
+    assert memory.growth(samples, after_s=30) == {"a": round(11 / 105.5 * 100, 2)}
     assert memory.growth(samples, after_s=500) == {}
+
+
+def test_a_process_that_lives_a_few_seconds_is_not_growth() -> None:
+    steady = [RssSample(float(t), {"postgres": 180.0}) for t in range(0, 600, 10)]
+    steady[-2] = RssSample(580.0, {"postgres": 260.0})  # an autovacuum worker, then gone
+    steady[-1] = RssSample(590.0, {"postgres": 210.0})
+    assert memory.growth(steady, after_s=0) == {"postgres": 0.0}
 
 
 def test_the_report_section_and_the_plot(tmp_path: Path) -> None:
@@ -76,7 +84,9 @@ def test_the_report_section_and_the_plot(tmp_path: Path) -> None:
     ]
     section = memory.as_json(samples, every_s=10, after_s=0)
     assert section["growth_pct"] == {"router": 0.0, "postgres": 0.0}
-    assert section["growth_without_shared_memory_pct"] == {"router": 0.0, "postgres": 50.0}
+    # one-minute windows: all four samples in each; with 10 s windows, 10 MiB against 40 MiB
+    assert section["growth_without_shared_memory_pct"] == {"router": 0.0, "postgres": 0.0}
+    assert memory.growth(samples, 0, window_s=5, private=True) == {"router": 0.0, "postgres": 300.0}
     assert section["samples"][1] == {"at_s": 10.0, "router": 200.0, "postgres": 80.0}
     assert memory.plot(samples, 10, tmp_path / "rss.png")
     assert (tmp_path / "rss.png").read_bytes()[:4] == b"\x89PNG"
