@@ -167,6 +167,12 @@ def _bench_load(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _bench_history(args: argparse.Namespace) -> int:
+    from router.tools.service_bench.history_query import run
+
+    return run(args)
+
+
 def _bench_cold(args: argparse.Namespace) -> int:
     from router.tools.service_bench.cold_start import run
 
@@ -299,12 +305,22 @@ def build_parser() -> argparse.ArgumentParser:
     load = commands.add_parser(
         "bench-load",
         help="sustained load on a 2-worker router over the replay pool: throughput, "
-        "router-added latency, errors, and that nothing was lost",
+        "router-added latency, errors, and that nothing was lost (and the same load through "
+        "LiteLLM's proxy with --litellm)",
     )
     from router.tools.service_bench.load import add_arguments as add_load_arguments
 
     add_load_arguments(load)
     load.set_defaults(handler=_bench_load)
+    history = commands.add_parser(
+        "bench-history",
+        help="the historical kNN look-up with the outcomes the embedding rows carry against "
+        "the joined one, on one populated store, and what keeping them costs the writer",
+    )
+    from router.tools.service_bench.history_query import add_arguments as add_history_arguments
+
+    add_history_arguments(history)
+    history.set_defaults(handler=_bench_history)
     cold = commands.add_parser(
         "bench-cold",
         help="the first requests of a new demo service: answers that passed every check yet "

@@ -25,6 +25,11 @@ from store.translation import translated
 DEFAULT_STAGE = "pre"
 """The decision stage whose outcomes ``neighbour_outcomes`` reports: the routing choice."""
 
+NO_COLUMNS = sql.SQL("")
+PRE_OUTCOMES = sql.SQL(", pre_arms, pre_rewards, pre_decided_at, pre_decision_ids")
+"""The request's pre-generation outcomes each embedding row carries (migration 0013: kept by
+triggers on decisions and rewards), so that the default look-up needs no join."""
+
 
 async def claim_embedder(conn: AsyncConnection[Any], embedder: str) -> str:
     """Record ``embedder`` as the one whose vectors the store holds; return the one recorded.
@@ -91,7 +96,7 @@ async def nearest(
     query = sql.SQL(
         "SELECT request_id, distance, created_at FROM ({knn}) AS nn ORDER BY distance"
     ).format(knn=_knn(user_id, exclude_request_id))
-    params = _knn_params(embedding, k, tenant, user_id, exclude_request_id)
+    params = knn_params(embedding, k, tenant, user_id, exclude_request_id)
     with translated("cannot search neighbouring queries"):
         rows = await _fetch(conn, query, params)
     return [Neighbour(**row) for row in rows]
@@ -111,12 +116,45 @@ async def neighbour_outcomes(
     mean reward, nearest first.
 
     One row per decision; a neighbour without a decision at ``stage`` yields no row, one
-    whose decision has no reward yet yields ``reward=None``.
+    whose decision has no reward yet yields ``reward=None``. At the default stage the
+    outcomes come from the embedding rows themselves (one index scan, no join); at any
+    other stage from the decisions and rewards tables.
     """
-    # Each neighbour's decisions come from the request-id index (the LATERAL subquery, kept
-    # from being flattened by OFFSET 0): the planner would otherwise hash-join a small
-    # decisions table in full, which costs more than the k look-ups.
-    query = sql.SQL(
+    if stage == DEFAULT_STAGE:
+        query = carried_outcomes(user_id, exclude_request_id)
+    else:
+        query = joined_outcomes(user_id, exclude_request_id)
+    params = {**knn_params(embedding, k, tenant, user_id, exclude_request_id), "stage": stage}
+    with translated("cannot read the outcomes of neighbouring queries"):
+        rows = await _fetch(conn, query, params)
+    return [NeighbourOutcome(**row) for row in rows]
+
+
+def carried_outcomes(user_id: str | None, exclude_request_id: Id | None) -> sql.Composed:
+    """The pre-generation outcomes the nearest embedding rows carry: one kNN index scan.
+
+    Parameters: ``knn_params``. The rows and their order are those of ``joined_outcomes``
+    at stage 'pre' (the triggers of migration 0013 keep the carried arrays equal to the
+    decisions and rewards tables).
+    """
+    return sql.SQL(
+        "SELECT nn.request_id, nn.distance, o.arm, o.reward, o.created_at "
+        "FROM ({knn}) AS nn CROSS JOIN LATERAL unnest("
+        "nn.pre_arms, nn.pre_rewards, nn.pre_decided_at, nn.pre_decision_ids"
+        ") AS o(arm, reward, created_at, id) "
+        "ORDER BY nn.distance, o.created_at, o.id"
+    ).format(knn=_knn(user_id, exclude_request_id, PRE_OUTCOMES))
+
+
+def joined_outcomes(user_id: str | None, exclude_request_id: Id | None) -> sql.Composed:
+    """The outcomes at any stage, read from the decisions and rewards of the neighbours.
+    Parameters: ``knn_params`` and ``stage``.
+
+    Each neighbour's decisions come from the request-id index (the LATERAL subquery, kept
+    from being flattened by OFFSET 0): the planner would otherwise hash-join a small
+    decisions table in full, which costs more than the k look-ups.
+    """
+    return sql.SQL(
         "WITH nn AS MATERIALIZED ({knn}) "
         "SELECT nn.request_id, nn.distance, d.arm, d.reward, d.created_at "
         "FROM nn CROSS JOIN LATERAL ("
@@ -126,10 +164,6 @@ async def neighbour_outcomes(
         "OFFSET 0) AS d "
         "ORDER BY nn.distance, d.created_at, d.id"
     ).format(knn=_knn(user_id, exclude_request_id))
-    params = {**_knn_params(embedding, k, tenant, user_id, exclude_request_id), "stage": stage}
-    with translated("cannot read the outcomes of neighbouring queries"):
-        rows = await _fetch(conn, query, params)
-    return [NeighbourOutcome(**row) for row in rows]
 
 
 def as_embedding(embedding: Embedding) -> Embedding:
@@ -148,26 +182,31 @@ def as_embedding(embedding: Embedding) -> Embedding:
     return vector
 
 
-def _knn(user_id: str | None, exclude_request_id: Id | None) -> sql.Composable:
-    """The k-nearest query of the scope; its ``ORDER BY ... LIMIT`` is what HNSW serves."""
+def _knn(
+    user_id: str | None, exclude_request_id: Id | None, extra: sql.Composable = NO_COLUMNS
+) -> sql.Composable:
+    """The k-nearest query of the scope; its ``ORDER BY ... LIMIT`` is what HNSW serves.
+    ``extra``: more columns of ``query_embeddings`` to select (each after a comma)."""
     conditions = [sql.SQL("tenant = %(tenant)s")]
     if user_id is not None:
         conditions.append(sql.SQL("user_id = %(user_id)s"))
     if exclude_request_id is not None:
         conditions.append(sql.SQL("request_id <> %(exclude)s"))
     return sql.SQL(
-        "SELECT request_id, created_at, embedding <=> %(probe)s AS distance "
+        "SELECT request_id, created_at, embedding <=> %(probe)s AS distance{extra} "
         "FROM query_embeddings WHERE {conditions} ORDER BY embedding <=> %(probe)s LIMIT %(k)s"
-    ).format(conditions=sql.SQL(" AND ").join(conditions))
+    ).format(conditions=sql.SQL(" AND ").join(conditions), extra=extra)
 
 
-def _knn_params(
+def knn_params(
     embedding: Embedding,
     k: int,
     tenant: str,
     user_id: str | None,
     exclude_request_id: Id | None,
 ) -> dict[str, Any]:
+    """The parameters of the kNN query of the scope. Raises ValueError for k < 0 or a bad
+    embedding (``as_embedding``)."""
     if k < 0:
         raise ValueError(f"k must be >= 0, got {k}")
     return {

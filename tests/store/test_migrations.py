@@ -44,6 +44,7 @@ def test_the_packaged_migrations_are_ordered_and_match_the_code() -> None:
         (7, "tenant_policies"),
         (8, "scopes_and_delegation"),
         (9, "decision_costs_and_traces"),
+        (13, "neighbour_outcomes"),
     ]
     assert "CREATE EXTENSION IF NOT EXISTS vector" in migrations[0].sql
     assert f"vector({EMBEDDING_DIM})" in migrations[0].sql
@@ -124,6 +125,60 @@ async def test_keys_made_before_scopes_keep_route_feedback_and_read(
     assert [m.version for m in await migrate(fresh)] == after
     cursor = await fresh.execute("SELECT scopes FROM api_keys")
     assert await cursor.fetchall() == [(["route", "feedback", "read"],)]
+
+
+async def test_embeddings_stored_before_0013_carry_their_outcomes(
+    fresh: AsyncConnection[Any],
+) -> None:
+    await migrate(fresh, tuple(m for m in load_migrations() if m.version < 13))
+    vector = "[" + ",".join(["1"] + ["0"] * (EMBEDDING_DIM - 1)) + "]"
+    for request_id in (
+        "00000000-0000-0000-0000-000000000001",
+        "00000000-0000-0000-0000-000000000002",
+    ):
+        await fresh.execute(
+            "INSERT INTO requests (id, tenant, messages, params) VALUES (%s, 'acme', '[]', '{}')",
+            (request_id,),
+        )
+        await fresh.execute(
+            "INSERT INTO query_embeddings (request_id, tenant, embedding) "
+            "VALUES (%s, 'acme', %s::vector)",
+            (request_id, vector),
+        )
+    decisions = [
+        ("00000000-0000-0000-0000-0000000000d1", "pre", "small"),
+        ("00000000-0000-0000-0000-0000000000d2", "pre", "large"),
+        ("00000000-0000-0000-0000-0000000000d3", "post", "large"),
+    ]
+    for decision_id, stage, arm in decisions:
+        await fresh.execute(
+            "INSERT INTO decisions (id, request_id, stage, context, arms, chosen_arm, "
+            "probability, pmf, policy_name, policy_version) VALUES (%s, "
+            "'00000000-0000-0000-0000-000000000001', %s, '{}', ARRAY['small', 'large'], %s, "
+            "1, '{}', 'p', 1)",
+            (decision_id, stage, arm),
+        )
+    for value in (1.0, 0.5):
+        await fresh.execute(
+            "INSERT INTO rewards (decision_id, value, source) "
+            "VALUES ('00000000-0000-0000-0000-0000000000d1', %s, 'judge')",
+            (value,),
+        )
+    await fresh.commit()
+    assert [m.version for m in await migrate(fresh)] == [13]
+    cursor = await fresh.execute(
+        "SELECT request_id::text, pre_arms, pre_rewards, pre_decision_ids::text[] "
+        "FROM query_embeddings ORDER BY request_id"
+    )
+    assert await cursor.fetchall() == [
+        (
+            "00000000-0000-0000-0000-000000000001",
+            ["small", "large"],
+            [0.75, None],
+            ["00000000-0000-0000-0000-0000000000d1", "00000000-0000-0000-0000-0000000000d2"],
+        ),
+        ("00000000-0000-0000-0000-000000000002", None, None, None),
+    ]
 
 
 async def test_a_store_without_embeddings_records_no_embedder(

@@ -5,6 +5,9 @@ next, until ``duration_s`` has passed (requests in flight then are let finish). 
 ``direct_every``-th request is followed by the same request sent straight to the replay
 pool, to the model the router chose, so that router-added latency is the difference of two
 latencies measured under the same load (as ``bench-overhead`` does).
+
+``drive_proxy`` runs the same loop against a plain OpenAI-compatible proxy (LiteLLM): the
+same prompts in the same order, each sent to the model the router chose for it.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +61,8 @@ class Routed:
     decisions: tuple[SeenDecision, ...] = ()
     decision_ms: float | None = None
     direct_ms: float | None = None
+    index: int = -1
+    """The request's place in the plan (its prompt is ``prompts[index % len(prompts)]``)."""
 
     @property
     def latency_ms(self) -> float:
@@ -93,28 +98,49 @@ def parse_routed(payload: Any) -> tuple[str, str, tuple[SeenDecision, ...], floa
         raise ValueError(f"a 200 answer without {exc}") from None
 
 
-async def drive(
-    client: httpx.AsyncClient, plan: LoadPlan, *, clock: Clock = time.perf_counter
+async def _closed_loop(
+    concurrency: int,
+    duration_s: float,
+    one: Callable[[int, float], Awaitable[Routed]],
+    clock: Clock,
 ) -> list[Routed]:
-    """Run the plan; every routed request's outcome, in completion order.
-
-    Times are seconds since the run started, on ``clock``.
-    """
+    """``concurrency`` workers each await ``one(index, start)`` for the next index until
+    ``duration_s`` has passed; the outcomes in completion order."""
     start = clock()
-    deadline = start + plan.duration_s
+    deadline = start + duration_s
     counter = itertools.count()
     results: list[Routed] = []
 
-    async def direct(prompt: str, model: str) -> float | None:
-        body = {"model": model, "messages": [{"role": "user", "content": prompt}]}
-        began = clock()
-        try:
-            response = await client.post(f"{plan.replay_url}/v1/chat/completions", json=body)
-        except httpx.HTTPError:
-            return None
-        return (clock() - began) * 1000.0 if response.status_code == 200 else None
+    async def worker() -> None:
+        while clock() < deadline:
+            results.append(await one(next(counter), start))
 
-    async def one(index: int) -> Routed:
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return results
+
+
+async def _direct(
+    client: httpx.AsyncClient, replay_url: str, prompt: str, model: str, clock: Clock
+) -> float | None:
+    """Milliseconds the replay pool took to answer this request itself (None: it failed)."""
+    body = {"model": model, "messages": [{"role": "user", "content": prompt}]}
+    began = clock()
+    try:
+        response = await client.post(f"{replay_url}/v1/chat/completions", json=body)
+    except httpx.HTTPError:
+        return None
+    return (clock() - began) * 1000.0 if response.status_code == 200 else None
+
+
+async def drive(
+    client: httpx.AsyncClient, plan: LoadPlan, *, clock: Clock = time.perf_counter
+) -> list[Routed]:
+    """Run the plan against the router; every routed request's outcome, in completion order.
+
+    Times are seconds since the run started, on ``clock``.
+    """
+
+    async def one(index: int, start: float) -> Routed:
         prompt = plan.prompts[index % len(plan.prompts)]
         began = clock()
         try:
@@ -122,17 +148,21 @@ async def drive(
                 f"{plan.router_url}/route-and-run", json=request_body(prompt, index, plan.users)
             )
         except httpx.HTTPError as exc:
-            return Routed(began - start, clock() - start, 0, f"{type(exc).__name__}: {exc}")
+            return Routed(
+                began - start, clock() - start, 0, f"{type(exc).__name__}: {exc}", index=index
+            )
         ended = clock()
         if response.status_code != 200:
-            return Routed(began - start, ended - start, response.status_code, response.text[:300])
+            return Routed(
+                began - start, ended - start, response.status_code, response.text[:300], index=index
+            )
         try:
             request_id, model, decisions, decision_ms = parse_routed(response.json())
         except ValueError as exc:
-            return Routed(began - start, ended - start, 200, str(exc))
+            return Routed(began - start, ended - start, 200, str(exc), index=index)
         direct_ms = None
         if plan.direct_every > 0 and index % plan.direct_every == 0:
-            direct_ms = await direct(prompt, model)
+            direct_ms = await _direct(client, plan.replay_url, prompt, model, clock)
         return Routed(
             began - start,
             ended - start,
@@ -142,14 +172,73 @@ async def drive(
             decisions=decisions,
             decision_ms=decision_ms,
             direct_ms=direct_ms,
+            index=index,
         )
 
-    async def worker() -> None:
-        while clock() < deadline:
-            results.append(await one(next(counter)))
+    return await _closed_loop(plan.concurrency, plan.duration_s, one, clock)
 
-    await asyncio.gather(*(worker() for _ in range(plan.concurrency)))
-    return results
+
+def models_in_order(results: Sequence[Routed]) -> tuple[str, ...]:
+    """The models the router chose, in the order of the requests' places in the plan."""
+    return tuple(r.model for r in sorted(results, key=lambda r: r.index) if r.model is not None)
+
+
+async def drive_proxy(
+    client: httpx.AsyncClient,
+    plan: LoadPlan,
+    proxy_url: str,
+    models: Sequence[str],
+    *,
+    headers: Mapping[str, str] | None = None,
+    clock: Clock = time.perf_counter,
+) -> list[Routed]:
+    """Run the plan against an OpenAI-compatible proxy: the ``index``-th request carries the
+    ``index``-th prompt and ``models[index % len(models)]`` (the router's choices, from
+    ``models_in_order``). Every ``direct_every``-th request is paired with a direct call, as
+    in ``drive``. ``request_id`` is the completion's id.
+
+    Raises ValueError when ``models`` is empty.
+    """
+    if not models:
+        raise ValueError("a proxy run needs at least one model")
+    sent_headers = dict(headers or {})
+
+    async def one(index: int, start: float) -> Routed:
+        prompt = plan.prompts[index % len(plan.prompts)]
+        model = models[index % len(models)]
+        body = {"model": model, "messages": [{"role": "user", "content": prompt}]}
+        began = clock()
+        try:
+            response = await client.post(
+                f"{proxy_url}/v1/chat/completions", json=body, headers=sent_headers
+            )
+        except httpx.HTTPError as exc:
+            return Routed(
+                began - start, clock() - start, 0, f"{type(exc).__name__}: {exc}", index=index
+            )
+        ended = clock()
+        if response.status_code != 200:
+            return Routed(
+                began - start, ended - start, response.status_code, response.text[:300], index=index
+            )
+        try:
+            completion_id = str(response.json()["id"])
+        except (KeyError, TypeError, ValueError):
+            return Routed(began - start, ended - start, 200, "a 200 answer without id", index=index)
+        direct_ms = None
+        if plan.direct_every > 0 and index % plan.direct_every == 0:
+            direct_ms = await _direct(client, plan.replay_url, prompt, model, clock)
+        return Routed(
+            began - start,
+            ended - start,
+            200,
+            request_id=completion_id,
+            model=model,
+            direct_ms=direct_ms,
+            index=index,
+        )
+
+    return await _closed_loop(plan.concurrency, plan.duration_s, one, clock)
 
 
 def in_window(results: Sequence[Routed], from_s: float, to_s: float) -> list[Routed]:

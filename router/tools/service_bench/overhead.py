@@ -20,14 +20,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +35,8 @@ import numpy as np
 from features.errors import ConfigError
 from router.settings import ReplaySettings
 from router.tools.replay_pool.dataset import load_routerbench
+from router.tools.service_bench.litellm_proxy import maybe_litellm
+from router.tools.service_bench.litellm_proxy import version as litellm_version
 from router.tools.service_bench.processes import (
     IDLE_CONNECTION_S,
     benchmark_environment,
@@ -99,19 +98,6 @@ def pool_yaml(models: Sequence[str], replay_url: str) -> str:
         for m in models
     ]
     return POOL_TEMPLATE.format(arms="\n".join(lines))
-
-
-def _litellm_config(models: Sequence[str], replay_url: str) -> str:
-    entries = []
-    for model in models:
-        entries.append(
-            f'  - model_name: "{model}"\n'
-            f"    litellm_params:\n"
-            f'      model: "openai/{model}"\n'
-            f'      api_base: "{replay_url}/v1"\n'
-            f'      api_key: "unused"\n'
-        )
-    return "model_list:\n" + "".join(entries)
 
 
 DECISION_PARTS = ("embed_ms", "query_signals_ms", "history_ms", "context_ms", "draw_ms")
@@ -288,7 +274,6 @@ def run(args: argparse.Namespace) -> int:
     env = benchmark_environment(args.seed, data, SIGNALROUTE_DATA_DIR=str(work / "data"))
     (work / "pool.yaml").write_text(pool_yaml(dataset.models, replay_url))
     me = [sys.executable, "-m", "router.cli"]
-    litellm_key = "sk-overhead-bench"
     with (
         server_process(
             [*me, "replay-pool", "--port", str(replay_port)],
@@ -302,9 +287,11 @@ def run(args: argparse.Namespace) -> int:
             work / "router.log",
             f"{router_url}/readyz",
         ),
-        _maybe_litellm(args.litellm, dataset.models, replay_url, work, litellm_key) as litellm_url,
+        maybe_litellm(args.litellm, dataset.models, replay_url, work) as litellm,
     ):
-        results: dict[str, Any] = {"litellm_version": _litellm_version(args.litellm)}
+        litellm_url = litellm.url if litellm is not None else None
+        litellm_key = litellm.key if litellm is not None else ""
+        results: dict[str, Any] = {"litellm_version": litellm_version(args.litellm)}
         print(f"sequential: {len(sequential)} prompts x {2 + bool(litellm_url)} targets")
         samples, elapsed, errors = run_fast(
             _run_phase(sequential, 1, router_url, replay_url, litellm_url, litellm_key)
@@ -330,55 +317,6 @@ def run(args: argparse.Namespace) -> int:
     print(markdown(report))
     shutil.rmtree(work, ignore_errors=True)
     return 0
-
-
-def _litellm_version(path: Path | None) -> str | None:
-    if path is None:
-        return None
-    python = path.parent / "python"
-    try:
-        result = subprocess.run(
-            [str(python), "-c", "import importlib.metadata as m; print(m.version('litellm'))"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-    except OSError:
-        return None
-    return result.stdout.strip() or None
-
-
-@contextmanager
-def _maybe_litellm(
-    executable: Path | None, models: Sequence[str], replay_url: str, work: Path, key: str
-) -> Iterator[str | None]:
-    if executable is None:
-        yield None
-        return
-    if not executable.exists():
-        raise ConfigError(f"--litellm {executable}: no such file")
-    port = free_port()
-    (work / "litellm.yaml").write_text(_litellm_config(models, replay_url))
-    env = {
-        **os.environ,
-        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-        "LITELLM_TELEMETRY_DISABLED": "True",
-        "LITELLM_MASTER_KEY": key,
-    }
-    args = [
-        str(executable),
-        "--config",
-        str(work / "litellm.yaml"),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--num_workers",
-        "1",
-    ]
-    url = f"http://127.0.0.1:{port}"
-    with server_process(args, env, work / "litellm.log", f"{url}/health/liveliness", timeout_s=180):
-        yield url
 
 
 def markdown(report: dict[str, Any]) -> str:
