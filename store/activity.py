@@ -118,7 +118,7 @@ _LATEST = (
     "left(coalesce(r.messages -> -1 ->> 'content', ''), %(preview)s) AS preview, "
     "(SELECT count(*) FROM decisions AS d WHERE d.request_id = r.id) AS decisions, "
     "(SELECT avg(w.value) FROM rewards AS w JOIN decisions AS d ON d.id = w.decision_id "
-    "WHERE d.request_id = r.id) AS reward "
+    "WHERE d.request_id = r.id AND w.counted) AS reward "
     "FROM requests AS r WHERE (%(tenant)s::text IS NULL OR r.tenant = %(tenant)s) "
     "ORDER BY r.created_at DESC, r.id DESC LIMIT %(limit)s"
 )

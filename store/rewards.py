@@ -269,7 +269,8 @@ async def recent_reward(
     tenant_filter = sql.SQL("AND r.tenant = %s") if tenant is not None else sql.SQL("")
     query = sql.SQL(
         "SELECT avg(last.mean) AS mean, count(last.mean) AS decisions FROM ("
-        "SELECT (SELECT avg(w.value) FROM rewards AS w WHERE w.decision_id = d.id) AS mean "
+        "SELECT (SELECT avg(w.value) FROM rewards AS w WHERE w.decision_id = d.id AND w.counted) "
+        "AS mean "
         "FROM decisions AS d JOIN requests AS r ON r.id = d.request_id "
         "WHERE d.stage = %s {} ORDER BY d.created_at DESC, d.id DESC LIMIT %s) AS last"
     ).format(tenant_filter)
@@ -292,7 +293,8 @@ async def recent_outcomes(
     tenant_filter = sql.SQL("AND r.tenant = %s") if tenant is not None else sql.SQL("")
     query = sql.SQL(
         "SELECT d.context, d.chosen_arm, d.created_at, "
-        "(SELECT avg(w.value) FROM rewards AS w WHERE w.decision_id = d.id) AS reward "
+        "(SELECT avg(w.value) FROM rewards AS w WHERE w.decision_id = d.id AND w.counted) "
+        "AS reward "
         "FROM decisions AS d JOIN requests AS r ON r.id = d.request_id "
         "WHERE d.stage = %s {} ORDER BY d.created_at DESC, d.id DESC LIMIT %s"
     ).format(tenant_filter)

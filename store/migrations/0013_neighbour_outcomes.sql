@@ -2,7 +2,7 @@
 -- historical look-up is one kNN index scan with no join (store.embeddings.neighbour_outcomes).
 --
 -- pre_decision_ids, pre_arms, pre_rewards, pre_decided_at: the request's decisions at stage
--- 'pre', ordered by (created_at, id): their ids, chosen arms, mean reward (NULL: no reward
+-- 'pre', ordered by (created_at, id): their ids, chosen arms, mean counted reward (NULL: none
 -- yet) and times. NULL when the request has no such decision. Triggers keep them what the
 -- decisions and rewards tables say, whatever order the rows arrive in: an embedding row
 -- reads its request's outcomes when it is inserted, and a decision or reward written,
@@ -19,7 +19,7 @@ LANGUAGE sql STABLE AS $$
     SELECT array_agg(d.id ORDER BY d.created_at, d.id),
            array_agg(d.chosen_arm ORDER BY d.created_at, d.id),
            array_agg(
-               (SELECT avg(w.value) FROM rewards AS w WHERE w.decision_id = d.id)
+               (SELECT avg(w.value) FROM rewards AS w WHERE w.decision_id = d.id AND w.counted)
                ORDER BY d.created_at, d.id
            ),
            array_agg(d.created_at ORDER BY d.created_at, d.id)
@@ -98,7 +98,7 @@ END;
 $$;
 
 CREATE TRIGGER rewards_outcomes
-    AFTER INSERT OR DELETE OR UPDATE OF decision_id, value ON rewards
+    AFTER INSERT OR DELETE OR UPDATE OF decision_id, value, counted ON rewards
     FOR EACH ROW EXECUTE FUNCTION rewards_refresh_outcomes();
 
 -- Rows stored before this migration.

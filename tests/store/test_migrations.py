@@ -158,11 +158,11 @@ async def test_embeddings_stored_before_0013_carry_their_outcomes(
             "1, '{}', 'p', 1)",
             (decision_id, stage, arm),
         )
-    for value in (1.0, 0.5):
+    for value, source in ((1.0, "judge"), (0.5, "user")):
         await fresh.execute(
             "INSERT INTO rewards (decision_id, value, source) "
-            "VALUES ('00000000-0000-0000-0000-0000000000d1', %s, 'judge')",
-            (value,),
+            "VALUES ('00000000-0000-0000-0000-0000000000d1', %s, %s)",
+            (value, source),
         )
     await fresh.commit()
     assert [m.version for m in await migrate(fresh)] == [13]

@@ -24,8 +24,8 @@ JOINED = sql.SQL(
     "AND (%(exclude)s::uuid IS NULL OR request_id <> %(exclude)s) "
     "ORDER BY embedding <=> %(probe)s LIMIT %(k)s) "
     "SELECT nn.request_id, nn.distance, d.chosen_arm AS arm, d.created_at, "
-    "(SELECT avg(w.value) FROM rewards AS w WHERE w.decision_id = d.id) AS reward "
-    "FROM nn JOIN decisions AS d ON d.request_id = nn.request_id AND d.stage = 'pre' "
+    "(SELECT avg(w.value) FROM rewards AS w WHERE w.decision_id = d.id AND w.counted) "
+    "AS reward FROM nn JOIN decisions AS d ON d.request_id = nn.request_id AND d.stage = 'pre' "
     "ORDER BY nn.distance, d.created_at, d.id"
 )
 """The reference: the outcomes read from the decisions and rewards tables by a join."""
@@ -174,3 +174,29 @@ async def test_other_stages_are_still_read_from_the_decisions(database: Database
         pre = await embeddings.neighbour_outcomes(conn, vector(rng), k=5, tenant="acme")
     assert [(o.request_id, o.arm, o.reward) for o in post] == [(request.id, "large", 0.5)]
     assert pre == []
+
+
+async def test_a_reward_that_does_not_count_leaves_the_history_alone(database: Database) -> None:
+    """A second reward of one source on a decision is recorded but not counted: it moves
+    neither the neighbour's mean reward nor, so, the routing history (a tenant flooding
+    duplicates cannot steer its history either)."""
+    rng = np.random.default_rng(5)
+    probe = vector(rng)
+    async with database.connection() as conn:
+        request = await a_request(conn, tenant="acme")
+        await embeddings.insert_embedding(
+            conn, request_id=request.id, tenant="acme", user_id=None, embedding=probe
+        )
+        decision = await a_decision(conn, request.id, stage="pre", chosen_arm="small")
+        await rewards.record_reward(conn, decision_id=decision.id, value=1.0, source="user")
+        for _ in range(5):
+            duplicate, created = await rewards.record_reward(
+                conn, decision_id=decision.id, value=0.0, source="user"
+            )
+            assert created
+            assert not duplicate.counted
+        await rewards.record_reward(conn, decision_id=decision.id, value=0.5, source="judge")
+        carried = await embeddings.neighbour_outcomes(conn, probe, k=5, tenant="acme")
+        reference = await joined(conn, probe, k=5, tenant="acme")
+    assert [(o.arm, o.reward) for o in carried] == [("small", 0.75)]
+    assert carried == reference

@@ -91,9 +91,9 @@ async def test_recent_reward_averages_the_last_decisions_of_a_stage(database: Da
     async with database.connection() as conn:
         for tenant, values in [("a", [0.2, 0.4]), ("a", [1.0]), ("b", [0.0]), ("a", [])]:
             decision = await a_decision(conn, (await a_request(conn, tenant=tenant)).id)
-            for value in values:
+            for value, source in zip(values, ("judge", "user"), strict=False):
                 await rewards.record_reward(
-                    conn, decision_id=decision.id, value=value, source="judge"
+                    conn, decision_id=decision.id, value=value, source=source
                 )
         await a_decision(conn, (await a_request(conn)).id, stage="post")
 
