@@ -539,9 +539,7 @@ class Router:
         # The provider's token counts describe the answer only when it is one call's text.
         reported = answer.usage_reported and text == answer.text
         self._spend.add(prep.request.tenant, prep.request.session, ledger.cost_usd)
-        self._recent.served(prep.request.tenant, turn_key(prep.request.messages), arm)
-        if prep.request.session:
-            self._recent.served(prep.request.tenant, f"session:{prep.request.session}", arm)
+        self._served(prep.request, arm)
         prep.journal.settled(ledger.traces)
         parts = component_traces(components, arm, assessment)
         assessed = assessment.as_json()
@@ -598,10 +596,7 @@ class Router:
             masked=eligibility.masked,
         )
         prep.journal.settled([decision])
-        request = prep.request  # the conversation's next turn may stick to this arm
-        self._recent.served(request.tenant, turn_key(request.messages), arm.name)
-        if request.session:
-            self._recent.served(request.tenant, f"session:{request.session}", arm.name)
+        self._served(prep.request, arm.name)  # the conversation's next turn may stick to it
         await self._record(
             prep.journal,
             Delegated(model=arm.name, latency_ms=self._elapsed_ms(prep)),
@@ -614,6 +609,13 @@ class Router:
             base_url=arm.base_url,
             timings=dict(prep.timings),
         )
+
+    def _served(self, request: RouteRequest, arm: str) -> None:
+        """Remember that ``arm`` served this turn of the conversation (and of its session),
+        for ``_previous_arm``."""
+        self._recent.served(request.tenant, turn_key(request.messages), arm)
+        if request.session:
+            self._recent.served(request.tenant, f"session:{request.session}", arm)
 
     def _elapsed_ms(self, prep: Prepared) -> float:
         return (self._clock() - prep.started) * 1000.0

@@ -20,6 +20,7 @@ from psycopg.rows import dict_row
 
 from store.ids import Id, reference
 from store.records import EMBEDDING_DIM, Embedding, Neighbour, NeighbourOutcome
+from store.rewards import MEAN_COUNTED_REWARD
 from store.translation import translated
 
 DEFAULT_STAGE = "pre"
@@ -158,13 +159,11 @@ def joined_outcomes(user_id: str | None, exclude_request_id: Id | None) -> sql.C
         "WITH nn AS MATERIALIZED ({knn}) "
         "SELECT nn.request_id, nn.distance, d.arm, d.reward, d.created_at "
         "FROM nn CROSS JOIN LATERAL ("
-        "SELECT d.id, d.chosen_arm AS arm, d.created_at, "
-        "(SELECT avg(w.value) FROM rewards AS w WHERE w.decision_id = d.id AND w.counted) "
-        "AS reward "
+        "SELECT d.id, d.chosen_arm AS arm, d.created_at, {mean} AS reward "
         "FROM decisions AS d WHERE d.request_id = nn.request_id AND d.stage = %(stage)s "
         "OFFSET 0) AS d "
         "ORDER BY nn.distance, d.created_at, d.id"
-    ).format(knn=_knn(user_id, exclude_request_id))
+    ).format(knn=_knn(user_id, exclude_request_id), mean=MEAN_COUNTED_REWARD)
 
 
 def as_embedding(embedding: Embedding) -> Embedding:

@@ -27,6 +27,14 @@ from store.translation import translated
 _LOCK_CLASS = 0x5245_5744  # "REWD": the advisory-lock class of (decision, source) pairs.
 
 
+MEAN_COUNTED_REWARD = sql.SQL(
+    "(SELECT avg(w.value) FROM rewards AS w WHERE w.decision_id = d.id AND w.counted)"
+)
+"""SQL: the mean of the counted rewards of the decision aliased ``d`` (NULL before any). The
+one definition of a decision's reward wherever one shapes routing or its reports: a second
+reward of one source (``counted`` false) moves none of them."""
+
+
 async def record_reward(
     conn: AsyncConnection[Any],
     *,
@@ -269,11 +277,10 @@ async def recent_reward(
     tenant_filter = sql.SQL("AND r.tenant = %s") if tenant is not None else sql.SQL("")
     query = sql.SQL(
         "SELECT avg(last.mean) AS mean, count(last.mean) AS decisions FROM ("
-        "SELECT (SELECT avg(w.value) FROM rewards AS w WHERE w.decision_id = d.id AND w.counted) "
-        "AS mean "
+        "SELECT {mean} AS mean "
         "FROM decisions AS d JOIN requests AS r ON r.id = d.request_id "
         "WHERE d.stage = %s {} ORDER BY d.created_at DESC, d.id DESC LIMIT %s) AS last"
-    ).format(tenant_filter)
+    ).format(tenant_filter, mean=MEAN_COUNTED_REWARD)
     values: tuple[Any, ...] = (stage, tenant, window) if tenant is not None else (stage, window)
     with translated(f"cannot average the recent rewards of stage {stage!r}"):
         cursor = await conn.execute(query, values)
@@ -292,12 +299,10 @@ async def recent_outcomes(
         raise ValueError(f"window must be >= 1, got {window}")
     tenant_filter = sql.SQL("AND r.tenant = %s") if tenant is not None else sql.SQL("")
     query = sql.SQL(
-        "SELECT d.context, d.chosen_arm, d.created_at, "
-        "(SELECT avg(w.value) FROM rewards AS w WHERE w.decision_id = d.id AND w.counted) "
-        "AS reward "
+        "SELECT d.context, d.chosen_arm, d.created_at, {mean} AS reward "
         "FROM decisions AS d JOIN requests AS r ON r.id = d.request_id "
         "WHERE d.stage = %s {} ORDER BY d.created_at DESC, d.id DESC LIMIT %s"
-    ).format(tenant_filter)
+    ).format(tenant_filter, mean=MEAN_COUNTED_REWARD)
     values: tuple[Any, ...] = (stage, tenant, window) if tenant is not None else (stage, window)
     with translated(f"cannot read the recent decisions of stage {stage!r}"):
         async with conn.cursor(row_factory=dict_row) as cursor:

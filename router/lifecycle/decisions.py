@@ -41,9 +41,9 @@ class Drawn:
     policy_version: int
     context: Context
     bucket: str | None = None
+    """The anchor's bucket when the stage is anchored to a rule (``learner.anchor``)."""
     policy_name: str = ""
     """The policy drawn from, as its decision logs it."""
-    """The anchor's bucket when the stage is anchored to a rule (``learner.anchor``)."""
 
 
 @dataclass(frozen=True)

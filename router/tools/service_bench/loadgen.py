@@ -142,20 +142,18 @@ async def drive(
 
     async def one(index: int, start: float) -> Routed:
         prompt = plan.prompts[index % len(plan.prompts)]
-        began = clock()
-        try:
-            response = await client.post(
-                f"{plan.router_url}/route-and-run", json=request_body(prompt, index, plan.users)
-            )
-        except httpx.HTTPError as exc:
-            return Routed(
-                began - start, clock() - start, 0, f"{type(exc).__name__}: {exc}", index=index
-            )
-        ended = clock()
-        if response.status_code != 200:
-            return Routed(
-                began - start, ended - start, response.status_code, response.text[:300], index=index
-            )
+        posted = await _post(
+            client,
+            f"{plan.router_url}/route-and-run",
+            request_body(prompt, index, plan.users),
+            {},
+            index,
+            start,
+            clock,
+        )
+        if isinstance(posted, Routed):
+            return posted
+        response, began, ended = posted
         try:
             request_id, model, decisions, decision_ms = parse_routed(response.json())
         except ValueError as exc:
@@ -176,6 +174,32 @@ async def drive(
         )
 
     return await _closed_loop(plan.concurrency, plan.duration_s, one, clock)
+
+
+async def _post(
+    client: httpx.AsyncClient,
+    url: str,
+    body: Mapping[str, Any],
+    headers: Mapping[str, str],
+    index: int,
+    start: float,
+    clock: Clock,
+) -> Routed | tuple[httpx.Response, float, float]:
+    """POST one request of the plan: its 200 response with when it began and ended, or the
+    failed request as a ``Routed`` (a transport error is status 0)."""
+    began = clock()
+    try:
+        response = await client.post(url, json=body, headers=headers)
+    except httpx.HTTPError as exc:
+        return Routed(
+            began - start, clock() - start, 0, f"{type(exc).__name__}: {exc}", index=index
+        )
+    ended = clock()
+    if response.status_code != 200:
+        return Routed(
+            began - start, ended - start, response.status_code, response.text[:300], index=index
+        )
+    return response, began, ended
 
 
 def models_in_order(results: Sequence[Routed]) -> tuple[str, ...]:
@@ -207,20 +231,12 @@ async def drive_proxy(
         prompt = plan.prompts[index % len(plan.prompts)]
         model = models[index % len(models)]
         body = {"model": model, "messages": [{"role": "user", "content": prompt}]}
-        began = clock()
-        try:
-            response = await client.post(
-                f"{proxy_url}/v1/chat/completions", json=body, headers=sent_headers
-            )
-        except httpx.HTTPError as exc:
-            return Routed(
-                began - start, clock() - start, 0, f"{type(exc).__name__}: {exc}", index=index
-            )
-        ended = clock()
-        if response.status_code != 200:
-            return Routed(
-                began - start, ended - start, response.status_code, response.text[:300], index=index
-            )
+        posted = await _post(
+            client, f"{proxy_url}/v1/chat/completions", body, sent_headers, index, start, clock
+        )
+        if isinstance(posted, Routed):
+            return posted
+        response, began, ended = posted
         try:
             completion_id = str(response.json()["id"])
         except (KeyError, TypeError, ValueError):

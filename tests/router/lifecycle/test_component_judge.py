@@ -5,7 +5,7 @@ re-routed on the judge's word."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import Sequence
 
 import pytest
 from hypothesis import given, settings
@@ -26,9 +26,8 @@ from router.lifecycle.judge import (
     parse_component_scores,
 )
 from router.lifecycle.repair import judged_failures
-from router.providers import ChatRequest, Completion, StreamEvent
-from router.providers.base import RateLimit
 from router.tools.replay_pool.judge import split_component_prompt, split_judge_prompt
+from tests.router.lifecycle.test_judge_injection import ReplyingProvider
 
 REQUEST: tuple[Message, ...] = ({"role": "user", "content": "Write add(a, b) and explain it."},)
 
@@ -174,37 +173,6 @@ def test_a_malformed_reply_says_what_is_wrong(reply: str, says: str) -> None:
         parse_component_scores(reply, 2)
 
 
-class ReplyingProvider:
-    """A judge model that always replies ``reply``, and records what it was asked."""
-
-    def __init__(self, reply: str) -> None:
-        self.reply = reply
-        self.requests: list[ChatRequest] = []
-
-    @property
-    def arm_name(self) -> str:
-        return "judge"
-
-    async def complete(self, request: ChatRequest) -> Completion:
-        self.requests.append(request)
-        return Completion(
-            arm="judge",
-            text=self.reply,
-            finish_reason="stop",
-            prompt_tokens=1,
-            completion_tokens=1,
-            cost_usd=0.002,
-            latency_ms=1.0,
-            first_token_ms=1.0,
-            rate_limit=RateLimit(),
-            headers={},
-        )
-
-    async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
-        raise NotImplementedError
-        yield  # an async generator, as the protocol says
-
-
 COMPONENTS = (
     Component("prose", "Here is add:", arm="cheap"),
     Component("code", "```python\ndef add(a, b):\n    return a - b\n```", "python", arm="cheap"),
@@ -216,7 +184,7 @@ async def test_the_llm_judge_grades_each_component_with_its_writer() -> None:
         '{"score": 0, "reason": "wrong", "components": ['
         '{"index": 1, "score": 1, "reason": "fine"}, {"index": 2, "score": 0, "reason": "a - b"}]}'
     )
-    provider = ReplyingProvider(reply)
+    provider = ReplyingProvider(reply, cost_usd=0.002)
     verdict = await LLMJudge(provider).score_components(REQUEST, COMPONENTS)
     assert verdict.score == 0.0
     assert verdict.cost_usd == 0.002

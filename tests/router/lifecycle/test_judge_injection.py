@@ -83,8 +83,9 @@ def test_the_rubric_and_the_roles_stay_fixed(answer: str) -> None:
 class ReplyingProvider:
     """A judge model that always replies ``reply``, and records what it was asked."""
 
-    def __init__(self, reply: str) -> None:
+    def __init__(self, reply: str, cost_usd: float = 0.0) -> None:
         self.reply = reply
+        self.cost_usd = cost_usd
         self.requests: list[ChatRequest] = []
 
     @property
@@ -99,7 +100,7 @@ class ReplyingProvider:
             finish_reason="stop",
             prompt_tokens=1,
             completion_tokens=1,
-            cost_usd=0.0,
+            cost_usd=self.cost_usd,
             latency_ms=1.0,
             first_token_ms=1.0,
             rate_limit=RateLimit(),

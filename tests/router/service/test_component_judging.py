@@ -23,24 +23,16 @@ from features.validators import Expectations, run_validators
 from router import trace_records
 from router.tools.replay_pool.dataset import ReplayDataset, ReplayRecord
 from tests.router.service.conftest import ServiceClient, ServiceFactory
+from tests.router.service.test_lifecycle import POOL, UNIFORM
 
 WRONG = "claude-v1"
 RIGHT = "gpt-4-1106-preview"
-UNIFORM: dict[str, Any] = {"exploration": "epsilon", "epsilon": 1.0}
 NOISELESS = {"judge_accuracy": 1.0}
-POOL = """
-arms:
-  - {name: claude-v1, base_url: "{self}/replay/v1", model: claude-v1,
-     input_usd_per_mtok: 8, output_usd_per_mtok: 24, context_window: 100000}
-  - {name: gpt-4-1106-preview, base_url: "{self}/replay/v1", model: gpt-4-1106-preview,
-     input_usd_per_mtok: 10, output_usd_per_mtok: 30, context_window: 128000}
-judge: {name: judge, base_url: "{self}/replay/v1", model: replay/judge}
-escalation_targets: [gpt-4-1106-preview]
-"""
 
 
 @pytest.fixture
 def pool_file(tmp_path: Path) -> Path:
+    """The two-arm pool of the lifecycle tests: claude-v1, and gpt-4 as the target."""
     path = tmp_path / "pool.yaml"
     path.write_text(POOL)
     return path
