@@ -12,9 +12,10 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 
+from store.rewards import MEAN_COUNTED_REWARD
 from store.translation import translated
 
 MAX_BUCKETS = 10_000
@@ -65,17 +66,16 @@ class Spend:
     requests: int
 
 
-_TRAFFIC = (
+_TRAFFIC = sql.SQL(
     "SELECT to_timestamp(floor(extract(epoch FROM d.created_at) / %(bucket)s) * %(bucket)s) "
     "AS bucket, d.stage, d.chosen_arm AS arm, count(*) AS decisions, "
     "count(w.mean) AS rewarded, avg(w.mean) AS reward, sum(d.cost_usd) AS cost_usd, "
     "avg(d.latency_ms) AS latency_ms "
     "FROM decisions AS d JOIN requests AS r ON r.id = d.request_id "
-    "LEFT JOIN LATERAL (SELECT avg(value) AS mean FROM rewards WHERE decision_id = d.id) AS w "
-    "ON TRUE "
+    "LEFT JOIN LATERAL (SELECT {mean} AS mean) AS w ON TRUE "
     "WHERE d.created_at >= %(since)s AND (%(tenant)s::text IS NULL OR r.tenant = %(tenant)s) "
     "GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
-)
+).format(mean=MEAN_COUNTED_REWARD)
 
 
 async def traffic(

@@ -14,6 +14,7 @@ from typing import Any
 
 from psycopg import AsyncConnection, sql
 
+from store.rewards import MEAN_COUNTED_REWARD
 from store.translation import translated
 
 
@@ -119,15 +120,16 @@ async def stage_arms(
     until: datetime | None = None,
     tenant: str | None = None,
 ) -> list[StageArm]:
-    """Per stage and arm drawn: decisions and their mean reward; by stage, then most drawn."""
+    """Per stage and arm drawn: decisions and their mean counted reward; by stage, then most
+    drawn."""
     where, values = _window(since, until, tenant, "r")
     query = sql.SQL(
         "SELECT d.stage, d.chosen_arm, count(*), count(w.mean), avg(w.mean) "
         "FROM decisions AS d JOIN requests AS r ON r.id = d.request_id "
-        "LEFT JOIN LATERAL (SELECT avg(value) AS mean FROM rewards WHERE decision_id = d.id) "
-        "AS w ON TRUE WHERE {} GROUP BY d.stage, d.chosen_arm "
+        "LEFT JOIN LATERAL (SELECT {mean} AS mean) AS w ON TRUE "
+        "WHERE {where} GROUP BY d.stage, d.chosen_arm "
         "ORDER BY d.stage, count(*) DESC, d.chosen_arm"
-    ).format(where)
+    ).format(where=where, mean=MEAN_COUNTED_REWARD)
     with translated("cannot count the arms drawn"):
         cursor = await conn.execute(query, values)
         rows = await cursor.fetchall()

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from psycopg import AsyncConnection
 
-from store import activity, requests, rewards
+from store import activity, decisions, requests, rewards
 from store.batches import Batch, write_batch
 from store.database import Database
 
@@ -172,3 +172,21 @@ async def test_recent_outcomes_newest_first_with_mean_reward(database: Database)
     assert acme[1].reward == pytest.approx(0.2)
     assert acme[0].context["arms"][0]["arm"] == "large"
     assert post == []
+
+
+async def test_a_reward_that_does_not_count_leaves_the_traffic_alone(
+    database: Database,
+) -> None:
+    async with database.connection() as conn:
+        request_id = await routed(
+            conn, tenant="acme", arm="small", cost_usd=0.001, latency_ms=10, reward=1.0
+        )
+        [decision] = await decisions.list_decisions_for_request(conn, request_id)
+        duplicate, _ = await rewards.record_reward(
+            conn, decision_id=decision.id, value=0.0, source="immediate"
+        )
+        rows = await activity.traffic(
+            conn, since=datetime.now(UTC) - timedelta(minutes=5), bucket_s=3600
+        )
+    assert not duplicate.counted
+    assert [(r.arm, r.rewarded, r.reward) for r in rows] == [("small", 1, 1.0)]

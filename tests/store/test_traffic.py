@@ -105,3 +105,18 @@ async def test_answering_models_and_stage_outcomes(database: Database) -> None:
         ("escalated; answer replaced", 1),
     ]
     assert [(o.outcome, o.decisions) for o in pre] == [(None, 1)]
+
+
+async def test_a_reward_that_does_not_count_leaves_the_arms_mean_alone(
+    database: Database,
+) -> None:
+    async with database.connection() as conn:
+        request = await a_request(conn, tenant="a")
+        decision = await a_decision(conn, request.id, chosen_arm="small")
+        await rewards.record_reward(conn, decision_id=decision.id, value=1.0, source="user")
+        duplicate, _ = await rewards.record_reward(
+            conn, decision_id=decision.id, value=0.0, source="user"
+        )
+        arms = await traffic.stage_arms(conn, since=AN_HOUR_AGO)
+    assert not duplicate.counted
+    assert [(a.arm, a.rewarded, a.mean_reward) for a in arms] == [("small", 1, 1.0)]
