@@ -110,9 +110,15 @@ class HealthTracker:
             state.latencies.append(latency_ms)
             state.p95_stale = True
 
-    def failed(self, arm: str, *, retry_after_s: float | None = None) -> None:
-        """A call failed; may open the circuit (at least ``retry_after_s`` when given)."""
+    def failed(
+        self, arm: str, *, retry_after_s: float | None = None, rate_limited: bool = False
+    ) -> None:
+        """A call failed; may open the circuit (at least ``retry_after_s`` when given). A
+        ``rate_limited`` failure (HTTP 429) also leaves the arm no rate-limit headroom until
+        a success reports some."""
         state = self._state(arm)
+        if rate_limited:
+            state.headroom = 0.0
         now = self._clock()
         state.in_flight = max(0, state.in_flight - 1)
         state.outcomes.append((now, False))
