@@ -41,6 +41,8 @@ class _ArmState:
         """The p95 is recomputed only after a new latency arrived."""
         self.consecutive_failures = 0
         self.headroom: float | None = None
+        self.headroom_from_429 = False
+        """The headroom is the 0 a 429 left (a success without headers clears it)."""
         self.in_flight = 0
         self.open_until: float | None = None
         self.probing = False
@@ -97,6 +99,9 @@ class HealthTracker:
         state.consecutive_failures = 0
         if headroom is not None:
             state.headroom = headroom
+        elif state.headroom_from_429:
+            state.headroom = None
+        state.headroom_from_429 = False
         state.open_until = None
         state.probing = False
         self._prune(state, now)
@@ -119,6 +124,7 @@ class HealthTracker:
         state = self._state(arm)
         if rate_limited:
             state.headroom = 0.0
+            state.headroom_from_429 = True
         now = self._clock()
         state.in_flight = max(0, state.in_flight - 1)
         state.outcomes.append((now, False))

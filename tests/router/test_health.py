@@ -63,6 +63,31 @@ def test_failed_probe_reopens_and_retry_after_is_respected() -> None:
     assert tracker.snapshot("a").circuit is CircuitState.OPEN
 
 
+def test_a_429_leaves_no_headroom_until_a_success_reports_some() -> None:
+    clock = FakeClock()
+    tracker = HealthTracker(["a", "b"], clock=clock)
+    tracker.started("a")
+    tracker.succeeded("a", 80.0, headroom=0.6)
+    tracker.started("a")
+    tracker.failed("a", retry_after_s=2.0, rate_limited=True)
+    assert tracker.snapshot("a").rate_limit_headroom == 0.0
+    clock.now += 3
+    tracker.started("a")
+    tracker.succeeded("a", 80.0, headroom=0.3)
+    assert tracker.snapshot("a").rate_limit_headroom == 0.3
+    # an arm whose provider sends no headers: the 429's zero lasts until its next success
+    tracker.started("b")
+    tracker.failed("b", retry_after_s=1.0, rate_limited=True)
+    assert tracker.snapshot("b").rate_limit_headroom == 0.0
+    clock.now += 2
+    tracker.started("b")
+    tracker.succeeded("b", 80.0)
+    assert tracker.snapshot("b").rate_limit_headroom is None
+    tracker.started("b")
+    tracker.failed("b")  # a 5xx says nothing of rate limits
+    assert tracker.snapshot("b").rate_limit_headroom is None
+
+
 def test_error_window_forgets_old_failures() -> None:
     clock = FakeClock()
     tracker = HealthTracker(["a"], HealthConfig(error_window_s=60.0), clock=clock)
