@@ -55,7 +55,9 @@ def test_overlapping_episodes_combine() -> None:
         DegradationEpisode(model="m", kind="rate_limit", start_s=0, duration_s=10, rate=0.2),
         DegradationEpisode(model="other", kind="slow", start_s=0, duration_s=10, factor=9.0),
     ]
-    assert conditions_at(episodes, "m", 6.0) == Conditions(6.0, 0.75, pytest.approx(0.2))
+    now = conditions_at(episodes, "m", 6.0)
+    assert (now.latency_factor, now.error_rate) == (6.0, 0.75)
+    assert now.rate_limit_rate == pytest.approx(0.2)
     assert conditions_at(episodes, "m", 12.0) == Conditions(3.0, 0.5, 0.0)
     assert conditions_at(episodes, "m", 20.0) == Conditions()
 
@@ -70,13 +72,16 @@ def plan(clock: FakeClock, seed: int = 3) -> SystemPlan:
     return SystemPlan(profiles, episodes, np.random.default_rng(seed), clock=clock)
 
 
+def median(values: list[float]) -> float:
+    return float(np.median(values))
+
+
 def test_a_slow_episode_multiplies_the_wait_and_divides_the_pace() -> None:
     clock = FakeClock()
     system = plan(clock)
     before = [system.draw("m", 0.0) for _ in range(200)]
     clock.now += 70
     during = [system.draw("m", 0.0) for _ in range(200)]
-    median = lambda xs: float(np.median(xs))  # noqa: E731
     ttft = median([t.ttft_ms for t in before]), median([t.ttft_ms for t in during])
     pace = (
         median([t.tokens_per_s or 0 for t in before]),
