@@ -1,0 +1,585 @@
+"""``signalroute bench-degradation``: one arm degrades mid-run; does traffic leave it before its
+circuit breaker opens, and does each system signal move the learned policy the right way?
+
+A service runs in this process (the replay pool mounted in it, a real Postgres) over four
+replayed models with latency profiles. Clients send RouterBench training prompts to
+``/route-and-run`` (pre-generation only), several at a time, in sessions with a budget, and
+report each answer's recorded correctness as a label reward priced like the request's
+objective: ``lambda_cost`` grows from 0.1 to 1.0 as the session's budget runs down (so the
+budget is worth learning, as in notebook 02), and latency is priced (``lambda_latency``
+against a latency budget ``latency_ref_ms``).
+
+The timeline (every duration and latency times ``time_scale``): a **warm-up** in which every
+arm goes through short slow spells, error bursts and rate limits in turn (the variation the
+policy learns system signals from); then the **degraded** arm (the one with the best recorded
+reward, the policy's favourite) **slows down**, then also **fails** a share of its calls,
+then has an **outage** (nearly every call fails: the breaker opens), then **recovers**.
+
+Per time window: the degraded arm's mean probability in the pre-generation PMF (0 when
+masked), the share of requests that drew it, the share of requests that found its circuit
+open, and its mean latency. Then the learned policy (the store's snapshot) is re-scored on
+the logged contexts with each system signal changed (``learner.signal_effects``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from learner.reward import RewardWeights, shape_reward
+from learner.signal_effects import SignalEffect, system_signal_effects
+from router import explain
+from router.app import create_app
+from router.background import serve_in_background
+from router.contexts import arm_identity
+from router.pool import SELF_PLACEHOLDER, demo_pool
+from router.settings import DegradationEpisode, LatencyProfile, ReplaySettings, Settings
+from router.tools.replay_pool.app import create_replay_app
+from router.tools.replay_pool.conditions import SystemPlan
+from router.tools.replay_pool.dataset import ReplayDataset, ReplayRecord, load_routerbench
+
+PROFILES: Mapping[str, tuple[float, float]] = {
+    "gpt-4-1106-preview": (700.0, 35.0),
+    "gpt-3.5-turbo-1106": (350.0, 90.0),
+    "claude-instant-v1": (450.0, 80.0),
+    "mistralai/mixtral-8x7b-chat": (300.0, 70.0),
+}
+"""The arms and their latency profiles at time scale 1: median time to first token (ms) and
+tokens per second, of the order hosted APIs show."""
+STAGES = {"escalation": False, "components": False, "judge": "never"}
+COST_REF_USD = 0.01
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """The run's timeline and objective; seconds and milliseconds at ``time_scale`` 1."""
+
+    time_scale: float = 0.5
+    warmup_s: float = 180.0
+    slow_s: float = 60.0
+    errors_s: float = 45.0
+    outage_s: float = 30.0
+    recovery_s: float = 135.0
+    window_s: float = 15.0
+    slow_factor: float = 6.0
+    error_rate: float = 0.35
+    outage_rate: float = 0.95
+    lambda_latency: float = 0.3
+    latency_ref_ms: float = 2000.0
+    session_budget_usd: float = 0.05
+    concurrency: int = 6
+    seed: int = 0
+
+    def scaled(self, seconds: float) -> float:
+        return seconds * self.time_scale
+
+    def phases(self) -> list[tuple[str, float, float]]:
+        """``(name, start_s, end_s)`` of each phase, scaled."""
+        names = ("warm-up", "slow", "errors", "outage", "recovery")
+        lengths = (self.warmup_s, self.slow_s, self.errors_s, self.outage_s, self.recovery_s)
+        phases, start = [], 0.0
+        for name, length in zip(names, lengths, strict=True):
+            phases.append((name, self.scaled(start), self.scaled(start + length)))
+            start += length
+        return phases
+
+    @property
+    def duration_s(self) -> float:
+        return self.phases()[-1][2]
+
+    def profiles(self) -> dict[str, LatencyProfile]:
+        return {
+            arm: LatencyProfile(
+                ttft_ms=ttft_ms * self.time_scale,
+                tokens_per_s=tokens_per_s / self.time_scale,
+                requests_per_min=1200,
+            )
+            for arm, (ttft_ms, tokens_per_s) in PROFILES.items()
+        }
+
+    def episodes(self, degraded: str) -> list[DegradationEpisode]:
+        """Each arm's short spells in the warm-up (in turn), then the degraded arm's story."""
+        spells: list[DegradationEpisode] = []
+        turn = self.warmup_s / (len(PROFILES) + 1)
+        for index, arm in enumerate(PROFILES):
+            start = turn * (index + 0.5)
+            for kind, offset, length, extra in (
+                ("slow", 0.0, 0.4, {"factor": 4.0}),
+                ("errors", 0.3, 0.3, {"rate": 0.3}),
+                ("rate_limit", 0.6, 0.2, {"rate": 0.3}),
+            ):
+                spells.append(
+                    DegradationEpisode.model_validate(
+                        {
+                            "model": arm,
+                            "kind": kind,
+                            "start_s": self.scaled(start + offset * turn),
+                            "duration_s": self.scaled(length * turn),
+                            **extra,
+                        }
+                    )
+                )
+        _, slow_start, _ = self.phases()[1]
+        _, errors_start, _ = self.phases()[2]
+        _, outage_start, outage_end = self.phases()[3]
+        spells += [
+            DegradationEpisode(
+                model=degraded,
+                kind="slow",
+                start_s=slow_start,
+                duration_s=outage_end - slow_start,
+                factor=self.slow_factor,
+            ),
+            DegradationEpisode(
+                model=degraded,
+                kind="errors",
+                start_s=errors_start,
+                duration_s=outage_start - errors_start,
+                rate=self.error_rate,
+            ),
+            DegradationEpisode(
+                model=degraded,
+                kind="errors",
+                start_s=outage_start,
+                duration_s=outage_end - outage_start,
+                rate=self.outage_rate,
+            ),
+        ]
+        return spells
+
+    def weights(self, lambda_cost: float) -> RewardWeights:
+        return RewardWeights(
+            lambda_cost=lambda_cost,
+            lambda_latency=self.lambda_latency,
+            cost_ref_usd=COST_REF_USD,
+            latency_ref_ms=self.latency_ref_ms * self.time_scale,
+        )
+
+    def lambda_cost(self, spent_usd: float) -> float:
+        """The client's cost weight: 0.1 with nothing spent, 1.0 with the budget used up."""
+        return 0.1 + 0.9 * min(1.0, spent_usd / self.session_budget_usd)
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One request: when it was sent, what the first pre-generation decision saw and drew."""
+
+    at_s: float
+    probability: float
+    drawn: bool
+    circuit_open: bool
+    latency_ms: float | None
+    failed_runs: int
+    answered: bool
+
+
+@dataclass(frozen=True)
+class Window:
+    start_s: float
+    phase: str
+    requests: int
+    probability: float
+    drawn_share: float
+    circuit_open_share: float
+    latency_ms: float | None
+    failed_runs: int
+
+    def row(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Report:
+    scenario: Scenario
+    degraded: str
+    windows: list[Window]
+    effects: list[SignalEffect]
+    moved_at_s: float | None
+    breaker_at_s: float | None
+    share_before: float
+    share_outage: float
+    share_recovered: float
+    requests: int
+    load_average: tuple[float, ...] = field(default_factory=tuple)
+
+    @property
+    def moved_before_breaker(self) -> bool:
+        """Traffic left the degraded arm (its probability fell below half its warm-up
+        share) while its circuit was still closed."""
+        if self.moved_at_s is None:
+            return False
+        return self.breaker_at_s is None or self.moved_at_s < self.breaker_at_s
+
+    @property
+    def recovered(self) -> bool:
+        return self.share_recovered > self.share_outage
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "scenario": asdict(self.scenario),
+            "degraded": self.degraded,
+            "requests": self.requests,
+            "moved_at_s": self.moved_at_s,
+            "breaker_at_s": self.breaker_at_s,
+            "moved_before_breaker": self.moved_before_breaker,
+            "share_before": self.share_before,
+            "share_outage": self.share_outage,
+            "share_recovered": self.share_recovered,
+            "recovered": self.recovered,
+            "signal_effects": [e.row() for e in self.effects],
+            "windows": [w.row() for w in self.windows],
+            "load_average": list(self.load_average),
+        }
+
+
+def favourite_arm(dataset: ReplayDataset, scenario: Scenario) -> str:
+    """The arm with the best mean reward on the training prompts at the calm profile's
+    latency, with nothing spent: the one the policy should come to prefer."""
+    weights = scenario.weights(scenario.lambda_cost(0.0))
+    train = [r for r in dataset if r.split == "train"]
+
+    def mean_reward(arm: str) -> float:
+        ttft_ms, tokens_per_s = PROFILES[arm]
+        total = 0.0
+        for record in train:
+            outcome = record.outcome(arm)
+            latency_ms = (ttft_ms + 1000.0 * 150 / tokens_per_s) * scenario.time_scale
+            total += shape_reward(outcome.correct, outcome.cost_usd, latency_ms, weights)
+        return total / max(1, len(train))
+
+    return max(PROFILES, key=mean_reward)
+
+
+def pool_document() -> dict[str, Any]:
+    """A pool file of the four arms, served by the replay pool mounted in the router."""
+    arms = {arm.name: arm for arm in demo_pool().arms}
+    return {
+        "arms": [
+            arms[name].model_dump(mode="json", exclude_defaults=True)
+            | {"base_url": f"{SELF_PLACEHOLDER}/replay/v1"}
+            for name in PROFILES
+        ],
+        "escalation_targets": [],
+    }
+
+
+def observe(result: Mapping[str, Any], at_s: float, degraded: str) -> Observation:
+    decisions = [d for d in result.get("trace", {}).get("decisions", []) if d["stage"] == "pre"]
+    first = decisions[0] if decisions else None
+    failed = sum(1 for d in decisions if str(d.get("outcome", "")).startswith("error"))
+    if first is None:
+        return Observation(at_s, 0.0, False, False, None, failed, False)
+    circuit_open = first["masked"].get(degraded) == "circuit open"
+    latency = next((d.get("latency_ms") for d in decisions if d["arm"] == degraded), None)
+    return Observation(
+        at_s=at_s,
+        probability=float(first["pmf"].get(degraded, 0.0)),
+        drawn=first["arm"] == degraded,
+        circuit_open=circuit_open,
+        latency_ms=float(latency) if latency is not None and "output" in result else None,
+        failed_runs=failed,
+        answered="output" in result,
+    )
+
+
+async def _client(
+    client: httpx.AsyncClient,
+    worker: int,
+    prompts: list[ReplayRecord],
+    scenario: Scenario,
+    system: SystemPlan,
+    degraded: str,
+    observations: list[Observation],
+) -> None:
+    session, spent, index = 0, 0.0, worker
+    while system.elapsed_s() < scenario.duration_s:
+        record = prompts[index % len(prompts)]
+        index += scenario.concurrency
+        lam = scenario.lambda_cost(spent)
+        body: dict[str, Any] = {
+            "messages": [{"role": "user", "content": record.prompt}],
+            "session": f"w{worker}-s{session}",
+            "objective": {"lambda_cost": lam, "lambda_latency": scenario.lambda_latency},
+            "stages": STAGES,
+        }
+        at_s = system.elapsed_s()
+        response = await client.post("/route-and-run", json=body)
+        if response.status_code == 402:  # the session's budget is used up: a new session
+            session, spent = session + 1, 0.0
+            continue
+        result = response.json()
+        observations.append(observe(result, at_s, degraded))
+        if response.status_code != 200:
+            continue
+        spent += result["cost_usd"]
+        outcome = record.outcome(result["model"])
+        reward = shape_reward(
+            outcome.correct, result["cost_usd"], result["latency_ms"], scenario.weights(lam)
+        )
+        rated = await client.post(
+            "/feedback",
+            json={"request_id": result["id"], "reward": reward, "source": "label"},
+        )
+        rated.raise_for_status()
+
+
+def windows_of(observations: Sequence[Observation], scenario: Scenario) -> list[Window]:
+    width = scenario.scaled(scenario.window_s)
+    phases = scenario.phases()
+    windows = []
+    for number in range(math.ceil(scenario.duration_s / width)):
+        start = number * width
+        part = [o for o in observations if start <= o.at_s < start + width]
+        if not part:
+            continue
+        phase = next((name for name, a, b in phases if a <= start < b), phases[-1][0])
+        latencies = [o.latency_ms for o in part if o.latency_ms is not None]
+        windows.append(
+            Window(
+                start_s=round(start, 3),
+                phase=phase,
+                requests=len(part),
+                probability=sum(o.probability for o in part) / len(part),
+                drawn_share=sum(o.drawn for o in part) / len(part),
+                circuit_open_share=sum(o.circuit_open for o in part) / len(part),
+                latency_ms=sum(latencies) / len(latencies) if latencies else None,
+                failed_runs=sum(o.failed_runs for o in part),
+            )
+        )
+    return windows
+
+
+def mean_share(windows: Sequence[Window]) -> float:
+    return sum(w.probability for w in windows) / len(windows) if windows else 0.0
+
+
+def summarize(
+    windows: Sequence[Window], scenario: Scenario
+) -> tuple[float | None, float | None, float, float, float]:
+    """When traffic moved (the first window after the degradation began whose probability is
+    below half the warm-up's last three windows' mean), when the breaker first opened, and the
+    shares before, in the outage, and at the end of the recovery."""
+    degraded_from = scenario.phases()[1][1]
+    before = mean_share([w for w in windows if w.phase == "warm-up"][-3:])
+    after = [w for w in windows if w.start_s >= degraded_from]
+    moved = next((w.start_s for w in after if w.probability < before / 2), None)
+    breaker = next((w.start_s for w in after if w.circuit_open_share > 0), None)
+    outage = mean_share([w for w in windows if w.phase == "outage"])
+    recovered = mean_share([w for w in windows if w.phase == "recovery"][-3:])
+    return moved, breaker, before, outage, recovered
+
+
+def run_scenario(
+    scenario: Scenario,
+    dataset: ReplayDataset,
+    settings: Settings,
+    workdir: Path,
+    *,
+    degraded: str | None = None,
+) -> Report:
+    """Run the scenario against a service with ``settings`` (its store; everything else is
+    set here), then re-score its learned pre-generation policy."""
+    degraded = degraded or favourite_arm(dataset, scenario)
+    pool_path = workdir / "pool.yaml"
+    pool_path.write_text(yaml.safe_dump(pool_document()), encoding="utf-8")
+    replay_settings = ReplaySettings(
+        seed=scenario.seed,
+        stream_chunk_chars=64,
+        retry_after_s=2.0 * scenario.time_scale,
+        profiles=scenario.profiles(),
+        episodes=scenario.episodes(degraded),
+    )
+    settings = settings.model_copy(
+        update={
+            "port": 0,
+            "seed": scenario.seed,
+            "pool_config": pool_path,
+            "session_budget_usd": scenario.session_budget_usd,
+            "cost_ref_usd": COST_REF_USD,
+            "latency_ref_ms": scenario.latency_ref_ms * scenario.time_scale,
+            "replay": replay_settings,
+        }
+    )
+    replay_app = create_replay_app(replay_settings, dataset)
+    system: SystemPlan = replay_app.state.system
+    prompts = [r for r in dataset if r.split == "train"]
+    random.Random(scenario.seed).shuffle(prompts)
+    observations: list[Observation] = []
+
+    async def drive(base_url: str) -> None:
+        limits = httpx.Limits(max_connections=scenario.concurrency)
+        async with httpx.AsyncClient(base_url=base_url, timeout=120, limits=limits) as client:
+            await asyncio.gather(
+                *(
+                    _client(client, worker, prompts, scenario, system, degraded, observations)
+                    for worker in range(scenario.concurrency)
+                )
+            )
+
+    with serve_in_background(
+        settings, app_factory=lambda s: create_app(s, replay_app=replay_app)
+    ) as service:
+        asyncio.run(drive(service.base_url))
+    effects = asyncio.run(_signal_effects(settings, scenario))
+    windows = windows_of(observations, scenario)
+    moved, breaker, before, outage, recovered = summarize(windows, scenario)
+    return Report(
+        scenario=scenario,
+        degraded=degraded,
+        windows=windows,
+        effects=effects,
+        moved_at_s=moved,
+        breaker_at_s=breaker,
+        share_before=before,
+        share_outage=outage,
+        share_recovered=recovered,
+        requests=len(observations),
+    )
+
+
+async def _signal_effects(settings: Settings, scenario: Scenario) -> list[SignalEffect]:
+    """The learned pre-generation policy re-scored on its logged contexts (the last 400)."""
+    async with explain.open_store(settings) as database:
+        loaded = await explain.load_policy(database, "pre")
+        decisions = await explain.stage_decisions(database, "pre", limit=100_000)
+    contexts = explain.contexts_of(decisions[-400:])
+    prices = {arm.name: float(arm_identity(arm)["log_price"]) for arm in demo_pool().arms}
+    try:
+        return system_signal_effects(
+            loaded.policy,
+            contexts,
+            prices,
+            latency_ms=(scenario.scaled(300.0), scenario.scaled(3000.0)),
+        )
+    finally:
+        loaded.policy.close()
+
+
+def plot(report: Report, path: Path) -> bool:
+    """The degraded arm's share and circuit per window as a PNG; False without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    windows = report.windows
+    starts = [w.start_s for w in windows]
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
+    top.plot(starts, [w.probability for w in windows], marker="o", label="probability (PMF)")
+    top.plot(starts, [w.drawn_share for w in windows], marker=".", alpha=0.6, label="drawn")
+    top.plot(
+        starts,
+        [w.circuit_open_share for w in windows],
+        color="black",
+        linestyle="--",
+        label="circuit open (share of requests)",
+    )
+    colours = {"slow": "gold", "errors": "orange", "outage": "red", "recovery": "lightgreen"}
+    for name, start, end in report.scenario.phases():
+        if name in colours:
+            for axis in (top, bottom):
+                axis.axvspan(start, end, color=colours[name], alpha=0.15)
+            top.annotate(name, (start, 1.02), fontsize=8)
+    top.set(ylabel="share of requests", ylim=(-0.02, 1.08))
+    top.set_title(f"{report.degraded} degrades: its share of the traffic and its circuit")
+    top.legend(fontsize=8, loc="center left")
+    bottom.plot(
+        starts,
+        [w.latency_ms if w.latency_ms is not None else float("nan") for w in windows],
+        marker="o",
+        color="tab:purple",
+    )
+    bottom.set(xlabel="seconds into the run", ylabel=f"latency of {report.degraded} (ms)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return True
+
+
+def markdown(report: Report) -> str:
+    lines = [
+        f"Degraded arm: `{report.degraded}`; {report.requests} requests; "
+        f"share {report.share_before:.2f} before, {report.share_outage:.2f} in the outage, "
+        f"{report.share_recovered:.2f} at the end of the recovery.",
+        f"Traffic moved (probability below half) at {report.moved_at_s} s; the breaker first "
+        f"opened at {report.breaker_at_s} s; moved before the breaker: "
+        f"{report.moved_before_breaker}; recovered: {report.recovered}.",
+        "",
+        "| window (s) | phase | requests | probability | drawn | circuit open | latency (ms) |",
+        "|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for w in report.windows:
+        latency = f"{w.latency_ms:.0f}" if w.latency_ms is not None else "-"
+        lines.append(
+            f"| {w.start_s:g} | {w.phase} | {w.requests} | {w.probability:.3f} | "
+            f"{w.drawn_share:.3f} | {w.circuit_open_share:.3f} | {latency} |"
+        )
+    lines += ["", "| signal | low -> high | effect | right sign |", "|---|---|---:|---|"]
+    for e in report.effects:
+        lines.append(
+            f"| {e.signal} | {e.low:g} -> {e.high:g} | {e.effect:+.4f} | "
+            f"{'yes' if e.right else 'NO'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        default=Scenario.time_scale,
+        help="multiplies every duration and latency (1: about 7.5 minutes)",
+    )
+    parser.add_argument("--concurrency", type=int, default=Scenario.concurrency)
+    parser.add_argument("--seed", type=int, default=0, help="prompt order and service seed")
+    parser.add_argument("--degrade", default=None, help="the arm to degrade (default: favourite)")
+    parser.add_argument("--out", type=Path, default=Path("out/degradation"), help="report folder")
+
+
+def run(args: argparse.Namespace) -> int:
+    scenario = Scenario(time_scale=args.time_scale, concurrency=args.concurrency, seed=args.seed)
+    dataset = load_routerbench(ReplaySettings().data_path())
+    workdir = Path(tempfile.mkdtemp(prefix="signalroute-degradation-"))
+    started = time.perf_counter()
+    try:
+        report = run_scenario(
+            scenario, dataset, Settings(data_dir=workdir / "data"), workdir, degraded=args.degrade
+        )
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    report = replace(report, load_average=_load_average())
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "degradation.json").write_text(json.dumps(report.as_json(), indent=2) + "\n")
+    (args.out / "degradation.md").write_text(markdown(report))
+    plotted = plot(report, args.out / "degradation.png")
+    sys.stdout.write(markdown(report))
+    sys.stdout.write(
+        f"\n{time.perf_counter() - started:.0f} s; load average {report.load_average}; "
+        f"report in {args.out}{' (with degradation.png)' if plotted else ''}\n"
+    )
+    right = report.moved_before_breaker and all(e.right for e in report.effects)
+    return 0 if right else 1
+
+
+def _load_average() -> tuple[float, ...]:
+    try:
+        return tuple(round(x, 2) for x in os.getloadavg())
+    except OSError:
+        return ()
