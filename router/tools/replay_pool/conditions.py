@@ -99,6 +99,12 @@ class SystemPlan:
         self._calls: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
 
+    def add(self, episodes: Iterable[DegradationEpisode]) -> None:
+        """Schedule more episodes (times still count from the plan's start): a benchmark
+        degrades the arm that turned out to be the favourite."""
+        with self._lock:
+            self._episodes = (*self._episodes, *episodes)
+
     @property
     def active(self) -> bool:
         """Whether any model has a profile or an episode (else ``draw`` is never needed)."""

@@ -54,10 +54,10 @@ from router.tools.replay_pool.conditions import SystemPlan
 from router.tools.replay_pool.dataset import ReplayDataset, ReplayRecord, load_routerbench
 
 PROFILES: Mapping[str, tuple[float, float]] = {
-    "gpt-4-1106-preview": (700.0, 35.0),
-    "gpt-3.5-turbo-1106": (350.0, 90.0),
-    "claude-instant-v1": (450.0, 80.0),
-    "mistralai/mixtral-8x7b-chat": (300.0, 70.0),
+    "gpt-4-1106-preview": (500.0, 60.0),
+    "gpt-3.5-turbo-1106": (350.0, 100.0),
+    "claude-instant-v1": (400.0, 90.0),
+    "mistralai/mixtral-8x7b-chat": (300.0, 80.0),
 }
 """The arms and their latency profiles at time scale 1: median time to first token (ms) and
 tokens per second, of the order hosted APIs show."""
@@ -112,8 +112,9 @@ class Scenario:
             for arm, (ttft_ms, tokens_per_s) in PROFILES.items()
         }
 
-    def episodes(self, degraded: str) -> list[DegradationEpisode]:
-        """Each arm's short spells in the warm-up (in turn), then the degraded arm's story."""
+    def warmup_episodes(self) -> list[DegradationEpisode]:
+        """Each arm's short spells in the warm-up, in turn: a slow spell, an error burst and a
+        rate limit (the variation the policy learns the system signals from)."""
         spells: list[DegradationEpisode] = []
         turn = self.warmup_s / (len(PROFILES) + 1)
         for index, arm in enumerate(PROFILES):
@@ -134,10 +135,15 @@ class Scenario:
                         }
                     )
                 )
+        return spells
+
+    def degradation(self, degraded: str) -> list[DegradationEpisode]:
+        """The degraded arm's story: slow from the end of the warm-up to the end of the
+        outage, failing ``error_rate`` of its calls, then ``outage_rate`` in the outage."""
         _, slow_start, _ = self.phases()[1]
         _, errors_start, _ = self.phases()[2]
         _, outage_start, outage_end = self.phases()[3]
-        spells += [
+        return [
             DegradationEpisode(
                 model=degraded,
                 kind="slow",
@@ -160,7 +166,6 @@ class Scenario:
                 rate=self.outage_rate,
             ),
         ]
-        return spells
 
     def weights(self, lambda_cost: float) -> RewardWeights:
         return RewardWeights(
@@ -177,15 +182,30 @@ class Scenario:
 
 @dataclass(frozen=True)
 class Observation:
-    """One request: when it was sent, what the first pre-generation decision saw and drew."""
+    """One request: when it was sent, and its first pre-generation decision: the PMF it was
+    drawn from, the arm drawn, the arms whose circuit was open; the latency of each arm's
+    finished run."""
 
     at_s: float
-    probability: float
-    drawn: bool
-    circuit_open: bool
-    latency_ms: float | None
+    pmf: Mapping[str, float]
+    drawn: str | None
+    circuit_open: frozenset[str]
+    latency_ms: Mapping[str, float]
     failed_runs: int
-    answered: bool
+
+
+class Stopwatch:
+    """Seconds since ``start()`` (0 before): the replay pool's clock, so the scenario's
+    times count from the first request, not from the service's start-up."""
+
+    def __init__(self) -> None:
+        self._started: float | None = None
+
+    def start(self) -> None:
+        self._started = time.monotonic()
+
+    def __call__(self) -> float:
+        return 0.0 if self._started is None else time.monotonic() - self._started
 
 
 @dataclass(frozen=True)
@@ -207,6 +227,7 @@ class Window:
 class Report:
     scenario: Scenario
     degraded: str
+    anchored: bool
     windows: list[Window]
     effects: list[SignalEffect]
     moved_at_s: float | None
@@ -233,6 +254,7 @@ class Report:
         return {
             "scenario": asdict(self.scenario),
             "degraded": self.degraded,
+            "anchored": self.anchored,
             "requests": self.requests,
             "moved_at_s": self.moved_at_s,
             "breaker_at_s": self.breaker_at_s,
@@ -245,24 +267,6 @@ class Report:
             "windows": [w.row() for w in self.windows],
             "load_average": list(self.load_average),
         }
-
-
-def favourite_arm(dataset: ReplayDataset, scenario: Scenario) -> str:
-    """The arm with the best mean reward on the training prompts at the calm profile's
-    latency, with nothing spent: the one the policy should come to prefer."""
-    weights = scenario.weights(scenario.lambda_cost(0.0))
-    train = [r for r in dataset if r.split == "train"]
-
-    def mean_reward(arm: str) -> float:
-        ttft_ms, tokens_per_s = PROFILES[arm]
-        total = 0.0
-        for record in train:
-            outcome = record.outcome(arm)
-            latency_ms = (ttft_ms + 1000.0 * 150 / tokens_per_s) * scenario.time_scale
-            total += shape_reward(outcome.correct, outcome.cost_usd, latency_ms, weights)
-        return total / max(1, len(train))
-
-    return max(PROFILES, key=mean_reward)
 
 
 def pool_document() -> dict[str, Any]:
@@ -278,23 +282,32 @@ def pool_document() -> dict[str, Any]:
     }
 
 
-def observe(result: Mapping[str, Any], at_s: float, degraded: str) -> Observation:
+def observe(result: Mapping[str, Any], at_s: float) -> Observation:
     decisions = [d for d in result.get("trace", {}).get("decisions", []) if d["stage"] == "pre"]
-    first = decisions[0] if decisions else None
     failed = sum(1 for d in decisions if str(d.get("outcome", "")).startswith("error"))
-    if first is None:
-        return Observation(at_s, 0.0, False, False, None, failed, False)
-    circuit_open = first["masked"].get(degraded) == "circuit open"
-    latency = next((d.get("latency_ms") for d in decisions if d["arm"] == degraded), None)
+    if not decisions:
+        return Observation(at_s, {}, None, frozenset(), {}, failed)
+    first = decisions[0]
+    latency = {
+        d["arm"]: float(d["latency_ms"])
+        for d in decisions
+        if d.get("latency_ms") is not None and not str(d.get("outcome", "")).startswith("error")
+    }
     return Observation(
         at_s=at_s,
-        probability=float(first["pmf"].get(degraded, 0.0)),
-        drawn=first["arm"] == degraded,
-        circuit_open=circuit_open,
-        latency_ms=float(latency) if latency is not None and "output" in result else None,
+        pmf={arm: float(p) for arm, p in first["pmf"].items()},
+        drawn=first["arm"],
+        circuit_open=frozenset(a for a, why in first["masked"].items() if why == "circuit open"),
+        latency_ms=latency,
         failed_runs=failed,
-        answered="output" in result,
     )
+
+
+def favourite(observations: Sequence[Observation], since_s: float) -> str:
+    """The arm with the largest mean probability in the observations since ``since_s``."""
+    recent = [o for o in observations if o.at_s >= since_s] or list(observations)
+    totals = {arm: sum(o.pmf.get(arm, 0.0) for o in recent) for arm in PROFILES}
+    return max(PROFILES, key=lambda arm: totals[arm])
 
 
 async def _client(
@@ -302,12 +315,11 @@ async def _client(
     worker: int,
     prompts: list[ReplayRecord],
     scenario: Scenario,
-    system: SystemPlan,
-    degraded: str,
+    clock: Stopwatch,
     observations: list[Observation],
 ) -> None:
     session, spent, index = 0, 0.0, worker
-    while system.elapsed_s() < scenario.duration_s:
+    while clock() < scenario.duration_s:
         record = prompts[index % len(prompts)]
         index += scenario.concurrency
         lam = scenario.lambda_cost(spent)
@@ -317,13 +329,13 @@ async def _client(
             "objective": {"lambda_cost": lam, "lambda_latency": scenario.lambda_latency},
             "stages": STAGES,
         }
-        at_s = system.elapsed_s()
+        at_s = clock()
         response = await client.post("/route-and-run", json=body)
         if response.status_code == 402:  # the session's budget is used up: a new session
             session, spent = session + 1, 0.0
             continue
         result = response.json()
-        observations.append(observe(result, at_s, degraded))
+        observations.append(observe(result, at_s))
         if response.status_code != 200:
             continue
         spent += result["cost_usd"]
@@ -338,7 +350,10 @@ async def _client(
         rated.raise_for_status()
 
 
-def windows_of(observations: Sequence[Observation], scenario: Scenario) -> list[Window]:
+def windows_of(
+    observations: Sequence[Observation], scenario: Scenario, degraded: str
+) -> list[Window]:
+    """``degraded``'s figures per window of ``scenario.window_s`` (scaled)."""
     width = scenario.scaled(scenario.window_s)
     phases = scenario.phases()
     windows = []
@@ -348,15 +363,15 @@ def windows_of(observations: Sequence[Observation], scenario: Scenario) -> list[
         if not part:
             continue
         phase = next((name for name, a, b in phases if a <= start < b), phases[-1][0])
-        latencies = [o.latency_ms for o in part if o.latency_ms is not None]
+        latencies = [o.latency_ms[degraded] for o in part if degraded in o.latency_ms]
         windows.append(
             Window(
                 start_s=round(start, 3),
                 phase=phase,
                 requests=len(part),
-                probability=sum(o.probability for o in part) / len(part),
-                drawn_share=sum(o.drawn for o in part) / len(part),
-                circuit_open_share=sum(o.circuit_open for o in part) / len(part),
+                probability=sum(o.pmf.get(degraded, 0.0) for o in part) / len(part),
+                drawn_share=sum(o.drawn == degraded for o in part) / len(part),
+                circuit_open_share=sum(degraded in o.circuit_open for o in part) / len(part),
                 latency_ms=sum(latencies) / len(latencies) if latencies else None,
                 failed_runs=sum(o.failed_runs for o in part),
             )
@@ -392,9 +407,9 @@ def run_scenario(
     *,
     degraded: str | None = None,
 ) -> Report:
-    """Run the scenario against a service with ``settings`` (its store; everything else is
-    set here), then re-score its learned pre-generation policy."""
-    degraded = degraded or favourite_arm(dataset, scenario)
+    """Run the scenario against a service with ``settings`` (its store and ``anchor``;
+    everything else is set here), then re-score its learned pre-generation policy. The
+    degraded arm is ``degraded``, else the favourite at the end of the warm-up."""
     pool_path = workdir / "pool.yaml"
     pool_path.write_text(yaml.safe_dump(pool_document()), encoding="utf-8")
     replay_settings = ReplaySettings(
@@ -402,7 +417,7 @@ def run_scenario(
         stream_chunk_chars=64,
         retry_after_s=2.0 * scenario.time_scale,
         profiles=scenario.profiles(),
-        episodes=scenario.episodes(degraded),
+        episodes=scenario.warmup_episodes(),
     )
     settings = settings.model_copy(
         update={
@@ -415,20 +430,33 @@ def run_scenario(
             "replay": replay_settings,
         }
     )
-    replay_app = create_replay_app(replay_settings, dataset)
+    clock = Stopwatch()
+    replay_app = create_replay_app(replay_settings, dataset, clock=clock)
     system: SystemPlan = replay_app.state.system
     prompts = [r for r in dataset if r.split == "train"]
     random.Random(scenario.seed).shuffle(prompts)
     observations: list[Observation] = []
+    chosen: list[str] = []
+
+    async def degrade() -> None:
+        warmup_end = scenario.phases()[0][2]
+        await asyncio.sleep(max(0.0, warmup_end - clock()))
+        arm = degraded or favourite(
+            observations, warmup_end - 3 * scenario.scaled(scenario.window_s)
+        )
+        system.add(scenario.degradation(arm))
+        chosen.append(arm)
 
     async def drive(base_url: str) -> None:
         limits = httpx.Limits(max_connections=scenario.concurrency)
         async with httpx.AsyncClient(base_url=base_url, timeout=120, limits=limits) as client:
+            clock.start()
             await asyncio.gather(
+                degrade(),
                 *(
-                    _client(client, worker, prompts, scenario, system, degraded, observations)
+                    _client(client, worker, prompts, scenario, clock, observations)
                     for worker in range(scenario.concurrency)
-                )
+                ),
             )
 
     with serve_in_background(
@@ -436,11 +464,12 @@ def run_scenario(
     ) as service:
         asyncio.run(drive(service.base_url))
     effects = asyncio.run(_signal_effects(settings, scenario))
-    windows = windows_of(observations, scenario)
+    windows = windows_of(observations, scenario, chosen[0])
     moved, breaker, before, outage, recovered = summarize(windows, scenario)
     return Report(
         scenario=scenario,
-        degraded=degraded,
+        degraded=chosen[0],
+        anchored=settings.anchor,
         windows=windows,
         effects=effects,
         moved_at_s=moved,
@@ -453,11 +482,13 @@ def run_scenario(
 
 
 async def _signal_effects(settings: Settings, scenario: Scenario) -> list[SignalEffect]:
-    """The learned pre-generation policy re-scored on its logged contexts (the last 400)."""
+    """The learned pre-generation policy re-scored on its logged contexts (400 of them,
+    evenly spread over the run)."""
     async with explain.open_store(settings) as database:
         loaded = await explain.load_policy(database, "pre")
         decisions = await explain.stage_decisions(database, "pre", limit=100_000)
-    contexts = explain.contexts_of(decisions[-400:])
+    step = max(1, len(decisions) // 400)
+    contexts = explain.contexts_of(decisions[::step])
     prices = {arm.name: float(arm_identity(arm)["log_price"]) for arm in demo_pool().arms}
     try:
         return system_signal_effects(
@@ -545,36 +576,48 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--time-scale",
         type=float,
         default=Scenario.time_scale,
-        help="multiplies every duration and latency (1: about 7.5 minutes)",
+        help="multiplies every duration and latency (1: 7.5 minutes a variant)",
     )
     parser.add_argument("--concurrency", type=int, default=Scenario.concurrency)
     parser.add_argument("--seed", type=int, default=0, help="prompt order and service seed")
-    parser.add_argument("--degrade", default=None, help="the arm to degrade (default: favourite)")
+    parser.add_argument(
+        "--degrade", default=None, help="the arm to degrade (default: the warm-up's favourite)"
+    )
+    parser.add_argument(
+        "--anchor",
+        choices=("on", "off", "both"),
+        default="both",
+        help="the pre-generation stage anchored to its rule (the service's default), the "
+        "policy alone, or both, one run each",
+    )
     parser.add_argument("--out", type=Path, default=Path("out/degradation"), help="report folder")
 
 
 def run(args: argparse.Namespace) -> int:
     scenario = Scenario(time_scale=args.time_scale, concurrency=args.concurrency, seed=args.seed)
     dataset = load_routerbench(ReplaySettings().data_path())
-    workdir = Path(tempfile.mkdtemp(prefix="signalroute-degradation-"))
-    started = time.perf_counter()
-    try:
-        report = run_scenario(
-            scenario, dataset, Settings(data_dir=workdir / "data"), workdir, degraded=args.degrade
-        )
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    report = replace(report, load_average=_load_average())
+    variants = {"on": (True,), "off": (False,), "both": (True, False)}[args.anchor]
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "degradation.json").write_text(json.dumps(report.as_json(), indent=2) + "\n")
-    (args.out / "degradation.md").write_text(markdown(report))
-    plotted = plot(report, args.out / "degradation.png")
-    sys.stdout.write(markdown(report))
-    sys.stdout.write(
-        f"\n{time.perf_counter() - started:.0f} s; load average {report.load_average}; "
-        f"report in {args.out}{' (with degradation.png)' if plotted else ''}\n"
-    )
-    right = report.moved_before_breaker and all(e.right for e in report.effects)
+    right = True
+    for anchored in variants:
+        workdir = Path(tempfile.mkdtemp(prefix="signalroute-degradation-"))
+        started = time.perf_counter()
+        try:
+            settings = Settings(data_dir=workdir / "data", anchor=anchored)
+            report = run_scenario(scenario, dataset, settings, workdir, degraded=args.degrade)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        report = replace(report, load_average=_load_average())
+        name = f"degradation-anchor-{'on' if anchored else 'off'}"
+        (args.out / f"{name}.json").write_text(json.dumps(report.as_json(), indent=2) + "\n")
+        (args.out / f"{name}.md").write_text(markdown(report))
+        plotted = plot(report, args.out / f"{name}.png")
+        sys.stdout.write(f"\n## anchor {'on' if anchored else 'off'}\n\n{markdown(report)}")
+        sys.stdout.write(
+            f"\n{time.perf_counter() - started:.0f} s; load average {report.load_average}; "
+            f"report {args.out / name}.md{' and .png' if plotted else ''}\n"
+        )
+        right = right and report.moved_before_breaker and all(e.right for e in report.effects)
     return 0 if right else 1
 
 
