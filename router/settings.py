@@ -236,6 +236,17 @@ class Settings(BaseSettings):
         gt=0,
         description="Latency at which the reward's latency term is one half.",
     )
+    health_window_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="The window an arm's error rate (a system signal, and the circuit "
+        "breaker's rate) is measured over (seconds).",
+    )
+    circuit_cooldown_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long an opened circuit stays open before one probe call (seconds).",
+    )
     tenant_budget_usd: float | None = Field(
         default=None, gt=0, description="Spend limit of each tenant (USD, over all time)."
     )

@@ -427,6 +427,8 @@ def run_scenario(
             "session_budget_usd": scenario.session_budget_usd,
             "cost_ref_usd": COST_REF_USD,
             "latency_ref_ms": scenario.latency_ref_ms * scenario.time_scale,
+            "health_window_s": scenario.scaled(120.0),
+            "circuit_cooldown_s": scenario.scaled(30.0),
             "replay": replay_settings,
         }
     )
