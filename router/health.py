@@ -27,12 +27,19 @@ class HealthConfig:
     open_error_rate: float = 0.5
     open_min_calls: int = 10
     cooldown_s: float = 30.0
+    latency_half_life_s: float | None = 60.0
+    """Without new calls, the latency EWMA's distance from the arm's median latency halves
+    every this many seconds: an arm slow a while ago and avoided since is presumed back to
+    its usual speed, rather than judged on stale calls forever (None: no decay)."""
 
 
 class _ArmState:
     def __init__(self, config: HealthConfig) -> None:
         self.latencies: deque[float] = deque(maxlen=config.latency_window)
         self.ewma_ms: float | None = None
+        self.latency_at: float | None = None
+        """When the last latency arrived (the EWMA decays from then)."""
+        self.p50_ms: float | None = None
         self.outcomes: deque[tuple[float, bool]] = deque()
         self.errors = 0
         """Failures among ``outcomes`` (kept in step, so a snapshot need not count them)."""
@@ -95,6 +102,7 @@ class HealthTracker:
             if state.ewma_ms is None
             else alpha * latency_ms + (1 - alpha) * state.ewma_ms
         )
+        state.latency_at = now
         state.outcomes.append((now, True))
         state.consecutive_failures = 0
         if headroom is not None:
@@ -152,6 +160,13 @@ class HealthTracker:
             return CircuitState.OPEN
         return CircuitState.OPEN if state.probing else CircuitState.HALF_OPEN
 
+    def _decayed_ewma(self, state: _ArmState, now: float) -> float | None:
+        half_life = self._config.latency_half_life_s
+        ewma, median, since = state.ewma_ms, state.p50_ms, state.latency_at
+        if ewma is None or median is None or since is None or half_life is None:
+            return ewma
+        return median + (ewma - median) * 0.5 ** (max(0.0, now - since) / half_life)
+
     def snapshot(self, arm: str) -> ArmHealth:
         """The arm's health now."""
         state = self._state(arm)
@@ -160,9 +175,10 @@ class HealthTracker:
         calls = len(state.outcomes)
         if state.p95_stale:
             state.p95_ms = percentile(state.latencies, 95.0)
+            state.p50_ms = percentile(state.latencies, 50.0)
             state.p95_stale = False
         return ArmHealth(
-            latency_ewma_ms=state.ewma_ms,
+            latency_ewma_ms=self._decayed_ewma(state, now),
             latency_p95_ms=state.p95_ms,
             error_rate=state.errors / calls if calls else 0.0,
             calls_in_window=calls,

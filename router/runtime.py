@@ -173,7 +173,9 @@ async def open_runtime(
         health = HealthTracker(
             pool.names,
             HealthConfig(
-                error_window_s=settings.health_window_s, cooldown_s=settings.circuit_cooldown_s
+                error_window_s=settings.health_window_s,
+                cooldown_s=settings.circuit_cooldown_s,
+                latency_half_life_s=settings.latency_half_life_s,
             ),
         )
         reachability = ArmReachability(

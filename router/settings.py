@@ -242,6 +242,12 @@ class Settings(BaseSettings):
         description="The window an arm's error rate (a system signal, and the circuit "
         "breaker's rate) is measured over (seconds).",
     )
+    latency_half_life_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Without new calls, an arm's latency EWMA (a system signal) returns "
+        "toward its median latency, halving the gap every this many seconds.",
+    )
     circuit_cooldown_s: float = Field(
         default=30.0,
         gt=0,

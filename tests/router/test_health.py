@@ -88,6 +88,28 @@ def test_a_429_leaves_no_headroom_until_a_success_reports_some() -> None:
     assert tracker.snapshot("b").rate_limit_headroom is None
 
 
+def test_a_stale_latency_ewma_returns_toward_the_median() -> None:
+    clock = FakeClock()
+    config = HealthConfig(ewma_alpha=1.0, latency_half_life_s=10.0)
+    tracker = HealthTracker(["a"], config, clock=clock)
+    for latency in (100.0, 100.0, 100.0, 900.0):  # a slow call last: EWMA 900, median 100
+        tracker.started("a")
+        tracker.succeeded("a", latency)
+    assert tracker.snapshot("a").latency_ewma_ms == pytest.approx(900.0)
+    clock.now += 10
+    assert tracker.snapshot("a").latency_ewma_ms == pytest.approx(500.0)
+    clock.now += 10
+    assert tracker.snapshot("a").latency_ewma_ms == pytest.approx(300.0)
+    tracker.started("a")
+    tracker.succeeded("a", 700.0)  # a new call resets the clock of the decay
+    assert tracker.snapshot("a").latency_ewma_ms == pytest.approx(700.0)
+    frozen = HealthTracker(["a"], HealthConfig(latency_half_life_s=None), clock=clock)
+    frozen.started("a")
+    frozen.succeeded("a", 900.0)
+    clock.now += 1000
+    assert frozen.snapshot("a").latency_ewma_ms == pytest.approx(900.0)
+
+
 def test_error_window_forgets_old_failures() -> None:
     clock = FakeClock()
     tracker = HealthTracker(["a"], HealthConfig(error_window_s=60.0), clock=clock)

@@ -82,6 +82,8 @@ class Scenario:
     lambda_latency: float = 0.3
     latency_ref_ms: float = 2000.0
     session_budget_usd: float = 0.05
+    health_window_s: float = 10.0
+    latency_half_life_s: float = 10.0
     concurrency: int = 6
     seed: int = 0
 
@@ -112,17 +114,18 @@ class Scenario:
             for arm, (ttft_ms, tokens_per_s) in PROFILES.items()
         }
 
-    def warmup_episodes(self) -> list[DegradationEpisode]:
+    def warmup_episodes(self, *, repeat: bool = False) -> list[DegradationEpisode]:
         """Each arm's short spells in the warm-up, in turn: a slow spell, an error burst and a
-        rate limit (the variation the policy learns the system signals from)."""
+        rate limit (the variation the policy learns the system signals from); ``repeat``
+        starts the cycle again every warm-up length."""
         spells: list[DegradationEpisode] = []
         turn = self.warmup_s / (len(PROFILES) + 1)
         for index, arm in enumerate(PROFILES):
             start = turn * (index + 0.5)
             for kind, offset, length, extra in (
-                ("slow", 0.0, 0.4, {"factor": 4.0}),
-                ("errors", 0.3, 0.3, {"rate": 0.3}),
-                ("rate_limit", 0.6, 0.2, {"rate": 0.3}),
+                ("slow", 0.0, 0.5, {"factor": 4.0}),
+                ("errors", 0.25, 0.5, {"rate": 0.5}),
+                ("rate_limit", 0.6, 0.3, {"rate": 0.3}),
             ):
                 spells.append(
                     DegradationEpisode.model_validate(
@@ -131,6 +134,7 @@ class Scenario:
                             "kind": kind,
                             "start_s": self.scaled(start + offset * turn),
                             "duration_s": self.scaled(length * turn),
+                            "every_s": self.scaled(self.warmup_s) if repeat else None,
                             **extra,
                         }
                     )
@@ -427,8 +431,9 @@ def run_scenario(
             "session_budget_usd": scenario.session_budget_usd,
             "cost_ref_usd": COST_REF_USD,
             "latency_ref_ms": scenario.latency_ref_ms * scenario.time_scale,
-            "health_window_s": scenario.scaled(120.0),
+            "health_window_s": scenario.scaled(scenario.health_window_s),
             "circuit_cooldown_s": scenario.scaled(30.0),
+            "latency_half_life_s": scenario.scaled(scenario.latency_half_life_s),
             "replay": replay_settings,
         }
     )
