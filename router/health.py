@@ -165,7 +165,8 @@ class HealthTracker:
         ewma, median, since = state.ewma_ms, state.p50_ms, state.latency_at
         if ewma is None or median is None or since is None or half_life is None:
             return ewma
-        return median + (ewma - median) * 0.5 ** (max(0.0, now - since) / half_life)
+        decay: float = 0.5 ** (max(0.0, now - since) / half_life)
+        return median + (ewma - median) * decay
 
     def snapshot(self, arm: str) -> ArmHealth:
         """The arm's health now."""
