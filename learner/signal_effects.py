@@ -1,8 +1,8 @@
 """Which way each system signal moves a learned policy: what-if re-scoring of logged contexts.
 
-For an arm's own health signal (latency, error rate, rate-limit headroom), every arm of every
-context is given a low and then a high value of that signal, the rest of the context
-unchanged, and the arm's probability under the policy is compared: the effect is the mean of
+For an arm's own health signal (latency against its usual, error rate, rate-limit headroom),
+every arm of every context is given a low and then a high value of that signal, the rest of
+the context unchanged, and the arm's probability under the policy is compared: the effect is the mean of
 ``p(high) - p(low)``. A policy that learned the signal moves probability away from an arm as
 its latency, its error rate or its lack of headroom rises: the effect is negative. For the
 budget (a shared signal), the whole context is given a low and a high ``budget_used`` and the
@@ -53,11 +53,11 @@ class SignalEffect:
         }
 
 
-def latency_values(latency_ms: float) -> Namespace:
-    """The latency features of an arm whose EWMA is ``latency_ms`` (p95 one and a half times
-    it), as ``health_features`` writes them."""
-    values = health_features(ArmHealth(latency_ewma_ms=latency_ms, latency_p95_ms=1.5 * latency_ms))
-    return {key: values[key] for key in ("log_latency", "log_p95")}
+def latency_values(latency_ms: float, median_ms: float) -> Namespace:
+    """The latency feature of an arm whose EWMA is ``latency_ms`` and whose usual (median)
+    latency is ``median_ms``, as ``health_features`` writes it."""
+    values = health_features(ArmHealth(latency_ewma_ms=latency_ms, latency_p50_ms=median_ms))
+    return {"slowdown": values["slowdown"]}
 
 
 def error_values(error_rate: float) -> Namespace:
@@ -130,7 +130,9 @@ def system_signal_effects(
         SignalEffect(
             "latency_ms",
             *latency_ms,
-            arm_signal_effect(source, contexts, latency_values, *latency_ms),
+            arm_signal_effect(
+                source, contexts, lambda ms: latency_values(ms, latency_ms[0]), *latency_ms
+            ),
             arm_measure,
             count,
         ),

@@ -181,6 +181,7 @@ class HealthTracker:
         return ArmHealth(
             latency_ewma_ms=self._decayed_ewma(state, now),
             latency_p95_ms=state.p95_ms,
+            latency_p50_ms=state.p50_ms,
             error_rate=state.errors / calls if calls else 0.0,
             calls_in_window=calls,
             rate_limit_headroom=state.headroom,

@@ -55,6 +55,7 @@ def test_summarize_of_nothing_is_empty() -> None:
 def test_health_and_spend_features() -> None:
     health = ArmHealth(
         latency_ewma_ms=1000.0,
+        latency_p50_ms=500.0,
         error_rate=0.25,
         rate_limit_headroom=0.1,
         circuit=CircuitState.HALF_OPEN,
@@ -63,7 +64,8 @@ def test_health_and_spend_features() -> None:
     assert features["error_rate"] == 0.25
     assert features["low_headroom"] == pytest.approx(0.9)
     assert features["half_open"] == 1.0
-    assert features["log_latency"] == round(math.log1p(1.0), 4)
+    assert features["slowdown"] == round(math.log(2.0), 4)
+    assert "slowdown" not in health_features(ArmHealth(latency_ewma_ms=1000.0))
     assert not ArmHealth(circuit=CircuitState.OPEN).available
     spend = Spend(tenant_usd=5.0, tenant_budget_usd=10.0, session_usd=0.9, session_budget_usd=1.0)
     assert spend_features(spend)["budget_used"] == pytest.approx(0.9)

@@ -24,7 +24,7 @@ class Softmax:
         for arm in context.arms:
             health = arm.namespaces.get("S", {})
             trouble = sum(
-                float(health.get(k, 0.0)) for k in ("log_latency", "error_rate", "low_headroom")
+                float(health.get(k, 0.0)) for k in ("slowdown", "error_rate", "low_headroom")
             )
             scores.append(self.sign * (trouble + 3.0 * budget * PRICE[arm.arm]))
         top = max(scores)
@@ -37,7 +37,7 @@ def contexts() -> list[Context]:
         Context(
             shared={"H": {"budget_used": 0.2}},
             arms=tuple(
-                ArmFeatures(arm=arm, namespaces={"S": {"error_rate": 0.1, "log_latency": 0.3}})
+                ArmFeatures(arm=arm, namespaces={"S": {"error_rate": 0.1, "slowdown": 0.3}})
                 for arm in PRICE
             ),
         )

@@ -46,7 +46,6 @@ from learner.signal_effects import SignalEffect, system_signal_effects
 from router import explain
 from router.app import create_app
 from router.background import serve_in_background
-from router.contexts import arm_identity
 from router.pool import SELF_PLACEHOLDER, demo_pool
 from router.settings import DegradationEpisode, LatencyProfile, ReplaySettings, Settings
 from router.tools.replay_pool.app import create_replay_app
@@ -83,6 +82,10 @@ class Scenario:
     latency_ref_ms: float = 2000.0
     session_budget_usd: float = 0.05
     health_window_s: float = 10.0
+    labels: bool = True
+    """Report each answer's recorded correctness as a label reward (else the router's own
+    reward stands alone: every answer passes, so rewards differ by cost, latency and
+    failures only)."""
     latency_half_life_s: float = 10.0
     concurrency: int = 6
     seed: int = 0
@@ -343,6 +346,8 @@ async def _client(
         if response.status_code != 200:
             continue
         spent += result["cost_usd"]
+        if not scenario.labels:
+            continue
         outcome = record.outcome(result["model"])
         reward = shape_reward(
             outcome.correct, result["cost_usd"], result["latency_ms"], scenario.weights(lam)
@@ -403,6 +408,42 @@ def summarize(
     return moved, breaker, before, outage, recovered
 
 
+def service_settings(
+    scenario: Scenario,
+    settings: Settings,
+    workdir: Path,
+    episodes: Sequence[DegradationEpisode],
+) -> Settings:
+    """``settings`` for a service of the scenario: the four arms (a pool file written to
+    ``workdir``) on the replay pool with their latency profiles and ``episodes``, the
+    session budget, the latency reference and the health windows at the time scale."""
+    pool_path = workdir / "pool.yaml"
+    pool_path.write_text(yaml.safe_dump(pool_document()), encoding="utf-8")
+    replay = settings.replay.model_copy(
+        update={
+            "seed": scenario.seed,
+            "stream_chunk_chars": 64,
+            "retry_after_s": scenario.scaled(2.0),
+            "profiles": scenario.profiles(),
+            "episodes": list(episodes),
+        }
+    )
+    return settings.model_copy(
+        update={
+            "port": 0,
+            "seed": scenario.seed,
+            "pool_config": pool_path,
+            "session_budget_usd": scenario.session_budget_usd,
+            "cost_ref_usd": COST_REF_USD,
+            "latency_ref_ms": scenario.scaled(scenario.latency_ref_ms),
+            "health_window_s": scenario.scaled(scenario.health_window_s),
+            "circuit_cooldown_s": scenario.scaled(30.0),
+            "latency_half_life_s": scenario.scaled(scenario.latency_half_life_s),
+            "replay": replay,
+        }
+    )
+
+
 def run_scenario(
     scenario: Scenario,
     dataset: ReplayDataset,
@@ -414,29 +455,8 @@ def run_scenario(
     """Run the scenario against a service with ``settings`` (its store and ``anchor``;
     everything else is set here), then re-score its learned pre-generation policy. The
     degraded arm is ``degraded``, else the favourite at the end of the warm-up."""
-    pool_path = workdir / "pool.yaml"
-    pool_path.write_text(yaml.safe_dump(pool_document()), encoding="utf-8")
-    replay_settings = ReplaySettings(
-        seed=scenario.seed,
-        stream_chunk_chars=64,
-        retry_after_s=2.0 * scenario.time_scale,
-        profiles=scenario.profiles(),
-        episodes=scenario.warmup_episodes(),
-    )
-    settings = settings.model_copy(
-        update={
-            "port": 0,
-            "seed": scenario.seed,
-            "pool_config": pool_path,
-            "session_budget_usd": scenario.session_budget_usd,
-            "cost_ref_usd": COST_REF_USD,
-            "latency_ref_ms": scenario.latency_ref_ms * scenario.time_scale,
-            "health_window_s": scenario.scaled(scenario.health_window_s),
-            "circuit_cooldown_s": scenario.scaled(30.0),
-            "latency_half_life_s": scenario.scaled(scenario.latency_half_life_s),
-            "replay": replay_settings,
-        }
-    )
+    settings = service_settings(scenario, settings, workdir, scenario.warmup_episodes())
+    replay_settings = settings.replay
     clock = Stopwatch()
     replay_app = create_replay_app(replay_settings, dataset, clock=clock)
     system: SystemPlan = replay_app.state.system
@@ -496,7 +516,9 @@ async def _signal_effects(settings: Settings, scenario: Scenario) -> list[Signal
         decisions = await explain.stage_decisions(database, "pre", limit=100_000)
     step = max(1, len(decisions) // 400)
     contexts = explain.contexts_of(decisions[::step])
-    prices = {arm.name: float(arm_identity(arm)["log_price"]) for arm in demo_pool().arms}
+    prices = {
+        a.name: (a.input_usd_per_mtok + 3 * a.output_usd_per_mtok) / 4 for a in demo_pool().arms
+    }
     try:
         return system_signal_effects(
             loaded.policy,
