@@ -3,11 +3,12 @@
 For an arm's own health signal (latency against its usual, error rate, rate-limit headroom),
 every arm of every context is given a low and then a high value of that signal, the rest of
 the context unchanged, and the arm's probability under the policy is compared: the effect is
-the mean of ``p(high) - p(low)``. A policy that learned the signal moves probability away from an arm as
-its latency, its error rate or its lack of headroom rises: the effect is negative. For the
-budget (a shared signal), the whole context is given a low and a high ``budget_used`` and the
-expected price of the drawn arm (``sum p(arm) * price(arm)``) is compared: a policy that
-learned budget pressure draws cheaper arms as the budget runs down, a negative effect.
+the mean of ``p(high) - p(low)``. A policy that learned the signal moves probability away
+from an arm as its latency, its error rate or its lack of headroom rises: the effect is
+negative. For the budget (a shared signal), the whole context is given a low and a high
+``budget_used`` and the expected price of the drawn arm (``sum p(arm) * price(arm)``) is
+compared: a policy that learned budget pressure draws cheaper arms as the budget runs down,
+a negative effect.
 
 The feature names and encodings are ``features.system``'s (``health_features``,
 ``spend_features``). Pure: the policy is any ``PMFSource``; nothing is learned here.
