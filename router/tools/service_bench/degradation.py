@@ -11,9 +11,11 @@ against a latency budget ``latency_ref_ms``).
 
 The timeline (every duration and latency times ``time_scale``): a **warm-up** in which every
 arm goes through short slow spells, error bursts and rate limits in turn (the variation the
-policy learns system signals from); then the **degraded** arm (the one with the best recorded
-reward, the policy's favourite) **slows down**, then also **fails** a share of its calls,
-then has an **outage** (nearly every call fails: the breaker opens), then **recovers**.
+policy learns system signals from); then the **degraded** arm (the warm-up's favourite: the
+most probability at its end) **slows down**, then also **fails** a share of its calls, then
+has an **outage** (nearly every call fails: the breaker opens, unless the traffic has left
+already), then **recovers**. ``--anchor`` runs the pre-generation stage anchored to its rule
+(the service's default), the policy alone, or both.
 
 Per time window: the degraded arm's mean probability in the pre-generation PMF (0 when
 masked), the share of requests that drew it, the share of requests that found its circuit
