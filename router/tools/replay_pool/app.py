@@ -4,6 +4,8 @@ Routes: ``GET /healthz``, ``GET /v1/models``, ``POST /v1/chat/completions``; the
 models, the judge and, when given, the tool-calling arms (``tool_arms``). Every valid
 chat request draws one fault from the seeded plan (a header ``x-replay-fault`` can force it),
 waits ``latency_ms``, then fails (500, or 429 with Retry-After), stalls, is cut, or answers.
+A model with a latency profile waits its drawn time to first token instead and streams at its
+drawn pace, and its degradation episodes may fail the request or slow it (``conditions``).
 Invalid requests (400, 404) draw nothing. Successful answers carry ``x-replay-match``,
 ``x-replay-prompt-id``, ``x-replay-similarity``, ``x-replay-cost-usd`` and ``x-replay-fault``.
 """
