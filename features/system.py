@@ -57,20 +57,26 @@ class Spend:
         return min(1.0, max(fractions)) if fractions else 0.0
 
 
-DEGRADED_SLOWDOWN = 1.5
-"""An arm whose latency EWMA is this many times its median or more is degraded."""
+DEGRADED_SLOWDOWN = 2.0
+"""An arm whose latency EWMA is this many times its median or more is degraded (answers vary
+in length, so an EWMA wanders around the median; twice it is a slowdown)."""
 DEGRADED_ERROR_RATE = 0.1
 DEGRADED_HEADROOM = 0.05
 
 
 def degraded(health: ArmHealth) -> bool:
-    """Whether an arm is doing clearly worse than usual now: 1.5 times its usual latency or
-    more, a tenth of its recent calls failed, its rate limit (nearly) reached, or its circuit
+    """Whether an arm is doing clearly worse than usual now: twice its usual latency or more,
+    a tenth of its recent calls failed, its rate limit (nearly) reached, or its circuit
     half-open after a failure. A rule that rests on the arm's past rewards steps aside then:
     those rewards say nothing of how the arm is doing now."""
     ewma, median = health.latency_ewma_ms, health.latency_p50_ms
     return (
-        (ewma is not None and median is not None and ewma >= DEGRADED_SLOWDOWN * median)
+        (
+            ewma is not None
+            and median is not None
+            and median > 0
+            and ewma >= DEGRADED_SLOWDOWN * median
+        )
         or health.error_rate >= DEGRADED_ERROR_RATE
         or (
             health.rate_limit_headroom is not None

@@ -83,8 +83,9 @@ def test_an_arm_is_degraded_when_slower_failing_or_rate_limited_now() -> None:
     usual = ArmHealth(latency_ewma_ms=500.0, latency_p50_ms=500.0, rate_limit_headroom=0.5)
     assert not degraded(usual)
     assert not degraded(ArmHealth())
-    assert degraded(replace(usual, latency_ewma_ms=750.0))
-    assert not degraded(replace(usual, latency_ewma_ms=740.0))
+    assert degraded(replace(usual, latency_ewma_ms=1000.0))
+    assert not degraded(replace(usual, latency_ewma_ms=990.0))
+    assert not degraded(ArmHealth(latency_ewma_ms=0.0, latency_p50_ms=0.0))  # no latencies known
     assert degraded(replace(usual, error_rate=0.1))
     assert degraded(replace(usual, rate_limit_headroom=0.0))
     assert degraded(replace(usual, circuit=CircuitState.HALF_OPEN))
