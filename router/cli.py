@@ -180,7 +180,7 @@ def _bench_cold(args: argparse.Namespace) -> int:
 
 
 def _bench_degradation(args: argparse.Namespace) -> int:
-    from router.tools.service_bench.degradation import run
+    from router.tools.service_bench.degradation_cli import run
 
     return run(args)
 
@@ -341,7 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="one arm slows down, fails, then recovers mid-run: does traffic leave it before "
         "its circuit opens, and does each system signal move the learned policy the right way",
     )
-    from router.tools.service_bench.degradation import add_arguments as add_degradation_arguments
+    from router.tools.service_bench.degradation_cli import (
+        add_arguments as add_degradation_arguments,
+    )
 
     add_degradation_arguments(degradation)
     degradation.set_defaults(handler=_bench_degradation)

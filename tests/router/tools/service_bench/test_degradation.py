@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from learner.signal_effects import SignalEffect
 from router.settings import Settings
 from router.tools.replay_pool.conditions import conditions_at
 from router.tools.replay_pool.dataset import ReplayDataset
@@ -25,11 +26,11 @@ from router.tools.service_bench.degradation import (
     Report,
     Scenario,
     favourite,
-    markdown,
     run_scenario,
     summarize,
     windows_of,
 )
+from router.tools.service_bench.degradation_cli import markdown, plot
 from router.tools.service_bench.signal_learning import simulate
 from store.embedded import EmbeddedPostgres
 
@@ -115,3 +116,30 @@ def test_each_system_signal_moves_the_learned_policy_the_right_way(
     assert set(effects) == {"latency_ms", "error_rate", "low_headroom", "budget_used"}
     wrong = [e.row() for e in effects.values() if not e.right]
     assert not wrong, wrong
+
+
+def test_the_report_reads_as_markdown_and_plots(tmp_path: Path) -> None:
+    scenario = Scenario(time_scale=0.1)
+    observations = [seen(t, 0.9) for t in (13.6, 15.1, 16.6)] + [seen(19.6, 0.1)]
+    windows = windows_of(observations, scenario, "a")
+    moved, breaker, before, outage, recovered = summarize(windows, scenario)
+    report = Report(
+        scenario=scenario,
+        degraded="a",
+        anchored=True,
+        windows=windows,
+        effects=[SignalEffect("latency_ms", 30.0, 300.0, -0.05, "mean change", 4)],
+        moved_at_s=moved,
+        breaker_at_s=breaker,
+        share_before=before,
+        share_outage=outage,
+        share_recovered=recovered,
+        requests=len(observations),
+    )
+    text = markdown(report)
+    assert "moved before the breaker: True" in text
+    assert "| latency_ms | 30 -> 300 | -0.0500 | yes |" in text
+    assert report.as_json()["moved_before_breaker"] is True
+    pytest.importorskip("matplotlib")
+    assert plot(report, tmp_path / "degradation.png")
+    assert (tmp_path / "degradation.png").stat().st_size > 1000
