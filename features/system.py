@@ -21,6 +21,8 @@ class ArmHealth:
 
     latency_ewma_ms: float | None = None
     latency_p95_ms: float | None = None
+    latency_p50_ms: float | None = None
+    """The arm's median latency over its recent calls: its usual speed."""
     error_rate: float = 0.0
     calls_in_window: int = 0
     rate_limit_headroom: float | None = None
@@ -55,17 +57,54 @@ class Spend:
         return min(1.0, max(fractions)) if fractions else 0.0
 
 
+DEGRADED_SLOWDOWN = 2.0
+"""An arm whose latency EWMA is this many times its median or more is degraded (answers vary
+in length, so an EWMA wanders around the median; twice it is a slowdown)."""
+DEGRADED_ERROR_RATE = 0.1
+DEGRADED_HEADROOM = 0.05
+
+
+def degraded(health: ArmHealth) -> bool:
+    """Whether an arm is doing clearly worse than usual now: twice its usual latency or more,
+    a tenth of its recent calls failed, its rate limit (nearly) reached, or its circuit
+    half-open after a failure. A rule that rests on the arm's past rewards steps aside then:
+    those rewards say nothing of how the arm is doing now."""
+    ewma, median = health.latency_ewma_ms, health.latency_p50_ms
+    return (
+        (
+            ewma is not None
+            and median is not None
+            and median > 0
+            and ewma >= DEGRADED_SLOWDOWN * median
+        )
+        or health.error_rate >= DEGRADED_ERROR_RATE
+        or (
+            health.rate_limit_headroom is not None
+            and health.rate_limit_headroom <= DEGRADED_HEADROOM
+        )
+        or health.circuit is not CircuitState.CLOSED
+    )
+
+
 def health_features(health: ArmHealth) -> dict[str, float | str]:
-    """Per-arm (action) features: log latency, error rate, headroom, load, circuit."""
+    """Per-arm (action) features: slowdown, error rate, headroom, load, circuit.
+
+    Latency enters as ``slowdown``, the log of the latency EWMA over the arm's own median:
+    0 at its usual speed, log 2 when it is twice as slow. Not as an absolute latency: one
+    weight is shared by every arm, and across arms the slow ones are often the strong ones,
+    so a weight on absolute latency learns "slower is better" and raises the probability of
+    an arm as it slows down. An arm's usual speed is a property of the arm (its identity
+    features carry it, and the objective prices latency in the reward); what a degradation
+    changes is its speed against its usual.
+    """
     values: dict[str, float | str] = {
         "error_rate": round(health.error_rate, 4),
         "in_flight": round(math.log1p(health.in_flight), 4),
         "half_open": 1.0 if health.circuit is CircuitState.HALF_OPEN else 0.0,
     }
-    if health.latency_ewma_ms is not None:
-        values["log_latency"] = round(math.log1p(health.latency_ewma_ms / 1000.0), 4)
-    if health.latency_p95_ms is not None:
-        values["log_p95"] = round(math.log1p(health.latency_p95_ms / 1000.0), 4)
+    ewma, median = health.latency_ewma_ms, health.latency_p50_ms
+    if ewma is not None and median is not None and median > 0:
+        values["slowdown"] = round(math.log(max(ewma, 1e-3) / median), 4)
     if health.rate_limit_headroom is not None:
         values["low_headroom"] = round(1.0 - health.rate_limit_headroom, 4)
     return values

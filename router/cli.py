@@ -179,6 +179,12 @@ def _bench_cold(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _bench_degradation(args: argparse.Namespace) -> int:
+    from router.tools.service_bench.degradation_cli import run
+
+    return run(args)
+
+
 def _bench_tenants(args: argparse.Namespace) -> int:
     from router.tools.service_bench.tenants import run
 
@@ -330,6 +336,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_cold_arguments(cold)
     cold.set_defaults(handler=_bench_cold)
+    degradation = commands.add_parser(
+        "bench-degradation",
+        help="one arm slows down, fails, then recovers mid-run: does traffic leave it before "
+        "its circuit opens, and does each system signal move the learned policy the right way",
+    )
+    from router.tools.service_bench.degradation_cli import (
+        add_arguments as add_degradation_arguments,
+    )
+
+    add_degradation_arguments(degradation)
+    degradation.set_defaults(handler=_bench_degradation)
     tenants = commands.add_parser(
         "bench-tenants",
         help="memory and snapshot size of isolated tenants' policies (1,000 tenants by default)",

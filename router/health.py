@@ -27,12 +27,19 @@ class HealthConfig:
     open_error_rate: float = 0.5
     open_min_calls: int = 10
     cooldown_s: float = 30.0
+    latency_half_life_s: float | None = 60.0
+    """Without new calls, the latency EWMA's distance from the arm's median latency halves
+    every this many seconds: an arm slow a while ago and avoided since is presumed back to
+    its usual speed, rather than judged on stale calls forever (None: no decay)."""
 
 
 class _ArmState:
     def __init__(self, config: HealthConfig) -> None:
         self.latencies: deque[float] = deque(maxlen=config.latency_window)
         self.ewma_ms: float | None = None
+        self.latency_at: float | None = None
+        """When the last latency arrived (the EWMA decays from then)."""
+        self.p50_ms: float | None = None
         self.outcomes: deque[tuple[float, bool]] = deque()
         self.errors = 0
         """Failures among ``outcomes`` (kept in step, so a snapshot need not count them)."""
@@ -41,6 +48,8 @@ class _ArmState:
         """The p95 is recomputed only after a new latency arrived."""
         self.consecutive_failures = 0
         self.headroom: float | None = None
+        self.headroom_from_429 = False
+        """The headroom is the 0 a 429 left (a success without headers clears it)."""
         self.in_flight = 0
         self.open_until: float | None = None
         self.probing = False
@@ -93,10 +102,14 @@ class HealthTracker:
             if state.ewma_ms is None
             else alpha * latency_ms + (1 - alpha) * state.ewma_ms
         )
+        state.latency_at = now
         state.outcomes.append((now, True))
         state.consecutive_failures = 0
         if headroom is not None:
             state.headroom = headroom
+        elif state.headroom_from_429:
+            state.headroom = None
+        state.headroom_from_429 = False
         state.open_until = None
         state.probing = False
         self._prune(state, now)
@@ -110,9 +123,16 @@ class HealthTracker:
             state.latencies.append(latency_ms)
             state.p95_stale = True
 
-    def failed(self, arm: str, *, retry_after_s: float | None = None) -> None:
-        """A call failed; may open the circuit (at least ``retry_after_s`` when given)."""
+    def failed(
+        self, arm: str, *, retry_after_s: float | None = None, rate_limited: bool = False
+    ) -> None:
+        """A call failed; may open the circuit (at least ``retry_after_s`` when given). A
+        ``rate_limited`` failure (HTTP 429) also leaves the arm no rate-limit headroom until
+        a success reports some."""
         state = self._state(arm)
+        if rate_limited:
+            state.headroom = 0.0
+            state.headroom_from_429 = True
         now = self._clock()
         state.in_flight = max(0, state.in_flight - 1)
         state.outcomes.append((now, False))
@@ -140,6 +160,14 @@ class HealthTracker:
             return CircuitState.OPEN
         return CircuitState.OPEN if state.probing else CircuitState.HALF_OPEN
 
+    def _decayed_ewma(self, state: _ArmState, now: float) -> float | None:
+        half_life = self._config.latency_half_life_s
+        ewma, median, since = state.ewma_ms, state.p50_ms, state.latency_at
+        if ewma is None or median is None or since is None or half_life is None:
+            return ewma
+        decay: float = 0.5 ** (max(0.0, now - since) / half_life)
+        return median + (ewma - median) * decay
+
     def snapshot(self, arm: str) -> ArmHealth:
         """The arm's health now."""
         state = self._state(arm)
@@ -148,10 +176,12 @@ class HealthTracker:
         calls = len(state.outcomes)
         if state.p95_stale:
             state.p95_ms = percentile(state.latencies, 95.0)
+            state.p50_ms = percentile(state.latencies, 50.0)
             state.p95_stale = False
         return ArmHealth(
-            latency_ewma_ms=state.ewma_ms,
+            latency_ewma_ms=self._decayed_ewma(state, now),
             latency_p95_ms=state.p95_ms,
+            latency_p50_ms=state.p50_ms,
             error_rate=state.errors / calls if calls else 0.0,
             calls_in_window=calls,
             rate_limit_headroom=state.headroom,

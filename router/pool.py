@@ -130,6 +130,16 @@ class Objective(BaseModel):
         ge=0,
         description="Weight of the latency term (one half at latency_ref_ms).",
     )
+    latency_ref_ms: float | None = Field(
+        default=None,
+        gt=0,
+        description="Latency budget (ms): a request this slow gives up lambda_latency / 2 of "
+        "quality. Unset: SIGNALROUTE_LATENCY_REF_MS.",
+    )
+
+    def latency_reference_ms(self, default_ms: float) -> float:
+        """The latency reference of the reward: this objective's own, else ``default_ms``."""
+        return self.latency_ref_ms if self.latency_ref_ms is not None else default_ms
 
 
 class StageDefaults(BaseModel):

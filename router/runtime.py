@@ -22,7 +22,7 @@ from learner.anchor import DEFAULT_ANCHOR
 from learner.config import PolicyConfig
 from router.arm_probes import ArmReachability
 from router.budget import BudgetGuard
-from router.health import HealthTracker
+from router.health import HealthConfig, HealthTracker
 from router.lifecycle.journal import JournalWriter
 from router.lifecycle.judge import Judge, LLMJudge
 from router.lifecycle.spool import JournalSpool
@@ -170,7 +170,14 @@ async def open_runtime(
         flusher = asyncio.create_task(writer.run_flusher())
         stack.push_async_callback(writer.drain)  # before the policies' last snapshot
         stack.callback(flusher.cancel)
-        health = HealthTracker(pool.names)
+        health = HealthTracker(
+            pool.names,
+            HealthConfig(
+                error_window_s=settings.health_window_s,
+                cooldown_s=settings.circuit_cooldown_s,
+                latency_half_life_s=settings.latency_half_life_s,
+            ),
+        )
         reachability = ArmReachability(
             pool.arms, http, ttl_s=settings.readiness_ttl_s, timeout_s=settings.connect_timeout_s
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from features.embedders import EmbedderName
@@ -18,6 +18,43 @@ DEFAULT_BFCL_DATA = Path("../shared/data/bfcl")
 DEFAULT_KEEP_ALIVE_S = 75
 """Seconds a server here keeps an idle client connection (the service's default, and the
 replay pool's)."""
+
+
+class LatencyProfile(BaseModel):
+    """How fast one replayed model answers: a time to first token and a streaming pace, both
+    drawn per request with log-normal jitter (``jitter`` is the log's standard deviation)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    ttft_ms: float = Field(ge=0, description="Median time to the first token (ms).")
+    tokens_per_s: float = Field(gt=0, description="Median streaming pace (tokens per second).")
+    jitter: float = Field(default=0.25, ge=0, le=2, description="Log-normal sigma of both.")
+    requests_per_min: int | None = Field(
+        default=None,
+        ge=1,
+        description="Rate limit the model reports in x-ratelimit-*-requests headers.",
+    )
+
+
+class DegradationEpisode(BaseModel):
+    """A scheduled spell of trouble for one replayed model, in seconds since the pool
+    started: ``slow`` multiplies its latency by ``factor``; ``errors`` answers ``rate`` of
+    its requests with HTTP 500; ``rate_limit`` answers ``rate`` of them with HTTP 429 and
+    Retry-After (and reports little headroom on the others). ``every_s`` repeats it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: str = Field(description="The replayed model id.")
+    kind: Literal["slow", "errors", "rate_limit"] = Field(description="What goes wrong.")
+    start_s: float = Field(ge=0, description="Start, seconds after the pool started.")
+    duration_s: float = Field(gt=0, description="How long it lasts (seconds).")
+    factor: float = Field(default=5.0, ge=1, description="Latency multiplier of a slow spell.")
+    rate: float = Field(
+        default=0.5, ge=0, le=1, description="Share of requests failed (errors, rate_limit)."
+    )
+    every_s: float | None = Field(
+        default=None, gt=0, description="Repeat period (seconds); None: once."
+    )
 
 
 class ReplaySettings(BaseSettings):
@@ -77,6 +114,17 @@ class ReplaySettings(BaseSettings):
         le=1,
         description="Probability that the replay judge's verdict is the recorded label "
         "(else it is flipped).",
+    )
+    profiles: dict[str, LatencyProfile] = Field(
+        default_factory=dict,
+        description="Latency profile per model id (ttft_ms, tokens_per_s, jitter, "
+        "requests_per_min); a profiled model's answers take that long instead of latency_ms "
+        "and stream_chunks_per_s. JSON in the environment.",
+    )
+    episodes: list[DegradationEpisode] = Field(
+        default_factory=list,
+        description="Scheduled degradation episodes (model, kind slow|errors|rate_limit, "
+        "start_s, duration_s, factor, rate, every_s). JSON in the environment.",
     )
 
     def data_path(self) -> Path | None:
@@ -187,6 +235,23 @@ class Settings(BaseSettings):
         default=10_000.0,
         gt=0,
         description="Latency at which the reward's latency term is one half.",
+    )
+    health_window_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="The window an arm's error rate (a system signal, and the circuit "
+        "breaker's rate) is measured over (seconds).",
+    )
+    latency_half_life_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Without new calls, an arm's latency EWMA (a system signal) returns "
+        "toward its median latency, halving the gap every this many seconds.",
+    )
+    circuit_cooldown_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long an opened circuit stays open before one probe call (seconds).",
     )
     tenant_budget_usd: float | None = Field(
         default=None, gt=0, description="Spend limit of each tenant (USD, over all time)."

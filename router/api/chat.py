@@ -196,7 +196,7 @@ def profile_request(
             lambda_cost=objective.lambda_cost,
             lambda_latency=objective.lambda_latency,
             cost_ref_usd=runtime.settings.cost_ref_usd,
-            latency_ref_ms=runtime.settings.latency_ref_ms,
+            latency_ref_ms=objective.latency_reference_ms(runtime.settings.latency_ref_ms),
         ),
         tenant=tenant,
         api_key_id=api_key_id,

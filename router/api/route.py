@@ -66,7 +66,7 @@ def route_request(
             lambda_cost=lambda_cost,
             lambda_latency=lambda_latency,
             cost_ref_usd=runtime.settings.cost_ref_usd,
-            latency_ref_ms=runtime.settings.latency_ref_ms,
+            latency_ref_ms=objective.latency_reference_ms(runtime.settings.latency_ref_ms),
         ),
         tenant=tenant,
         api_key_id=api_key_id,

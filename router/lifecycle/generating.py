@@ -8,6 +8,7 @@ from typing import Any
 
 from features.anomalies import standard_detectors
 from features.errors import NoEligibleArmError, ProviderError
+from features.system import degraded
 from features.tool_calls import ToolArgumentsDetector
 from learner.context import Context
 from router.constraints import Eligibility
@@ -36,13 +37,17 @@ def pre_generation_rule(kit: StageKit, prep: Prepared, context: Context) -> Rule
     reward so far, over every request (what choosing the best single model amounts to),
     once some arm has enough rewards to be called best (before, the policy explores alone and
     the rewards count as evidence); None with anchoring off. Its evidence is pooled per query
-    category, where the policy's own choice may overrule it."""
+    category, where the policy's own choice may overrule it. While that arm is degraded
+    (``features.system.degraded``: slower than usual, failing, rate-limited) the rule has no
+    action: its evidence is the arm's past, and the policy reads the signals of its present."""
     anchor = kit.decider.anchor
     if anchor is None:
         return None
     best = kit.decider.evidence(PRE_GENERATION, prep.request.tenant).best_pooled(
         context.arm_names, anchor
     )
+    if best is not None and degraded(kit.health.snapshot(best)):
+        best = None
     categories = prep.query.categories
     bucket = max(categories, key=lambda name: categories[name]) if categories else "any"
     return Rule(best, f"category:{bucket}")

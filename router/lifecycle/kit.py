@@ -41,8 +41,9 @@ class StageKit:
         if isinstance(error, ProviderRejectedError):
             self.health.cancelled(arm)
             return
+        limited = isinstance(error, ProviderRateLimitedError)
         retry_after = error.retry_after_s if isinstance(error, ProviderRateLimitedError) else None
-        self.health.failed(arm, retry_after_s=retry_after)
+        self.health.failed(arm, retry_after_s=retry_after, rate_limited=limited)
 
     def health_now(self) -> dict[str, ArmHealth]:
         return {name: self.health.snapshot(name) for name in self.pool.names}

@@ -1,11 +1,18 @@
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from features.historical import summarize
-from features.system import ArmHealth, CircuitState, Spend, health_features, spend_features
+from features.system import (
+    ArmHealth,
+    CircuitState,
+    Spend,
+    degraded,
+    health_features,
+    spend_features,
+)
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,7 @@ def test_summarize_of_nothing_is_empty() -> None:
 def test_health_and_spend_features() -> None:
     health = ArmHealth(
         latency_ewma_ms=1000.0,
+        latency_p50_ms=500.0,
         error_rate=0.25,
         rate_limit_headroom=0.1,
         circuit=CircuitState.HALF_OPEN,
@@ -63,8 +71,21 @@ def test_health_and_spend_features() -> None:
     assert features["error_rate"] == 0.25
     assert features["low_headroom"] == pytest.approx(0.9)
     assert features["half_open"] == 1.0
-    assert features["log_latency"] == round(math.log1p(1.0), 4)
+    assert features["slowdown"] == round(math.log(2.0), 4)
+    assert "slowdown" not in health_features(ArmHealth(latency_ewma_ms=1000.0))
     assert not ArmHealth(circuit=CircuitState.OPEN).available
     spend = Spend(tenant_usd=5.0, tenant_budget_usd=10.0, session_usd=0.9, session_budget_usd=1.0)
     assert spend_features(spend)["budget_used"] == pytest.approx(0.9)
     assert Spend().budget_used() == 0.0
+
+
+def test_an_arm_is_degraded_when_slower_failing_or_rate_limited_now() -> None:
+    usual = ArmHealth(latency_ewma_ms=500.0, latency_p50_ms=500.0, rate_limit_headroom=0.5)
+    assert not degraded(usual)
+    assert not degraded(ArmHealth())
+    assert degraded(replace(usual, latency_ewma_ms=1000.0))
+    assert not degraded(replace(usual, latency_ewma_ms=990.0))
+    assert not degraded(ArmHealth(latency_ewma_ms=0.0, latency_p50_ms=0.0))  # no latencies known
+    assert degraded(replace(usual, error_rate=0.1))
+    assert degraded(replace(usual, rate_limit_headroom=0.0))
+    assert degraded(replace(usual, circuit=CircuitState.HALF_OPEN))

@@ -63,6 +63,53 @@ def test_failed_probe_reopens_and_retry_after_is_respected() -> None:
     assert tracker.snapshot("a").circuit is CircuitState.OPEN
 
 
+def test_a_429_leaves_no_headroom_until_a_success_reports_some() -> None:
+    clock = FakeClock()
+    tracker = HealthTracker(["a", "b"], clock=clock)
+    tracker.started("a")
+    tracker.succeeded("a", 80.0, headroom=0.6)
+    tracker.started("a")
+    tracker.failed("a", retry_after_s=2.0, rate_limited=True)
+    assert tracker.snapshot("a").rate_limit_headroom == 0.0
+    clock.now += 3
+    tracker.started("a")
+    tracker.succeeded("a", 80.0, headroom=0.3)
+    assert tracker.snapshot("a").rate_limit_headroom == 0.3
+    # an arm whose provider sends no headers: the 429's zero lasts until its next success
+    tracker.started("b")
+    tracker.failed("b", retry_after_s=1.0, rate_limited=True)
+    assert tracker.snapshot("b").rate_limit_headroom == 0.0
+    clock.now += 2
+    tracker.started("b")
+    tracker.succeeded("b", 80.0)
+    assert tracker.snapshot("b").rate_limit_headroom is None
+    tracker.started("b")
+    tracker.failed("b")  # a 5xx says nothing of rate limits
+    assert tracker.snapshot("b").rate_limit_headroom is None
+
+
+def test_a_stale_latency_ewma_returns_toward_the_median() -> None:
+    clock = FakeClock()
+    config = HealthConfig(ewma_alpha=1.0, latency_half_life_s=10.0)
+    tracker = HealthTracker(["a"], config, clock=clock)
+    for latency in (100.0, 100.0, 100.0, 900.0):  # a slow call last: EWMA 900, median 100
+        tracker.started("a")
+        tracker.succeeded("a", latency)
+    assert tracker.snapshot("a").latency_ewma_ms == pytest.approx(900.0)
+    clock.now += 10
+    assert tracker.snapshot("a").latency_ewma_ms == pytest.approx(500.0)
+    clock.now += 10
+    assert tracker.snapshot("a").latency_ewma_ms == pytest.approx(300.0)
+    tracker.started("a")
+    tracker.succeeded("a", 700.0)  # a new call resets the clock of the decay
+    assert tracker.snapshot("a").latency_ewma_ms == pytest.approx(700.0)
+    frozen = HealthTracker(["a"], HealthConfig(latency_half_life_s=None), clock=clock)
+    frozen.started("a")
+    frozen.succeeded("a", 900.0)
+    clock.now += 1000
+    assert frozen.snapshot("a").latency_ewma_ms == pytest.approx(900.0)
+
+
 def test_error_window_forgets_old_failures() -> None:
     clock = FakeClock()
     tracker = HealthTracker(["a"], HealthConfig(error_window_s=60.0), clock=clock)

@@ -1,9 +1,10 @@
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from features.errors import ConfigError
-from router.pool import demo_pool, load_pool
+from router.pool import Objective, demo_pool, load_pool
 
 GOOD = """
 objective: {lambda_cost: 0.2}
@@ -130,3 +131,14 @@ def test_invalid_profiles_are_named(tmp_path: Path, profiles: str, message: str)
 def test_arm_names_may_not_take_the_profile_prefix(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="may not start with 'signalroute/'"):
         load_pool(write(tmp_path, GOOD.replace("name: small", "name: signalroute/small")))
+
+
+def test_an_objective_may_carry_its_own_latency_budget() -> None:
+    pool = demo_pool()
+    assert pool.objective.latency_reference_ms(10_000.0) == 10_000.0
+    responsive = pool.profiles["responsive"].objective
+    assert responsive is not None
+    assert responsive.latency_reference_ms(10_000.0) == 2_000.0
+    assert responsive.lambda_latency == 0.3
+    with pytest.raises(ValidationError, match="latency_ref_ms"):
+        Objective(latency_ref_ms=0)

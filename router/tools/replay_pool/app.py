@@ -4,6 +4,8 @@ Routes: ``GET /healthz``, ``GET /v1/models``, ``POST /v1/chat/completions``; the
 models, the judge and, when given, the tool-calling arms (``tool_arms``). Every valid
 chat request draws one fault from the seeded plan (a header ``x-replay-fault`` can force it),
 waits ``latency_ms``, then fails (500, or 429 with Retry-After), stalls, is cut, or answers.
+A model with a latency profile waits its drawn time to first token instead and streams at its
+drawn pace, and its degradation episodes may fail the request or slow it (``conditions``).
 Invalid requests (400, 404) draw nothing. Successful answers carry ``x-replay-match``,
 ``x-replay-prompt-id``, ``x-replay-similarity``, ``x-replay-cost-usd`` and ``x-replay-fault``.
 """
@@ -15,6 +17,7 @@ import json
 import math
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 import numpy as np
@@ -24,6 +27,7 @@ from pydantic import ValidationError
 
 from features.errors import ConfigError, NotFoundError, RequestError
 from router.settings import ReplaySettings
+from router.tools.replay_pool.conditions import SystemPlan
 from router.tools.replay_pool.content_faults import (
     CONTENT_FAULT_HEADER,
     ContentFault,
@@ -74,9 +78,9 @@ def _replay_headers(replay: Replay, fault: Fault) -> dict[str, str]:
     }
 
 
-def _fault_response(fault: Fault) -> JSONResponse | None:
+def _fault_response(fault: Fault, extra: Mapping[str, str]) -> JSONResponse | None:
     """The error response of an ``error`` or ``rate_limit`` fault; None for other kinds."""
-    headers: dict[str, str] = {FAULT_HEADER: fault.kind}
+    headers: dict[str, str] = {**extra, FAULT_HEADER: fault.kind}
     if fault.kind == "error":
         body = error_body(
             "The replay server had an error while processing your request (injected fault).",
@@ -144,17 +148,20 @@ def create_replay_app(
     matcher: PromptMatcher | None = None,
     judge_accuracy: float | None = None,
     tool_arms: ToolArms | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> FastAPI:
     """The replay pool as an ASGI app, ready to serve (it needs no lifespan, so it can be
-    mounted in another app).
+        mounted in another app).
 
-    Without ``dataset`` the RouterBench data is loaded from ``settings.data_path()`` now
-    (ConfigError when it is missing). Without ``rng`` faults are drawn from
-    ``numpy.random.default_rng(settings.seed)``. A ``matcher`` built over the same dataset can
-    be shared between apps (building one takes about half a second). ``tool_arms`` adds the
-    tool-calling arms (BFCL's native function-calling configurations). ``app.state.models``
-    lists every model id served. Installs a filter on the ``uvicorn.error`` logger that
-    drops the traceback of each injected cut.
+        Without ``dataset`` the RouterBench data is loaded from ``settings.data_path()`` now
+        (ConfigError when it is missing). Without ``rng`` faults are drawn from
+        ``numpy.random.default_rng(settings.seed)``. A ``matcher`` built over the same dataset can
+        be shared between apps (building one takes about half a second). ``tool_arms`` adds the
+        tool-calling arms (BFCL's native function-calling configurations). Latency profiles and
+    degradation episodes (``conditions``) run on ``clock`` (seconds) and draw from a Generator
+    seeded with ``[settings.seed, 1]``. ``app.state.models``
+        lists every model id served. Installs a filter on the ``uvicorn.error`` logger that
+        drops the traceback of each injected cut.
     """
     if dataset is None:
         dataset = matcher.dataset if matcher is not None else load_routerbench(settings.data_path())
@@ -170,6 +177,12 @@ def create_replay_app(
     recorded = (*dataset.models, *tool_models)
     model_faults, model_transport_faults = faults_by_model(settings.model_faults, recorded)
     faults = FaultPlan(settings, rng if rng is not None else np.random.default_rng(settings.seed))
+    system = SystemPlan(
+        settings.profiles,
+        settings.episodes,
+        np.random.default_rng([settings.seed, 1]),
+        clock=clock,
+    )
     quiet_stream_cuts()
 
     app = FastAPI(
@@ -179,6 +192,7 @@ def create_replay_app(
         version="0.1.0",
     )
     app.state.models = models
+    app.state.system = system
 
     @app.get("/healthz")
     async def healthz() -> dict[str, object]:
@@ -216,24 +230,38 @@ def create_replay_app(
         if content_fault is not None and chat.model != JUDGE_MODEL and not replay.answer.tool_calls:
             replay = with_content_fault(replay, content_fault)
         fault = faults.draw(forced or model_transport_faults.get(chat.model))
+        chunks_per_s = settings.stream_chunks_per_s
+        extra: dict[str, str] = {}
+        pacing_s = 0.0
+        if system.active:
+            timing = system.draw(chat.model, fault.latency_ms)
+            extra = dict(timing.headers)
+            kind = fault.kind if fault.kind != "none" or timing.failure is None else timing.failure
+            fault = replace(fault, kind=kind, latency_ms=timing.ttft_ms)
+            if timing.tokens_per_s is not None:
+                # a token is about 4 characters (``estimate_tokens``)
+                chunks_per_s = timing.tokens_per_s * 4.0 / settings.stream_chunk_chars
+                pacing_s = replay.answer.usage.completion_tokens / timing.tokens_per_s
         if fault.latency_ms > 0:
             await asyncio.sleep(fault.latency_ms / 1000.0)
-        failed = _fault_response(fault)
+        failed = _fault_response(fault, extra)
         if failed is not None:
             return failed
-        headers = _replay_headers(replay, fault)
+        headers = {**extra, **_replay_headers(replay, fault)}
         if chat.stream:
             body = stream_answer(
                 replay.answer,
                 fault,
                 chunk_chars=settings.stream_chunk_chars,
-                chunks_per_s=settings.stream_chunks_per_s,
+                chunks_per_s=chunks_per_s,
                 include_usage=chat.include_usage,
             )
             headers["cache-control"] = "no-cache"
             return StreamingResponse(body, media_type="text/event-stream", headers=headers)
         if fault.kind == "stall":
             await asyncio.sleep(fault.stall_ms / 1000.0)
+        if pacing_s > 0:  # a non-streamed answer arrives once it is all generated
+            await asyncio.sleep(pacing_s)
         payload = json.dumps(replay.answer.completion()).encode()
         if fault.kind == "cut":
             cut = cut_body(payload, fault.at_fraction)

@@ -31,3 +31,43 @@ def test_requests_a_provider_refuses_do_not_open_its_circuit() -> None:
         health.started("a")
         stages.provider_failed("a", ProviderServerError("503", arm="a"))
     assert health.snapshot("a").circuit is CircuitState.OPEN
+
+
+def test_the_pre_generation_rule_steps_aside_while_its_arm_is_degraded() -> None:
+    from types import SimpleNamespace
+
+    from learner.context import ArmFeatures, Context
+    from router.lifecycle.generating import pre_generation_rule
+    from tests.router.lifecycle.test_decisions import _Policies
+
+    arms = ("cheap", "strong")
+    policies = _Policies()
+    for _ in range(25):
+        policies.evidence("pre").add("category:any", "strong", 1.0)
+        policies.evidence("pre").add("category:any", "cheap", 0.2)
+    health = HealthTracker(arms)
+    rng = np.random.default_rng(0)
+    stages = StageKit(
+        pool=demo_pool(),
+        providers={},
+        health=health,
+        decider=Decider(policies, rng),  # type: ignore[arg-type]
+        rng=rng,
+    )
+    prep = SimpleNamespace(
+        request=SimpleNamespace(tenant=None), query=SimpleNamespace(categories={})
+    )
+    context = Context(shared={}, arms=tuple(ArmFeatures(a, {"A": {"arm": a}}) for a in arms))
+    for latency in [100.0] * 10:
+        health.started("strong")
+        health.succeeded("strong", latency)
+    rule = pre_generation_rule(stages, prep, context)  # type: ignore[arg-type]
+    assert rule is not None
+    assert rule.action == "strong"
+    for latency in [1000.0] * 3:  # three times slower than usual and more
+        health.started("strong")
+        health.succeeded("strong", latency)
+    rule = pre_generation_rule(stages, prep, context)  # type: ignore[arg-type]
+    assert rule is not None
+    assert rule.action is None
+    assert rule.bucket == "category:any"

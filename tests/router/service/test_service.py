@@ -42,8 +42,9 @@ async def test_health_and_readiness(service: ServiceFactory) -> None:
         }
         models = (await client.get("/v1/models")).json()
         ids = [m["id"] for m in models["data"]]
-        assert ids[:3] == ["signalroute/auto", "signalroute/cheap", "signalroute/quality"]
-        assert len(ids) == 3 + 11
+        profiles = ["auto", "cheap", "quality", "responsive"]
+        assert ids[:4] == [f"signalroute/{name}" for name in profiles]
+        assert len(ids) == 4 + 11
 
 
 async def test_chat_completion_to_a_named_arm_returns_the_recorded_answer(
