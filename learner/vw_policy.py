@@ -13,12 +13,26 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import pylibvw
 import vowpalwabbit
 
 from learner.config import PolicyConfig
 from learner.context import Context
 from learner.sampling import normalize
 from learner.vw_format import adf_lines, with_label
+
+
+def _predict(workspace: Any, lines: Sequence[str]) -> list[float]:
+    """The action probabilities of one multi-line example, as ``Workspace.predict(lines)``
+    gives them, through VW's native calls: parse, predict, read, finish. ``predict`` wraps
+    every parsed line in a Python ``Example`` and looks the prediction type up on each call,
+    which cost more than VW's own parsing and prediction. The caller holds the lock."""
+    examples = workspace._parse("\n".join(lines).replace("\r", "").strip())
+    try:
+        pylibvw.vw.predict_multi(workspace, examples)
+        return list(examples[0].get_action_scores())
+    finally:
+        pylibvw.vw._finish_example_multi_ex(workspace, examples)
 
 
 def vw_cost(reward: float) -> float:
@@ -79,7 +93,7 @@ class VWPolicy:
     def pmf_formatted(self, lines: Sequence[str]) -> list[float]:
         """``pmf`` of a context already formatted by ``adf_lines`` (without a label)."""
         with self._lock:
-            raw = self._workspace.predict(list(lines))
+            raw = _predict(self._workspace, lines)
         return normalize(raw)
 
     def scores(self, context: Context) -> ArmScores:
