@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import vowpalwabbit
 
+from learner import vw_policy
 from learner.config import Exploration, PolicyConfig
 from learner.context import ArmFeatures, Context
 from learner.sampling import greedy_pmf, normalize, sample_index
@@ -161,3 +162,20 @@ def test_pmf_equals_the_workspace_prediction(exploration: Exploration, tmp_path:
     finally:
         reference.finish()
         copy.close()
+
+
+def test_remembered_namespace_texts_give_the_same_pmf() -> None:
+    """``pmf`` formats a namespace it saw before from memory: the PMF is the one of the
+    context formatted afresh, across repeats, changes and the memo starting over."""
+    rng = np.random.default_rng(5)
+    policy = VWPolicy("pre", PolicyConfig(epsilon=0.1, seed=5))
+    simulate(policy, 200, rng)
+    for step in range(vw_policy.MEMO_SIZE // 3 + 300):  # past the memo's size
+        ctx = Context(
+            shared={"Q": {"code": float(step % 2), "x": round(float(rng.random()), 2)}},
+            arms=tuple(
+                ArmFeatures(a, {"A": {"arm": a}, "S": {"load": float(step % (i + 2))}})
+                for i, a in enumerate(ARMS)
+            ),
+        )
+        assert policy.pmf(ctx) == policy.pmf_formatted(adf_lines(ctx))
