@@ -48,8 +48,11 @@ class Embedder(Protocol):
     def embed(self, text: str) -> Vector: ...
 
 
+_blake2b = hashlib.blake2b
+
+
 def _bucket(token: str, dim: int) -> tuple[int, float]:
-    digest = hashlib.blake2b(token.encode("utf-8"), digest_size=8).digest()
+    digest = _blake2b(token.encode("utf-8"), digest_size=8).digest()
     value = int.from_bytes(digest, "little")
     return value % dim, (1.0 if (value >> 63) & 1 else -1.0)
 
@@ -90,37 +93,63 @@ class HashingEmbedder:
     def _word_slots(self, word: str) -> tuple[list[int], list[float]]:
         """The slot indices and signed weights of a word and its character trigrams."""
         padded = f"<{word}>"
-        tokens = [(f"w:{word}", 1.0)]
-        tokens += [(f"c:{padded[i : i + 3]}", 0.3) for i in range(len(padded) - 2)]
-        slots = [(*_bucket(token, self._dim), weight) for token, weight in tokens]
-        return [index for index, _, _ in slots], [sign * weight for _, sign, weight in slots]
+        tokens = [f"w:{word}", *(f"c:{padded[i : i + 3]}" for i in range(len(padded) - 2))]
+        values = [
+            int.from_bytes(_blake2b(token.encode("utf-8"), digest_size=8).digest(), "little")
+            for token in tokens
+        ]
+        dim = self._dim
+        return (
+            [value % dim for value in values],
+            [  # the word weighs 1.0, each trigram 0.3; the top bit of the hash is the sign
+                (1.0 if value >> 63 else -1.0) * (1.0 if position == 0 else 0.3)
+                for position, value in enumerate(values)
+            ],
+        )
 
-    def _cache_word(self, word: str) -> int | None:
-        """Add ``word`` to the slot table; its row, or None when the cache is full."""
-        if len(self._words) >= self._cache_size:
-            return None
-        indices, weights = self._word_slots(word)
-        row, end = len(self._words), self._used + len(indices)
-        if row == len(self._starts):
-            self._starts = np.resize(self._starts, 2 * row)
-            self._lengths = np.resize(self._lengths, 2 * row)
+    def _cache_words(self, words: list[str]) -> None:
+        """Add ``words`` (none cached yet) to the slot table in one write, as many as the
+        cache has room for."""
+        words = words[: max(0, self._cache_size - len(self._words))]
+        if not words:
+            return
+        indices: list[int] = []
+        weights: list[float] = []
+        lengths: list[int] = []
+        for word in words:
+            more, signed = self._word_slots(word)
+            indices += more
+            weights += signed
+            lengths.append(len(more))
+        first, rows = len(self._words), len(self._words) + len(words)
+        start, end = self._used, self._used + len(indices)
+        if rows > len(self._starts):
+            size = max(rows, 2 * len(self._starts))
+            self._starts = np.resize(self._starts, size)
+            self._lengths = np.resize(self._lengths, size)
         if end > len(self._slots):
             size = max(end, 2 * len(self._slots))
             self._slots = np.resize(self._slots, size)
             self._weights = np.resize(self._weights, size)
-        self._slots[self._used : end] = indices
-        self._weights[self._used : end] = weights
-        self._starts[row], self._lengths[row] = self._used, len(indices)
+        self._slots[start:end] = indices
+        self._weights[start:end] = weights
+        runs = np.array(lengths, dtype=np.intp)
+        self._lengths[first:rows] = runs
+        self._starts[first:rows] = start + np.cumsum(runs) - runs
         self._used = end
-        self._words[word] = row
-        return row
+        self._words.update(zip(words, range(first, rows), strict=True))
 
-    def _pair_code(self, pair: tuple[str, str]) -> int:
-        index, sign = _bucket(f"b:{pair[0]} {pair[1]}", self._dim)
-        code = index if sign > 0 else index + self._dim
-        if len(self._pairs) < self._cache_size:
-            self._pairs[pair] = code
-        return code
+    def _pair_codes(self, pairs: list[tuple[str, str]]) -> list[int]:
+        """The slot of each word pair, plus ``dim`` when its sign is negative; cached."""
+        dim = self._dim
+        values = [
+            int.from_bytes(_blake2b(f"b:{a} {b}".encode(), digest_size=8).digest(), "little")
+            for a, b in pairs
+        ]
+        codes = [value % dim + (0 if value >> 63 else dim) for value in values]
+        room = max(0, self._cache_size - len(self._pairs))
+        self._pairs.update(itertools.islice(zip(pairs, codes, strict=True), room))
+        return codes
 
     def _word_part(
         self, counts: Counter[str]
@@ -129,10 +158,8 @@ class HashingEmbedder:
         weights times its count."""
         rows = list(map(self._words.get, counts))
         if None in rows:
-            rows = [
-                row if row is not None else self._cache_word(word)
-                for row, word in zip(rows, counts, strict=True)
-            ]
+            self._cache_words([word for word, row in zip(counts, rows, strict=True) if row is None])
+            rows = list(map(self._words.get, counts))
         if None in rows:  # the cache is full: hash what it could not keep, in place
             indices: list[int] = []
             weights: list[float] = []
@@ -168,10 +195,9 @@ class HashingEmbedder:
         pairs = list(itertools.pairwise(words))
         codes = list(map(self._pairs.get, pairs))
         if None in codes:
-            codes = [
-                code if code is not None else self._pair_code(pair)
-                for code, pair in zip(codes, pairs, strict=True)
-            ]
+            missing = [pair for pair, code in zip(pairs, codes, strict=True) if code is None]
+            found = iter(self._pair_codes(missing))
+            codes = [next(found) if code is None else code for code in codes]
         pair_codes = np.array(codes, dtype=np.intp)
         negative = pair_codes >= self._dim
         indices = np.concatenate([word_indices, pair_codes - negative * self._dim])
