@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import re
+import threading
 from collections import Counter
 from typing import Protocol
 
@@ -49,12 +50,8 @@ class Embedder(Protocol):
 
 
 _blake2b = hashlib.blake2b
-
-
-def _bucket(token: str, dim: int) -> tuple[int, float]:
-    digest = _blake2b(token.encode("utf-8"), digest_size=8).digest()
-    value = int.from_bytes(digest, "little")
-    return value % dim, (1.0 if (value >> 63) & 1 else -1.0)
+"""Each token's 8-byte BLAKE2b digest, little-endian, gives its slot (the value modulo the
+dimension) and its sign (the top bit: set is +1)."""
 
 
 class HashingEmbedder:
@@ -85,6 +82,9 @@ class HashingEmbedder:
         self._used = 0
         self._pairs: dict[tuple[str, str], int] = {}
         """Cached word pair -> its slot, plus ``dim`` when its sign is negative."""
+        self._growing = threading.Lock()
+        """Held while words are added to the slot table (readers need no lock: a word's row
+        is published only once its slots are written)."""
 
     @property
     def dim(self) -> int:
@@ -110,6 +110,10 @@ class HashingEmbedder:
     def _cache_words(self, words: list[str]) -> None:
         """Add ``words`` (none cached yet) to the slot table in one write, as many as the
         cache has room for."""
+        with self._growing:
+            self._add_words([word for word in words if word not in self._words])
+
+    def _add_words(self, words: list[str]) -> None:
         words = words[: max(0, self._cache_size - len(self._words))]
         if not words:
             return

@@ -9,6 +9,7 @@ import itertools
 import os
 import re
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -111,3 +112,12 @@ def test_embedding_of_recorded_prompts_is_unchanged() -> None:
     embedder = HashingEmbedder()
     for prompt in prompts + prompts[:100]:
         assert np.array_equal(embedder.embed(prompt), reference(prompt))
+
+
+def test_threads_embedding_at_once_get_the_same_vectors() -> None:
+    embedder = HashingEmbedder()
+    texts = corpus(120, seed=2)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        vectors = list(pool.map(embedder.embed, texts * 3))
+    for text, vector in zip(texts * 3, vectors, strict=True):
+        assert np.array_equal(vector, reference(text))
