@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import re
+import threading
 from collections import Counter
 from typing import Protocol
 
@@ -25,6 +26,18 @@ EMBEDDING_DIM = 384
 Vector = npt.NDArray[np.float32]
 
 _WORD = re.compile(r"\w+", re.UNICODE)
+_ASCII_WORD_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+_ASCII_NON_WORD_TO_SPACE = bytes(c if c in _ASCII_WORD_BYTES else 32 for c in range(256))
+
+
+def words_of(text: str) -> list[str]:
+    """The lower-cased words (``\\w+`` runs) of ``text``, in order. ASCII text, most of it,
+    takes a byte translation and a split instead of the regular expression (three times
+    faster; the same words, since ``\\w`` is ``[A-Za-z0-9_]`` on ASCII)."""
+    lowered = text.lower()
+    if lowered.isascii():
+        return lowered.encode("ascii").translate(_ASCII_NON_WORD_TO_SPACE).decode("ascii").split()
+    return _WORD.findall(lowered)
 
 
 class Embedder(Protocol):
@@ -36,18 +49,20 @@ class Embedder(Protocol):
     def embed(self, text: str) -> Vector: ...
 
 
-def _bucket(token: str, dim: int) -> tuple[int, float]:
-    digest = hashlib.blake2b(token.encode("utf-8"), digest_size=8).digest()
-    value = int.from_bytes(digest, "little")
-    return value % dim, (1.0 if (value >> 63) & 1 else -1.0)
+_blake2b = hashlib.blake2b
+"""Each token's 8-byte BLAKE2b digest, little-endian, gives its slot (the value modulo the
+dimension) and its sign (the top bit: set is +1)."""
 
 
 class HashingEmbedder:
     """Signed hashing of words, word pairs and character trigrams.
 
-    A word's own part of the vector (the word and its trigrams) is hashed once and cached as
-    index and weight arrays; a text then costs one look-up per distinct word and one per word
-    pair. The result is the same as hashing every token of the text one by one.
+    A word's own part of the vector (the word and its trigrams) is hashed once and kept in
+    one flat slot table (each word a run of slot indices and signed weights), a word pair's
+    slot in a dictionary; a text then costs a dictionary look-up per distinct word and per
+    word pair, both run by ``map`` in C, and one gather from the slot table in numpy. The
+    result is bit for bit the same as hashing every token of the text one by one: the same
+    weights reach ``numpy.bincount`` in the same order.
     """
 
     def __init__(
@@ -58,62 +73,139 @@ class HashingEmbedder:
         self._dim = dim
         self._max_chars = max_chars
         self._cache_size = cache_size
-        self._words: dict[str, tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]]] = {}
-        self._pairs: dict[str, tuple[int, float]] = {}
+        self._words: dict[str, int] = {}
+        """Cached word -> its row in ``_starts`` / ``_lengths``."""
+        self._starts: npt.NDArray[np.intp] = np.zeros(1024, dtype=np.intp)
+        self._lengths: npt.NDArray[np.intp] = np.zeros(1024, dtype=np.intp)
+        self._slots: npt.NDArray[np.intp] = np.zeros(16_384, dtype=np.intp)
+        self._weights: npt.NDArray[np.float64] = np.zeros(16_384, dtype=np.float64)
+        self._used = 0
+        self._pairs: dict[tuple[str, str], int] = {}
+        """Cached word pair -> its slot, plus ``dim`` when its sign is negative."""
+        self._growing = threading.Lock()
+        """Held while words are added to the slot table (readers need no lock: a word's row
+        is published only once its slots are written)."""
 
     @property
     def dim(self) -> int:
         return self._dim
 
-    def _word(self, word: str) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]]:
-        """The indices and signed weights of a word and its character trigrams."""
-        part = self._words.get(word)
-        if part is None:
-            padded = f"<{word}>"
-            tokens = [(f"w:{word}", 1.0)]
-            tokens += [(f"c:{padded[i : i + 3]}", 0.3) for i in range(len(padded) - 2)]
-            slots = [(*_bucket(token, self._dim), weight) for token, weight in tokens]
-            part = (
-                np.array([index for index, _, _ in slots], dtype=np.intp),
-                np.array([sign * weight for _, sign, weight in slots], dtype=np.float64),
-            )
-            if len(self._words) < self._cache_size:
-                self._words[word] = part
-        return part
+    def _word_slots(self, word: str) -> tuple[list[int], list[float]]:
+        """The slot indices and signed weights of a word and its character trigrams."""
+        padded = f"<{word}>"
+        tokens = [f"w:{word}", *(f"c:{padded[i : i + 3]}" for i in range(len(padded) - 2))]
+        values = [
+            int.from_bytes(_blake2b(token.encode("utf-8"), digest_size=8).digest(), "little")
+            for token in tokens
+        ]
+        dim = self._dim
+        return (
+            [value % dim for value in values],
+            [  # the word weighs 1.0, each trigram 0.3; the top bit of the hash is the sign
+                (1.0 if value >> 63 else -1.0) * (1.0 if position == 0 else 0.3)
+                for position, value in enumerate(values)
+            ],
+        )
 
-    def _pair(self, pair: str) -> tuple[int, float]:
-        slot = self._pairs.get(pair)
-        if slot is None:
-            index, sign = _bucket(f"b:{pair}", self._dim)
-            slot = (index, sign * 0.7)
-            if len(self._pairs) < self._cache_size:
-                self._pairs[pair] = slot
-        return slot
+    def _cache_words(self, words: list[str]) -> None:
+        """Add ``words`` (none cached yet) to the slot table in one write, as many as the
+        cache has room for."""
+        with self._growing:
+            self._add_words([word for word in words if word not in self._words])
+
+    def _add_words(self, words: list[str]) -> None:
+        words = words[: max(0, self._cache_size - len(self._words))]
+        if not words:
+            return
+        indices: list[int] = []
+        weights: list[float] = []
+        lengths: list[int] = []
+        for word in words:
+            more, signed = self._word_slots(word)
+            indices += more
+            weights += signed
+            lengths.append(len(more))
+        first, rows = len(self._words), len(self._words) + len(words)
+        start, end = self._used, self._used + len(indices)
+        if rows > len(self._starts):
+            size = max(rows, 2 * len(self._starts))
+            self._starts = np.resize(self._starts, size)
+            self._lengths = np.resize(self._lengths, size)
+        if end > len(self._slots):
+            size = max(end, 2 * len(self._slots))
+            self._slots = np.resize(self._slots, size)
+            self._weights = np.resize(self._weights, size)
+        self._slots[start:end] = indices
+        self._weights[start:end] = weights
+        runs = np.array(lengths, dtype=np.intp)
+        self._lengths[first:rows] = runs
+        self._starts[first:rows] = start + np.cumsum(runs) - runs
+        self._used = end
+        self._words.update(zip(words, range(first, rows), strict=True))
+
+    def _pair_codes(self, pairs: list[tuple[str, str]]) -> list[int]:
+        """The slot of each word pair, plus ``dim`` when its sign is negative; cached."""
+        dim = self._dim
+        values = [
+            int.from_bytes(_blake2b(f"b:{a} {b}".encode(), digest_size=8).digest(), "little")
+            for a, b in pairs
+        ]
+        codes = [value % dim + (0 if value >> 63 else dim) for value in values]
+        room = max(0, self._cache_size - len(self._pairs))
+        self._pairs.update(itertools.islice(zip(pairs, codes, strict=True), room))
+        return codes
+
+    def _word_part(
+        self, counts: Counter[str]
+    ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]]:
+        """The slots and weights of the distinct words (first occurrence first), each word's
+        weights times its count."""
+        rows = list(map(self._words.get, counts))
+        if None in rows:
+            self._cache_words([word for word, row in zip(counts, rows, strict=True) if row is None])
+            rows = list(map(self._words.get, counts))
+        if None in rows:  # the cache is full: hash what it could not keep, in place
+            indices: list[int] = []
+            weights: list[float] = []
+            for row, (word, count) in zip(rows, counts.items(), strict=True):
+                if row is None:
+                    more, signed = self._word_slots(word)
+                else:
+                    start, length = int(self._starts[row]), int(self._lengths[row])
+                    more = self._slots[start : start + length].tolist()
+                    signed = self._weights[start : start + length].tolist()
+                indices += more
+                weights += [w * count for w in signed]
+            return np.array(indices, dtype=np.intp), np.array(weights, dtype=np.float64)
+        table = np.array(rows, dtype=np.intp)
+        lengths = self._lengths[table]
+        ends = np.cumsum(lengths)
+        positions = np.arange(int(ends[-1]), dtype=np.intp) + np.repeat(
+            self._starts[table] - ends + lengths, lengths
+        )
+        times = np.fromiter(counts.values(), dtype=np.float64, count=len(rows))
+        repeats = np.repeat(times, lengths)
+        return self._slots[positions], self._weights[positions] * repeats
 
     def embed(self, text: str) -> Vector:
         """A unit vector (all zeros for text without word characters)."""
         if len(text) > self._max_chars:  # long prompts: their opening and their ending
             half = self._max_chars // 2
             text = f"{text[:half]} {text[-half:]}"
-        words = _WORD.findall(text.lower())
+        words = words_of(text)
         if not words:
             return np.zeros(self._dim, dtype=np.float32)
-        counts = Counter(words)
-        parts = [self._word(word) for word in counts]
-        repeats = np.repeat(
-            np.fromiter(counts.values(), dtype=np.float64, count=len(counts)),
-            [len(indices) for indices, _ in parts],
-        )
-        pairs = [self._pair(f"{a} {b}") for a, b in itertools.pairwise(words)]
-        indices = np.concatenate(
-            [*(indices for indices, _ in parts), np.array([i for i, _ in pairs], dtype=np.intp)]
-        )
-        weights = np.concatenate(
-            [
-                np.concatenate([weights for _, weights in parts]) * repeats,
-                np.array([w for _, w in pairs], dtype=np.float64),
-            ]
-        )
+        word_indices, word_weights = self._word_part(Counter(words))
+        pairs = list(itertools.pairwise(words))
+        codes = list(map(self._pairs.get, pairs))
+        if None in codes:
+            missing = [pair for pair, code in zip(pairs, codes, strict=True) if code is None]
+            found = iter(self._pair_codes(missing))
+            codes = [next(found) if code is None else code for code in codes]
+        pair_codes = np.array(codes, dtype=np.intp)
+        negative = pair_codes >= self._dim
+        indices = np.concatenate([word_indices, pair_codes - negative * self._dim])
+        weights = np.concatenate([word_weights, np.where(negative, -0.7, 0.7)])
         vector = np.bincount(indices, weights=weights, minlength=self._dim).astype(np.float32)
         norm = float(np.linalg.norm(vector))
         if norm > 0:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections import Counter
 
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 
@@ -69,6 +70,17 @@ def _script(char: str) -> str | None:
 
 
 _LATIN_LETTER = re.compile(r"[A-Za-z]")
+_ASCII_LETTERS = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_ASCII_NON_LETTER_TO_SPACE = bytes(c if c in _ASCII_LETTERS else 32 for c in range(256))
+
+
+def _letter_runs(lowered: str) -> list[str]:
+    """The runs of letters of ``lowered`` (``[^\\W\\d_]+``); ASCII text takes a byte
+    translation and a split instead of the regular expression (the same runs)."""
+    if lowered.isascii():
+        return lowered.encode("ascii").translate(_ASCII_NON_LETTER_TO_SPACE).decode("ascii").split()
+    return _WORD.findall(lowered)
+
 
 _STOPWORD_LANGUAGES: dict[str, tuple[str, ...]] = {}
 for _language, _words in _STOPWORDS.items():
@@ -101,14 +113,13 @@ def detect_language(text: str, *, sample_chars: int = 2000) -> str:
             language, count = max(counts.items(), key=lambda item: item[1])
             if count / letters > 0.3:
                 return "ja" if counts.get("ja") else language
-    hits_of = dict.fromkeys(_STOPWORDS, 0)
-    found = False
-    for word in _WORD.findall(sample.lower()):
-        found = True
-        for language in _STOPWORD_LANGUAGES.get(word, ()):
-            hits_of[language] += 1
-    if not found:
+    words = Counter(_letter_runs(sample.lower()))
+    if not words:
         return "unknown"
+    hits_of = dict.fromkeys(_STOPWORDS, 0)
+    for word in _STOPWORD_LANGUAGES.keys() & words.keys():
+        for language in _STOPWORD_LANGUAGES[word]:
+            hits_of[language] += words[word]
     scores = sorted(((hits, language) for language, hits in hits_of.items()), reverse=True)
     (hits, best), (runner_up, _) = scores[0], scores[1]
     # Confident only with a few hits and a clear lead: short or mixed text stays unknown.

@@ -4,26 +4,41 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from features.categories import CategoryIndex
-from features.embedding import Embedder, Vector
+from features.embedding import Embedder, Vector, words_of
 from features.language import detect_language
 
 Message = Mapping[str, Any]
 
 _CODE_FENCE = re.compile(r"```")
-# The hint patterns run on the lower-cased prompt (faster than matching case-insensitively).
-_CODE_HINTS = re.compile(
-    r"\b(def|class|function|return|import|python|javascript|java|sql|regex|code|compile|bug)\b"
+# The hints are whole words of the lower-cased prompt (``\w+`` runs, as ``\bword\b`` would
+# match them): one split of the prompt and set look-ups replace three regular expressions
+# scanning it. The two hints of several words go through a pattern, only when the text holds
+# their first word.
+CODE_HINT_WORDS = frozenset(
+    "def class function return import python javascript java sql regex code compile bug".split()
 )
-_REASONING_HINTS = re.compile(
-    r"\b(why|prove|explain|derive|step by step|compare|analy[sz]e|optimi[sz]e|design|"
-    r"trade-?offs?|calculate|compute)\b"
+REASONING_HINT_WORDS = frozenset(
+    "why prove explain derive compare analyse analyze optimise optimize design "
+    "tradeoff tradeoffs calculate compute".split()
 )
-_JSON_HINT = re.compile(r"\bjson\b")
+_REASONING_PHRASES = re.compile(r"\b(step by step|trade-offs?)\b")
+_PHRASE_STARTS = ("step", "trade")
+
+
+def reasoning_hits(lowered: str, words: Counter[str]) -> int:
+    """How many reasoning verbs (and ``step by step``, ``trade-off``) ``lowered`` holds;
+    ``words`` counts its ``\\w+`` runs."""
+    hits = sum(words[word] for word in REASONING_HINT_WORDS.intersection(words))
+    if any(start in words for start in _PHRASE_STARTS):
+        hits += len(_REASONING_PHRASES.findall(lowered))
+    return hits
+
 
 MAX_HINTS = 8
 _HINT_KEY = re.compile(r"[a-z][a-z0-9_]{0,31}")
@@ -158,22 +173,21 @@ def query_signals(
     (``RouteRequest`` checks them when it is made)."""
     prompt = last_user_text(messages)
     lowered = prompt.lower()
+    words = Counter(words_of(prompt))
     all_text = "\n".join(message_text(m) for m in messages)
     chars = len(all_text)
     tokens_est = math.ceil(chars / 4)
     code_blocks = len(_CODE_FENCE.findall(prompt)) // 2
     depth = sum(1 for m in messages if m.get("role") == "user")
     format_type = (response_format or {}).get("type")
-    json_requested = format_type in ("json_object", "json_schema") or bool(
-        _JSON_HINT.search(lowered)
-    )
+    json_requested = format_type in ("json_object", "json_schema") or "json" in words
     questions = prompt.count("?")
     return QuerySignals(
         chars=chars,
         tokens_est=tokens_est,
         language=detect_language(prompt),
         code_blocks=code_blocks,
-        code_hint=code_blocks > 0 or bool(_CODE_HINTS.search(lowered)),
+        code_hint=code_blocks > 0 or not CODE_HINT_WORDS.isdisjoint(words),
         image_parts=sum(image_count(m) for m in messages),
         depth=depth,
         has_system=any(m.get("role") == "system" for m in messages),
@@ -181,7 +195,7 @@ def query_signals(
         schema_given=format_type == "json_schema",
         questions=questions,
         complexity=estimate_complexity(
-            tokens_est, code_blocks, questions, len(_REASONING_HINTS.findall(lowered)), depth
+            tokens_est, code_blocks, questions, reasoning_hits(lowered, words), depth
         ),
         categories=categories.similarities(embedding),
         hints=dict(hints or {}),

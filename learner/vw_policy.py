@@ -13,12 +13,29 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import pylibvw
 import vowpalwabbit
 
 from learner.config import PolicyConfig
 from learner.context import Context
 from learner.sampling import normalize
-from learner.vw_format import adf_lines, with_label
+from learner.vw_format import NamespaceMemo, adf_lines, with_label
+
+MEMO_SIZE = 4096
+"""Namespace texts a policy remembers (``pmf``) before it starts over."""
+
+
+def _predict(workspace: Any, lines: Sequence[str]) -> list[float]:
+    """The action probabilities of one multi-line example, as ``Workspace.predict(lines)``
+    gives them, through VW's native calls: parse, predict, read, finish. ``predict`` wraps
+    every parsed line in a Python ``Example`` and looks the prediction type up on each call,
+    which cost more than VW's own parsing and prediction. The caller holds the lock."""
+    examples = workspace._parse("\n".join(lines).replace("\r", "").strip())
+    try:
+        pylibvw.vw.predict_multi(workspace, examples)
+        return list(examples[0].get_action_scores())
+    finally:
+        pylibvw.vw._finish_example_multi_ex(workspace, examples)
 
 
 def vw_cost(reward: float) -> float:
@@ -57,6 +74,7 @@ class VWPolicy:
         self._lock = threading.Lock()
         self._updates = updates
         self._workspace = self._open(model)
+        self._memo: NamespaceMemo = {}
 
     def _open(self, model: bytes | None) -> Any:
         if model is None:
@@ -73,13 +91,19 @@ class VWPolicy:
         return self._updates
 
     def pmf(self, context: Context) -> list[float]:
-        """Probability of each of the context's arms, in order; sums to 1."""
-        return self.pmf_formatted(adf_lines(context))
+        """Probability of each of the context's arms, in order; sums to 1.
+
+        The text of a namespace seen before (an arm's identity, its health, the outcomes of
+        an arm no neighbour used: most of an example's lines) is remembered, not formatted
+        again; the memo starts over past ``MEMO_SIZE`` texts."""
+        if len(self._memo) > MEMO_SIZE:
+            self._memo = {}
+        return self.pmf_formatted(adf_lines(context, memo=self._memo))
 
     def pmf_formatted(self, lines: Sequence[str]) -> list[float]:
         """``pmf`` of a context already formatted by ``adf_lines`` (without a label)."""
         with self._lock:
-            raw = self._workspace.predict(list(lines))
+            raw = _predict(self._workspace, lines)
         return normalize(raw)
 
     def scores(self, context: Context) -> ArmScores:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
+from functools import lru_cache
 
 from features.historical import HistoricalSignals
 from features.query import QuerySignals
@@ -28,14 +29,36 @@ SHARED_FAMILIES = {
 
 
 def arm_identity(arm: Arm) -> dict[str, float | str]:
-    """Static features of an arm: its name, log list price, capability tags."""
-    blended = (arm.input_usd_per_mtok + 3 * arm.output_usd_per_mtok) / 4
+    """Static features of an arm: its name, log list price, capability tags (a new dict each
+    call: callers add to it)."""
+    return dict(
+        _identity(
+            arm.name,
+            arm.input_usd_per_mtok,
+            arm.output_usd_per_mtok,
+            arm.context_window,
+            arm.capabilities,
+        )
+    )
+
+
+@lru_cache(maxsize=1024)
+def _identity(
+    name: str,
+    input_usd_per_mtok: float,
+    output_usd_per_mtok: float,
+    context_window: int,
+    capabilities: frozenset[str],
+) -> dict[str, float | str]:
+    """``arm_identity``, computed once per arm (it is in every arm's context, every
+    decision); the cached dict is only ever copied."""
+    blended = (input_usd_per_mtok + 3 * output_usd_per_mtok) / 4
     values: dict[str, float | str] = {
-        "arm": arm.name,
+        "arm": name,
         "log_price": round(math.log1p(blended), 4),
-        "log_window": round(math.log(arm.context_window) / 10, 4),
+        "log_window": round(math.log(context_window) / 10, 4),
     }
-    for capability in sorted(arm.capabilities):
+    for capability in sorted(capabilities):
         values[f"cap_{capability}"] = 1.0
     return values
 

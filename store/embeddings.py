@@ -12,6 +12,7 @@ connection of ``Database`` has both. A look-up is one statement: run it on
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -121,14 +122,25 @@ async def neighbour_outcomes(
     outcomes come from the embedding rows themselves (one index scan, no join); at any
     other stage from the decisions and rewards tables.
     """
-    if stage == DEFAULT_STAGE:
-        query = carried_outcomes(user_id, exclude_request_id)
-    else:
-        query = joined_outcomes(user_id, exclude_request_id)
-    params = {**knn_params(embedding, k, tenant, user_id, exclude_request_id), "stage": stage}
+    query = _outcomes_text(
+        stage == DEFAULT_STAGE, user_id is not None, exclude_request_id is not None
+    )
+    params = knn_params(embedding, k, tenant, user_id, exclude_request_id)
+    params["stage"] = stage
     with translated("cannot read the outcomes of neighbouring queries"):
-        rows = await _fetch(conn, query, params)
-    return [NeighbourOutcome(**row) for row in rows]
+        async with conn.cursor(binary=True) as cursor:
+            await cursor.execute(query, params)
+            rows = await cursor.fetchall()
+    return [NeighbourOutcome(*row) for row in rows]
+
+
+@lru_cache(maxsize=8)
+def _outcomes_text(carried: bool, by_user: bool, excluding: bool) -> str:
+    """The text of ``carried_outcomes`` or ``joined_outcomes`` for a scope, composed once:
+    the look-up runs on every request, and the same text is what psycopg keys its prepared
+    statement by. Its rows come back in binary (no timestamp or number parsed from text)."""
+    compose = carried_outcomes if carried else joined_outcomes
+    return compose("" if by_user else None, "" if excluding else None).as_string()
 
 
 def carried_outcomes(user_id: str | None, exclude_request_id: Id | None) -> sql.Composed:

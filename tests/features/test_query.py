@@ -1,14 +1,22 @@
 import hashlib
 import itertools
 import re
+from collections import Counter
 
 import numpy as np
 import pytest
 
 from features.categories import CategoryIndex
-from features.embedding import HashingEmbedder, cosine
+from features.embedding import HashingEmbedder, cosine, words_of
 from features.language import detect_language
-from features.query import check_hints, embed_query, last_user_text, query_signals
+from features.query import (
+    check_hints,
+    embed_query,
+    estimate_complexity,
+    last_user_text,
+    query_signals,
+    reasoning_hits,
+)
 
 
 @pytest.fixture(scope="module")
@@ -185,3 +193,91 @@ def test_check_hints(hints: dict[str, object], message: str | None) -> None:
     else:
         with pytest.raises(ValueError, match=re.escape(message)):
             check_hints(hints)
+
+
+# The hint patterns as regular expressions over the lower-cased prompt: the definition the
+# word look-ups of ``query_signals`` must agree with.
+CODE_HINTS = re.compile(
+    r"\b(def|class|function|return|import|python|javascript|java|sql|regex|code|compile|bug)\b"
+)
+REASONING_HINTS = re.compile(
+    r"\b(why|prove|explain|derive|step by step|compare|analy[sz]e|optimi[sz]e|design|"
+    r"trade-?offs?|calculate|compute)\b"
+)
+JSON_HINT = re.compile(r"\bjson\b")
+HINT_TEXTS = [
+    "Why? Explain step by step, then step by step by step again.",
+    "The trade-offs and tradeoffs of a trade-off: trade-offsx, trade off, tradeoffs_2",
+    "Write a Python function (def f) returning JSON; jsonify is not json_x nor JSON.",
+    "Analyse, analyze, optimise and OPTIMIZE the design; compute and calculate.",
+    "codes, bugs, javas and sqlite are none of the hints, but code_ is not either",
+    "naïve café: prove it, Größe, 東京 why, step\tby step, step  by step, STEP BY STEP",
+    "",
+]
+
+
+def hint_corpus() -> list[str]:
+    """The texts above, and seeded ones made of hint words, near misses and separators."""
+    rng = np.random.default_rng(3)
+    pieces = (
+        "why prove step by trade off offs - tradeoff json JSON code codes def _ 1 "
+        "analyze analyse optimizes design, compute? é 東 \n".split(" ")
+    )
+    generated = ["".join(rng.choice(pieces, size=int(rng.integers(1, 60)))) for _ in range(400)]
+    generated += [" ".join(rng.choice(pieces, size=int(rng.integers(1, 60)))) for _ in range(400)]
+    return HINT_TEXTS + generated
+
+
+@pytest.mark.parametrize("text", hint_corpus())
+def test_hint_words_agree_with_the_hint_patterns(
+    text: str, embedder: HashingEmbedder, categories: CategoryIndex
+) -> None:
+    signals = query_signals(
+        [{"role": "user", "content": text}], None, embedder.embed(text), categories
+    )
+    lowered = text.lower()
+    assert signals.json_requested == bool(JSON_HINT.search(lowered))
+    assert signals.code_hint == bool(CODE_HINTS.search(lowered))
+    expected = estimate_complexity(
+        signals.tokens_est, 0, text.count("?"), len(REASONING_HINTS.findall(lowered)), 1
+    )
+    assert signals.complexity == expected
+
+
+def test_reasoning_hits_count_each_match() -> None:
+    text = "why why? step by step, trade-offs and tradeoff; compute".lower()
+    assert reasoning_hits(text, Counter(words_of(text))) == 6
+
+
+def letter_run_language(text: str) -> str:
+    """``detect_language`` with the letter runs found by the regular expression and
+    counted one by one (its definition), for the texts that reach the stopwords."""
+    hits = dict.fromkeys(["en", "es", "fr", "de", "pt", "it"], 0)
+    from features.language import _STOPWORD_LANGUAGES
+
+    words = re.findall(r"[^\W\d_]+", text[:2000].lower())
+    if not words:
+        return "unknown"
+    for word in words:
+        for language in _STOPWORD_LANGUAGES.get(word, ()):
+            hits[language] += 1
+    scores = sorted(((count, language) for language, count in hits.items()), reverse=True)
+    (best_hits, best), (runner_up, _) = scores[0], scores[1]
+    if best_hits >= 2 and best_hits > runner_up and best_hits >= 1.5 * runner_up:
+        return best
+    return "unknown"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        *HINT_TEXTS[:5],
+        "the cat and the dog, which is not what you have",
+        "el gato y la casa de los perros que es para con",
+        "le chat et les chiens qui est pour dans une maison",
+        "der Hund und die Katze ist nicht ein Haus mit von",
+        "the_the the1the l'homme d'état n'est pas",
+    ],
+)
+def test_stopword_language_matches_its_definition(text: str) -> None:
+    assert detect_language(text) == letter_run_language(text)

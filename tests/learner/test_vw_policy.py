@@ -1,6 +1,10 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
+import vowpalwabbit
 
+from learner import vw_policy
 from learner.config import Exploration, PolicyConfig
 from learner.context import ArmFeatures, Context
 from learner.sampling import greedy_pmf, normalize, sample_index
@@ -130,3 +134,48 @@ def test_config_validation() -> None:
     with pytest.raises(ValueError, match="exploration"):
         PolicyConfig(exploration="greedy")  # type: ignore[arg-type]
     assert "--squarecb" in PolicyConfig(exploration="squarecb").vw_args()
+
+
+@pytest.mark.parametrize("exploration", ["epsilon", "squarecb", "softmax"])
+def test_pmf_equals_the_workspace_prediction(exploration: Exploration, tmp_path: Path) -> None:
+    """The PMF read through VW's native calls is the one ``Workspace.predict`` gives for the
+    same model and lines, context after context."""
+    rng = np.random.default_rng(11)
+    policy = VWPolicy("pre", PolicyConfig(exploration=exploration, epsilon=0.1, seed=11))
+    simulate(policy, 300, rng)
+    state = policy.state()
+    model = tmp_path / "policy.vw"
+    model.write_bytes(state.model)
+    reference = vowpalwabbit.Workspace(f"--quiet -i {model}")
+    copy = VWPolicy.restore(state)
+    try:
+        for step in range(200):
+            code = bool(rng.random() < 0.5)
+            arms = ARMS if step % 3 else ARMS[:2]
+            ctx = Context(
+                shared={"Q": {"code": float(code), "x": float(rng.random()), "lang": "en"}},
+                arms=tuple(ArmFeatures(a, {"A": {"arm": a, "p": step % 5}}) for a in arms),
+            )
+            expected = normalize(reference.predict(adf_lines(ctx)))
+            assert copy.pmf(ctx) == expected
+            assert copy.pmf_formatted(adf_lines(ctx)) == expected
+    finally:
+        reference.finish()
+        copy.close()
+
+
+def test_remembered_namespace_texts_give_the_same_pmf() -> None:
+    """``pmf`` formats a namespace it saw before from memory: the PMF is the one of the
+    context formatted afresh, across repeats, changes and the memo starting over."""
+    rng = np.random.default_rng(5)
+    policy = VWPolicy("pre", PolicyConfig(epsilon=0.1, seed=5))
+    simulate(policy, 200, rng)
+    for step in range(vw_policy.MEMO_SIZE // 3 + 300):  # past the memo's size
+        ctx = Context(
+            shared={"Q": {"code": float(step % 2), "x": round(float(rng.random()), 2)}},
+            arms=tuple(
+                ArmFeatures(a, {"A": {"arm": a}, "S": {"load": float(step % (i + 2))}})
+                for i, a in enumerate(ARMS)
+            ),
+        )
+        assert policy.pmf(ctx) == policy.pmf_formatted(adf_lines(ctx))
