@@ -29,7 +29,7 @@ class CoalescingTransport(asyncio.Transport):
     (``close``; ``abort`` drops it, as it drops the inner transport's buffer) and before
     ``write_eof``."""
 
-    def __init__(self, inner: asyncio.WriteTransport, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, inner: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__()
         self._inner = inner
         self._loop = loop
@@ -85,19 +85,14 @@ class CoalescingTransport(asyncio.Transport):
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
         self._inner.set_write_buffer_limits(high, low)
 
-    def _reading(self) -> asyncio.ReadTransport:
-        if not isinstance(self._inner, asyncio.ReadTransport):  # pragma: no cover - sockets read
-            raise TypeError(f"{type(self._inner).__name__} is not a read transport")
-        return self._inner
-
     def pause_reading(self) -> None:
-        self._reading().pause_reading()
+        self._inner.pause_reading()
 
     def resume_reading(self) -> None:
-        self._reading().resume_reading()
+        self._inner.resume_reading()
 
     def is_reading(self) -> bool:
-        return self._reading().is_reading()
+        return self._inner.is_reading()
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
         self._inner.set_protocol(protocol)
