@@ -22,6 +22,7 @@ from fastapi import FastAPI
 from features.errors import ConfigError
 from router.app import create_app
 from router.runtime import Runtime
+from router.server_protocol import http_protocol
 from router.settings import Settings
 
 AppFactory = Callable[[Settings], FastAPI]
@@ -90,6 +91,7 @@ def serve_in_background(
         lifespan="on",
         access_log=False,
         timeout_keep_alive=bound.keep_alive_s,
+        http=http_protocol(bound),
     )
     server = uvicorn.Server(config)
     failures: list[BaseException] = []

@@ -23,6 +23,7 @@ from router.commands.explain import add_explain_command
 from router.commands.help import Parser, settings_epilog
 from router.commands.stats import add_stats_command
 from router.logs import configure_logging
+from router.server_protocol import http_protocol
 from router.settings import Settings, invalid_settings, load_settings
 from router.version import installed_version
 
@@ -80,6 +81,7 @@ def _serve(args: argparse.Namespace) -> int:
         log_config=None,  # configure_logging's handler formats uvicorn's lines too
         access_log=False,  # the request middleware logs each request, with its id
         timeout_keep_alive=settings.keep_alive_s,
+        http=http_protocol(settings),
     )
     server = uvicorn.Server(config)
     startup_filter = _StartupFailureFilter()

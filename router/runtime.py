@@ -32,6 +32,7 @@ from router.policies import PolicyRegistry
 from router.pool import Pool
 from router.providers import OpenAICompatProvider, Provider
 from router.providers.instrumented import InstrumentedProvider
+from router.providers.transport import provider_transport
 from router.routing import Router, RouterConfig
 from router.settings import Settings
 from router.spend import Budgets, SpendTracker
@@ -139,9 +140,10 @@ async def open_runtime(
     """
     async with AsyncExitStack() as stack:
         database = await open_database(settings, stack)
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
         http = httpx.AsyncClient(
             timeout=httpx.Timeout(settings.request_timeout_s, connect=settings.connect_timeout_s),
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+            transport=provider_transport(limits, coalesce_writes=settings.coalesce_writes),
         )
         stack.push_async_callback(http.aclose)
         metrics = metrics or Metrics()
@@ -165,7 +167,11 @@ async def open_runtime(
             follower = asyncio.create_task(follow_snapshots(policies, settings.policy_refresh_s))
             stack.callback(follower.cancel)
             log.info("replica: rewards go to the learner; following its snapshots")
-        writer = JournalWriter(database, JournalSpool(settings.data_dir / "spool"))
+        writer = JournalWriter(
+            database,
+            JournalSpool(settings.data_dir / "spool"),
+            linger_s=settings.journal_linger_ms / 1000.0,
+        )
         await writer.flush_spool()  # journals spooled while the store was down last time
         flusher = asyncio.create_task(writer.run_flusher())
         stack.push_async_callback(writer.drain)  # before the policies' last snapshot

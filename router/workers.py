@@ -27,6 +27,7 @@ import sys
 import uvicorn
 
 from router.pool import load_pool
+from router.server_protocol import http_protocol
 from router.settings import Settings
 from store.embedded import EmbeddedPostgres
 
@@ -83,6 +84,7 @@ def serve_workers(settings: Settings, workers: int) -> None:
             log_config=None,  # each worker configures logging in app_from_env
             access_log=False,
             timeout_keep_alive=settings.keep_alive_s,
+            http=http_protocol(settings),
         )
     finally:
         if learner is not None:

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.background import BackgroundTask
 
 from features.errors import RequestError
 from learner.reward import RewardWeights
@@ -143,18 +144,24 @@ async def route_and_run(
     request = route_request(body, runtime, tenant, caller.key_id)
     events = runtime.router.run(request)
     if not request.stream:
+        # The run is closed once the answer is sent (its policies unpinned): not left for the
+        # garbage collector, whose finalizer would wake the event loop from another thread.
+        closing = BackgroundTask(events.aclose)
         async for event in events:
             if isinstance(event, RouteResult | RouteFailed):
                 await settle(runtime, caller, event)
             if isinstance(event, RouteResult):
                 return JSONResponse(
-                    result_body(event), headers={"x-signalroute-request-id": event.request_id}
+                    result_body(event),
+                    headers={"x-signalroute-request-id": event.request_id},
+                    background=closing,
                 )
             if isinstance(event, RouteFailed):
                 return JSONResponse(
                     failed_body(event),
                     status_code=event.error.status_code,
                     headers={"x-signalroute-request-id": event.request_id},
+                    background=closing,
                 )
         raise RequestError("the router produced no result")
 

@@ -9,6 +9,7 @@ failed, or abandoned.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -293,11 +294,18 @@ class JournalWriter:
     """
 
     def __init__(
-        self, database: Database, spool: Spool | None = None, *, max_batch: int = 256
+        self,
+        database: Database,
+        spool: Spool | None = None,
+        *,
+        max_batch: int = 256,
+        linger_s: float = 0.0,
     ) -> None:
         self._database = database
         self._spool = spool
         self._max_batch = max_batch
+        self._linger_s = linger_s
+        self._urgent = asyncio.Event()
         self._queue: deque[tuple[PendingRequest | Entry, asyncio.Future[None]]] = deque()
         self._pending: dict[str, asyncio.Future[None]] = {}
         self._by_decision: dict[str, str] = {}
@@ -313,6 +321,7 @@ class JournalWriter:
         journal.written = True
         for row in journal.decisions:
             self._by_decision[row.decision_id] = journal.request_id
+        self._urgent.set()  # the request is over: its rows go now
         self._enqueue(journal.request_id, (journal, outcome, embedding))
 
     def _enqueue(self, request_id: str, item: PendingRequest | Entry) -> None:
@@ -324,6 +333,9 @@ class JournalWriter:
 
     async def _run(self) -> None:
         while self._queue:
+            if not self._urgent.is_set() and self._linger_s > 0:
+                await self._linger()
+            self._urgent.clear()
             taken = [self._queue.popleft() for _ in range(min(self._max_batch, len(self._queue)))]
             items = [item for item, _ in taken]
             try:
@@ -340,6 +352,13 @@ class JournalWriter:
                     if not isinstance(item, PendingRequest):
                         for row in item[0].decisions:
                             self._by_decision.pop(row.decision_id, None)
+
+    async def _linger(self) -> None:
+        """Wait up to ``linger_s`` before writing rows of requests still running: their
+        journal usually ends them within it, and then one transaction carries both instead of
+        two, the first of which would have run beside the model call."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._urgent.wait(), self._linger_s)
 
     async def _write(self, items: list[PendingRequest | Entry]) -> None:
         requests = [item for item in items if isinstance(item, PendingRequest)]
@@ -386,6 +405,7 @@ class JournalWriter:
             request_id = self._by_decision.get(decision_id)
         future = self._pending.get(request_id) if request_id is not None else None
         if future is not None:
+            self._urgent.set()  # somebody reads them: no lingering
             await asyncio.shield(future)
 
     @property
@@ -399,6 +419,7 @@ class JournalWriter:
     async def drain(self) -> None:
         """Wait until every queued request and journal is written (or spooled)."""
         while self._task is not None and not self._task.done():
+            self._urgent.set()
             await asyncio.shield(self._task)
 
     async def flush_spool(self) -> int:

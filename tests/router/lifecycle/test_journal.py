@@ -3,6 +3,8 @@ them to a bad neighbour in its batch, and spools what the store cannot take."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -205,3 +207,48 @@ async def test_waiting_for_a_request_returns_once_its_rows_are_in(database: Data
     await writer.wait(request_id=request_id)
     async with database.connection() as conn:
         assert (await requests.get_request(conn, request_id)).status == RequestStatus.COMPLETED
+
+
+async def test_a_lingering_request_row_goes_with_its_journal_in_one_transaction(
+    database: Database,
+) -> None:
+    counting = CountingDatabase(database)
+    writer = JournalWriter(counting, linger_s=30.0)
+    request_id = str(uuid.uuid4())
+    writer.log_request(PendingRequest(request_id, "acme", "ann", ROW))
+    await asyncio.sleep(0.05)  # the request runs: its row waits
+    assert counting.transactions == 0
+    writer.submit(a_journal(request_id), DONE)  # it ended: both go now, together
+    await asyncio.wait_for(writer.drain(), 10)
+    assert counting.transactions == 1
+    async with database.connection() as conn:
+        assert (await requests.get_request(conn, request_id)).status == RequestStatus.COMPLETED
+
+
+async def test_a_request_row_lingers_no_longer_than_the_linger(database: Database) -> None:
+    counting = CountingDatabase(database)
+    writer = JournalWriter(counting, linger_s=0.1)
+    request_id = str(uuid.uuid4())
+    writer.log_request(PendingRequest(request_id, "acme", "ann", ROW))
+    started = time.monotonic()
+    while counting.transactions == 0:  # no journal comes: the row is logged on its own
+        assert time.monotonic() - started < 10, "the row was never logged"
+        await asyncio.sleep(0.01)
+    assert time.monotonic() - started >= 0.09
+    await writer.drain()
+    async with database.connection() as conn:
+        assert (await requests.get_request(conn, request_id)).status == RequestStatus.ACCEPTED
+
+
+async def test_waiting_for_or_draining_a_lingering_row_writes_it_at_once(
+    database: Database,
+) -> None:
+    writer = JournalWriter(database, linger_s=30.0)
+    waited, drained = str(uuid.uuid4()), str(uuid.uuid4())
+    writer.log_request(PendingRequest(waited, "acme", None, ROW))
+    await asyncio.wait_for(writer.wait(request_id=waited), 10)  # not 30 s
+    writer.log_request(PendingRequest(drained, "acme", None, ROW))
+    await asyncio.wait_for(writer.drain(), 10)
+    async with database.connection() as conn:
+        for request_id in (waited, drained):
+            assert (await requests.get_request(conn, request_id)).status == RequestStatus.ACCEPTED
