@@ -104,13 +104,21 @@ class Decider:
         return self._explore
 
     def draw(
-        self, journal: Journal, stage: str, context: Context, rule: Rule | None = None
+        self,
+        journal: Journal,
+        stage: str,
+        context: Context,
+        rule: Rule | None = None,
+        *,
+        floor: float = 0.0,
     ) -> Drawn:
         """Draw an action from the stage's policy and journal the decision. With a ``rule``
         (and anchoring on) the stage starts from the rule's action and leaves it only where
-        its evidence says the policy's choice earns more (``learner.anchor``). The policy is
-        the one serving the journal's tenant (``PolicyRegistry.serving``); the decision logs
-        its name and update count."""
+        its evidence says the policy's choice earns more (``learner.anchor``). While
+        exploring, every action keeps at least ``floor`` of the probability (a stage whose
+        skipped action observes nothing needs its observing action tried now and then). The
+        policy is the one serving the journal's tenant (``PolicyRegistry.serving``); the
+        decision logs its name and update count."""
         started_ns = tracing.started_ns()
         served = self._policies.serving(stage, journal.tenant)
         pmf = served.policy.pmf(context)
@@ -129,6 +137,9 @@ class Decider:
             )
         elif not self._explore:
             pmf = greedy_pmf(pmf)
+        if self._explore and floor > 0.0:
+            share = min(floor * len(pmf), 1.0)
+            pmf = [(1.0 - share) * p + share / len(pmf) for p in pmf]
         index = sample_index(pmf, self._rng)
         by_action = dict(zip(context.arm_names, pmf, strict=True))
         drawn = Drawn(
@@ -184,6 +195,23 @@ class Decider:
                 policy_name=None if learned is None else learned.policy_name,
             )
         )
+
+    async def counterfactual(
+        self, journal: Journal, drawn: Drawn, action: str, reward: float
+    ) -> None:
+        """Learn the reward ``action`` (not the one drawn) would have earned, observed through
+        the drawn one: weighted by the drawn action's probability, the chance that this
+        observation was made (inverse-propensity weighting), and counted as evidence in the
+        decision's bucket. Not journaled: the decision's logged reward stays the drawn
+        action's, as offline evaluation needs (a restart relearns it only through the
+        snapshot taken after it)."""
+        if not self._learn:
+            return
+        await self._policies.learn_for(
+            journal.tenant, drawn.stage, drawn.context, action, drawn.probability, reward
+        )
+        if drawn.bucket is not None:
+            self._policies.evidence(drawn.stage, journal.tenant).add(drawn.bucket, action, reward)
 
 
 def trace(

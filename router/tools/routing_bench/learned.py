@@ -33,7 +33,7 @@ from learner.anchor import DEFAULT_ANCHOR
 from learner.config import Exploration, PolicyConfig
 from learner.reward import RewardWeights
 from router.health import HealthTracker
-from router.lifecycle.stages import ESCALATION, JudgeMode, StageOptions
+from router.lifecycle.stages import ESCALATION, JudgeMode, JudgeRule, StageOptions
 from router.policies import PolicyRegistry
 from router.pool import ARM_NAME, Arm, Pool
 from router.providers import Provider
@@ -79,14 +79,20 @@ class Variant:
     description: str
     max_escalations: int = 1
     judge_components: bool = False
+    gated: bool = False
+    """The judge gate decides whether each first answer is judged (``judge: learned``),
+    starting from the run's judge mode as its rule."""
 
     def stages(self, judge: JudgeMode, *, learning: bool) -> StageOptions:
         needed = learning or self.escalation
+        rule: JudgeRule = "on_doubt" if judge == "on_doubt" else "always"
+        mode: JudgeMode = "learned" if self.gated and judge in ("always", "on_doubt") else judge
         return StageOptions(
             in_generation=self.in_generation,
             escalation=self.escalation,
             components=self.components,
-            judge=judge if needed else "never",
+            judge=mode if needed else "never",
+            judge_rule=rule,
             max_escalations=self.max_escalations,
             judge_components=self.judge_components,
         )
@@ -106,6 +112,16 @@ VARIANTS: Mapping[str, Variant] = {
         True,
         False,
         "pre-generation routing, then the learned escalation policy accepts or escalates",
+    ),
+    "escalation-gated": Variant(
+        "escalation-gated",
+        False,
+        True,
+        False,
+        "escalation, the learned judge gate deciding whether each answer is judged "
+        "(starting from the run's judge mode and skipping the judge where its evidence says "
+        "the verdict is not worth its price)",
+        gated=True,
     ),
     "chain": Variant(
         "chain",
@@ -270,19 +286,23 @@ def check_arm_names(matrix: RoutingMatrix) -> None:
 
 
 def bench_pool(matrix: RoutingMatrix, escalation_targets: Sequence[str]) -> Pool:
-    """One arm per model of the matrix, with its list price; context windows never mask."""
+    """One arm per model of the matrix, with its list price; context windows never mask.
+    The judge is the model the benchmark judge is billed as (its price is what the judge
+    gate weighs; the verdicts come from ``MatrixJudge``)."""
+
+    def arm(model: str) -> Arm:
+        return Arm(
+            name=model,
+            base_url=MATRIX_URL,
+            model=model,
+            input_usd_per_mtok=matrix.prices[model].input_usd_per_mtok,
+            output_usd_per_mtok=matrix.prices[model].output_usd_per_mtok,
+            context_window=10_000_000,
+        )
+
     return Pool(
-        arms=tuple(
-            Arm(
-                name=model,
-                base_url=MATRIX_URL,
-                model=model,
-                input_usd_per_mtok=matrix.prices[model].input_usd_per_mtok,
-                output_usd_per_mtok=matrix.prices[model].output_usd_per_mtok,
-                context_window=10_000_000,
-            )
-            for model in matrix.models
-        ),
+        arms=tuple(arm(model) for model in matrix.models),
+        judge=arm(matrix.judge_model),
         escalation_targets=tuple(escalation_targets),
     )
 
