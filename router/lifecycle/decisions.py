@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -196,22 +196,27 @@ class Decider:
             )
         )
 
-    async def counterfactual(
-        self, journal: Journal, drawn: Drawn, action: str, reward: float
+    async def settle_with_counterfactual(
+        self, journal: Journal, drawn: Drawn, reward: float, action: str, counterfactual: float
     ) -> None:
-        """Learn the reward ``action`` (not the one drawn) would have earned, observed through
-        the drawn one: weighted by the drawn action's probability, the chance that this
-        observation was made (inverse-propensity weighting), and counted as evidence in the
-        decision's bucket. Not journaled: the decision's logged reward stays the drawn
-        action's, as offline evaluation needs (a restart relearns it only through the
-        snapshot taken after it)."""
+        """``settle`` the drawn action with its ``reward``, and learn the ``counterfactual``
+        reward ``action`` (not drawn) would have earned, observed through the drawn one:
+        weighted by the drawn action's probability, the chance this observation was made
+        (inverse-propensity weighting). The two count as a pair in the decision's bucket
+        (``Evidence.add_pair``). The counterfactual is not journaled: the decision's logged
+        reward stays the drawn action's, as offline evaluation needs (a restart relearns it
+        only through the snapshot taken after it)."""
+        bucket, drawn = drawn.bucket, replace(drawn, bucket=None)
+        await self.settle(journal, drawn, reward)
         if not self._learn:
             return
         await self._policies.learn_for(
-            journal.tenant, drawn.stage, drawn.context, action, drawn.probability, reward
+            journal.tenant, drawn.stage, drawn.context, action, drawn.probability, counterfactual
         )
-        if drawn.bucket is not None:
-            self._policies.evidence(drawn.stage, journal.tenant).add(drawn.bucket, action, reward)
+        if bucket is not None:
+            self._policies.evidence(drawn.stage, journal.tenant).add_pair(
+                bucket, drawn.action, reward, action, counterfactual
+            )
 
 
 def trace(

@@ -18,11 +18,14 @@ delivered answer's quality for everything spent on the answer, the judge and the
 escalations the verdict led to. Skipping would have earned the first answer's utility as
 the judge graded it, for the answer's cost alone. The ask decision is rewarded (and
 journaled) with the first; the second is learned as the ``skip`` action's counterfactual,
-weighted by the probability of asking (``Decider.counterfactual``: inverse-propensity
-weighting of the requests that were asked), and both count as the bucket's evidence, paired
-on the same requests. Asking thus earns more exactly where the verdicts it buys let
-escalation repair wrong answers for less than the judge costs. A skipped decision is
-journaled without a reward (there is none to observe). While learning, ``ask`` keeps at
+weighted by the probability of asking (``Decider.settle_with_counterfactual``:
+inverse-propensity weighting of the requests that were asked), and the two count as a pair
+in the bucket's evidence: the anchor compares ask and skip on their paired differences, far
+steadier than either reward (both share the request's luck), so a judge price that is small
+next to the rewards' spread can still be seen to outweigh what the verdicts repair. Asking
+thus earns more exactly where the verdicts it buys let escalation repair wrong answers for
+less than the judge costs. A skipped decision is journaled without a reward (there is none
+to observe). While learning, ``ask`` keeps at
 least ``MIN_ASK`` of the probability, so contexts the gate skips still get verdicts.
 
 What the reward does not price: a verdict is also the other stages' learning signal (an
@@ -200,12 +203,14 @@ class JudgeGate:
             answer_latency_ms=(self.decided_at - started) * 1000.0,
             total_latency_ms=(self.kit.clock() - started) * 1000.0,
         )
-        await self.kit.decider.settle(self.prep.journal, drawn, ask)
         details: dict[str, object] = {"spent_after_usd": spent_after}
         if first.verdict is None:
+            await self.kit.decider.settle(self.prep.journal, drawn, ask)
             outcome = "asked; the judge gave no verdict"
         else:
-            await self.kit.decider.counterfactual(self.prep.journal, drawn, SKIP, skip)
+            await self.kit.decider.settle_with_counterfactual(
+                self.prep.journal, drawn, ask, SKIP, skip
+            )
             outcome = "asked the judge"
             details["skip_reward"] = skip
         self.ledger.traces[index] = self._trace(outcome, ask, first.judge_cost_usd, details)

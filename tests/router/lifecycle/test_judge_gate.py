@@ -189,13 +189,14 @@ async def test_an_asked_decision_teaches_the_skip_it_did_not_take() -> None:
     drawn = decider.draw(journal, "judge", CONTEXT, rule, floor=0.05)
     while drawn.action != ASK:
         drawn = decider.draw(journal, "judge", CONTEXT, rule, floor=0.05)
-    await decider.settle(journal, drawn, 0.6)
-    await decider.counterfactual(journal, drawn, SKIP, 0.8)
+    await decider.settle_with_counterfactual(journal, drawn, 0.6, SKIP, 0.8)
     assert registry.learned == [(ASK, drawn.probability, 0.6), (SKIP, drawn.probability, 0.8)]
     evidence = registry.evidence("judge")
+    assert evidence.count(rule.bucket, ASK) == 1  # once, as one half of a pair
     assert evidence.mean(rule.bucket, ASK) == 0.6
     assert evidence.mean(rule.bucket, SKIP) == 0.8
     assert [r.value for r in journal.rewards] == [0.6]
     frozen = Decider(registry, np.random.default_rng(1), learn=False)  # type: ignore[arg-type]
-    await frozen.counterfactual(journal, drawn, SKIP, 0.1)
-    assert len(registry.learned) == 2
+    await frozen.settle_with_counterfactual(journal, drawn, 0.1, SKIP, 0.1)
+    assert len(registry.learned) == 2  # evaluation mode learns nothing
+    assert [r.value for r in journal.rewards] == [0.6, 0.1]  # but logs the reward

@@ -55,7 +55,8 @@ def body(prompt: str, rule: str) -> dict[str, Any]:
 def gate_of(result: dict[str, Any]) -> dict[str, Any]:
     gates = [d for d in result["trace"]["decisions"] if d["stage"] == "judge"]
     assert len(gates) == 1, "one gate decision per request (on the first answer)"
-    return gates[0]
+    gate: dict[str, Any] = gates[0]
+    return gate
 
 
 def check_skipped(result: dict[str, Any], gate: dict[str, Any]) -> None:
