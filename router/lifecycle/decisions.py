@@ -110,15 +110,16 @@ class Decider:
         context: Context,
         rule: Rule | None = None,
         *,
-        floor: float = 0.0,
+        probe: tuple[str, float] | None = None,
     ) -> Drawn:
         """Draw an action from the stage's policy and journal the decision. With a ``rule``
         (and anchoring on) the stage starts from the rule's action and leaves it only where
-        its evidence says the policy's choice earns more (``learner.anchor``). While
-        exploring, every action keeps at least ``floor`` of the probability (a stage whose
-        skipped action observes nothing needs its observing action tried now and then). The
-        policy is the one serving the journal's tenant (``PolicyRegistry.serving``); the
-        decision logs its name and update count."""
+        its evidence says the policy's choice earns more (``learner.anchor``). With a
+        ``probe`` (action, share), exploration is that action's alone: while learning it
+        keeps at least that share of the probability and no other action is explored (a
+        stage whose other actions observe nothing learns only through the probing one, so
+        exploring them would buy nothing). The policy is the one serving the journal's
+        tenant (``PolicyRegistry.serving``); the decision logs its name and update count."""
         started_ns = tracing.started_ns()
         served = self._policies.serving(stage, journal.tenant)
         pmf = served.policy.pmf(context)
@@ -133,13 +134,16 @@ class Decider:
                 rule.bucket,
                 self._policies.evidence(stage, journal.tenant),
                 self._anchor,
-                explore=self._explore,
+                explore=self._explore and probe is None,
             )
-        elif not self._explore:
+        elif not self._explore or probe is not None:
             pmf = greedy_pmf(pmf)
-        if self._explore and floor > 0.0:
-            share = min(floor * len(pmf), 1.0)
-            pmf = [(1.0 - share) * p + share / len(pmf) for p in pmf]
+        if self._explore and probe is not None:
+            action, share = probe
+            pmf = [
+                (1.0 - share) * p + (share if name == action else 0.0)
+                for name, p in zip(context.arm_names, pmf, strict=True)
+            ]
         index = sample_index(pmf, self._rng)
         by_action = dict(zip(context.arm_names, pmf, strict=True))
         drawn = Drawn(

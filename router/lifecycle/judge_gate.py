@@ -25,8 +25,9 @@ steadier than either reward (both share the request's luck), so a judge price th
 next to the rewards' spread can still be seen to outweigh what the verdicts repair. Asking
 thus earns more exactly where the verdicts it buys let escalation repair wrong answers for
 less than the judge costs. A skipped decision is journaled without a reward (there is none
-to observe). While learning, ``ask`` keeps at
-least ``MIN_ASK`` of the probability, so contexts the gate skips still get verdicts.
+to observe). While learning, ``ask`` keeps at least ``MIN_ASK`` of the probability, so
+contexts the gate skips still get verdicts; ``skip`` is never explored, since a skipped
+answer teaches nothing (its value is learned from the asked ones alone).
 
 What the reward does not price: a verdict is also the other stages' learning signal (an
 unjudged answer teaches the pre-generation policy only what the validators saw). Without
@@ -57,7 +58,8 @@ SKIP = "skip"
 ACTIONS = (ASK, SKIP)
 
 MIN_ASK = 0.05
-"""While learning, every action of the gate keeps at least this probability."""
+"""While learning, ``ask`` keeps at least this probability where the gate skips; ``skip`` is
+never explored (a skipped answer teaches nothing: skipping is learned from asked ones)."""
 
 MIN_NEIGHBOURS = 3
 """Fewer rewarded neighbours of an arm than this tell nothing about its answers here."""
@@ -170,7 +172,7 @@ class JudgeGate:
             arm.name,
         )
         self.drawn = self.kit.decider.draw(
-            self.prep.journal, JUDGE_GATE, context, self.rule, floor=MIN_ASK
+            self.prep.journal, JUDGE_GATE, context, self.rule, probe=(ASK, MIN_ASK)
         )
         self.decided_at = self.kit.clock()
         self.signals = {"gate": features}

@@ -165,18 +165,23 @@ def test_asking_earns_more_exactly_where_escalation_repairs_the_answer() -> None
     assert ask < skip
 
 
-def test_the_draw_keeps_a_floor_while_exploring_and_not_when_frozen() -> None:
+def test_the_gate_explores_only_by_asking_and_not_when_frozen() -> None:
     """A skip the rule (and a certain policy) would always take still asks now and then
-    while learning; scored frozen, the anchored action is taken outright."""
+    while learning; an ask is never explored away (a skip teaches nothing); scored frozen,
+    the anchored action is taken outright."""
     rule = Rule(SKIP, "checked|high|cheap")
     certain = _Registry([0.0, 1.0])
     learning = Decider(certain, np.random.default_rng(0), learn=True)  # type: ignore[arg-type]
-    drawn = learning.draw(Journal("r", "t", None), "judge", CONTEXT, rule, floor=0.05)
+    drawn = learning.draw(Journal("r", "t", None), "judge", CONTEXT, rule, probe=(ASK, 0.05))
     assert drawn.pmf[ASK] == pytest.approx(0.05)
     assert drawn.pmf[SKIP] == pytest.approx(0.95)
     frozen = Decider(certain, np.random.default_rng(0), learn=False)  # type: ignore[arg-type]
-    drawn = frozen.draw(Journal("r", "t", None), "judge", CONTEXT, rule, floor=0.05)
+    drawn = frozen.draw(Journal("r", "t", None), "judge", CONTEXT, rule, probe=(ASK, 0.05))
     assert drawn.pmf == {ASK: 0.0, SKIP: 1.0}
+    uniform = Decider(_Registry([0.5, 0.5]), np.random.default_rng(0), learn=True)  # type: ignore[arg-type]
+    asks = Rule(ASK, "unchecked|low|cheap")
+    drawn = uniform.draw(Journal("r", "t", None), "judge", CONTEXT, asks, probe=(ASK, 0.05))
+    assert drawn.pmf == {ASK: 1.0, SKIP: 0.0}
 
 
 async def test_an_asked_decision_teaches_the_skip_it_did_not_take() -> None:
@@ -186,9 +191,9 @@ async def test_an_asked_decision_teaches_the_skip_it_did_not_take() -> None:
     decider = Decider(registry, np.random.default_rng(1), learn=True)  # type: ignore[arg-type]
     journal = Journal("r", "t", None)
     rule = Rule(ASK, "unchecked|unknown|cheap")
-    drawn = decider.draw(journal, "judge", CONTEXT, rule, floor=0.05)
+    drawn = decider.draw(journal, "judge", CONTEXT, rule, probe=(ASK, 0.05))
     while drawn.action != ASK:
-        drawn = decider.draw(journal, "judge", CONTEXT, rule, floor=0.05)
+        drawn = decider.draw(journal, "judge", CONTEXT, rule, probe=(ASK, 0.05))
     await decider.settle_with_counterfactual(journal, drawn, 0.6, SKIP, 0.8)
     assert registry.learned == [(ASK, drawn.probability, 0.6), (SKIP, drawn.probability, 0.8)]
     evidence = registry.evidence("judge")
