@@ -176,6 +176,7 @@ class Router:
         self._embedder = embedder
         self._categories = categories
         self._rng = rng
+        self._gate_rng = rng.spawn(1)[0]  # the judge gate's draws leave ``rng``'s stream be
         self._judge = judge
         self._config = config
         self._clock = clock
@@ -413,7 +414,7 @@ class Router:
             yield Delta(text)
 
         gate = (
-            JudgeGate(self._kit, prep, ledger, completion)
+            JudgeGate(self._kit, prep, ledger, completion, rng=self._gate_rng)
             if stages.judge == "learned" and self._judge is not None
             else None
         )

@@ -111,6 +111,7 @@ class Decider:
         rule: Rule | None = None,
         *,
         probe: tuple[str, float] | None = None,
+        rng: np.random.Generator | None = None,
     ) -> Drawn:
         """Draw an action from the stage's policy and journal the decision. With a ``rule``
         (and anchoring on) the stage starts from the rule's action and leaves it only where
@@ -119,7 +120,9 @@ class Decider:
         keeps at least that share of the probability and no other action is explored (a
         stage whose other actions observe nothing learns only through the probing one, so
         exploring them would buy nothing). The policy is the one serving the journal's
-        tenant (``PolicyRegistry.serving``); the decision logs its name and update count."""
+        tenant (``PolicyRegistry.serving``); the decision logs its name and update count.
+        ``rng``: draw with this generator instead of the decider's (a stage whose draws must
+        not shift the other stages' random stream)."""
         started_ns = tracing.started_ns()
         served = self._policies.serving(stage, journal.tenant)
         pmf = served.policy.pmf(context)
@@ -144,7 +147,7 @@ class Decider:
                 (1.0 - share) * p + (share if name == action else 0.0)
                 for name, p in zip(context.arm_names, pmf, strict=True)
             ]
-        index = sample_index(pmf, self._rng)
+        index = sample_index(pmf, self._rng if rng is None else rng)
         by_action = dict(zip(context.arm_names, pmf, strict=True))
         drawn = Drawn(
             decision_id=str(uuid.uuid4()),

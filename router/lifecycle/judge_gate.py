@@ -40,6 +40,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from features.historical import ArmHistory
 from features.verdicts import ValidationSummary
 from learner.reward import RewardWeights, shape_reward
@@ -151,6 +153,9 @@ class JudgeGate:
     prep: Prepared
     ledger: Ledger
     answer: Completion
+    rng: np.random.Generator | None = None
+    """The gate's own draws (None: the kit's), so that turning the gate on leaves every
+    other stage's random stream as it was: what it changes is then its own doing."""
     drawn: Drawn | None = None
     rule: Rule | None = None
     decided_at: float = 0.0
@@ -172,7 +177,12 @@ class JudgeGate:
             arm.name,
         )
         self.drawn = self.kit.decider.draw(
-            self.prep.journal, JUDGE_GATE, context, self.rule, probe=(ASK, MIN_ASK)
+            self.prep.journal,
+            JUDGE_GATE,
+            context,
+            self.rule,
+            probe=(ASK, MIN_ASK),
+            rng=self.rng,
         )
         self.decided_at = self.kit.clock()
         self.signals = {"gate": features}
