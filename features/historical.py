@@ -39,6 +39,8 @@ class ArmHistory:
     mean_reward: float
     count: int
     recency: float
+    spread: float = 0.0
+    """Similarity-weighted standard deviation of the rewards (0 for a single one)."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,7 @@ def summarize(
     similarity_by_request = {row.request_id: 1.0 - row.distance for row in rows}
     weights: dict[str, float] = {}
     weighted: dict[str, float] = {}
+    squares: dict[str, float] = {}
     counts: dict[str, int] = {}
     newest: dict[str, datetime] = {}
     for row in rows:
@@ -95,6 +98,7 @@ def summarize(
         weight = max(1.0 - row.distance, 0.05)
         weights[row.arm] = weights.get(row.arm, 0.0) + weight
         weighted[row.arm] = weighted.get(row.arm, 0.0) + weight * row.reward
+        squares[row.arm] = squares.get(row.arm, 0.0) + weight * row.reward * row.reward
         counts[row.arm] = counts.get(row.arm, 0) + 1
         newest_at = newest.get(row.arm)
         if newest_at is None or row.created_at > newest_at:
@@ -105,6 +109,7 @@ def summarize(
             mean_reward=weighted[arm] / weights[arm],
             count=counts[arm],
             recency=math.exp(-max(0.0, (now - newest[arm]).total_seconds()) * decay),
+            spread=_spread(weights[arm], weighted[arm], squares[arm]),
         )
         for arm in weights
     }
@@ -114,3 +119,10 @@ def summarize(
         mean_similarity=sum(similarities) / len(similarities),
         arms=arms,
     )
+
+
+def _spread(weight: float, weighted: float, squares: float) -> float:
+    """Weighted standard deviation from the sums of weights, weighted values and weighted
+    squares (float noise below 0 counts as 0)."""
+    mean = weighted / weight
+    return math.sqrt(max(0.0, squares / weight - mean * mean))

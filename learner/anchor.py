@@ -46,11 +46,18 @@ class AnchorConfig:
 DEFAULT_ANCHOR = AnchorConfig()
 
 
+PAIRED_VARIANCE_FLOOR = 1e-4
+"""The variance floor of paired differences: both rewards of a pair share the request's
+luck, so their difference can be far steadier than either (a tenth of the unpaired floor's
+standard deviation)."""
+
+
 @dataclass
 class _Tally:
     count: int = 0
     total: float = 0.0
     squares: float = 0.0
+    floor: float = 0.01
 
     def add(self, reward: float) -> None:
         self.count += 1
@@ -67,7 +74,7 @@ class _Tally:
         if self.count < 2:
             return 0.25
         spread = (self.squares - self.count * self.mean**2) / (self.count - 1)
-        return max(spread, 0.01)
+        return max(spread, self.floor)
 
 
 @dataclass
@@ -77,10 +84,27 @@ class Evidence:
 
     _tallies: dict[tuple[str, str], _Tally] = field(default_factory=dict)
     _pooled: dict[str, _Tally] = field(default_factory=dict)
+    _pairs: dict[tuple[str, str, str], _Tally] = field(default_factory=dict)
 
     def add(self, bucket: str, action: str, reward: float) -> None:
         self._tallies.setdefault((bucket, action), _Tally()).add(reward)
         self._pooled.setdefault(action, _Tally()).add(reward)
+
+    def add_pair(
+        self, bucket: str, action: str, reward: float, other: str, other_reward: float
+    ) -> None:
+        """Both actions' rewards on one decision (the taken one's, and what the other would
+        have earned, seen through it): each counts as ``add`` counts it, and ``beats``
+        compares the two on their paired differences once there are enough of them."""
+        self.add(bucket, action, reward)
+        self.add(bucket, other, other_reward)
+        difference = reward - other_reward
+        self._pairs.setdefault((bucket, action, other), _Tally(floor=PAIRED_VARIANCE_FLOOR)).add(
+            difference
+        )
+        self._pairs.setdefault((bucket, other, action), _Tally(floor=PAIRED_VARIANCE_FLOOR)).add(
+            -difference
+        )
 
     def best_pooled(self, actions: Sequence[str], config: AnchorConfig) -> str | None:
         """Of ``actions``, the one with the best mean reward over every bucket among those
@@ -103,7 +127,11 @@ class Evidence:
 
     def beats(self, bucket: str, challenger: str, incumbent: str, config: AnchorConfig) -> bool:
         """Whether ``challenger`` has earned more than ``incumbent`` in ``bucket`` by ``z``
-        standard errors, each with at least ``min_evidence`` rewards."""
+        standard errors, each with at least ``min_evidence`` rewards; on their paired
+        differences (``add_pair``) when at least ``min_evidence`` pairs were seen."""
+        pair = self._pairs.get((bucket, challenger, incumbent))
+        if pair is not None and pair.count >= config.min_evidence:
+            return pair.mean > config.z * math.sqrt(pair.variance / pair.count)
         a = self._tallies.get((bucket, challenger))
         b = self._tallies.get((bucket, incumbent))
         if a is None or b is None or min(a.count, b.count) < config.min_evidence:

@@ -24,6 +24,7 @@ SHARED_FAMILIES = {
     "I": "cut",
     "O": "output",
     "C": "component",
+    "G": "gate",
 }
 """The signal family each shared namespace of a context holds (a trace's names for them)."""
 
@@ -130,6 +131,19 @@ def escalation_context(
             )
         )
     return Context(shared={"Q": query.as_features(), "O": dict(output)}, arms=tuple(actions))
+
+
+def judge_gate_context(
+    query: QuerySignals, gate: Mapping[str, float | str], actions: tuple[str, ...]
+) -> Context:
+    """Ask the judge or skip it: the answer's validators, arm, history and the judge's price
+    shared in ``G`` (``router.lifecycle.judge_gate``), one action per ``actions``."""
+    return Context(
+        shared={"Q": query.as_features(), "G": dict(gate)},
+        arms=tuple(
+            ArmFeatures(arm=action, namespaces={"A": {"action": action}}) for action in actions
+        ),
+    )
 
 
 def component_context(

@@ -158,10 +158,17 @@ class StageDefaults(BaseModel):
         description="Rewrite a failed part (a code block that does not parse, prose that "
         "refuses) with another arm.",
     )
-    judge: Literal["always", "on_doubt", "sampled", "never"] = Field(
+    judge: Literal["always", "on_doubt", "sampled", "never", "learned"] = Field(
         default="on_doubt",
         description="When the judge grades an answer: always, on_doubt (no validator could "
-        "check the content), sampled (judge_sample_rate of answers) or never.",
+        "check the content), sampled (judge_sample_rate of answers), never, or learned (the "
+        "judge gate learns per answer whether a verdict is worth its price, starting from "
+        "judge_rule).",
+    )
+    judge_rule: Literal["always", "on_doubt"] = Field(
+        default="on_doubt",
+        description="With judge: learned, the rule the judge gate starts from and keeps until "
+        "its evidence says skipping (or asking) earns more.",
     )
     judge_sample_rate: float = Field(
         default=0.1, ge=0, le=1, description="Share of answers judged with judge: sampled."

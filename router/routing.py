@@ -86,6 +86,7 @@ from router.lifecycle.journal import (
 )
 from router.lifecycle.journal import write as write_journal
 from router.lifecycle.judge import Judge
+from router.lifecycle.judge_gate import JudgeGate
 from router.lifecycle.kit import StageKit
 from router.lifecycle.prompts import rendered_answer
 from router.lifecycle.repair import repair, repair_judged
@@ -175,6 +176,7 @@ class Router:
         self._embedder = embedder
         self._categories = categories
         self._rng = rng
+        self._gate_rng = rng.spawn(1)[0]  # the judge gate's draws leave ``rng``'s stream be
         self._judge = judge
         self._config = config
         self._clock = clock
@@ -411,6 +413,11 @@ class Router:
             )
             yield Delta(text)
 
+        gate = (
+            JudgeGate(self._kit, prep, ledger, completion, rng=self._gate_rng)
+            if stages.judge == "learned" and self._judge is not None
+            else None
+        )
         assessment = await assess(
             text,
             completion.finish_reason,
@@ -421,7 +428,9 @@ class Router:
             self._rng,
             calls=completion.tool_calls,
             components=components if stages.judge_components else (),
+            gate=None if gate is None else gate.decide,
         )
+        first_assessment = assessment
         ledger.cost_usd += assessment.judge_cost_usd
         verdicts = assessment.verdict.components if assessment.verdict is not None else ()
         # The assessment already validated the answer when no component was rewritten.
@@ -527,6 +536,8 @@ class Router:
                 answer, assessment = replaced.completion, replaced.assessment
                 text, arm, components = answer.text, answer.arm, replaced.components
 
+        if gate is not None:
+            await gate.settle(first_assessment, assessment)
         latency_ms = (self._clock() - prep.started) * 1000.0
         if credit_request:  # what the choice led to: the delivered answer, for all it cost
             spent = ledger.cost_usd + completion.cost_usd
@@ -714,6 +725,7 @@ def _request_params(request: RouteRequest) -> dict[str, Any]:
             "escalation": stages.escalation,
             "components": stages.components,
             "judge": stages.judge,
+            **({"judge_rule": stages.judge_rule} if stages.judge == "learned" else {}),
             "max_switches": stages.max_switches,
             "max_escalations": stages.max_escalations,
             "judge_components": stages.judge_components,

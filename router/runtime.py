@@ -26,7 +26,13 @@ from router.health import HealthConfig, HealthTracker
 from router.lifecycle.journal import JournalWriter
 from router.lifecycle.judge import Judge, LLMJudge
 from router.lifecycle.spool import JournalSpool
-from router.lifecycle.stages import COMPONENT, ESCALATION, IN_GENERATION, PRE_GENERATION
+from router.lifecycle.stages import (
+    COMPONENT,
+    ESCALATION,
+    IN_GENERATION,
+    JUDGE_GATE,
+    PRE_GENERATION,
+)
 from router.metrics import Metrics, mapping_reader
 from router.policies import PolicyRegistry
 from router.pool import Pool
@@ -97,6 +103,7 @@ STAGE_INTERACTIONS = {
     IN_GENERATION: ("QA", "IA", "HA"),
     ESCALATION: ("QA", "OA"),
     COMPONENT: ("QA", "CA"),
+    JUDGE_GATE: ("QA", "GA"),
 }
 """Which shared namespace each stage's policy crosses with the action features."""
 

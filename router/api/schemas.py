@@ -252,7 +252,8 @@ class StagesBody(BaseModel):
     in_generation: bool | None = None
     escalation: bool | None = None
     components: bool | None = None
-    judge: Literal["always", "on_doubt", "sampled", "never"] | None = None
+    judge: Literal["always", "on_doubt", "sampled", "never", "learned"] | None = None
+    judge_rule: Literal["always", "on_doubt"] | None = None
     judge_sample_rate: float | None = Field(default=None, ge=0, le=1)
     holdback_chars: int | None = Field(default=None, ge=0, le=100_000)
     stall_ms: float | None = Field(default=None, gt=0)

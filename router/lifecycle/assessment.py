@@ -8,7 +8,7 @@ answer's components (``StageOptions.judge_components``), the judge grades each o
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -136,17 +136,25 @@ async def assess(
     *,
     calls: Sequence[FunctionCall] = (),
     components: Sequence[Component] = (),
+    gate: Callable[[ValidationSummary], bool] | None = None,
 ) -> Assessment:
     """Validate ``text`` (and the tool ``calls``) and, when the judge mode asks for it,
     judge it: per component when ``components`` (the parts ``text`` is made of) are two or
-    more, else as a whole."""
+    more, else as a whole. A ``gate`` (the learned judge gate) decides in the judge mode's
+    place, given the validators' verdicts, whether an answer they did not fail is judged."""
     validation = answer_validation(text, expect, calls)
     verdict: JudgeVerdict | None = None
     error: str | None = None
     if (
         judge is not None
         and not validation.failed
-        and should_judge(stages.judge, stages.judge_sample_rate, validation, rng)
+        and (
+            gate(validation)
+            if gate is not None
+            else should_judge(
+                stages.judge, stages.judge_sample_rate, validation, rng, stages.judge_rule
+            )
+        )
     ):
         try:
             verdict = await (

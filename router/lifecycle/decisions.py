@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -104,13 +104,25 @@ class Decider:
         return self._explore
 
     def draw(
-        self, journal: Journal, stage: str, context: Context, rule: Rule | None = None
+        self,
+        journal: Journal,
+        stage: str,
+        context: Context,
+        rule: Rule | None = None,
+        *,
+        probe: tuple[str, float] | None = None,
+        rng: np.random.Generator | None = None,
     ) -> Drawn:
         """Draw an action from the stage's policy and journal the decision. With a ``rule``
         (and anchoring on) the stage starts from the rule's action and leaves it only where
-        its evidence says the policy's choice earns more (``learner.anchor``). The policy is
-        the one serving the journal's tenant (``PolicyRegistry.serving``); the decision logs
-        its name and update count."""
+        its evidence says the policy's choice earns more (``learner.anchor``). With a
+        ``probe`` (action, share), exploration is that action's alone: while learning it
+        keeps at least that share of the probability and no other action is explored (a
+        stage whose other actions observe nothing learns only through the probing one, so
+        exploring them would buy nothing). The policy is the one serving the journal's
+        tenant (``PolicyRegistry.serving``); the decision logs its name and update count.
+        ``rng``: draw with this generator instead of the decider's (a stage whose draws must
+        not shift the other stages' random stream)."""
         started_ns = tracing.started_ns()
         served = self._policies.serving(stage, journal.tenant)
         pmf = served.policy.pmf(context)
@@ -125,11 +137,17 @@ class Decider:
                 rule.bucket,
                 self._policies.evidence(stage, journal.tenant),
                 self._anchor,
-                explore=self._explore,
+                explore=self._explore and probe is None,
             )
-        elif not self._explore:
+        elif not self._explore or probe is not None:
             pmf = greedy_pmf(pmf)
-        index = sample_index(pmf, self._rng)
+        if self._explore and probe is not None:
+            action, share = probe
+            pmf = [
+                (1.0 - share) * p + (share if name == action else 0.0)
+                for name, p in zip(context.arm_names, pmf, strict=True)
+            ]
+        index = sample_index(pmf, self._rng if rng is None else rng)
         by_action = dict(zip(context.arm_names, pmf, strict=True))
         drawn = Drawn(
             decision_id=str(uuid.uuid4()),
@@ -184,6 +202,28 @@ class Decider:
                 policy_name=None if learned is None else learned.policy_name,
             )
         )
+
+    async def settle_with_counterfactual(
+        self, journal: Journal, drawn: Drawn, reward: float, action: str, counterfactual: float
+    ) -> None:
+        """``settle`` the drawn action with its ``reward``, and learn the ``counterfactual``
+        reward ``action`` (not drawn) would have earned, observed through the drawn one:
+        weighted by the drawn action's probability, the chance this observation was made
+        (inverse-propensity weighting). The two count as a pair in the decision's bucket
+        (``Evidence.add_pair``). The counterfactual is not journaled: the decision's logged
+        reward stays the drawn action's, as offline evaluation needs (a restart relearns it
+        only through the snapshot taken after it)."""
+        bucket, drawn = drawn.bucket, replace(drawn, bucket=None)
+        await self.settle(journal, drawn, reward)
+        if not self._learn:
+            return
+        await self._policies.learn_for(
+            journal.tenant, drawn.stage, drawn.context, action, drawn.probability, counterfactual
+        )
+        if bucket is not None:
+            self._policies.evidence(drawn.stage, journal.tenant).add_pair(
+                bucket, drawn.action, reward, action, counterfactual
+            )
 
 
 def trace(

@@ -26,7 +26,7 @@ from features.errors import ProviderBadResponseError
 from features.query import Message, last_user_text
 from features.validators import extract_json
 from features.verdicts import ValidationSummary
-from router.lifecycle.stages import JudgeMode
+from router.lifecycle.stages import JudgeMode, JudgeRule
 from router.providers import ChatRequest, Provider
 
 RUBRIC = (
@@ -271,9 +271,16 @@ class LLMJudge:
 
 
 def should_judge(
-    mode: JudgeMode, sample_rate: float, validation: ValidationSummary, rng: np.random.Generator
+    mode: JudgeMode,
+    sample_rate: float,
+    validation: ValidationSummary,
+    rng: np.random.Generator,
+    rule: JudgeRule = "on_doubt",
 ) -> bool:
-    """Whether to call the judge on an answer, given how far the validators got."""
+    """Whether to call the judge on an answer, given how far the validators got. ``learned``
+    answers as its ``rule`` does: the gate decides only the answers it is asked about."""
+    if mode == "learned":
+        mode = rule
     if mode == "always":
         return True
     if mode == "never":

@@ -13,14 +13,18 @@ ESCALATION = "post"
 """After validation and judging: accept the answer or escalate it to another model."""
 COMPONENT = "component"
 """Pick the model that rewrites one failed component of an answer."""
+JUDGE_GATE = "judge"
+"""After validation, before the judge: ask the judge about the answer or accept it unjudged
+(with ``judge: learned``; ``router.lifecycle.judge_gate``)."""
 
-STAGES = (PRE_GENERATION, IN_GENERATION, ESCALATION, COMPONENT)
+STAGES = (PRE_GENERATION, IN_GENERATION, ESCALATION, COMPONENT, JUDGE_GATE)
 
 ACCEPT = "accept"
 """The escalation stage's action that keeps the answer."""
 ESCALATE_PREFIX = "escalate:"
 
-JudgeMode = Literal["always", "on_doubt", "sampled", "never"]
+JudgeMode = Literal["always", "on_doubt", "sampled", "never", "learned"]
+JudgeRule = Literal["always", "on_doubt"]
 
 
 @dataclass(frozen=True)
@@ -28,7 +32,9 @@ class StageOptions:
     """Which stages run for a request, and how.
 
     ``judge``: ``always``; ``on_doubt`` (when no validator could check the content);
-    ``sampled`` (a ``judge_sample_rate`` share of requests); ``never``.
+    ``sampled`` (a ``judge_sample_rate`` share of requests); ``never``; ``learned`` (the
+    judge gate decides per answer, starting from ``judge_rule``: ``on_doubt`` or ``always``;
+    answers the gate does not see, such as escalated ones, are judged by the rule).
     ``holdback_chars``: streamed text held back from the client until this many characters
     passed the detectors (a run cut inside the window is never seen by the client).
     ``max_escalations``: how many times one answer may be escalated in a chain (an escalated
@@ -45,6 +51,7 @@ class StageOptions:
     components: bool = True
     judge: JudgeMode = "on_doubt"
     judge_sample_rate: float = 0.1
+    judge_rule: JudgeRule = "on_doubt"
     holdback_chars: int = 200
     stall_ms: float = 10_000.0
     max_switches: int = 2

@@ -48,6 +48,9 @@ def test_summarize_weights_rewards_by_similarity() -> None:
     assert history.mean_reward == pytest.approx(0.9 / (0.9 + 0.1))
     assert history.recency == pytest.approx(1.0)  # its newest reward is from now
     assert signals.arms["c"].recency == pytest.approx(0.5)  # one half-life ago
+    mean = history.mean_reward  # the spread is weighted as the mean is
+    assert history.spread == pytest.approx(math.sqrt(0.9 * (1 - mean) ** 2 + 0.1 * mean**2))
+    assert signals.arms["c"].spread == 0.0  # a single reward
     assert "b" not in signals.arms
     assert signals.arm_features("b") == {"unseen": 1.0}
     assert signals.arm_features("a", prefix="u_")["u_log_count"] == round(math.log1p(2), 4)

@@ -103,3 +103,27 @@ def test_the_pooled_best_action_needs_enough_evidence() -> None:
     assert evidence.best_pooled(ACTIONS, config) == "accept"  # pooled over the buckets
     assert evidence.best_pooled(("escalate:mid", "escalate:strong"), config) == "escalate:mid"
     assert evidence.mean("nowhere", "accept") is None
+
+
+def test_paired_rewards_reveal_a_small_steady_difference_unpaired_ones_hide() -> None:
+    """Skipping the judge earns its small price more on every answer the verdict would not
+    have changed, and loses a lot on the rare one it would have repaired. Compared as pairs,
+    the steady difference shows; compared as two independent samples, the shared luck of
+    each request (its answer right or wrong) drowns it."""
+    config = AnchorConfig(min_evidence=20, z=1.5)
+    rng = np.random.default_rng(0)
+    paired, unpaired = Evidence(), Evidence()
+    for _ in range(100):
+        quality = float(rng.random() < 0.7)  # right or wrong, whatever the gate does
+        ask, skip = quality - 0.02, quality  # the verdict changes nothing, costs 0.02
+        paired.add_pair("b", "ask", ask, "skip", skip)
+        unpaired.add("b", "ask", ask)
+        unpaired.add("b", "skip", skip)
+    assert paired.beats("b", "skip", "ask", config)
+    assert not paired.beats("b", "ask", "skip", config)
+    assert not unpaired.beats("b", "skip", "ask", config)
+    assert paired.count("b", "skip") == 100  # each half counts as a reward, as add counts it
+    few = Evidence()
+    for _ in range(19):
+        few.add_pair("b", "ask", 0.0, "skip", 1.0)
+    assert not few.beats("b", "skip", "ask", config)  # not enough pairs (nor rewards) yet

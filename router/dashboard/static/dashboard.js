@@ -318,7 +318,7 @@
 
   // The context's namespaces, as the router names its signal families.
   const FAMILIES = {
-    Q: "query", H: "historical", O: "output", I: "cut run", C: "component",
+    Q: "query", H: "historical", O: "output", I: "cut run", C: "component", G: "judge gate",
     A: "arm", S: "arm system", K: "arm history",
   };
 

@@ -138,9 +138,10 @@ def add_bench_command(commands: Any) -> None:
     )
     bench.add_argument(
         "--judge",
-        choices=("always", "on_doubt"),
+        choices=("always", "on_doubt", "learned"),
         default="always",
-        help="when the judge grades an answer (default always: every request a learning signal)",
+        help="when the judge grades an answer (default always: every request a learning "
+        "signal; learned: the judge gate decides, starting from always)",
     )
     bench.add_argument(
         "--holdout",

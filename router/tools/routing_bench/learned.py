@@ -26,14 +26,17 @@ import numpy as np
 import numpy.typing as npt
 
 from features.categories import CategoryIndex
+from features.components import Component
 from features.embedders import EmbedderName, create_embedder
 from features.embedding import Embedder, Vector
 from features.errors import ConfigError
+from features.query import Message
 from learner.anchor import DEFAULT_ANCHOR
 from learner.config import Exploration, PolicyConfig
 from learner.reward import RewardWeights
 from router.health import HealthTracker
-from router.lifecycle.stages import ESCALATION, JudgeMode, StageOptions
+from router.lifecycle.judge import Judge, JudgeVerdict
+from router.lifecycle.stages import ESCALATION, JudgeMode, JudgeRule, StageOptions
 from router.policies import PolicyRegistry
 from router.pool import ARM_NAME, Arm, Pool
 from router.providers import Provider
@@ -79,14 +82,20 @@ class Variant:
     description: str
     max_escalations: int = 1
     judge_components: bool = False
+    gated: bool = False
+    """The judge gate decides whether each first answer is judged (``judge: learned``),
+    starting from the run's judge mode as its rule."""
 
     def stages(self, judge: JudgeMode, *, learning: bool) -> StageOptions:
         needed = learning or self.escalation
+        rule: JudgeRule = "on_doubt" if judge == "on_doubt" else "always"
+        mode: JudgeMode = "learned" if self.gated and judge in ("always", "on_doubt") else judge
         return StageOptions(
             in_generation=self.in_generation,
             escalation=self.escalation,
             components=self.components,
-            judge=judge if needed else "never",
+            judge=mode if needed else "never",
+            judge_rule=rule,
             max_escalations=self.max_escalations,
             judge_components=self.judge_components,
         )
@@ -106,6 +115,16 @@ VARIANTS: Mapping[str, Variant] = {
         True,
         False,
         "pre-generation routing, then the learned escalation policy accepts or escalates",
+    ),
+    "escalation-gated": Variant(
+        "escalation-gated",
+        False,
+        True,
+        False,
+        "escalation, the learned judge gate deciding whether each answer is judged "
+        "(starting from the run's judge mode and skipping the judge where its evidence says "
+        "the verdict is not worth its price)",
+        gated=True,
     ),
     "chain": Variant(
         "chain",
@@ -214,6 +233,12 @@ class PassResult:
     cut: BoolArray
     decisions: int
     seconds: float
+    judge_calls: int = 0
+    """Verdicts the judge gave in the pass (every answer judged, escalated ones too)."""
+
+    @property
+    def judge_calls_per_request(self) -> float:
+        return self.judge_calls / len(self.rows) if len(self.rows) else 0.0
 
     @property
     def mean_quality(self) -> float:
@@ -270,19 +295,23 @@ def check_arm_names(matrix: RoutingMatrix) -> None:
 
 
 def bench_pool(matrix: RoutingMatrix, escalation_targets: Sequence[str]) -> Pool:
-    """One arm per model of the matrix, with its list price; context windows never mask."""
+    """One arm per model of the matrix, with its list price; context windows never mask.
+    The judge is the model the benchmark judge is billed as (its price is what the judge
+    gate weighs; the verdicts come from ``MatrixJudge``)."""
+
+    def arm(model: str) -> Arm:
+        return Arm(
+            name=model,
+            base_url=MATRIX_URL,
+            model=model,
+            input_usd_per_mtok=matrix.prices[model].input_usd_per_mtok,
+            output_usd_per_mtok=matrix.prices[model].output_usd_per_mtok,
+            context_window=10_000_000,
+        )
+
     return Pool(
-        arms=tuple(
-            Arm(
-                name=model,
-                base_url=MATRIX_URL,
-                model=model,
-                input_usd_per_mtok=matrix.prices[model].input_usd_per_mtok,
-                output_usd_per_mtok=matrix.prices[model].output_usd_per_mtok,
-                context_window=10_000_000,
-            )
-            for model in matrix.models
-        ),
+        arms=tuple(arm(model) for model in matrix.models),
+        judge=arm(matrix.judge_model),
         escalation_targets=tuple(escalation_targets),
     )
 
@@ -297,7 +326,7 @@ class _Pass:
     cut: list[bool] = field(default_factory=list)
     decisions: int = 0
 
-    def result(self, seconds: float) -> PassResult:
+    def result(self, seconds: float, judge_calls: int = 0) -> PassResult:
         return PassResult(
             rows=np.asarray(self.rows, dtype=np.intp),
             column=np.asarray(self.column, dtype=np.intp),
@@ -307,7 +336,26 @@ class _Pass:
             cut=np.asarray(self.cut, dtype=np.bool_),
             decisions=self.decisions,
             seconds=seconds,
+            judge_calls=judge_calls,
         )
+
+
+class CountingJudge:
+    """A judge that counts the verdicts it is asked for (what judging cost a pass)."""
+
+    def __init__(self, inner: Judge) -> None:
+        self._inner = inner
+        self.calls = 0
+
+    async def score(self, messages: Sequence[Message], answer: str) -> JudgeVerdict:
+        self.calls += 1
+        return await self._inner.score(messages, answer)
+
+    async def score_components(
+        self, messages: Sequence[Message], components: Sequence[Component]
+    ) -> JudgeVerdict:
+        self.calls += 1
+        return await self._inner.score_components(messages, components)
 
 
 class LearnedRunner:
@@ -354,8 +402,10 @@ class LearnedRunner:
             health = HealthTracker(self._pool.names)
             spend = SpendTracker()
             rng = np.random.default_rng(spec.seed)
-            judge = MatrixJudge(
-                self._matrix, self._index, accuracy=settings.judge_accuracy, seed=spec.seed
+            judge = CountingJudge(
+                MatrixJudge(
+                    self._matrix, self._index, accuracy=settings.judge_accuracy, seed=spec.seed
+                )
             )
 
             def router(learn: bool) -> Router:
@@ -384,9 +434,11 @@ class LearnedRunner:
             live = router(learn=True)
             learning = variant.stages(settings.judge, learning=True)
             serving = variant.stages(settings.judge, learning=False)
-            train = await self._pass(live, train_rows, weights, learning, progress)
-            frozen = await self._pass(router(learn=False), test_rows, weights, serving, progress)
-            online = await self._pass(live, test_rows, weights, learning, progress)
+            train = await self._pass(live, train_rows, weights, learning, progress, judge)
+            frozen = await self._pass(
+                router(learn=False), test_rows, weights, serving, progress, judge
+            )
+            online = await self._pass(live, test_rows, weights, learning, progress, judge)
         finally:
             for stage in policies.stages:
                 policies.get(stage).close()
@@ -399,8 +451,10 @@ class LearnedRunner:
         weights: RewardWeights,
         stages: StageOptions,
         progress: Progress | None,
+        judge: CountingJudge | None = None,
     ) -> PassResult:
         matrix, collected = self._matrix, _Pass()
+        judged_before = judge.calls if judge is not None else 0
         task_hint = self._settings.task_hint
         started = time.perf_counter()
         for count, row in enumerate(rows, start=1):
@@ -442,7 +496,8 @@ class LearnedRunner:
                 progress(50)
         if progress is not None:
             progress(len(rows) % 50)
-        return collected.result(time.perf_counter() - started)
+        judged = (judge.calls - judged_before) if judge is not None else 0
+        return collected.result(time.perf_counter() - started, judged)
 
     def _delivered(self, row: int, result: RouteResult) -> int | None:
         """The column whose recorded answer was delivered: the answering arm's when the text

@@ -27,6 +27,7 @@ from router.tools.routing_bench.run import PROMPTED_CASCADE, BenchResult
 LEARNED_COLOURS = {
     "pre": "tab:blue",
     "escalation": "tab:red",
+    "escalation-gated": "tab:pink",
     "chain": "tab:cyan",
     "components": "tab:olive",
     "full": "tab:purple",

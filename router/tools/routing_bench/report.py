@@ -164,6 +164,10 @@ def _learned_policies(
         entry["escalated_share"] = _median(float(r.frozen.escalated.mean()) for r in runs)
         entry["cut_share"] = _median(float(r.frozen.cut.mean()) for r in runs)
         entry["failed_share"] = _median(float((r.frozen.column < 0).mean()) for r in runs)
+        entry["judge_calls_per_request"] = {
+            name: _median(getattr(r, name).judge_calls_per_request for r in runs)
+            for name in ("train", "frozen", "online")
+        }
         entry["per_seed"] = [
             {
                 "seed": r.spec.seed,

@@ -126,3 +126,33 @@ def test_escalated_answers_are_judged_only_when_the_verdict_can_matter() -> None
     assert verdict_matters(kit(learn=True), first(0.0))  # the escalation's reward
     assert verdict_matters(kit(learn=False), first(1.0))  # which answer is kept
     assert not verdict_matters(kit(learn=False), first(0.0))  # the new one, whatever
+
+
+def test_the_gated_variant_lets_the_judge_gate_start_from_the_runs_judge_mode() -> None:
+    gated = VARIANTS["escalation-gated"]
+    for learning in (True, False):
+        stages = gated.stages("always", learning=learning)
+        assert (stages.judge, stages.judge_rule) == ("learned", "always")
+    assert gated.stages("on_doubt", learning=False).judge_rule == "on_doubt"
+    assert VARIANTS["escalation"].stages("always", learning=False).judge == "always"
+
+
+async def test_a_gated_run_logs_one_gate_decision_per_answer_and_counts_verdicts(
+    database: Database,
+) -> None:
+    matrix = synthetic_matrix(40)
+    settings = RunSettings(cost_ref_usd=0.001, escalation_targets=("strong",))
+    runner = LearnedRunner(matrix, database, settings)
+    train, test = matrix.rows("train"), matrix.rows("test")
+    run = await runner.run(LearnedSpec("escalation-gated", 0.3, seed=0), list(train), list(test))
+    async with database.connection() as conn:
+        gates = await decision_log.list_decisions(conn, stage="judge", tenant=TENANT)
+        pre = await decision_log.list_decisions(conn, stage="pre", tenant=TENANT)
+    assert len(gates) == len(pre)  # every first answer passed the (absent) validators
+    assert {d.chosen_arm for d in gates} <= {"ask", "skip"}
+    asked = sum(d.chosen_arm == "ask" for d in gates[: len(train)])
+    # The train pass judged every asked first answer, and every escalated one (rule: always).
+    escalations = int(run.train.escalated.sum())
+    assert run.train.judge_calls == asked + escalations
+    assert run.frozen.judge_calls <= 2 * len(test)
+    assert run.frozen.judge_calls_per_request == run.frozen.judge_calls / len(test)
