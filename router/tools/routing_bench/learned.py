@@ -64,7 +64,8 @@ MATRIX_URL = "http://matrix.invalid/v1"
 @dataclass(frozen=True)
 class Variant:
     """A learned configuration: which lifecycle stages run, how long an escalation chain
-    may grow (``max_escalations``), and whether the judge grades answers per component
+    may grow (``max_escalations``) and whether it climbs through the cheaper targets first
+    (``escalation_ladder``), and whether the judge grades answers per component
     (``judge_components``: a failed answer has only its failed parts re-routed).
 
     The judge grades answers for the learning signal and, with escalation, for the escalation
@@ -79,6 +80,7 @@ class Variant:
     description: str
     max_escalations: int = 1
     judge_components: bool = False
+    escalation_ladder: bool = True
 
     def stages(self, judge: JudgeMode, *, learning: bool) -> StageOptions:
         needed = learning or self.escalation
@@ -89,6 +91,7 @@ class Variant:
             judge=judge if needed else "never",
             max_escalations=self.max_escalations,
             judge_components=self.judge_components,
+            escalation_ladder=self.escalation_ladder,
         )
 
 
@@ -112,8 +115,19 @@ VARIANTS: Mapping[str, Variant] = {
         False,
         True,
         False,
-        "escalation, twice at most: an escalated answer is judged and may be escalated again",
+        "escalation, twice at most: an escalated answer is judged and may be escalated again; "
+        "the first step goes to a cheaper target, the strongest is kept for the second",
         max_escalations=2,
+    ),
+    "chain-strongest": Variant(
+        "chain-strongest",
+        False,
+        True,
+        False,
+        "chain without the ladder (what it replaced): each step's rule goes straight to the "
+        "target whose escalations earned the most",
+        max_escalations=2,
+        escalation_ladder=False,
     ),
     "components": Variant(
         "components",

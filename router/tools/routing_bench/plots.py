@@ -28,6 +28,7 @@ LEARNED_COLOURS = {
     "pre": "tab:blue",
     "escalation": "tab:red",
     "chain": "tab:cyan",
+    "chain-strongest": "tab:gray",
     "components": "tab:olive",
     "full": "tab:purple",
 }
