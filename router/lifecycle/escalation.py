@@ -83,7 +83,10 @@ async def escalate(
     context = escalation_context(prep.query, output, targets, health, ACCEPT, escalate_action)
     evidence = kit.decider.evidence(ESCALATION, prep.request.tenant)
     target = rule_target(
-        targets, evidence, kit.decider.anchor, then=chained and prep.request.stages.escalation_ladder
+        targets,
+        evidence,
+        kit.decider.anchor,
+        then=chained and prep.request.stages.escalation_ladder,
     )
     rule = escalation_rule(assessment, answered_by, target)
     drawn = kit.decider.draw(prep.journal, ESCALATION, context, rule)
