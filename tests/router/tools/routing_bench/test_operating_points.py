@@ -72,10 +72,9 @@ def test_break_even_is_where_escalating_a_rejected_answer_stops_paying() -> None
     assert points.chosen_on_train
     assert points.break_even == pytest.approx(expected)
     # from halfway (the quality end) to the break-even itself (the cost end), three digits
-    assert points.judged == (
-        pytest.approx(expected / 2, rel=5e-3),
-        pytest.approx(expected, rel=5e-3),
-    )
+    half, whole = points.judged
+    assert half == pytest.approx(expected / 2, rel=5e-3)
+    assert whole == pytest.approx(expected, rel=5e-3)
 
 
 def test_escalation_targets_are_chosen_by_value() -> None:
