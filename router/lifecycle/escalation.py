@@ -82,7 +82,12 @@ async def escalate(
     )
     context = escalation_context(prep.query, output, targets, health, ACCEPT, escalate_action)
     evidence = kit.decider.evidence(ESCALATION, prep.request.tenant)
-    target = rule_target(targets, evidence, kit.decider.anchor)
+    target = rule_target(
+        targets,
+        evidence,
+        kit.decider.anchor,
+        then=chained and prep.request.stages.escalation_ladder,
+    )
     rule = escalation_rule(assessment, answered_by, target)
     drawn = kit.decider.draw(prep.journal, ESCALATION, context, rule)
     signals = {"query": dict(prep.query.as_features()), "output": output}
@@ -202,12 +207,33 @@ def escalation_targets(
     )
 
 
-def rule_target(targets: Sequence[Arm], evidence: Evidence, anchor: AnchorConfig | None) -> Arm:
+def rule_target(
+    targets: Sequence[Arm],
+    evidence: Evidence,
+    anchor: AnchorConfig | None,
+    *,
+    then: bool = False,
+) -> Arm:
     """The target the escalation rule sends a failed answer to: of the ``targets`` whose
     escalations have been rewarded often enough (``anchor.min_evidence``, pooled over every
     bucket), the one whose escalations earned the most reward, the reward being quality for
     the cost under the pool's objective; the first target until one has that evidence, or
-    with anchoring off (the strongest configured target, or by default the dearest arm)."""
+    with anchoring off (the strongest configured target, or by default the dearest arm).
+
+    ``then``: a further step of the chain may follow this one. The rule then climbs a
+    ladder: it keeps the first target (the strongest) for the step after, and tries one of
+    the others first, the one whose escalations earned the most once they have the
+    evidence, else the cheapest. Cheap arms are often right where another cheap one failed,
+    and a second cheap attempt with its verdict costs a fraction of the strongest arm's
+    answer, which still follows when the judge rejects the cheap attempt."""
+    if then and len(targets) > 1:
+        cheaper = targets[1:]
+        if anchor is not None:
+            actions = [escalate_action(target.name) for target in cheaper]
+            best = evidence.best_pooled(actions, anchor)
+            if best is not None:
+                return cheaper[actions.index(best)]
+        return min(cheaper, key=lambda t: (t.output_usd_per_mtok, t.input_usd_per_mtok, t.name))
     if anchor is None:
         return targets[0]
     actions = [escalate_action(target.name) for target in targets]

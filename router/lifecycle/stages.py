@@ -39,6 +39,9 @@ class StageOptions:
     passed the detectors (a run cut inside the window is never seen by the client).
     ``max_escalations``: how many times one answer may be escalated in a chain (an escalated
     answer is judged and may be escalated again, each time to an arm not tried yet).
+    ``escalation_ladder``: a chain climbs through the cheaper targets before the strongest
+    one (``router.lifecycle.escalation.rule_target``); off, every step's rule goes straight
+    to the target whose escalations earned the most.
     ``judge_components``: the judge grades an answer of two or more components (code blocks,
     prose) per component; when its verdict fails and some components passed, only the
     failed ones are re-routed (with ``components`` on) instead of escalating the whole
@@ -57,6 +60,7 @@ class StageOptions:
     max_switches: int = 2
     max_escalations: int = 1
     judge_components: bool = False
+    escalation_ladder: bool = True
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.judge_sample_rate <= 1.0:

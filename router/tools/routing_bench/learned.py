@@ -6,7 +6,10 @@ history), with the matrix in place of the providers and the recorded-label judge
 the LLM judge. A run:
 
 1. empties the database and starts every policy cold;
-2. routes the train stream in order, learning from every reward (the ``train`` pass);
+2. routes the train stream in order, learning from every reward (the ``train`` pass); its
+   last ``HOLDOUT_FRACTION`` is first routed with learning off (the ``holdout`` pass: where
+   the operating point is chosen, as the test split will be scored, but on train) and then
+   learned from like the rest;
 3. routes the test split with learning off (``RouterConfig(learn=False)``: no policy update,
    no new neighbours): the ``frozen`` pass, the benchmark's main figure;
 4. routes the test split again, learning as in production: the ``online`` pass.
@@ -60,6 +63,8 @@ BoolArray = npt.NDArray[np.bool_]
 Progress = Callable[[int], None]
 
 TENANT = "bench"
+HOLDOUT_FRACTION = 0.2
+"""The share of the train stream, at its end, scored frozen before it is learned from."""
 MATRIX_URL = "http://matrix.invalid/v1"
 """Base URL of the bench arms: never called (the providers are matrix look-ups)."""
 
@@ -67,7 +72,8 @@ MATRIX_URL = "http://matrix.invalid/v1"
 @dataclass(frozen=True)
 class Variant:
     """A learned configuration: which lifecycle stages run, how long an escalation chain
-    may grow (``max_escalations``), and whether the judge grades answers per component
+    may grow (``max_escalations``) and whether it climbs through the cheaper targets first
+    (``escalation_ladder``), and whether the judge grades answers per component
     (``judge_components``: a failed answer has only its failed parts re-routed).
 
     The judge grades answers for the learning signal and, with escalation, for the escalation
@@ -85,6 +91,7 @@ class Variant:
     gated: bool = False
     """The judge gate decides whether each first answer is judged (``judge: learned``),
     starting from the run's judge mode as its rule."""
+    escalation_ladder: bool = True
 
     def stages(self, judge: JudgeMode, *, learning: bool) -> StageOptions:
         needed = learning or self.escalation
@@ -98,6 +105,7 @@ class Variant:
             judge_rule=rule,
             max_escalations=self.max_escalations,
             judge_components=self.judge_components,
+            escalation_ladder=self.escalation_ladder,
         )
 
 
@@ -131,8 +139,19 @@ VARIANTS: Mapping[str, Variant] = {
         False,
         True,
         False,
-        "escalation, twice at most: an escalated answer is judged and may be escalated again",
+        "escalation, twice at most: an escalated answer is judged and may be escalated again; "
+        "the first step goes to a cheaper target, the strongest is kept for the second",
         max_escalations=2,
+    ),
+    "chain-strongest": Variant(
+        "chain-strongest",
+        False,
+        True,
+        False,
+        "chain without the ladder (what it replaced): each step's rule goes straight to the "
+        "target whose escalations earned the most",
+        max_escalations=2,
+        escalation_ladder=False,
     ),
     "components": Variant(
         "components",
@@ -248,6 +267,20 @@ class PassResult:
     def mean_cost_usd(self) -> float:
         return float(self.cost_usd.mean())
 
+    def then(self, later: PassResult) -> PassResult:
+        """This pass followed by ``later``, as one pass."""
+        return PassResult(
+            rows=np.concatenate([self.rows, later.rows]),
+            column=np.concatenate([self.column, later.column]),
+            quality=np.concatenate([self.quality, later.quality]),
+            cost_usd=np.concatenate([self.cost_usd, later.cost_usd]),
+            escalated=np.concatenate([self.escalated, later.escalated]),
+            cut=np.concatenate([self.cut, later.cut]),
+            decisions=self.decisions + later.decisions,
+            seconds=self.seconds + later.seconds,
+            judge_calls=self.judge_calls + later.judge_calls,
+        )
+
 
 @dataclass(frozen=True, eq=False)
 class LearnedRun:
@@ -255,10 +288,16 @@ class LearnedRun:
     train: PassResult
     frozen: PassResult
     online: PassResult
+    holdout: PassResult
+    """The end of the train stream, scored frozen before it was learned from."""
+
+    @property
+    def passes(self) -> tuple[PassResult, ...]:
+        return (self.train, self.holdout, self.frozen, self.online)
 
     @property
     def decisions_per_s(self) -> float:
-        passes = (self.train, self.frozen, self.online)
+        passes = self.passes
         seconds = sum(p.seconds for p in passes)
         return sum(p.decisions for p in passes) / seconds if seconds > 0 else 0.0
 
@@ -388,8 +427,9 @@ class LearnedRunner:
         test_rows: Sequence[int],
         progress: Progress | None = None,
     ) -> LearnedRun:
-        """Cold start, learn over ``train_rows`` in order, score ``test_rows`` frozen, then
-        again learning (see the module contract)."""
+        """Cold start, learn over ``train_rows`` in order (scoring their last
+        ``HOLDOUT_FRACTION`` frozen first), score ``test_rows`` frozen, then again learning
+        (see the module contract)."""
         variant = VARIANTS[spec.variant]
         settings = self._settings
         async with self._database.connection() as conn:
@@ -434,7 +474,11 @@ class LearnedRunner:
             live = router(learn=True)
             learning = variant.stages(settings.judge, learning=True)
             serving = variant.stages(settings.judge, learning=False)
-            train = await self._pass(live, train_rows, weights, learning, progress, judge)
+            held = int(len(train_rows) * HOLDOUT_FRACTION)
+            fit, end = train_rows[: len(train_rows) - held], train_rows[len(train_rows) - held :]
+            train = await self._pass(live, fit, weights, learning, progress, judge)
+            holdout = await self._pass(router(learn=False), end, weights, serving, progress, judge)
+            train = train.then(await self._pass(live, end, weights, learning, progress, judge))
             frozen = await self._pass(
                 router(learn=False), test_rows, weights, serving, progress, judge
             )
@@ -442,7 +486,7 @@ class LearnedRunner:
         finally:
             for stage in policies.stages:
                 policies.get(stage).close()
-        return LearnedRun(spec=spec, train=train, frozen=frozen, online=online)
+        return LearnedRun(spec=spec, train=train, frozen=frozen, online=online, holdout=holdout)
 
     async def _pass(
         self,

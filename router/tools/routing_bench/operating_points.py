@@ -19,8 +19,11 @@ cost term ``cost / (cost + cost_ref)`` of ``learner.reward``, per prompt):
   rejects to the best model pays while ``lambda_cost`` is below the break-even
   ``E[quality gained | rejected] / E[cost term of the best model | rejected]``, computed on
   train for the cascade's cheap model with the simulated judge's accuracy. The variants run
-  at fixed fractions of it (``JUDGED_FRACTIONS``): well inside the range where escalation
-  pays (the quality end) and halfway to where it stops paying (the cost end).
+  at fixed fractions of it (``JUDGED_FRACTIONS``): halfway to where escalating to the best
+  model stops paying (the quality end), and at the break-even itself (the cost end), where
+  a chain's last step may go to a cheap target instead. Which of the points is served is
+  chosen on a held-out part of train (``report``), so the pair spans the cost range rather
+  than two nearby points at the quality end.
 * **escalation targets**: the train Pareto front (no other model at least as good for at
   most the cost), best first: targets are chosen by value, so a dearer, worse model is never
   one.
@@ -37,7 +40,7 @@ import numpy as np
 from router.tools.routing_bench.matrix import FloatArray, IndexArray, RoutingMatrix
 from router.tools.routing_bench.metrics import cost_term
 
-JUDGED_FRACTIONS = (0.25, 0.5)
+JUDGED_FRACTIONS = (0.5, 1.0)
 """The judged variants' points as fractions of the escalation break-even ``lambda_cost``."""
 
 PRE_POINTS = 3

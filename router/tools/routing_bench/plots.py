@@ -29,6 +29,7 @@ LEARNED_COLOURS = {
     "escalation": "tab:red",
     "escalation-gated": "tab:pink",
     "chain": "tab:cyan",
+    "chain-strongest": "tab:gray",
     "components": "tab:olive",
     "full": "tab:purple",
 }

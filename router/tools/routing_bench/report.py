@@ -5,9 +5,11 @@ off after the train stream (the main figure) and, as a second figure, learning o
 test split (``online``). Every report states what the judge simulation assumes.
 
 The operating point a target is checked at is chosen on train, never on test: per learned
-variant and lambda_cost, the quality and cost over the second half of the train stream (the
-policy warmed up); the cheapest one whose quality there reaches the best single model's on
-the same prompts is taken (else the best-quality one).
+variant and lambda_cost, the quality and cost of the held-out end of the train stream,
+scored with learning off before it was learned from (``LearnedRun.holdout``: as the test
+split is scored); the cheapest one whose quality there reaches the best single model's on
+the same prompts is taken (else the best-quality one). The second half of the train stream
+(learning, exploring) is reported beside it as ``train_tail``.
 """
 
 from __future__ import annotations
@@ -84,6 +86,21 @@ def _train_tail(runs: Sequence[LearnedRun], matrix: RoutingMatrix, best: int) ->
     }
 
 
+def _holdout(runs: Sequence[LearnedRun], matrix: RoutingMatrix, best: int) -> dict[str, float]:
+    """Quality and cost of the held-out end of the train stream, scored frozen, and the best
+    single model's quality on those prompts (medians over seeds); the train tail when a run
+    held nothing out (a tiny train split)."""
+    if any(len(run.holdout.rows) == 0 for run in runs):
+        return _train_tail(runs, matrix, best)
+    return {
+        "quality": _median(run.holdout.mean_quality for run in runs),
+        "cost_usd": _median(run.holdout.mean_cost_usd for run in runs),
+        "best_quality": _median(
+            float(matrix.quality[run.holdout.rows, best].mean()) for run in runs
+        ),
+    }
+
+
 def _regret(
     result: BenchResult, runs: Sequence[LearnedRun], oracle_pick: IndexArray
 ) -> dict[str, float]:
@@ -145,7 +162,7 @@ def _learned_policies(
 ) -> tuple[
     list[dict[str, Any]], dict[str, dict[str, float]], dict[tuple[str, float], dict[str, float]]
 ]:
-    """The learned rows (medians over seeds), their regret and their train-tail figures."""
+    """The learned rows (medians over seeds), their regret and their held-out train figures."""
     matrix = result.matrix
     oracle_pick = oracle_columns(matrix, np.arange(len(matrix.prompts), dtype=np.intp))
     policies: list[dict[str, Any]] = []
@@ -176,7 +193,8 @@ def _learned_policies(
             }
             for r in runs
         ]
-        tails[(variant, lam)] = entry["train_tail"] = _train_tail(runs, matrix, result.best)
+        entry["train_tail"] = _train_tail(runs, matrix, result.best)
+        tails[(variant, lam)] = entry["holdout"] = _holdout(runs, matrix, result.best)
         policies.append(entry)
         regret[f"{LEARNED_PREFIX}{variant} lambda={lam:g}"] = _regret(result, runs, oracle_pick)
     return policies, regret, tails
@@ -191,18 +209,18 @@ def build_report(result: BenchResult, *, wall_seconds: float | None = None) -> d
     best_quality = float(matrix.quality[test, best].mean())
     best_cost = float(matrix.cost_usd[test, best].mean())
     ref = (best_quality, best_cost)
-    learned, regret, train_tails = _learned_policies(result, ref)
+    learned, regret, holdouts = _learned_policies(result, ref)
     policies = [*_baseline_policies(result, ref), *learned]
     oracle = policies[0]
     curves = _curves(result, policies)
     aiq_values = aiq(
         {name: [(p["cost_usd"], p["quality"]) for p in points] for name, points in curves.items()}
     )
-    chosen = _operating_point(train_tails)
+    chosen = _operating_point(holdouts)
     runs_all = result.learned
-    seconds_learned = sum(p.seconds for r in runs_all for p in (r.train, r.frozen, r.online))
-    decisions = sum(p.decisions for r in runs_all for p in (r.train, r.frozen, r.online))
-    requests = sum(len(p.rows) for r in runs_all for p in (r.train, r.frozen, r.online))
+    seconds_learned = sum(p.seconds for r in runs_all for p in r.passes)
+    decisions = sum(p.decisions for r in runs_all for p in r.passes)
+    requests = sum(len(p.rows) for r in runs_all for p in r.passes)
     report: dict[str, Any] = {
         "dataset": matrix.name,
         "split": "test",
@@ -256,7 +274,7 @@ def build_report(result: BenchResult, *, wall_seconds: float | None = None) -> d
         "seconds": result.seconds if wall_seconds is None else wall_seconds,
         "operating_point": None
         if chosen is None
-        else {"variant": chosen[0], "lambda_cost": chosen[1], "train_tail": train_tails[chosen]},
+        else {"variant": chosen[0], "lambda_cost": chosen[1], "holdout": holdouts[chosen]},
     }
     report["targets"] = targets(report)
     return report

@@ -22,6 +22,7 @@ from router.routing import PreCredit
 from router.tools.routing_bench import baselines
 from router.tools.routing_bench.baselines import Neighbours, Outcomes
 from router.tools.routing_bench.learned import (
+    HOLDOUT_FRACTION,
     VARIANTS,
     LearnedRun,
     LearnedSpec,
@@ -340,5 +341,7 @@ async def run_bench_async(
 
 
 def requests_per_run(matrix: RoutingMatrix) -> int:
-    """Requests one learned run routes: train once, test twice (frozen, then learning)."""
-    return len(matrix.rows("train")) + 2 * len(matrix.rows("test"))
+    """Requests one learned run routes: train once and its held-out end once more (frozen),
+    test twice (frozen, then learning)."""
+    train = len(matrix.rows("train"))
+    return train + int(train * HOLDOUT_FRACTION) + 2 * len(matrix.rows("test"))

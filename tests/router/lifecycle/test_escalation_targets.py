@@ -94,3 +94,31 @@ def test_anchoring_off_means_the_first_target() -> None:
     for _ in range(50):
         evidence.add("failed|judged|cheap", escalate_action("best"), 0.9)
     assert rule_target(targets(), evidence, None).name == "frontier"
+
+
+def test_a_chain_tries_the_cheapest_other_target_before_the_first() -> None:
+    """With a further step to follow, the rule keeps the first (strongest) target for it and
+    climbs through a cheaper one first."""
+    assert rule_target(targets(), Evidence(), ANCHOR, then=True).name == "cheap"
+
+
+def test_a_chain_prefers_the_cheaper_target_that_earned_most() -> None:
+    pool = parse_pool(
+        {**POOL.model_dump(), "escalation_targets": ["best", "frontier", "cheap"]},
+        source="test",
+    )
+    ladder = tuple(pool.arm(name) for name in pool.escalation_arms())
+    evidence = Evidence()
+    for _ in range(ANCHOR.min_evidence):
+        evidence.add("failed|judged|cheap", escalate_action("frontier"), 0.8)
+        evidence.add("failed|judged|cheap", escalate_action("cheap"), 0.3)
+        evidence.add("failed|judged|cheap", escalate_action("best"), 0.9)
+    # The strongest target earned most, but it is kept for the step after.
+    assert rule_target(ladder, evidence, ANCHOR, then=True).name == "frontier"
+    assert rule_target(ladder, evidence, ANCHOR).name == "best"
+
+
+def test_a_last_step_or_a_single_target_is_not_a_ladder() -> None:
+    only = (POOL.arm("best"),)
+    assert rule_target(only, Evidence(), ANCHOR, then=True).name == "best"
+    assert rule_target(targets(), Evidence(), None, then=True).name == "cheap"

@@ -48,7 +48,7 @@ async def test_bench_runs_learned_variants_and_baselines(
     )
     routed: list[int] = []
     result = await run_bench_async(matrix, options, database, on_progress=routed.append)
-    assert sum(routed) == 3 * (35 + 2 * 15)
+    assert sum(routed) == 3 * (35 + 7 + 2 * 15)  # train, its held-out end, test twice
     assert len(result.learned) == 3
     for run in result.learned:
         assert len(run.train.rows) == 35

@@ -19,7 +19,13 @@ from router.tools.routing_bench.bfcl import (
     write_tool_checks,
 )
 from router.tools.routing_bench.datasets import DATASETS, load_dataset
-from router.tools.routing_bench.learned import TENANT, LearnedRunner, LearnedSpec, RunSettings
+from router.tools.routing_bench.learned import (
+    HOLDOUT_FRACTION,
+    TENANT,
+    LearnedRunner,
+    LearnedSpec,
+    RunSettings,
+)
 from store import decisions as decision_log
 from store import rewards as reward_log
 from store.database import Database
@@ -156,9 +162,11 @@ async def test_tool_call_checks_are_the_router_s_validators_in_the_bench(
         pre = await decision_log.list_decisions(conn, stage="pre", tenant=TENANT)
         rewards = await reward_log.list_rewards_for_decisions(conn, [d.id for d in pre])
     reward = {r.decision_id: r.value for r in rewards}
+    held = rows[len(rows) - int(len(rows) * HOLDOUT_FRACTION) :]
+    routed = [*rows[: len(rows) - len(held)], *held, *held]  # the held-out end twice
     llama = [
         (d, int(matrix.prompts[row].prompt_id.split("_")[1]))
-        for d, row in zip(pre, rows, strict=True)
+        for d, row in zip(pre, routed, strict=True)
         if d.chosen_arm == "meta-llama_Meta-Llama-3-8B-Instruct"
     ]
     assert {i % 2 for _, i in llama} == {0, 1}, "the policy explored both kinds"

@@ -16,6 +16,7 @@ from router.lifecycle.kit import StageKit
 from router.policies import Served
 from router.pool import demo_pool
 from router.tools.routing_bench.learned import (
+    HOLDOUT_FRACTION,
     TENANT,
     VARIANTS,
     LearnedRunner,
@@ -51,15 +52,21 @@ async def test_frozen_pass_neither_learns_nor_remembers(database: Database) -> N
             conn, HashingEmbedder().embed(matrix.prompts[0].text), k=200, tenant=TENANT
         )
     versions = [d.policy_version for d in pre]
-    assert versions[:35] == list(range(35))  # learning: one update per request
-    assert versions[35:50] == [35] * 15  # frozen: the policy stays as train left it
-    assert versions[50:] == list(range(35, 50))  # online: learning again
+    # train: 28 learned, its last 7 scored frozen first (holdout), then learned too
+    assert run.holdout.rows.tolist() == list(train[28:])
+    assert run.train.rows.tolist() == list(train)
+    assert versions[:28] == list(range(28))
+    assert versions[28:35] == [28] * 7  # holdout: frozen as the first 28 left it
+    assert versions[35:42] == list(range(28, 35))
+    assert versions[42:57] == [35] * 15  # frozen: the policy stays as train left it
+    assert versions[57:] == list(range(35, 50))  # online: learning again
     assert len(stored) == 35 + 15  # frozen requests are never neighbours
-    for decision in pre[35:50]:  # frozen: the greedy arm (ties shared), taken as logged
+    # frozen: the greedy arm (ties shared), taken as logged
+    for decision in [*pre[28:35], *pre[42:57]]:
         taken = {p for p in decision.pmf.values() if p > 0}
         assert taken == {decision.probability}
         assert decision.pmf[decision.chosen_arm] == max(decision.pmf.values())
-    exploring = [d for d in pre[50:] if len({p for p in d.pmf.values() if p > 0}) > 1]
+    exploring = [d for d in pre[57:] if len({p for p in d.pmf.values() if p > 0}) > 1]
     assert exploring, "learning again, the policy explores"
     assert np.isfinite(run.online.cost_usd).all()
 
@@ -73,7 +80,8 @@ async def test_the_task_hint_reaches_every_logged_context(database: Database) ->
     async with database.connection() as conn:
         pre = await decision_log.list_decisions(conn, stage="pre", tenant=TENANT)
     hinted = [d.context["shared"]["Q"]["hint_task"] for d in pre]
-    rows = [*train, *test, *test]  # the three passes, in order
+    held = train[len(train) - int(len(train) * HOLDOUT_FRACTION) :]
+    rows = [*train[: len(train) - len(held)], *held, *held, *test, *test]  # every pass, in order
     assert hinted == [matrix.prompts[row].task for row in rows]
 
 
@@ -156,3 +164,33 @@ async def test_a_gated_run_logs_one_gate_decision_per_answer_and_counts_verdicts
     assert run.train.judge_calls == asked + escalations
     assert run.frozen.judge_calls <= 2 * len(test)
     assert run.frozen.judge_calls_per_request == run.frozen.judge_calls / len(test)
+
+
+async def _first_steps(database: Database, variant: str) -> list[str]:
+    """The escalation actions a chain's steps took where both the strongest target and a
+    cheaper one were open to them (every pass: the rule leads while learning, too)."""
+    matrix = synthetic_matrix(60)
+    settings = RunSettings(cost_ref_usd=0.001, escalation_targets=("strong", "mid", "cheap"))
+    runner = LearnedRunner(matrix, database, settings)
+    train, test = matrix.rows("train"), matrix.rows("test")
+    await runner.run(LearnedSpec(variant, 0.3, seed=0), list(train), list(test))
+    async with database.connection() as conn:
+        posts = await decision_log.list_decisions(conn, stage="post", tenant=TENANT)
+    return [
+        d.chosen_arm
+        for d in posts
+        if d.chosen_arm.startswith("escalate:") and "escalate:strong" in d.pmf and len(d.pmf) > 2
+    ]
+
+
+async def test_a_chain_climbs_through_a_cheaper_target_first(database: Database) -> None:
+    """``chain`` keeps the strongest target for its second step; ``chain-strongest`` (what
+    the ladder replaced) goes there at once."""
+    assert VARIANTS["chain"].stages("always", learning=False).escalation_ladder
+    assert not VARIANTS["chain-strongest"].stages("always", learning=False).escalation_ladder
+    ladder = await _first_steps(database, "chain")
+    direct = await _first_steps(database, "chain-strongest")
+    assert ladder
+    assert ladder.count("escalate:strong") < len(ladder) / 4
+    assert direct
+    assert direct.count("escalate:strong") > len(direct) * 3 / 4
