@@ -408,11 +408,15 @@ class PolicyRegistry:
         reward: float,
         *,
         reward_id: int | None = None,
+        logged: bool = True,
     ) -> Learned:
         """Learn one reward of ``tenant``'s decision into the policy its tenant learns with:
         the shared one, its own, or none yet (held, counted towards its own policy).
         ``reward_id`` (when the reward is already logged) keeps a reward its tenant's newly
-        restored policy learned from the log from being learned twice."""
+        restored policy learned from the log from being learned twice. ``logged=False``: a
+        reward that is not in the log (a counterfactual) is learned by a policy that learns
+        now, but never held or counted towards a tenant's own policy, which is built from the
+        log."""
         if self._tenancy.shares(tenant):
             update = await self.learn(stage, context, arm, probability, reward)
             return Learned(shared_name(stage), update)
@@ -435,7 +439,8 @@ class PolicyRegistry:
                 name, update = state.relearned.pop(reward_id)
                 return Learned(name, update)
             if own is None:
-                state.counts[stage] = state.counts.get(stage, 0) + 1
+                if logged:
+                    state.counts[stage] = state.counts.get(stage, 0) + 1
                 return Learned(prior_name(stage), None)
             name = tenant_name(stage, tenant)
             update = own.learn(context, arm, probability, reward)

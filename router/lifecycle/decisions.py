@@ -212,13 +212,21 @@ class Decider:
         (inverse-propensity weighting). The two count as a pair in the decision's bucket
         (``Evidence.add_pair``). The counterfactual is not journaled: the decision's logged
         reward stays the drawn action's, as offline evaluation needs (a restart relearns it
-        only through the snapshot taken after it)."""
+        only through the snapshot taken after it; a replica, which does not learn, and the
+        learner process, which learns from the log, never learn it; a tenant still served by
+        the frozen prior does not count it towards its own policy)."""
         bucket, drawn = drawn.bucket, replace(drawn, bucket=None)
         await self.settle(journal, drawn, reward)
         if not self._learn:
             return
         await self._policies.learn_for(
-            journal.tenant, drawn.stage, drawn.context, action, drawn.probability, counterfactual
+            journal.tenant,
+            drawn.stage,
+            drawn.context,
+            action,
+            drawn.probability,
+            counterfactual,
+            logged=False,
         )
         if bucket is not None:
             self._policies.evidence(drawn.stage, journal.tenant).add_pair(

@@ -107,6 +107,25 @@ async def test_a_tenant_is_served_by_the_frozen_prior_until_it_has_enough_reward
     assert (other.name, other.policy.updates) == ("pre:prior", 0)  # the prior never learned
 
 
+async def test_a_reward_not_in_the_log_never_counts_towards_a_tenants_own_policy(
+    database: Database,
+) -> None:
+    policies = PolicyRegistry(
+        database, {"pre": PolicyConfig(seed=1)}, tenancy=isolated(min_rewards=2)
+    )
+    await policies.load()
+    try:
+        for _ in range(5):  # counterfactuals: learned only by a policy that learns now
+            await policies.learn_for("acme", "pre", context(), "cheap", 0.5, 0.0, logged=False)
+        still_prior = await policies.learn_for("acme", "pre", context(), "cheap", 0.5, 0.0)
+        await policies.learn_for("acme", "pre", context(), "cheap", 0.5, 0.0)
+        graduated = await policies.learn_for("acme", "pre", context(), "cheap", 0.5, 0.0)
+    finally:
+        await policies.close()
+    assert still_prior == Learned("pre:prior", None)  # five counterfactuals counted nothing
+    assert graduated.policy_name == "pre:tenant:acme"
+
+
 async def test_idle_tenants_are_evicted_and_restored_from_their_snapshots(
     database: Database,
 ) -> None:
