@@ -61,14 +61,17 @@ DEGRADED_SLOWDOWN = 2.0
 """An arm whose latency EWMA is this many times its median or more is degraded (answers vary
 in length, so an EWMA wanders around the median; twice it is a slowdown)."""
 DEGRADED_ERROR_RATE = 0.1
+DEGRADED_ERROR_MIN_CALLS = 10
+"""Calls in the window before an error rate says anything: one transient failure among a
+few calls is not a degraded arm."""
 DEGRADED_HEADROOM = 0.05
 
 
 def degraded(health: ArmHealth) -> bool:
     """Whether an arm is doing clearly worse than usual now: twice its usual latency or more,
-    a tenth of its recent calls failed, its rate limit (nearly) reached, or its circuit
-    half-open after a failure. A rule that rests on the arm's past rewards steps aside then:
-    those rewards say nothing of how the arm is doing now."""
+    a tenth of its recent calls failed (of at least ten), its rate limit (nearly) reached,
+    or its circuit half-open after a failure. A rule that rests on the arm's past rewards
+    steps aside then: those rewards say nothing of how the arm is doing now."""
     ewma, median = health.latency_ewma_ms, health.latency_p50_ms
     return (
         (
@@ -77,7 +80,10 @@ def degraded(health: ArmHealth) -> bool:
             and median > 0
             and ewma >= DEGRADED_SLOWDOWN * median
         )
-        or health.error_rate >= DEGRADED_ERROR_RATE
+        or (
+            health.calls_in_window >= DEGRADED_ERROR_MIN_CALLS
+            and health.error_rate >= DEGRADED_ERROR_RATE
+        )
         or (
             health.rate_limit_headroom is not None
             and health.rate_limit_headroom <= DEGRADED_HEADROOM

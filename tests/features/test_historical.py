@@ -89,6 +89,7 @@ def test_an_arm_is_degraded_when_slower_failing_or_rate_limited_now() -> None:
     assert degraded(replace(usual, latency_ewma_ms=1000.0))
     assert not degraded(replace(usual, latency_ewma_ms=990.0))
     assert not degraded(ArmHealth(latency_ewma_ms=0.0, latency_p50_ms=0.0))  # no latencies known
-    assert degraded(replace(usual, error_rate=0.1))
+    assert degraded(replace(usual, error_rate=0.1, calls_in_window=10))
+    assert not degraded(replace(usual, error_rate=0.2, calls_in_window=5))  # one failure of 5
     assert degraded(replace(usual, rate_limit_headroom=0.0))
     assert degraded(replace(usual, circuit=CircuitState.HALF_OPEN))

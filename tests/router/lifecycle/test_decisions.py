@@ -39,6 +39,8 @@ class _Policies:
         arm: str,
         probability: float,
         reward: float,
+        *,
+        logged: bool = True,
     ) -> Learned:
         self.learned.append((stage, arm, reward))
         return Learned(stage, len(self.learned))

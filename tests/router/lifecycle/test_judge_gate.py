@@ -78,6 +78,8 @@ class _Registry:
         arm: str,
         probability: float,
         reward: float,
+        *,
+        logged: bool = True,
     ) -> Learned:
         self.learned.append((arm, probability, reward))
         return Learned(stage, len(self.learned))
