@@ -719,6 +719,7 @@ def _request_params(request: RouteRequest) -> dict[str, Any]:
         "objective": {
             "lambda_cost": request.weights.lambda_cost,
             "lambda_latency": request.weights.lambda_latency,
+            "latency_ref_ms": request.weights.latency_ref_ms,
         },
         "stages": {
             "in_generation": stages.in_generation,

@@ -13,6 +13,7 @@ from learner.context import Context
 from router.api.schemas import RUN_FIELDS, RouteAndRunBody, RouteBody
 from router.lifecycle.stages import PRE_GENERATION
 from router.pool import demo_pool
+from router.settings import Settings
 from tests.router.fake_openai import FakeOpenAI
 from tests.router.service.conftest import ServiceFactory
 
@@ -66,6 +67,8 @@ async def test_route_decides_logs_the_propensity_and_calls_no_model(
     assert logged["model"] == body["arm"]
     assert logged["params"]["hints"] == {"task": "code"}
     assert logged["params"]["objective"]["lambda_cost"] == 0.5
+    default_latency_ref = Settings.model_fields["latency_ref_ms"].default
+    assert logged["params"]["objective"]["latency_ref_ms"] == default_latency_ref
     [decision] = logged["decisions"]
     assert decision["decision_id"] == body["decision_id"]
     assert decision["arm"] == body["arm"]

@@ -12,12 +12,14 @@ action now and then, so each test checks the decisions it sees on either path.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from learner.reward import RewardWeights, shape_reward
+from router.lifecycle.judge_gate import MIN_NEIGHBOURS
 from router.tools.replay_pool.dataset import ReplayDataset
 from tests.router.service.conftest import ServiceFactory
 from tests.router.service.test_component_judging import (
@@ -90,6 +92,15 @@ def check_asked(result: dict[str, Any], gate: dict[str, Any]) -> None:
         assert gate["reward"] > skip  # the verdict paid for itself: escalation repaired it
 
 
+def expected_band(signals: dict[str, Any]) -> str:
+    """The history band the gate's own signals imply (``history_band``'s thresholds)."""
+    count = 0 if "unseen" in signals else round(math.expm1(signals["log_count"]))
+    if count < MIN_NEIGHBOURS:
+        return "unknown"
+    quality = signals["est_quality"]
+    return "high" if quality >= 0.9 else "mid" if quality >= 0.6 else "low"
+
+
 async def test_the_gate_skips_from_on_doubt_and_asks_from_always(
     service: ServiceFactory, pool_file: Path, replay_dataset: ReplayDataset
 ) -> None:
@@ -103,7 +114,7 @@ async def test_the_gate_skips_from_on_doubt_and_asks_from_always(
                 reach, band, arm = gate["details"]["bucket"].split("|")
                 # The same prompt again: its neighbours are the earlier requests.
                 assert (reach, arm) == ("checked", WRONG)
-                assert band in ("unknown", "high", "mid", "low")
+                assert band == expected_band(gate["signals"]["gate"])
                 assert gate["signals"]["gate"]["checked"] == 1.0
                 assert gate["signals"]["gate"]["arm"] == WRONG
                 # Anchored to the rule; only asking is explored (5% where the rule skips).

@@ -1,5 +1,6 @@
 """The learned run's protocol: learn over train, score test with learning off, then learn on."""
 
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -158,11 +159,22 @@ async def test_a_gated_run_logs_one_gate_decision_per_answer_and_counts_verdicts
         pre = await decision_log.list_decisions(conn, stage="pre", tenant=TENANT)
     assert len(gates) == len(pre)  # every first answer passed the (absent) validators
     assert {d.chosen_arm for d in gates} <= {"ask", "skip"}
-    asked = sum(d.chosen_arm == "ask" for d in gates[: len(train)])
-    # The train pass judged every asked first answer, and every escalated one (rule: always).
-    escalations = int(run.train.escalated.sum())
-    assert run.train.judge_calls == asked + escalations
-    assert run.frozen.judge_calls <= 2 * len(test)
+    # In logged order: the train stream's first part (learning), its held-out end (frozen),
+    # that end again (learning), the test split (frozen), the test split again (learning).
+    held = int(len(train) * HOLDOUT_FRACTION)
+    fit = len(train) - held
+    passes = [fit, held, held, len(test), len(test)]
+    assert len(gates) == sum(passes)
+    starts = np.cumsum([0, *passes])
+    asked = [
+        sum(d.chosen_arm == "ask" for d in gates[start:end]) for start, end in pairwise(starts)
+    ]
+    # A learning pass judges every asked first answer, and every escalated one (rule: always).
+    assert run.train.judge_calls == asked[0] + asked[2] + int(run.train.escalated.sum())
+    assert run.online.judge_calls == asked[4] + int(run.online.escalated.sum())
+    # A frozen pass judges every asked first answer, and an escalated one only when it matters.
+    for result, count in ((run.holdout, asked[1]), (run.frozen, asked[3])):
+        assert count <= result.judge_calls <= count + int(result.escalated.sum())
     assert run.frozen.judge_calls_per_request == run.frozen.judge_calls / len(test)
 
 
