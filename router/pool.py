@@ -188,6 +188,13 @@ class StageDefaults(BaseModel):
     max_escalations: int = Field(
         default=1, ge=1, le=5, description="Longest escalation chain of one answer."
     )
+    escalation_ladder: bool = Field(
+        default=True,
+        description="With max_escalations above 1, a chain's first steps go to a cheaper "
+        "escalation target (the one whose escalations earned the most) and the strongest is "
+        "kept for the last step; off: every step's rule goes to the target whose escalations "
+        "earned the most (the dearest until there is evidence).",
+    )
     judge_components: bool = Field(
         default=False,
         description="Grade an answer's parts (code blocks, prose) one by one; when the judge "

@@ -729,6 +729,7 @@ def _request_params(request: RouteRequest) -> dict[str, Any]:
             **({"judge_rule": stages.judge_rule} if stages.judge == "learned" else {}),
             "max_switches": stages.max_switches,
             "max_escalations": stages.max_escalations,
+            "escalation_ladder": stages.escalation_ladder,
             "judge_components": stages.judge_components,
         },
         "max_tokens": request.max_tokens,

@@ -259,6 +259,7 @@ class StagesBody(BaseModel):
     stall_ms: float | None = Field(default=None, gt=0)
     max_switches: int | None = Field(default=None, ge=0, le=10)
     max_escalations: int | None = Field(default=None, ge=1, le=5)
+    escalation_ladder: bool | None = None
     judge_components: bool | None = None
 
 

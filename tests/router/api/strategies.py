@@ -77,6 +77,7 @@ stages = st.fixed_dictionaries(
         "stall_ms": positive,
         "max_switches": st.integers(0, 10),
         "max_escalations": st.integers(1, 5),
+        "escalation_ladder": st.booleans(),
         "judge_components": st.booleans(),
     },
 )

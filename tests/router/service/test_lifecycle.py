@@ -414,3 +414,13 @@ async def test_an_escalated_answer_that_fails_again_is_escalated_again(
             response = await client.post("/route-and-run", json=single)
             posts = [d for d in response.json()["trace"]["decisions"] if d["stage"] == "post"]
             assert len(posts) == 1  # the pool's default: one step
+
+        # The ladder is on by default and a request may turn it off; the log keeps which.
+        ladders = {}
+        for ladder in (None, False):
+            options = stages if ladder is None else {**stages, "escalation_ladder": ladder}
+            body = {"messages": user(record.prompt), "stages": options}
+            response = await client.post("/route-and-run", json=body)
+            logged = (await client.get(f"/requests/{response.json()['id']}")).json()
+            ladders[ladder] = logged["params"]["stages"]["escalation_ladder"]
+        assert ladders == {None: True, False: False}
