@@ -2,6 +2,10 @@
 
 The workspace is not thread-safe and holds the GIL, so every call takes the policy's lock.
 VW minimises cost; ``vw_cost`` is the one place where a reward becomes a cost.
+
+A prediction goes through VW's native parse/predict/finish calls (``Workspace._parse``,
+``pylibvw``), not pyvw's wrapper: private names, so the dependency is capped below the next
+minor release and a test checks the PMF against ``Workspace.predict``.
 """
 
 from __future__ import annotations

@@ -7,6 +7,9 @@ machine each wake-up is a context switch paid on the request's path. ``HeadWithB
 holds a request head until the next write (the body) or the next read (a request without
 a body), and sends head and body in one write. Nothing else changes: the order of the bytes,
 TLS, timeouts and the connection pool are httpx's own.
+
+It wraps the network backend of httpx's connection pool, a private attribute
+(``_pool._network_backend``): a test fails if an httpx release renames it.
 """
 
 # The streams keep httpcore's signatures, ``timeout`` parameters included.

@@ -151,17 +151,17 @@ def create_replay_app(
     clock: Callable[[], float] = time.monotonic,
 ) -> FastAPI:
     """The replay pool as an ASGI app, ready to serve (it needs no lifespan, so it can be
-        mounted in another app).
+    mounted in another app).
 
-        Without ``dataset`` the RouterBench data is loaded from ``settings.data_path()`` now
-        (ConfigError when it is missing). Without ``rng`` faults are drawn from
-        ``numpy.random.default_rng(settings.seed)``. A ``matcher`` built over the same dataset can
-        be shared between apps (building one takes about half a second). ``tool_arms`` adds the
-        tool-calling arms (BFCL's native function-calling configurations). Latency profiles and
+    Without ``dataset`` the RouterBench data is loaded from ``settings.data_path()`` now
+    (ConfigError when it is missing). Without ``rng`` faults are drawn from
+    ``numpy.random.default_rng(settings.seed)``. A ``matcher`` built over the same dataset can
+    be shared between apps (building one takes about half a second). ``tool_arms`` adds the
+    tool-calling arms (BFCL's native function-calling configurations). Latency profiles and
     degradation episodes (``conditions``) run on ``clock`` (seconds) and draw from a Generator
-    seeded with ``[settings.seed, 1]``. ``app.state.models``
-        lists every model id served. Installs a filter on the ``uvicorn.error`` logger that
-        drops the traceback of each injected cut.
+    seeded with ``[settings.seed, 1]``. ``app.state.models`` lists every model id served.
+    Installs a filter on the ``uvicorn.error`` logger that drops the traceback of each
+    injected cut.
     """
     if dataset is None:
         dataset = matcher.dataset if matcher is not None else load_routerbench(settings.data_path())

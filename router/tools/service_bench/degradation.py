@@ -32,6 +32,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import httpx
@@ -56,7 +57,9 @@ PROFILES: Mapping[str, tuple[float, float]] = {
 }
 """The arms and their latency profiles at time scale 1: median time to first token (ms) and
 tokens per second, of the order hosted APIs show."""
-STAGES = {"escalation": False, "components": False, "judge": "never"}
+STAGES: Mapping[str, object] = MappingProxyType(
+    {"escalation": False, "components": False, "judge": "never"}
+)
 COST_REF_USD = 0.01
 
 
@@ -330,7 +333,7 @@ async def _client(
             "messages": [{"role": "user", "content": record.prompt}],
             "session": f"w{worker}-s{session}",
             "objective": {"lambda_cost": lam, "lambda_latency": scenario.lambda_latency},
-            "stages": STAGES,
+            "stages": dict(STAGES),
         }
         at_s = clock()
         response = await client.post("/route-and-run", json=body)
