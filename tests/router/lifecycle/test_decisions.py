@@ -4,46 +4,12 @@ from typing import Any
 
 import numpy as np
 
-from learner.anchor import Evidence
 from learner.context import ArmFeatures, Context
 from router.lifecycle.decisions import Decider, Rule
 from router.lifecycle.journal import Journal
-from router.policies import Learned, Served
+from tests.router.lifecycle.fakes import FixedPolicies
 
 ARMS = ("cheap", "strong")
-
-
-class _Policy:
-    updates = 0
-
-    def pmf(self, context: Context) -> list[float]:
-        return [0.9, 0.1]  # an untrained policy's liking for the cheap arm
-
-
-class _Policies:
-    def __init__(self) -> None:
-        self._evidence: dict[str, Evidence] = {}
-        self.learned: list[tuple[str, str, float]] = []
-
-    def serving(self, stage: str, tenant: str | None = None) -> Served:
-        return Served(_Policy(), stage, True)  # type: ignore[arg-type]
-
-    def evidence(self, stage: str, tenant: str | None = None) -> Evidence:
-        return self._evidence.setdefault(stage, Evidence())
-
-    async def learn_for(
-        self,
-        tenant: str | None,
-        stage: str,
-        context: Context,
-        arm: str,
-        probability: float,
-        reward: float,
-        *,
-        logged: bool = True,
-    ) -> Learned:
-        self.learned.append((stage, arm, reward))
-        return Learned(stage, len(self.learned))
 
 
 def _context() -> Context:
@@ -53,7 +19,7 @@ def _context() -> Context:
 
 
 async def test_rewards_become_evidence_even_before_the_rule_has_an_action() -> None:
-    policies = _Policies()
+    policies = FixedPolicies()
     decider = Decider(policies, np.random.default_rng(0))  # type: ignore[arg-type]
     journal = Journal("request", "t", None)
     for _ in range(30):
@@ -66,7 +32,7 @@ async def test_rewards_become_evidence_even_before_the_rule_has_an_action() -> N
 
 
 async def test_a_frozen_stage_takes_the_rules_action_over_the_policys_liking() -> None:
-    policies: Any = _Policies()
+    policies: Any = FixedPolicies()
     frozen = Decider(policies, np.random.default_rng(0), learn=False)
     journal = Journal("request", "t", None)
     drawn = frozen.draw(journal, "pre", _context(), Rule("strong", "category:code"))

@@ -9,7 +9,6 @@ import pytest
 
 from features.historical import ArmHistory
 from features.verdicts import ValidationResult, ValidationSummary
-from learner.anchor import Evidence
 from learner.context import ArmFeatures, Context
 from learner.reward import RewardWeights, shape_reward
 from router.lifecycle.decisions import Decider, Rule
@@ -24,8 +23,8 @@ from router.lifecycle.judge_gate import (
     gate_rule,
     history_band,
 )
-from router.policies import Learned, Served
 from router.pool import Arm
+from tests.router.lifecycle.fakes import FixedPolicies
 
 WEIGHTS = RewardWeights(lambda_cost=0.3, lambda_latency=0.0, cost_ref_usd=0.01)
 CHECKED = ValidationSummary((ValidationResult("python_syntax", True, True, ""),))
@@ -44,45 +43,6 @@ JUDGE = Arm(
     input_usd_per_mtok=1.0,
     output_usd_per_mtok=3.0,
 )
-
-
-class _Policy:
-    updates = 0
-
-    def __init__(self, pmf: list[float]) -> None:
-        self._pmf = pmf
-
-    def pmf(self, context: Context) -> list[float]:
-        return list(self._pmf)
-
-
-class _Registry:
-    """A stage's policy with a fixed PMF; remembers what it was taught."""
-
-    def __init__(self, pmf: list[float]) -> None:
-        self._policy = _Policy(pmf)
-        self._evidence = Evidence()
-        self.learned: list[tuple[str, float, float]] = []
-
-    def serving(self, stage: str, tenant: str | None = None) -> Served:
-        return Served(self._policy, stage, True)  # type: ignore[arg-type]
-
-    def evidence(self, stage: str, tenant: str | None = None) -> Evidence:
-        return self._evidence
-
-    async def learn_for(
-        self,
-        tenant: str | None,
-        stage: str,
-        context: Context,
-        arm: str,
-        probability: float,
-        reward: float,
-        *,
-        logged: bool = True,
-    ) -> Learned:
-        self.learned.append((arm, probability, reward))
-        return Learned(stage, len(self.learned))
 
 
 CONTEXT = Context(
@@ -172,7 +132,7 @@ def test_the_gate_explores_only_by_asking_and_not_when_frozen() -> None:
     while learning; an ask is never explored away (a skip teaches nothing); scored frozen,
     the anchored action is taken outright."""
     rule = Rule(SKIP, "checked|high|cheap")
-    certain = _Registry([0.0, 1.0])
+    certain = FixedPolicies([0.0, 1.0])
     learning = Decider(certain, np.random.default_rng(0), learn=True)  # type: ignore[arg-type]
     drawn = learning.draw(Journal("r", "t", None), "judge", CONTEXT, rule, probe=(ASK, 0.05))
     assert drawn.pmf[ASK] == pytest.approx(0.05)
@@ -180,7 +140,7 @@ def test_the_gate_explores_only_by_asking_and_not_when_frozen() -> None:
     frozen = Decider(certain, np.random.default_rng(0), learn=False)  # type: ignore[arg-type]
     drawn = frozen.draw(Journal("r", "t", None), "judge", CONTEXT, rule, probe=(ASK, 0.05))
     assert drawn.pmf == {ASK: 0.0, SKIP: 1.0}
-    uniform = Decider(_Registry([0.5, 0.5]), np.random.default_rng(0), learn=True)  # type: ignore[arg-type]
+    uniform = Decider(FixedPolicies([0.5, 0.5]), np.random.default_rng(0), learn=True)  # type: ignore[arg-type]
     asks = Rule(ASK, "unchecked|low|cheap")
     drawn = uniform.draw(Journal("r", "t", None), "judge", CONTEXT, asks, probe=(ASK, 0.05))
     assert drawn.pmf == {ASK: 1.0, SKIP: 0.0}
@@ -189,7 +149,7 @@ def test_the_gate_explores_only_by_asking_and_not_when_frozen() -> None:
 async def test_an_asked_decision_teaches_the_skip_it_did_not_take() -> None:
     """The skip counterfactual is learned with the probability of asking (the chance it was
     observed), counts as the bucket's evidence beside the ask reward, and is not journaled."""
-    registry = _Registry([0.5, 0.5])
+    registry = FixedPolicies([0.5, 0.5])
     decider = Decider(registry, np.random.default_rng(1), learn=True)  # type: ignore[arg-type]
     journal = Journal("r", "t", None)
     rule = Rule(ASK, "unchecked|unknown|cheap")
@@ -197,7 +157,10 @@ async def test_an_asked_decision_teaches_the_skip_it_did_not_take() -> None:
     while drawn.action != ASK:
         drawn = decider.draw(journal, "judge", CONTEXT, rule, probe=(ASK, 0.05))
     await decider.settle_with_counterfactual(journal, drawn, 0.6, SKIP, 0.8)
-    assert registry.learned == [(ASK, drawn.probability, 0.6), (SKIP, drawn.probability, 0.8)]
+    assert [learned[1:] for learned in registry.learned] == [
+        (ASK, drawn.probability, 0.6),
+        (SKIP, drawn.probability, 0.8),
+    ]
     evidence = registry.evidence("judge")
     assert evidence.count(rule.bucket, ASK) == 1  # once, as one half of a pair
     assert evidence.mean(rule.bucket, ASK) == 0.6

@@ -38,10 +38,10 @@ def test_the_pre_generation_rule_steps_aside_while_its_arm_is_degraded() -> None
 
     from learner.context import ArmFeatures, Context
     from router.lifecycle.generating import pre_generation_rule
-    from tests.router.lifecycle.test_decisions import _Policies
+    from tests.router.lifecycle.fakes import FixedPolicies
 
     arms = ("cheap", "strong")
-    policies = _Policies()
+    policies = FixedPolicies()
     for _ in range(25):
         policies.evidence("pre").add("category:any", "strong", 1.0)
         policies.evidence("pre").add("category:any", "cheap", 0.2)
