@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -27,7 +27,7 @@ from features.query import Message, last_user_text
 from features.validators import extract_json
 from features.verdicts import ValidationSummary
 from router.lifecycle.stages import JudgeMode, JudgeRule
-from router.providers import ChatRequest, Provider
+from router.providers import ChatRequest, Completion, Provider
 
 RUBRIC = (
     "You are a strict grader of answers to user requests. You receive the user's request and "
@@ -221,6 +221,9 @@ def parse_component_scores(text: str, count: int) -> tuple[float, str, list[tupl
     return score, reason, [graded[i] for i in range(1, count + 1)]
 
 
+Parsed = TypeVar("Parsed")
+
+
 class LLMJudge:
     """A judge that is a call to one arm of the pool."""
 
@@ -228,15 +231,7 @@ class LLMJudge:
         self._provider = provider
 
     async def score(self, messages: Sequence[Message], answer: str) -> JudgeVerdict:
-        completion = await self._provider.complete(
-            ChatRequest(messages=judge_messages(messages, answer), temperature=0.0)
-        )
-        try:
-            score, reason = parse_score(completion.text)
-        except ValueError as exc:
-            raise ProviderBadResponseError(
-                f"judge {completion.arm}: {exc}: {completion.text[:120]!r}", arm=completion.arm
-            ) from exc
+        completion, (score, reason) = await self._ask(judge_messages(messages, answer), parse_score)
         return JudgeVerdict(
             score=score,
             reason=reason,
@@ -248,15 +243,10 @@ class LLMJudge:
     async def score_components(
         self, messages: Sequence[Message], components: Sequence[Component]
     ) -> JudgeVerdict:
-        completion = await self._provider.complete(
-            ChatRequest(messages=component_judge_messages(messages, components), temperature=0.0)
+        completion, (score, reason, graded) = await self._ask(
+            component_judge_messages(messages, components),
+            lambda text: parse_component_scores(text, len(components)),
         )
-        try:
-            score, reason, graded = parse_component_scores(completion.text, len(components))
-        except ValueError as exc:
-            raise ProviderBadResponseError(
-                f"judge {completion.arm}: {exc}: {completion.text[:120]!r}", arm=completion.arm
-            ) from exc
         return JudgeVerdict(
             score=score,
             reason=reason,
@@ -268,6 +258,19 @@ class LLMJudge:
                 for i, (c, (grade, why)) in enumerate(zip(components, graded, strict=True))
             ),
         )
+
+    async def _ask(
+        self, messages: tuple[Message, ...], parse: Callable[[str], Parsed]
+    ) -> tuple[Completion, Parsed]:
+        """One judge call and its parsed verdict; an unreadable verdict is the judge's bad
+        response (``ProviderBadResponseError``), quoting what it said."""
+        completion = await self._provider.complete(ChatRequest(messages=messages, temperature=0.0))
+        try:
+            return completion, parse(completion.text)
+        except ValueError as exc:
+            raise ProviderBadResponseError(
+                f"judge {completion.arm}: {exc}: {completion.text[:120]!r}", arm=completion.arm
+            ) from exc
 
 
 def should_judge(
