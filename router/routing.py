@@ -65,6 +65,7 @@ from router import tracing
 from router.constraints import eligible_arms
 from router.conversations import RecentTurns, previous_turn_key, turn_key
 from router.health import HealthTracker
+from router.history_index import HistoryIndex
 from router.lifecycle.assessment import Assessment, assess, failed_tool_calls
 from router.lifecycle.decisions import Decider, trace
 from router.lifecycle.escalation import Escalated, escalate
@@ -167,6 +168,7 @@ class Router:
         writer: JournalWriter | None = None,
         config: RouterConfig = RouterConfig(),
         clock: Clock = time.perf_counter,
+        history_index: HistoryIndex | None = None,
     ) -> None:
         self.pool = pool
         self._providers = providers
@@ -193,6 +195,7 @@ class Router:
             clock=clock,
         )
         self._writer = writer
+        self._history_index = history_index  # None: every look-up asks the store
         self._recent = RecentTurns()
 
     # --- signals ---------------------------------------------------------------------------
@@ -208,6 +211,13 @@ class Router:
         now = datetime.now(UTC)
 
         async def outcomes(user_id: str | None) -> list[PastOutcome]:
+            index = self._history_index
+            if index is not None and index.ready:  # in process, no round trip
+                return list(
+                    index.neighbour_outcomes(
+                        embedding, k=self._config.knn_k, tenant=tenant, user_id=user_id
+                    )
+                )
             async with self._database.connection(transaction=False) as conn:
                 return list(
                     await embedding_store.neighbour_outcomes(
