@@ -128,6 +128,11 @@ class NeighbourIndex:
         return request_id in self._slots
 
     @property
+    def names_held(self) -> int:
+        """Distinct tenants and users of the held rows (the names table never holds more)."""
+        return len(self._tenant_names) + len(self._user_names)
+
+    @property
     def nbytes(self) -> int:
         """The bytes of the preallocated arrays (the rows' ids and outcomes come on top)."""
         arrays = (self._vectors, self._scores, self._tenants, self._users, self._stored_at)

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 from psycopg import AsyncConnection
 
 from store.records import StoredEmbedding
@@ -70,12 +71,13 @@ async def _rows(
     async with conn.cursor(binary=True) as cursor:
         await cursor.execute(query, params)
         rows = await cursor.fetchall()
+    # pgvector's binary loader gives ``pgvector.Vector`` values: taken as numpy arrays here
     return [
         StoredEmbedding(
             request_id=rid,
             tenant=tenant,
             user_id=user_id,
-            embedding=embedding,
+            embedding=np.asarray(embedding.to_numpy(), dtype=np.float32),
             created_at=created_at,
             decision_ids=tuple(ids or ()),
             arms=tuple(arms or ()),
