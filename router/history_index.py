@@ -46,6 +46,9 @@ class HistoryIndex:
         """Whether ``load`` has run: before it, the copy knows nothing and must not answer."""
         return self._marker is not None
 
+    def __contains__(self, request_id: Hashable) -> bool:
+        return request_id in self._index
+
     @property
     def size(self) -> int:
         return len(self._index)
