@@ -203,6 +203,23 @@ class Router:
     def _health_now(self) -> dict[str, ArmHealth]:
         return {name: self._health.snapshot(name) for name in self.pool.names}
 
+    def _indexed_history(
+        self, embedding: Vector, tenant: str, user: str | None
+    ) -> tuple[HistoricalSignals, HistoricalSignals] | None:
+        """The historical signals from the in-process index (``router.history_index``);
+        None when it is off or not loaded yet: then the store answers (``_history``)."""
+        index = self._history_index
+        if index is None or not index.ready or not embedding.any():
+            return None
+        now, k = datetime.now(UTC), self._config.knn_k
+        rows = index.neighbour_outcomes(embedding, k=k, tenant=tenant)
+        user_rows = (
+            []
+            if user is None
+            else index.neighbour_outcomes(embedding, k=k, tenant=tenant, user_id=user)
+        )
+        return summarize(rows, now), summarize(user_rows, now)
+
     async def _history(
         self, embedding: Vector, tenant: str, user: str | None
     ) -> tuple[HistoricalSignals, HistoricalSignals]:
@@ -211,13 +228,6 @@ class Router:
         now = datetime.now(UTC)
 
         async def outcomes(user_id: str | None) -> list[PastOutcome]:
-            index = self._history_index
-            if index is not None and index.ready:  # in process, no round trip
-                return list(
-                    index.neighbour_outcomes(
-                        embedding, k=self._config.knn_k, tenant=tenant, user_id=user_id
-                    )
-                )
             async with self._database.connection(transaction=False) as conn:
                 return list(
                     await embedding_store.neighbour_outcomes(
@@ -295,8 +305,16 @@ class Router:
         embedded = clock()
         # The neighbour look-up goes to the store now; the query signals are computed while
         # it is under way.
-        looking_up = asyncio.ensure_future(self._history(embedding, request.tenant, request.user))
-        await asyncio.sleep(0)  # let it send its query
+        looking_up: asyncio.Future[tuple[HistoricalSignals, HistoricalSignals]]
+        indexed = self._indexed_history(embedding, request.tenant, request.user)
+        if indexed is not None:  # answered in process: no task, no turn of the loop
+            looking_up = asyncio.get_running_loop().create_future()
+            looking_up.set_result(indexed)
+        else:
+            looking_up = asyncio.ensure_future(
+                self._history(embedding, request.tenant, request.user)
+            )
+            await asyncio.sleep(0)  # let it send its query
         try:
             signals_at = clock()
             query = query_signals(
