@@ -18,9 +18,12 @@ not taken. Not thread-safe: one owner, one event loop.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -39,10 +42,10 @@ class PastDecision:
     decided_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class IndexedOutcome:
+class IndexedOutcome(NamedTuple):
     """A neighbour's outcome, as the store's look-up returns it (``features.historical``'s
-    ``PastOutcome``): ``created_at`` is when the decision was made."""
+    ``PastOutcome``): ``created_at`` is when the decision was made. A named tuple: a look-up
+    makes up to k x decisions of them, and a tuple is the cheapest frozen value to build."""
 
     request_id: Hashable
     distance: float
@@ -98,7 +101,12 @@ class _Row:
     request_id: Hashable
     tenant: str
     user_id: str | None
-    decisions: tuple[PastDecision, ...]
+    decisions: tuple[tuple[tuple[float, str], PastDecision], ...]
+    """Each decision with its sort key (time, id), in that order."""
+
+
+_ORDER = itemgetter(0, 1)
+"""Outcomes are ordered as the store orders them: distance, then decision time and id."""
 
 
 class NeighbourIndex:
@@ -178,7 +186,10 @@ class NeighbourIndex:
         self._tenants[slot] = self._tenant_names.acquire(tenant)
         self._users[slot] = self._user_names.acquire(user_id)
         self._stored_at[slot] = when
-        self._rows[slot] = _Row(request_id, tenant, user_id, tuple(decisions))
+        keyed = sorted(
+            ((d.decided_at.timestamp(), str(d.decision_id)), d) for d in decisions
+        )  # ids are unique: the decisions themselves are never compared
+        self._rows[slot] = _Row(request_id, tenant, user_id, tuple(keyed))
         self._slots[request_id] = slot
         return True
 
@@ -201,8 +212,8 @@ class NeighbourIndex:
         if k < 0:
             raise ValueError(f"k must be >= 0, got {k}")
         query = np.asarray(probe, dtype=np.float32)
-        norm = float(np.linalg.norm(query)) if query.shape == (self.dim,) else 0.0
-        if not np.isfinite(norm) or norm == 0.0:
+        norm = math.sqrt(float(np.dot(query, query))) if query.shape == (self.dim,) else 0.0
+        if not math.isfinite(norm) or norm == 0.0:
             raise ValueError(f"a probe has {self.dim} finite values, not all zero")
         tenant_code = self._tenant_names.code(tenant)
         user_code = self._user_names.code(user_id)
@@ -220,22 +231,20 @@ class NeighbourIndex:
         slots = np.flatnonzero(eligible)
         if slots.size > k:
             slots = slots[np.argpartition(-scores[slots], k - 1)[:k]]
-        found: list[IndexedOutcome] = []
-        order: list[tuple[float, datetime, str]] = []
-        for slot in slots.tolist():
-            row = self._rows[slot]
+        # as pgvector: the similarity clamped to [-1, 1]
+        distances = (1.0 - np.clip(scores[slots], -1.0, 1.0).astype(np.float64)).tolist()
+        keyed: list[tuple[float, tuple[float, str], Hashable, PastDecision]] = []
+        rows = self._rows
+        for slot, distance in zip(slots.tolist(), distances, strict=True):
+            row = rows[slot]
             assert row is not None, "a slot below the size holds a row"
-            # as pgvector: the similarity clamped to [-1, 1]
-            distance = 1.0 - min(1.0, max(-1.0, float(scores[slot])))
-            for decision in row.decisions:
-                found.append(
-                    IndexedOutcome(
-                        row.request_id, distance, decision.arm, decision.reward, decision.decided_at
-                    )
-                )
-                order.append((distance, decision.decided_at, str(decision.decision_id)))
-        ranks = sorted(range(len(found)), key=order.__getitem__)
-        return [found[rank] for rank in ranks]
+            for key, decision in row.decisions:
+                keyed.append((distance, key, row.request_id, decision))
+        keyed.sort(key=_ORDER)
+        return [
+            IndexedOutcome(request_id, distance, d.arm, d.reward, d.decided_at)
+            for distance, _, request_id, d in keyed
+        ]
 
     def _evict(self, slot: int) -> None:
         row = self._rows[slot]
