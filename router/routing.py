@@ -303,8 +303,8 @@ class Router:
         started = clock()
         embedding = embed_query(self._embedder, request.messages)
         embedded = clock()
-        # The neighbour look-up goes to the store now; the query signals are computed while
-        # it is under way.
+        # The neighbour look-up: answered at once by the in-process index when there is one;
+        # else it goes to the store now, and the query signals are computed while it is under way.
         looking_up: asyncio.Future[tuple[HistoricalSignals, HistoricalSignals]]
         indexed = self._indexed_history(embedding, request.tenant, request.user)
         if indexed is not None:  # answered in process: no task, no turn of the loop
