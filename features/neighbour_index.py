@@ -118,10 +118,12 @@ class NeighbourIndex:
             raise ValueError(f"capacity and dim must be >= 1, got {capacity} and {dim}")
         self.capacity = capacity
         self.dim = dim
-        self._vectors = np.zeros((capacity, dim), dtype=np.float32)
-        self._scores = np.zeros(capacity, dtype=np.float32)
-        self._tenants = np.zeros(capacity, dtype=np.int32)
-        self._users = np.zeros(capacity, dtype=np.int32)
+        # np.full writes every page now (np.zeros would leave them to the first write): the
+        # process's resident memory is what it will be when the index is full.
+        self._vectors = np.full((capacity, dim), 0.0, dtype=np.float32)
+        self._scores = np.full(capacity, 0.0, dtype=np.float32)
+        self._tenants = np.full(capacity, 0, dtype=np.int32)
+        self._users = np.full(capacity, 0, dtype=np.int32)
         self._stored_at = np.full(capacity, np.inf, dtype=np.float64)
         self._rows: list[_Row | None] = [None] * capacity
         self._slots: dict[Hashable, int] = {}
