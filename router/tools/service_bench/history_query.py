@@ -37,7 +37,7 @@ from psycopg.rows import dict_row
 
 from features.embedding import HashingEmbedder
 from features.errors import ConfigError
-from router.history_index import HistoryIndex
+from router.history_index import HistoryIndex, one_blas_thread
 from router.settings import ReplaySettings
 from router.tools.replay_pool.dataset import load_routerbench
 from router.tools.service_bench.overhead import percentiles_json
@@ -113,6 +113,7 @@ async def _measure(url: str, prompts: Sequence[str], args: argparse.Namespace) -
             await conn.execute("VACUUM ANALYZE")
         probes = [embedder.embed(prompts[-1 - i]) for i in range(args.probes)]
         index = HistoryIndex(database, args.index_rows or args.requests)
+        one_blas_thread()  # as the service runs it
         await index.load()
         async with database.connection(transaction=False) as conn:
             lookups = await _lookups(conn, probes, args.k)
