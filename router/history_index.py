@@ -5,8 +5,9 @@ embeddings with the pre-generation outcomes they carry, and keeps it fresh from 
 which stays the store of record: ``load`` reads the most recent rows at start-up, and
 ``run_refresher`` reads, every interval, the rows inserted or updated since the last read
 (``store.embedding_changes``: new requests of every replica, and rows whose outcomes a
-decision or reward refreshed). A look-up then costs no round trip; it sees the store as it
-was at most one refresh interval (plus the read itself) ago.
+decision or reward refreshed). The process's own requests go in at once (``note``). A
+look-up then costs no round trip; it sees the store as it was at most one refresh interval
+(plus the read itself) ago, and its own process's requests as soon as they ended.
 
 What differs from the store's look-up: the search is exact, where the store answers from its
 HNSW index (approximate on large tables), and it covers the ``capacity`` most recent rows of
@@ -18,12 +19,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Callable, Hashable, Iterable
+from datetime import UTC, datetime, timedelta
 
 from threadpoolctl import threadpool_limits
 
 from features.errors import SignalrouteError
 from features.neighbour_index import IndexedOutcome, NeighbourIndex, PastDecision, Vector
+from router.lifecycle.journal import Journal
+from router.lifecycle.stages import PRE_GENERATION
 from store import embedding_changes
 from store.database import Database
 from store.records import EMBEDDING_DIM, StoredEmbedding
@@ -116,6 +121,43 @@ class HistoryIndex:
         self.lookups += 1
         return self._index.outcomes(
             embedding, k=k, tenant=tenant, user_id=user_id, exclude_request_id=exclude_request_id
+        )
+
+    def note(self, journal: Journal, embedding: Vector) -> None:
+        """Hold a request of this process as soon as its journal is handed to the writer, so
+        that the process's next requests see it before the store has it (they did, when the
+        store answered: the writer commits a journal as the response goes out).
+
+        Its decisions' times are this process's clock and each reward is the mean of the
+        first of each source, as the store counts them; the next refresh replaces the row
+        with what the store holds. A request id that is not a UUID (never stored) is skipped.
+        """
+        try:
+            request_id = uuid.UUID(journal.request_id)
+        except ValueError:
+            return
+        now = datetime.now(UTC)
+        first: dict[tuple[str, str], float] = {}
+        for reward in journal.rewards:
+            first.setdefault((reward.decision_id, reward.source), reward.value)
+        decisions = []
+        for n, row in enumerate(d for d in journal.decisions if d.stage == PRE_GENERATION):
+            values = [value for (did, _), value in first.items() if did == row.decision_id]
+            decisions.append(
+                PastDecision(
+                    uuid.UUID(row.decision_id),
+                    row.chosen_arm,
+                    sum(values) / len(values) if values else None,
+                    now + timedelta(microseconds=n),  # in the order they were made
+                )
+            )
+        self._index.put(
+            request_id,
+            tenant=journal.tenant,
+            user_id=journal.user_id,
+            embedding=embedding,
+            stored_at=now,
+            decisions=decisions,
         )
 
     def _apply(self, rows: Iterable[StoredEmbedding]) -> None:

@@ -686,6 +686,8 @@ class Router:
         self, journal: Journal, outcome: Outcome, embedding: Vector | None = None
     ) -> None:
         """Hand the journal to the background writer (or write it now, without one)."""
+        if embedding is not None and self._history_index is not None:
+            self._history_index.note(journal, embedding)  # seen by the next request at once
         if self._writer is not None:
             self._writer.submit(journal, outcome, embedding)
         else:

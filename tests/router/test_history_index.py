@@ -11,10 +11,13 @@ import pytest
 from psycopg import AsyncConnection
 
 from router.history_index import HistoryIndex
+from router.lifecycle.journal import Completed, DecisionRow, Journal, RewardRow
+from router.lifecycle.journal import write as write_journal
 from store import embeddings, rewards
 from store.batches import Batch, write_batch
 from store.database import Database
 from store.records import EMBEDDING_DIM, NeighbourOutcome
+from tests.store.factories import a_request
 
 ARMS = ["small", "large", "code"]
 
@@ -210,3 +213,51 @@ async def test_a_full_index_holds_the_most_recent_rows(database: Database) -> No
     held = {rid for rid in ids + later if rid in index}
     assert held == set(await newest(database, 50))
     assert set(later) <= held
+
+
+async def test_a_journal_of_this_process_is_seen_at_once_then_as_the_store_holds_it(
+    database: Database,
+) -> None:
+    rng = np.random.default_rng(7)
+    index = HistoryIndex(database, 100)
+    await index.load()
+    rid, did = str(uuid.uuid4()), str(uuid.uuid4())
+    journal = Journal(request_id=rid, tenant="acme", user_id="u1")
+    journal.decision(
+        DecisionRow(
+            decision_id=did,
+            stage="pre",
+            context={},
+            arms=tuple(ARMS),
+            chosen_arm="code",
+            probability=1.0,
+            pmf={"code": 1.0},
+            policy_name="vw-cb",
+            policy_version=1,
+        )
+    )
+    for value, source in [
+        (1.0, "run"),
+        (0.5, "judge"),
+        (0.0, "run"),
+    ]:  # the second run: not counted
+        journal.reward(RewardRow(did, value, source, f"{source}:{did}:{value}"))
+    probe = vector(rng)
+    async with database.connection() as conn:  # the request row, as the writer logs it first
+        await a_request(conn, request_id=rid, tenant="acme", user_id="u1")
+    index.note(journal, probe)
+    noted = index.neighbour_outcomes(probe, k=5, tenant="acme", user_id="u1")
+    assert [(r.request_id, r.arm, r.reward) for r in noted] == [(uuid.UUID(rid), "code", 0.75)]
+    await write_journal(
+        database,
+        journal,
+        Completed(output="4", model="code", cost_usd=0.0, latency_ms=1.0),
+        probe,
+    )
+    await index.refresh()
+    assert index.size == 1
+    async with database.connection(transaction=False) as conn:
+        same(
+            index.neighbour_outcomes(probe, k=5, tenant="acme"),
+            await exact(conn, probe, tenant="acme"),
+        )
