@@ -65,6 +65,7 @@ from router import tracing
 from router.constraints import eligible_arms
 from router.conversations import RecentTurns, previous_turn_key, turn_key
 from router.health import HealthTracker
+from router.history_index import HistoryIndex
 from router.lifecycle.assessment import Assessment, assess, failed_tool_calls
 from router.lifecycle.decisions import Decider, trace
 from router.lifecycle.escalation import Escalated, escalate
@@ -167,6 +168,7 @@ class Router:
         writer: JournalWriter | None = None,
         config: RouterConfig = RouterConfig(),
         clock: Clock = time.perf_counter,
+        history_index: HistoryIndex | None = None,
     ) -> None:
         self.pool = pool
         self._providers = providers
@@ -193,12 +195,30 @@ class Router:
             clock=clock,
         )
         self._writer = writer
+        self._history_index = history_index  # None: every look-up asks the store
         self._recent = RecentTurns()
 
     # --- signals ---------------------------------------------------------------------------
 
     def _health_now(self) -> dict[str, ArmHealth]:
         return {name: self._health.snapshot(name) for name in self.pool.names}
+
+    def _indexed_history(
+        self, embedding: Vector, tenant: str, user: str | None
+    ) -> tuple[HistoricalSignals, HistoricalSignals] | None:
+        """The historical signals from the in-process index (``router.history_index``);
+        None when it is off or not loaded yet: then the store answers (``_history``)."""
+        index = self._history_index
+        if index is None or not index.ready or not embedding.any():
+            return None
+        now, k = datetime.now(UTC), self._config.knn_k
+        rows = index.neighbour_outcomes(embedding, k=k, tenant=tenant)
+        user_rows = (
+            []
+            if user is None
+            else index.neighbour_outcomes(embedding, k=k, tenant=tenant, user_id=user)
+        )
+        return summarize(rows, now), summarize(user_rows, now)
 
     async def _history(
         self, embedding: Vector, tenant: str, user: str | None
@@ -283,10 +303,18 @@ class Router:
         started = clock()
         embedding = embed_query(self._embedder, request.messages)
         embedded = clock()
-        # The neighbour look-up goes to the store now; the query signals are computed while
-        # it is under way.
-        looking_up = asyncio.ensure_future(self._history(embedding, request.tenant, request.user))
-        await asyncio.sleep(0)  # let it send its query
+        # The neighbour look-up: answered at once by the in-process index when there is one;
+        # else it goes to the store now, and the query signals are computed while it is under way.
+        looking_up: asyncio.Future[tuple[HistoricalSignals, HistoricalSignals]]
+        indexed = self._indexed_history(embedding, request.tenant, request.user)
+        if indexed is not None:  # answered in process: no task, no turn of the loop
+            looking_up = asyncio.get_running_loop().create_future()
+            looking_up.set_result(indexed)
+        else:
+            looking_up = asyncio.ensure_future(
+                self._history(embedding, request.tenant, request.user)
+            )
+            await asyncio.sleep(0)  # let it send its query
         try:
             signals_at = clock()
             query = query_signals(
@@ -658,6 +686,8 @@ class Router:
         self, journal: Journal, outcome: Outcome, embedding: Vector | None = None
     ) -> None:
         """Hand the journal to the background writer (or write it now, without one)."""
+        if embedding is not None and self._history_index is not None:
+            self._history_index.note(journal, embedding)  # seen by the next request at once
         if self._writer is not None:
             self._writer.submit(journal, outcome, embedding)
         else:

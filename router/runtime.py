@@ -23,6 +23,7 @@ from learner.config import PolicyConfig
 from router.arm_probes import ArmReachability
 from router.budget import BudgetGuard
 from router.health import HealthConfig, HealthTracker
+from router.history_index import HistoryIndex, one_blas_thread
 from router.lifecycle.journal import JournalWriter
 from router.lifecycle.judge import Judge, LLMJudge
 from router.lifecycle.spool import JournalSpool
@@ -69,6 +70,8 @@ class Runtime:
     writer: JournalWriter | None = None
     reachability: ArmReachability | None = None
     """Which arms' addresses answer (for ``/readyz``); None in runtimes built by hand."""
+    history_index: HistoryIndex | None = None
+    """The in-process history look-up; None when it is off."""
 
 
 async def open_database(settings: Settings, stack: AsyncExitStack) -> Database:
@@ -206,6 +209,7 @@ async def open_runtime(
             if pool.judge is not None
             else None
         )
+        history_index = await open_history_index(database, settings, stack)
         spend = SpendTracker(
             Budgets(tenant_usd=settings.tenant_budget_usd, session_usd=settings.session_budget_usd)
         )
@@ -222,6 +226,7 @@ async def open_runtime(
             rng=np.random.default_rng(settings.seed),
             judge=judge,
             writer=writer,
+            history_index=history_index,
             config=RouterConfig(
                 knn_k=settings.knn_k,
                 max_attempts=settings.max_attempts,
@@ -244,7 +249,27 @@ async def open_runtime(
             metrics=metrics,
             writer=writer,
             reachability=reachability,
+            history_index=history_index,
         )
+
+
+async def open_history_index(
+    database: Database, settings: Settings, stack: AsyncExitStack
+) -> HistoryIndex | None:
+    """The in-process history index, loaded and refreshing; None when it is off
+    (``history_index``). Until it is loaded (the store did not answer at start) the look-ups
+    ask the store."""
+    if not settings.history_index:
+        return None
+    stack.callback(one_blas_thread())
+    index = HistoryIndex(database, settings.history_index_rows)
+    try:
+        await index.load()
+    except SignalrouteError as exc:  # the refresher loads it once the store answers
+        log.warning("history index not loaded, the store answers meanwhile: %s", exc.message)
+    refresher = asyncio.create_task(index.run_refresher(settings.history_index_refresh_ms / 1000.0))
+    stack.callback(refresher.cancel)
+    return index
 
 
 async def follow_snapshots(policies: PolicyRegistry, every_s: float) -> None:

@@ -220,6 +220,26 @@ class Settings(BaseSettings):
         default=2.0, gt=0, description="Replicas: how often to look for a newer snapshot."
     )
     knn_k: int = Field(default=20, ge=1, le=200, description="Neighbours for historical signals.")
+    history_index: bool = Field(
+        default=True,
+        description="Answer the historical look-up from an in-process copy of the most recent "
+        "query embeddings, kept fresh from the store (no round trip; exact search over the "
+        "copy). False: ask the store on every request.",
+    )
+    history_index_rows: int = Field(
+        default=4096,
+        ge=1,
+        le=1_000_000,
+        description="Rows the in-process history index holds, all tenants together (the most "
+        "recent ones). Each takes 1.5 KiB of vector plus its outcomes, allocated at start; a "
+        "look-up compares the probe with every row of the tenant, so its time grows with it.",
+    )
+    history_index_refresh_ms: float = Field(
+        default=200.0,
+        gt=0,
+        description="How often the history index reads the rows changed in the store (other "
+        "replicas' requests, rewards recorded later): what a look-up sees is at most this old.",
+    )
     anchor: bool = Field(
         default=True,
         description="Anchor the pre-generation and escalation stages to their rules (the arm "

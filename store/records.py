@@ -148,6 +148,23 @@ class Neighbour:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredEmbedding:
+    """A row of ``query_embeddings`` with the pre-generation outcomes it carries (migration
+    0013): the request's 'pre' decisions' ids, chosen arms, mean counted rewards (None: none
+    yet) and times, in the order (time, id); all empty when it has no such decision."""
+
+    request_id: UUID
+    tenant: str
+    user_id: str | None
+    embedding: Embedding
+    created_at: datetime
+    decision_ids: tuple[UUID, ...]
+    arms: tuple[str, ...]
+    rewards: tuple[float | None, ...]
+    decided_at: tuple[datetime, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class NeighbourOutcome:
     """The arm a neighbouring request was routed to and its mean reward (None: no reward yet).
 

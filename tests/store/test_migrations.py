@@ -44,10 +44,44 @@ def test_the_packaged_migrations_are_ordered_and_match_the_code() -> None:
         (7, "tenant_policies"),
         (8, "scopes_and_delegation"),
         (9, "decision_costs_and_traces"),
+        (10, "embedding_changes"),
         (13, "neighbour_outcomes"),
     ]
     assert "CREATE EXTENSION IF NOT EXISTS vector" in migrations[0].sql
     assert f"vector({EMBEDDING_DIM})" in migrations[0].sql
+
+
+async def test_the_change_marker_applies_after_the_carried_outcomes_too(
+    fresh: AsyncConnection[Any],
+) -> None:
+    """0010 arrives after 0013 on a store migrated before it: its trigger then marks the rows
+    0013's triggers refresh, as it does on a fresh store."""
+    await migrate(fresh, tuple(m for m in load_migrations() if m.version != 10))
+    assert [m.version for m in await migrate(fresh)] == [10]
+    rid, did = uuid.uuid4(), uuid.uuid4()
+    vector = "[" + ",".join(["1"] + ["0"] * (EMBEDDING_DIM - 1)) + "]"
+    await fresh.execute(
+        "INSERT INTO requests (id, tenant, messages, params) VALUES (%s, 't', '[]', '{}')", (rid,)
+    )
+    await fresh.execute(
+        "INSERT INTO query_embeddings (request_id, tenant, embedding) VALUES (%s, 't', %s)",
+        (rid, vector),
+    )
+    await fresh.commit()
+    inserted = await (await fresh.execute("SELECT change_xact FROM query_embeddings")).fetchone()
+    await fresh.execute(
+        "INSERT INTO decisions (id, request_id, stage, context, arms, chosen_arm, probability, "
+        "pmf, policy_name, policy_version) VALUES (%s, %s, 'pre', '{}', '{a}', 'a', 1, "
+        "'{\"a\": 1}', 'p', 1)",
+        (did, rid),
+    )
+    await fresh.commit()
+    cursor = await fresh.execute("SELECT change_xact, pre_arms FROM query_embeddings")
+    refreshed = await cursor.fetchone()
+    assert inserted is not None
+    assert refreshed is not None
+    assert 0 < inserted[0] < refreshed[0]
+    assert refreshed[1] == ["a"]
 
 
 async def test_migrating_twice_applies_once(fresh: AsyncConnection[Any]) -> None:

@@ -10,6 +10,12 @@ machine; the client time, Postgres's own execution and planning times, and wheth
 return the same outcomes are reported. Then ``--write-batches`` group commits of 50 new
 requests alternate with the outcome triggers on and off: what keeping the outcomes costs
 the writer.
+
+The third contender is the in-process history index (``router.history_index``), loaded with
+the ``--index-rows`` most recent rows (default: all of them, so that it answers the same
+question): its time, and on how many probes its exact search returns other outcomes than the
+store's HNSW scan (``probes_where_index_differs``) and than the store's exact scan with the
+index scan off (``probes_where_index_differs_from_exact``: 0 expected).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from psycopg.rows import dict_row
 
 from features.embedding import HashingEmbedder
 from features.errors import ConfigError
+from router.history_index import HistoryIndex, one_blas_thread
 from router.settings import ReplaySettings
 from router.tools.replay_pool.dataset import load_routerbench
 from router.tools.service_bench.overhead import percentiles_json
@@ -58,13 +65,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--write-batches", type=int, default=40, help="group commits of 50 requests to time"
     )
+    parser.add_argument(
+        "--index-rows", type=int, default=0, help="rows of the in-process index (0: all stored)"
+    )
     parser.add_argument("--seed", type=int, default=0)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark; write ``history.json`` under ``--out``."""
-    if args.requests < args.k or args.probes < 1 or args.k < 1 or args.write_batches < 0:
-        raise ConfigError("need --requests >= --k >= 1, --probes >= 1, --write-batches >= 0")
+    if (
+        args.requests < args.k
+        or args.probes < 1
+        or args.k < 1
+        or args.write_batches < 0
+        or args.index_rows < 0
+    ):
+        raise ConfigError(
+            "need --requests >= --k >= 1, --probes >= 1, --write-batches >= 0, --index-rows >= 0"
+        )
     prompts = [r.prompt for r in load_routerbench(ReplaySettings().data_path())]
     embedded = EmbeddedPostgres()
     url = embedded.start(Path(tempfile.mkdtemp(prefix="signalroute-history-")) / "data")
@@ -94,8 +112,15 @@ async def _measure(url: str, prompts: Sequence[str], args: argparse.Namespace) -
         async with database.connection(transaction=False) as conn:
             await conn.execute("VACUUM ANALYZE")
         probes = [embedder.embed(prompts[-1 - i]) for i in range(args.probes)]
+        index = HistoryIndex(database, args.index_rows or args.requests)
+        one_blas_thread()  # as the service runs it
+        await index.load()
         async with database.connection(transaction=False) as conn:
             lookups = await _lookups(conn, probes, args.k)
+            lookups.update(await _index_lookups(conn, index, probes, args.k))
+        lookups["ratio_index_to_carried_p50"] = round(
+            lookups["index_ms"]["p50"] / lookups["carried_client_ms"]["p50"], 4
+        )
         writes = await _writes(database, prompts, embedder, rng, arms, args.write_batches)
     finally:
         await database.close()
@@ -106,6 +131,7 @@ async def _measure(url: str, prompts: Sequence[str], args: argparse.Namespace) -
             "k": args.k,
             "write_batches": args.write_batches,
             "seed": args.seed,
+            "index_rows": args.index_rows or args.requests,
             "populated_s": round(populated_s, 1),
         },
         **lookups,
@@ -215,6 +241,37 @@ async def _lookups(conn: AsyncConnection[Any], probes: Sequence[Any], k: int) ->
         report["carried_client_ms"]["p50"] / report["joined_client_ms"]["p50"], 3
     )
     return report
+
+
+async def _index_lookups(
+    conn: AsyncConnection[Any], index: HistoryIndex, probes: Sequence[Any], k: int
+) -> dict[str, Any]:
+    """The in-process index's look-ups, timed, and compared with the store's HNSW scan and
+    its exact scan (the index scan off) for the same probes."""
+    times: list[float] = []
+    differs = differs_from_exact = 0
+    for probe in probes[: min(20, len(probes))]:  # warm the caches
+        index.neighbour_outcomes(probe, k=k, tenant=TENANT)
+    for probe in probes:
+        began = time.perf_counter()
+        rows = index.neighbour_outcomes(probe, k=k, tenant=TENANT)
+        times.append((time.perf_counter() - began) * 1000.0)
+        found = [(r.request_id, r.arm, r.reward, r.created_at) for r in rows]
+        approximate = await _carried(conn, probe, k, False)
+        async with conn.transaction():
+            await conn.execute("SET LOCAL enable_indexscan = off")
+            exact = await _carried(conn, probe, k, False)
+        assert isinstance(approximate, list)
+        assert isinstance(exact, list)
+        differs += found != [(r.request_id, r.arm, r.reward, r.created_at) for r in approximate]
+        differs_from_exact += found != [
+            (r.request_id, r.arm, r.reward, r.created_at) for r in exact
+        ]
+    return {
+        "index_ms": percentiles_json(times),
+        "probes_where_index_differs": differs,
+        "probes_where_index_differs_from_exact": differs_from_exact,
+    }
 
 
 async def _writes(
