@@ -215,7 +215,8 @@ async def test_a_whole_front_chain_escalates_to_front_models_beyond_the_configur
     right more often at a higher price), not from the run's targets, which name only the
     strongest; ``chain-reasons`` sends no rejected answer along."""
     front = VARIANTS["chain-front"]
-    assert front.whole_front and front.max_escalations == 3
+    assert front.whole_front
+    assert front.max_escalations == 3
     assert VARIANTS["chain-reasons"].stages("always", learning=False).escalation_context == (
         "reasons"
     )
