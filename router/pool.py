@@ -195,6 +195,13 @@ class StageDefaults(BaseModel):
         "kept for the last step; off: every step's rule goes to the target whose escalations "
         "earned the most (the dearest until there is evidence).",
     )
+    escalation_context: Literal["answer", "reasons"] = Field(
+        default="answer",
+        description="What an escalated-to arm is sent besides the request: the rejected "
+        "answer and the reasons it was rejected (answer), or the reasons alone (reasons: a "
+        "shorter prompt, the rejected answer's tokens not billed again at the dearer arm's "
+        "price).",
+    )
     judge_components: bool = Field(
         default=False,
         description="Grade an answer's parts (code blocks, prose) one by one; when the judge "

@@ -760,6 +760,7 @@ def _request_params(request: RouteRequest) -> dict[str, Any]:
             "max_switches": stages.max_switches,
             "max_escalations": stages.max_escalations,
             "escalation_ladder": stages.escalation_ladder,
+            "escalation_context": stages.escalation_context,
             "judge_components": stages.judge_components,
         },
         "max_tokens": request.max_tokens,

@@ -260,6 +260,7 @@ class StagesBody(BaseModel):
     max_switches: int | None = Field(default=None, ge=0, le=10)
     max_escalations: int | None = Field(default=None, ge=1, le=5)
     escalation_ladder: bool | None = None
+    escalation_context: Literal["answer", "reasons"] | None = None
     judge_components: bool | None = None
 
 

@@ -101,9 +101,12 @@ async def escalate(
         return
     target = kit.pool.arm(drawn.action.removeprefix(ESCALATE_PREFIX))
     reasons = assessment.reasons() or ["the escalation policy asked a stronger model"]
-    messages = escalation_messages(
-        prep.request.messages, rendered_answer(text, completion.tool_calls), reasons
+    rejected = (
+        rendered_answer(text, completion.tool_calls)
+        if prep.request.stages.escalation_context == "answer"
+        else None
     )
+    messages = escalation_messages(prep.request.messages, rejected, reasons)
     details["reasons"] = reasons
     details["escalation_prompt"] = str(messages[-1].get("content", ""))
     new: Completion | None = None

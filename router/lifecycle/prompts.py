@@ -26,11 +26,21 @@ def _replace_last_user(messages: Sequence[Message], content: str) -> tuple[Messa
 
 
 def escalation_messages(
-    messages: Sequence[Message], failed_output: str, reasons: Sequence[str]
+    messages: Sequence[Message], failed_output: str | None, reasons: Sequence[str]
 ) -> tuple[Message, ...]:
-    """The request again, with the rejected answer and the reasons it was rejected."""
+    """The request again, with the rejected answer and the reasons it was rejected
+    (``failed_output`` None: the reasons alone, for a shorter and cheaper prompt)."""
     request = last_user_text(messages)
     why = "\n".join(f"- {reason}" for reason in reasons) or "- it was judged wrong"
+    if failed_output is None:
+        return _replace_last_user(
+            messages,
+            f"{request}\n\n"
+            "---\n"
+            "A previous answer to this request was rejected for these reasons:\n"
+            f"{why}\n"
+            "Answer the request above again, correctly, without repeating those mistakes.",
+        )
     content = (
         f"{request}\n\n"
         "---\n"

@@ -25,6 +25,7 @@ ESCALATE_PREFIX = "escalate:"
 
 JudgeMode = Literal["always", "on_doubt", "sampled", "never", "learned"]
 JudgeRule = Literal["always", "on_doubt"]
+EscalationContext = Literal["answer", "reasons"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,9 @@ class StageOptions:
     ``escalation_ladder``: a chain climbs through the cheaper targets before the strongest
     one (``router.lifecycle.escalation.rule_target``); off, every step's rule goes straight
     to the target whose escalations earned the most.
+    ``escalation_context``: what an escalated-to arm is sent besides the request: ``answer``
+    (the rejected answer and the reasons it was rejected) or ``reasons`` (the reasons alone:
+    the rejected answer's tokens are not billed again at the dearer arm's price).
     ``judge_components``: the judge grades an answer of two or more components (code blocks,
     prose) per component; when its verdict fails and some components passed, only the
     failed ones are re-routed (with ``components`` on) instead of escalating the whole
@@ -61,6 +65,7 @@ class StageOptions:
     max_escalations: int = 1
     judge_components: bool = False
     escalation_ladder: bool = True
+    escalation_context: EscalationContext = "answer"
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.judge_sample_rate <= 1.0:

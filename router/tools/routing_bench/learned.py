@@ -39,7 +39,13 @@ from learner.config import Exploration, PolicyConfig
 from learner.reward import RewardWeights
 from router.health import HealthTracker
 from router.lifecycle.judge import Judge, JudgeVerdict
-from router.lifecycle.stages import ESCALATION, JudgeMode, JudgeRule, StageOptions
+from router.lifecycle.stages import (
+    ESCALATION,
+    EscalationContext,
+    JudgeMode,
+    JudgeRule,
+    StageOptions,
+)
 from router.policies import PolicyRegistry
 from router.pool import ARM_NAME, Arm, Pool
 from router.providers import Provider
@@ -55,6 +61,7 @@ from router.runtime import STAGE_INTERACTIONS
 from router.settings import Settings
 from router.spend import SpendTracker
 from router.tools.routing_bench.matrix import FloatArray, IndexArray, RoutingMatrix
+from router.tools.routing_bench.operating_points import value_targets
 from router.tools.routing_bench.providers import MatrixJudge, MatrixProvider, PromptIndex
 from store.database import Database
 from store.migrations import reset_data
@@ -92,6 +99,11 @@ class Variant:
     """The judge gate decides whether each first answer is judged (``judge: learned``),
     starting from the run's judge mode as its rule."""
     escalation_ladder: bool = True
+    escalation_context: EscalationContext = "answer"
+    """What an escalated-to arm is sent besides the request (``StageOptions``)."""
+    whole_front: bool = False
+    """Escalate to every model of the train Pareto front (best first: the ladder's rungs),
+    not only the run's ``escalation_targets``."""
 
     def stages(self, judge: JudgeMode, *, learning: bool) -> StageOptions:
         needed = learning or self.escalation
@@ -106,6 +118,7 @@ class Variant:
             max_escalations=self.max_escalations,
             judge_components=self.judge_components,
             escalation_ladder=self.escalation_ladder,
+            escalation_context=self.escalation_context,
         )
 
 
@@ -152,6 +165,36 @@ VARIANTS: Mapping[str, Variant] = {
         "target whose escalations earned the most",
         max_escalations=2,
         escalation_ladder=False,
+    ),
+    "chain-reasons": Variant(
+        "chain-reasons",
+        False,
+        True,
+        False,
+        "chain, each escalated-to arm sent the request and the reasons the answer was "
+        "rejected, without the rejected answer (a shorter prompt at the dearer arm's price)",
+        max_escalations=2,
+        escalation_context="reasons",
+    ),
+    "chain-front": Variant(
+        "chain-front",
+        False,
+        True,
+        False,
+        "chain over every model of the train Pareto front, three steps at most: the cheaper "
+        "rungs first (each a fresh chance on the prompts the others miss), the strongest last",
+        max_escalations=3,
+        whole_front=True,
+    ),
+    "chain-front-reasons": Variant(
+        "chain-front-reasons",
+        False,
+        True,
+        False,
+        "chain-front, each escalated-to arm sent the reasons without the rejected answer",
+        max_escalations=3,
+        whole_front=True,
+        escalation_context="reasons",
     ),
     "components": Variant(
         "components",
@@ -432,6 +475,11 @@ class LearnedRunner:
         (see the module contract)."""
         variant = VARIANTS[spec.variant]
         settings = self._settings
+        pool = (
+            bench_pool(self._matrix, value_targets(self._matrix, len(self._matrix.models)))
+            if variant.whole_front
+            else self._pool
+        )
         async with self._database.connection() as conn:
             await reset_data(conn)
         policies = PolicyRegistry(
@@ -439,7 +487,7 @@ class LearnedRunner:
         )
         await policies.load()
         try:
-            health = HealthTracker(self._pool.names)
+            health = HealthTracker(pool.names)
             spend = SpendTracker()
             rng = np.random.default_rng(spec.seed)
             judge = CountingJudge(
@@ -450,7 +498,7 @@ class LearnedRunner:
 
             def router(learn: bool) -> Router:
                 return Router(
-                    pool=self._pool,
+                    pool=pool,
                     providers=self._providers,
                     database=self._database,
                     policies=policies,

@@ -78,6 +78,7 @@ stages = st.fixed_dictionaries(
         "max_switches": st.integers(0, 10),
         "max_escalations": st.integers(1, 5),
         "escalation_ladder": st.booleans(),
+        "escalation_context": st.sampled_from(["answer", "reasons"]),
         "judge_components": st.booleans(),
     },
 )

@@ -22,6 +22,17 @@ def test_escalation_prompt_keeps_request_and_carries_failure() -> None:
     assert "<rejected_answer>\n5\n</rejected_answer>" in content
 
 
+def test_an_escalation_prompt_without_the_answer_carries_the_reasons_only() -> None:
+    messages = escalation_messages(REQUEST, None, ["judge scored it 0"])
+    assert messages[0] == REQUEST[0]
+    content = messages[-1]["content"]
+    assert content.startswith("Sum 2+2?")
+    assert "- judge scored it 0" in content
+    assert "rejected_answer" not in content
+    with_answer = escalation_messages(REQUEST, "5", ["judge scored it 0"])[-1]["content"]
+    assert len(content) < len(with_answer)
+
+
 def test_component_prompt_lists_accepted_parts_and_the_failure() -> None:
     parts = split_components("Intro text.\n```python\ndef f(:\n```\nOutro.")
     messages = component_messages(REQUEST, [parts[0], parts[2]], parts[1], "does not parse")

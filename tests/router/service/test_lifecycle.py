@@ -424,3 +424,25 @@ async def test_an_escalated_answer_that_fails_again_is_escalated_again(
             logged = (await client.get(f"/requests/{response.json()['id']}")).json()
             ladders[ladder] = logged["params"]["stages"]["escalation_ladder"]
         assert ladders == {None: True, False: False}
+
+        # With escalation_context: reasons, the next arm is told why, not sent the answer.
+        contexts = set()
+        options = {**stages, "escalation_context": "reasons"}
+        for _ in range(40):
+            body = {"messages": user(record.prompt), "stages": options}
+            response = await client.post("/route-and-run", json=body)
+            escalated = [
+                d
+                for d in response.json()["trace"]["decisions"]
+                if d["stage"] == "post" and d["arm"] != "accept"
+            ]
+            for post in escalated:
+                prompt = post["details"]["escalation_prompt"]
+                assert record.prompt in prompt
+                assert "does not parse" in prompt
+                assert "def broken(:" not in prompt
+                assert "rejected_answer" not in prompt
+            if escalated:
+                logged = (await client.get(f"/requests/{response.json()['id']}")).json()
+                contexts.add(logged["params"]["stages"]["escalation_context"])
+        assert contexts == {"reasons"}, "no request was escalated"

@@ -206,3 +206,31 @@ async def test_a_chain_climbs_through_a_cheaper_target_first(database: Database)
     assert ladder.count("escalate:strong") < len(ladder) / 4
     assert direct
     assert direct.count("escalate:strong") > len(direct) * 3 / 4
+
+
+async def test_a_whole_front_chain_escalates_to_front_models_beyond_the_configured_targets(
+    database: Database,
+) -> None:
+    """``chain-front`` takes its rungs from the train Pareto front (here every model: each is
+    right more often at a higher price), not from the run's targets, which name only the
+    strongest; ``chain-reasons`` sends no rejected answer along."""
+    front = VARIANTS["chain-front"]
+    assert front.whole_front
+    assert front.max_escalations == 3
+    assert VARIANTS["chain-reasons"].stages("always", learning=False).escalation_context == (
+        "reasons"
+    )
+    matrix = synthetic_matrix(60)
+    settings = RunSettings(cost_ref_usd=0.001, escalation_targets=("strong",))
+    runner = LearnedRunner(matrix, database, settings)
+    train, test = matrix.rows("train"), matrix.rows("test")
+    for variant in ("chain", "chain-front"):
+        await runner.run(LearnedSpec(variant, 0.3, seed=0), list(train), list(test))
+        async with database.connection() as conn:
+            posts = await decision_log.list_decisions(conn, stage="post", tenant=TENANT)
+        opened = {action for d in posts for action in d.pmf}
+        if variant == "chain":
+            assert "escalate:mid" not in opened
+        else:
+            assert "escalate:mid" in opened
+            assert any(d.chosen_arm == "escalate:mid" for d in posts)
