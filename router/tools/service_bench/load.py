@@ -540,7 +540,19 @@ def _rss_note(report: dict[str, Any]) -> str:
         f"shared memory {private.get(name, 0.0):+.1f}%)"
         for name in rss["growth_pct"]
     )
+    per_process = rss.get("growth_per_process", {})
+    processes = ", ".join(
+        f"{name} {figures['largest_pct']:+.1f}% ({figures['processes_first']:g} processes, then "
+        f"{figures['processes_last']:g})"
+        for name, figures in per_process.items()
+    )
     return (
         f"\nResident memory at the end (growth after the {rss['after_s']:g} s warm-up, sampled "
         f"every {rss['every_s']:g} s): {parts or 'no sample after the warm-up'}.\n"
+        + (
+            f"\nLargest growth of one process alive through the run (without shared memory): "
+            f"{processes}.\n"
+            if processes
+            else ""
+        )
     )

@@ -6,6 +6,10 @@ A sampler thread reads each component's resident set size (the sum over its proc
 ``RssShmem``). Postgres's full figure counts the shared buffers each backend has touched, once
 per backend, so it rises as backends touch more of the cache; without shared memory it is the
 backends' own memory, the figure a leak would show in.
+
+Each sample also keeps every process's own figure without shared memory, so that growth can
+be told per process: a component's sum also moves when it gains or loses a process (a
+connection pool opening one more backend), which is not growth of any process.
 """
 
 from __future__ import annotations
@@ -50,11 +54,13 @@ def private_rss_bytes(pid: int) -> int:
 @dataclass(frozen=True)
 class RssSample:
     """Megabytes each component held resident ``at_s`` seconds into the run (``mb``), and
-    without shared memory (``private_mb``)."""
+    without shared memory (``private_mb``); ``by_pid``: each component's processes, their own
+    megabytes without shared memory."""
 
     at_s: float
     mb: Mapping[str, float]
     private_mb: Mapping[str, float] = field(default_factory=dict)
+    by_pid: Mapping[str, Mapping[int, float]] = field(default_factory=dict)
 
 
 class RssSampler:
@@ -82,12 +88,14 @@ class RssSampler:
 
     def sample(self) -> RssSample:
         """Take one sample now (and keep it)."""
-        mb, private_mb = {}, {}
+        mb, private_mb, by_pid = {}, {}, {}
         for name, pids in self._components.items():
             now = pids()
             mb[name] = round(sum(self._read(pid) for pid in now) / 2**20, 2)
-            private_mb[name] = round(sum(self._read_private(pid) for pid in now) / 2**20, 2)
-        taken = RssSample(round(self._clock() - self._start, 3), mb, private_mb)
+            own = {pid: self._read_private(pid) / 2**20 for pid in now}
+            by_pid[name] = {pid: round(value, 2) for pid, value in own.items() if value > 0}
+            private_mb[name] = round(sum(own.values()), 2)
+        taken = RssSample(round(self._clock() - self._start, 3), mb, private_mb, by_pid)
         self._samples.append(taken)
         return taken
 
@@ -118,20 +126,62 @@ def growth(
     ``window_s`` seconds (at least one sample each). Medians, because a process that lives a
     few seconds (an autovacuum worker) would otherwise count as growth. Empty when no sample
     is that late. With ``private``, of the figures without shared memory."""
-    steady = [s for s in samples if s.at_s >= after_s]
-    if not steady:
+    head, tail = _windows(samples, after_s, window_s)
+    if not head:
         return {}
-    head = [s for s in steady if s.at_s < steady[0].at_s + window_s] or steady[:1]
-    tail = [s for s in steady if s.at_s > steady[-1].at_s - window_s] or steady[-1:]
 
     def figure(sample: RssSample, name: str) -> float:
         return (sample.private_mb if private and sample.private_mb else sample.mb)[name]
 
     result: dict[str, float] = {}
-    for name in steady[0].mb:
+    for name in head[0].mb:
         first = float(np.median([figure(s, name) for s in head]))
         last = float(np.median([figure(s, name) for s in tail]))
         result[name] = round((last - first) / first * 100.0, 2) if first > 0 else 0.0
+    return result
+
+
+def _windows(
+    samples: Sequence[RssSample], after_s: float, window_s: float
+) -> tuple[list[RssSample], list[RssSample]]:
+    """The samples of the first and of the last ``window_s`` seconds from ``after_s``."""
+    steady = [s for s in samples if s.at_s >= after_s]
+    if not steady:
+        return [], []
+    head = [s for s in steady if s.at_s < steady[0].at_s + window_s] or steady[:1]
+    tail = [s for s in steady if s.at_s > steady[-1].at_s - window_s] or steady[-1:]
+    return head, tail
+
+
+def process_growth(
+    samples: Sequence[RssSample], after_s: float, window_s: float = 60.0
+) -> dict[str, dict[str, float]]:
+    """Per component, growth told process by process (without shared memory): ``largest_pct``,
+    the largest growth of one process alive in both the first and the last ``window_s``
+    seconds from ``after_s`` (the median of its samples in each), and ``processes_first`` /
+    ``processes_last``, how many processes the component had at the middle of each window,
+    and ``processes_through``, how many were alive in both (0: ``largest_pct`` is 0). Empty
+    when no sample after ``after_s`` records processes."""
+    head, tail = _windows(samples, after_s, window_s)
+    if not head or not any(s.by_pid for s in head):
+        return {}
+    result: dict[str, dict[str, float]] = {}
+    for name in head[0].by_pid:
+        first_pids = {pid for s in head for pid in s.by_pid.get(name, {})}
+        last_pids = {pid for s in tail for pid in s.by_pid.get(name, {})}
+        through = first_pids & last_pids
+        largest = -100.0 if through else 0.0
+        for pid in through:
+            first = float(np.median([s.by_pid[name][pid] for s in head if pid in s.by_pid[name]]))
+            last = float(np.median([s.by_pid[name][pid] for s in tail if pid in s.by_pid[name]]))
+            if first > 0:
+                largest = max(largest, (last - first) / first * 100.0)
+        result[name] = {
+            "largest_pct": round(largest, 2),
+            "processes_through": len(through),
+            "processes_first": len(head[len(head) // 2].by_pid.get(name, {})),
+            "processes_last": len(tail[len(tail) // 2].by_pid.get(name, {})),
+        }
     return result
 
 
@@ -142,6 +192,7 @@ def as_json(samples: Sequence[RssSample], every_s: float, after_s: float) -> dic
         "after_s": after_s,
         "growth_pct": growth(samples, after_s),
         "growth_without_shared_memory_pct": growth(samples, after_s, private=True),
+        "growth_per_process": process_growth(samples, after_s),
         "samples": [{"at_s": s.at_s, **s.mb} for s in samples],
         "samples_without_shared_memory": [
             {"at_s": s.at_s, **s.private_mb} for s in samples if s.private_mb

@@ -90,3 +90,49 @@ def test_the_report_section_and_the_plot(tmp_path: Path) -> None:
     assert section["samples"][1] == {"at_s": 10.0, "router": 200.0, "postgres": 80.0}
     assert memory.plot(samples, 10, tmp_path / "rss.png")
     assert (tmp_path / "rss.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_growth_per_process_separates_a_new_process_from_growth() -> None:
+    """A component that gains a process grows as a sum but not per process; a process that
+    grows shows as growth whatever else the component does."""
+
+    def sample(t: int) -> RssSample:
+        backends = {1: 100.0, 2: 100.0 + (t / 10 if t >= 300 else 0.0)}
+        if t >= 300:
+            backends[3] = 50.0  # one more connection, opened half-way
+        router = {7: 400.0}
+        return RssSample(
+            float(t),
+            {"postgres": sum(backends.values()), "router": 400.0},
+            {"postgres": sum(backends.values()), "router": 400.0},
+            {"postgres": backends, "router": router},
+        )
+
+    samples = [sample(t) for t in range(0, 600, 10)]
+    figures = memory.process_growth(samples, after_s=0, window_s=60)
+    assert figures["router"] == {
+        "largest_pct": 0.0,
+        "processes_through": 1,
+        "processes_first": 1,
+        "processes_last": 1,
+    }
+    # process 2 grew from 100 to the median of 154..159 (156.5); process 3 is not counted
+    assert figures["postgres"]["largest_pct"] == 56.5
+    assert figures["postgres"]["processes_through"] == 2
+    assert (figures["postgres"]["processes_first"], figures["postgres"]["processes_last"]) == (2, 3)
+    assert memory.process_growth(samples, after_s=10_000) == {}
+    assert "growth_per_process" in memory.as_json(samples, every_s=10, after_s=0)
+
+
+def test_sampler_keeps_each_process_figure() -> None:
+    sizes = {11: 3 * 2**20, 12: 5 * 2**20}
+    sampler = RssSampler(
+        {"pool": lambda: [11, 12]},
+        every_s=60,
+        read=lambda pid: sizes[pid] * 2,
+        read_private=lambda pid: sizes[pid],
+    )
+    taken = sampler.sample()
+    assert taken.by_pid == {"pool": {11: 3.0, 12: 5.0}}
+    assert taken.private_mb == {"pool": 8.0}
+    assert taken.mb == {"pool": 16.0}
