@@ -38,6 +38,7 @@ from learner.anchor import DEFAULT_ANCHOR
 from learner.config import Exploration, PolicyConfig
 from learner.reward import RewardWeights
 from router.health import HealthTracker
+from router.lifecycle.journal import JournalWriter
 from router.lifecycle.judge import Judge, JudgeVerdict
 from router.lifecycle.stages import ESCALATION, JudgeMode, JudgeRule, StageOptions
 from router.policies import PolicyRegistry
@@ -67,6 +68,9 @@ HOLDOUT_FRACTION = 0.2
 """The share of the train stream, at its end, scored frozen before it is learned from."""
 MATRIX_URL = "http://matrix.invalid/v1"
 """Base URL of the bench arms: never called (the providers are matrix look-ups)."""
+REQUEST_LINGER_S = 3600.0
+"""How long the journal writer holds a request's row for its journal: until the request
+ends (a bench request never waits that long), so both go in one transaction."""
 
 
 @dataclass(frozen=True)
@@ -442,6 +446,7 @@ class LearnedRunner:
             health = HealthTracker(self._pool.names)
             spend = SpendTracker()
             rng = np.random.default_rng(spec.seed)
+            writer = JournalWriter(self._database, linger_s=REQUEST_LINGER_S)
             judge = CountingJudge(
                 MatrixJudge(
                     self._matrix, self._index, accuracy=settings.judge_accuracy, seed=spec.seed
@@ -460,6 +465,7 @@ class LearnedRunner:
                     categories=self._categories,
                     rng=rng,
                     judge=judge,
+                    writer=writer,
                     config=RouterConfig(
                         knn_k=settings.knn_k,
                         learn=learn,
@@ -476,13 +482,17 @@ class LearnedRunner:
             serving = variant.stages(settings.judge, learning=False)
             held = int(len(train_rows) * HOLDOUT_FRACTION)
             fit, end = train_rows[: len(train_rows) - held], train_rows[len(train_rows) - held :]
-            train = await self._pass(live, fit, weights, learning, progress, judge)
-            holdout = await self._pass(router(learn=False), end, weights, serving, progress, judge)
-            train = train.then(await self._pass(live, end, weights, learning, progress, judge))
-            frozen = await self._pass(
-                router(learn=False), test_rows, weights, serving, progress, judge
-            )
-            online = await self._pass(live, test_rows, weights, learning, progress, judge)
+
+            async def route(
+                router: Router, rows: Sequence[int], stages: StageOptions
+            ) -> PassResult:
+                return await self._pass(router, rows, weights, stages, progress, judge, writer)
+
+            train = await route(live, fit, learning)
+            holdout = await route(router(learn=False), end, serving)
+            train = train.then(await route(live, end, learning))
+            frozen = await route(router(learn=False), test_rows, serving)
+            online = await route(live, test_rows, learning)
         finally:
             for stage in policies.stages:
                 policies.get(stage).close()
@@ -496,7 +506,11 @@ class LearnedRunner:
         stages: StageOptions,
         progress: Progress | None,
         judge: CountingJudge | None = None,
+        writer: JournalWriter | None = None,
     ) -> PassResult:
+        """Route ``rows`` one after the other. With ``writer`` (the router's journal writer),
+        each request's rows are in the store before the next request starts: its neighbour
+        look-up sees exactly what it would see had the router written them itself."""
         matrix, collected = self._matrix, _Pass()
         judged_before = judge.calls if judge is not None else 0
         task_hint = self._settings.task_hint
@@ -516,6 +530,8 @@ class LearnedRunner:
                 if isinstance(event, RouteResult | RouteFailed):
                     final = event
             assert final is not None, "Router.run ends with a result or a failure"
+            if writer is not None:
+                await writer.drain()
             collected.rows.append(row)
             collected.decisions += len(final.decisions)
             collected.cut.append(any(d.outcome.startswith("cut") for d in final.decisions))
