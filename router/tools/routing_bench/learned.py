@@ -38,7 +38,7 @@ from learner.anchor import DEFAULT_ANCHOR
 from learner.config import Exploration, PolicyConfig
 from learner.reward import RewardWeights
 from router.health import HealthTracker
-from router.lifecycle.journal import JournalWriter
+from router.lifecycle.journal import Journal, JournalWriter, Outcome, PendingRequest
 from router.lifecycle.judge import Judge, JudgeVerdict
 from router.lifecycle.stages import ESCALATION, JudgeMode, JudgeRule, StageOptions
 from router.policies import PolicyRegistry
@@ -401,6 +401,20 @@ class CountingJudge:
         return await self._inner.score_components(messages, components)
 
 
+class UnreadWriter(JournalWriter):
+    """A journal writer that keeps nothing, for the passes routed with learning off: such a
+    pass stores no query embedding, so no later look-up can see its rows, and the benchmark
+    reads its figures from the results, not from the store. Writing them would cost a
+    transaction per request and change no decision."""
+
+    def log_request(self, request: PendingRequest) -> None:
+        return
+
+    def submit(self, journal: Journal, outcome: Outcome, embedding: Vector | None = None) -> None:
+        assert embedding is None, "a pass with learning off stores no embedding"
+        journal.written = True
+
+
 class LearnedRunner:
     """Runs learned specs on one database (emptied before each run: never a service's)."""
 
@@ -411,7 +425,13 @@ class LearnedRunner:
         settings: RunSettings,
         *,
         embedder: Embedder | None = None,
+        direct_writes: bool = False,
     ) -> None:
+        """``direct_writes``: the router writes every request's rows itself as the request
+        ends, the passes with learning off included (what the benchmark did before it
+        batched them; the same results, more work: tests compare the two and read the
+        logged decisions of every pass)."""
+        self._direct_writes = direct_writes
         self._matrix = matrix
         self._database = database
         self._settings = settings
@@ -446,7 +466,11 @@ class LearnedRunner:
             health = HealthTracker(self._pool.names)
             spend = SpendTracker()
             rng = np.random.default_rng(spec.seed)
-            writer = JournalWriter(self._database, linger_s=REQUEST_LINGER_S)
+            # A request's row goes in with its journal, one transaction, before the next
+            # request starts; the passes with learning off are not written (UnreadWriter).
+            direct = self._direct_writes
+            writer = None if direct else JournalWriter(self._database, linger_s=REQUEST_LINGER_S)
+            unread = None if direct else UnreadWriter(self._database)
             judge = CountingJudge(
                 MatrixJudge(
                     self._matrix, self._index, accuracy=settings.judge_accuracy, seed=spec.seed
@@ -465,7 +489,7 @@ class LearnedRunner:
                     categories=self._categories,
                     rng=rng,
                     judge=judge,
-                    writer=writer,
+                    writer=writer if learn else unread,
                     config=RouterConfig(
                         knn_k=settings.knn_k,
                         learn=learn,
