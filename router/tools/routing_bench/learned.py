@@ -426,12 +426,16 @@ class LearnedRunner:
         *,
         embedder: Embedder | None = None,
         direct_writes: bool = False,
+        health_clock: Callable[[], float] | None = None,
     ) -> None:
         """``direct_writes``: the router writes every request's rows itself as the request
         ends, the passes with learning off included (what the benchmark did before it
         batched them; the same results, more work: tests compare the two and read the
-        logged decisions of every pass)."""
+        logged decisions of every pass). ``health_clock``: the health tracker's clock
+        (default the wall clock, as in the service: its windows then depend on how fast a
+        run goes; a test that compares runs exactly gives it one that stands still)."""
         self._direct_writes = direct_writes
+        self._health_clock = health_clock
         self._matrix = matrix
         self._database = database
         self._settings = settings
@@ -463,7 +467,11 @@ class LearnedRunner:
         )
         await policies.load()
         try:
-            health = HealthTracker(self._pool.names)
+            health = (
+                HealthTracker(self._pool.names)
+                if self._health_clock is None
+                else HealthTracker(self._pool.names, clock=self._health_clock)
+            )
             spend = SpendTracker()
             rng = np.random.default_rng(spec.seed)
             # A request's row goes in with its journal, one transaction, before the next

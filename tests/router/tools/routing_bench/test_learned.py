@@ -126,10 +126,16 @@ async def test_batched_writes_route_exactly_as_the_router_writing_every_request(
     settings = RunSettings(cost_ref_usd=0.001, escalation_targets=("strong", "mid"))
     train, test = list(matrix.rows("train")), list(matrix.rows("test"))
     spec = LearnedSpec(variant, 0.3, seed=1)
-    direct = await LearnedRunner(matrix, database, settings, direct_writes=True).run(
+
+    def still() -> float:  # the health windows must not depend on how fast each run goes
+        return 1000.0
+
+    direct = await LearnedRunner(
+        matrix, database, settings, direct_writes=True, health_clock=still
+    ).run(spec, train, test)
+    batched = await LearnedRunner(matrix, database, settings, health_clock=still).run(
         spec, train, test
     )
-    batched = await LearnedRunner(matrix, database, settings).run(spec, train, test)
     assert direct.train.escalated.any() or variant == "pre"  # the comparison covers escalation
     for before, after in zip(direct.passes, batched.passes, strict=True):
         assert _same_pass(before, after)
