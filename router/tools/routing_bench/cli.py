@@ -16,12 +16,13 @@ from typing import Any
 
 from features.embedders import EMBEDDER_NAMES
 from features.errors import ConfigError
+from router.tools.routing_bench.cpu import own_cpu_seconds, server_cpu_seconds
 from router.tools.routing_bench.datasets import DATASETS, DEFAULT_DATA_ROOT, load_dataset
 from router.tools.routing_bench.learned import VARIANTS
 from router.tools.routing_bench.matrix import RoutingMatrix, holdout, restrict, sample
 from router.tools.routing_bench.run import BenchOptions, plan_bench, requests_per_run, run_bench
 from router.tools.routing_bench.tables import load_matrix
-from store.embedded import EmbeddedPostgres
+from store.embedded import PG_SUBDIR, EmbeddedPostgres
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -253,10 +254,13 @@ def run_command(args: argparse.Namespace) -> int:
                 bar.update(requests)
 
             result = run_bench(matrix, options, urls, plan=plan, on_progress=advance)
+        postgres_cpu = server_cpu_seconds(data_dir / PG_SUBDIR)
     finally:
         server.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
-    report = build_report(result, wall_seconds=time.perf_counter() - started)
+    cpu = {"benchmark": own_cpu_seconds(), "postgres": postgres_cpu}
+    wall = time.perf_counter() - started
+    report = build_report(result, wall_seconds=wall, cpu_seconds=cpu)
     json_path, md_path = write_report(report, args.out)
     written = [json_path, md_path]
     if matrix.name == "bfcl":
@@ -269,4 +273,9 @@ def run_command(args: argparse.Namespace) -> int:
         written += write_plots(result, report, args.out)
     print(markdown(report))
     print("wrote " + ", ".join(str(p) for p in written))
+    postgres = "not readable here" if postgres_cpu is None else f"{postgres_cpu:.0f} s"
+    print(
+        f"took {wall:.0f} s wall; CPU: {cpu['benchmark']:.0f} s in the benchmark's processes "
+        f"(plots not counted), {postgres} in Postgres"
+    )
     return 0

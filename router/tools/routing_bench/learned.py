@@ -38,6 +38,7 @@ from learner.anchor import DEFAULT_ANCHOR
 from learner.config import Exploration, PolicyConfig
 from learner.reward import RewardWeights
 from router.health import HealthTracker
+from router.lifecycle.journal import Journal, JournalWriter, Outcome, PendingRequest
 from router.lifecycle.judge import Judge, JudgeVerdict
 from router.lifecycle.stages import (
     ESCALATION,
@@ -74,6 +75,9 @@ HOLDOUT_FRACTION = 0.2
 """The share of the train stream, at its end, scored frozen before it is learned from."""
 MATRIX_URL = "http://matrix.invalid/v1"
 """Base URL of the bench arms: never called (the providers are matrix look-ups)."""
+REQUEST_LINGER_S = 3600.0
+"""How long the journal writer holds a request's row for its journal: until the request
+ends (a bench request never waits that long), so both go in one transaction."""
 
 
 @dataclass(frozen=True)
@@ -440,6 +444,20 @@ class CountingJudge:
         return await self._inner.score_components(messages, components)
 
 
+class UnreadWriter(JournalWriter):
+    """A journal writer that keeps nothing, for the passes routed with learning off: such a
+    pass stores no query embedding, so no later look-up can see its rows, and the benchmark
+    reads its figures from the results, not from the store. Writing them would cost a
+    transaction per request and change no decision."""
+
+    def log_request(self, request: PendingRequest) -> None:
+        return
+
+    def submit(self, journal: Journal, outcome: Outcome, embedding: Vector | None = None) -> None:
+        assert embedding is None, "a pass with learning off stores no embedding"
+        journal.written = True
+
+
 class LearnedRunner:
     """Runs learned specs on one database (emptied before each run: never a service's)."""
 
@@ -450,7 +468,17 @@ class LearnedRunner:
         settings: RunSettings,
         *,
         embedder: Embedder | None = None,
+        direct_writes: bool = False,
+        health_clock: Callable[[], float] | None = None,
     ) -> None:
+        """``direct_writes``: the router writes every request's rows itself as the request
+        ends, the passes with learning off included (what the benchmark did before it
+        batched them; the same results, more work: tests compare the two and read the
+        logged decisions of every pass). ``health_clock``: the health tracker's clock
+        (default the wall clock, as in the service: its windows then depend on how fast a
+        run goes; a test that compares runs exactly gives it one that stands still)."""
+        self._direct_writes = direct_writes
+        self._health_clock = health_clock
         self._matrix = matrix
         self._database = database
         self._settings = settings
@@ -487,9 +515,18 @@ class LearnedRunner:
         )
         await policies.load()
         try:
-            health = HealthTracker(pool.names)
+            health = (
+                HealthTracker(pool.names)
+                if self._health_clock is None
+                else HealthTracker(pool.names, clock=self._health_clock)
+            )
             spend = SpendTracker()
             rng = np.random.default_rng(spec.seed)
+            # A request's row goes in with its journal, one transaction, before the next
+            # request starts; the passes with learning off are not written (UnreadWriter).
+            direct = self._direct_writes
+            writer = None if direct else JournalWriter(self._database, linger_s=REQUEST_LINGER_S)
+            unread = None if direct else UnreadWriter(self._database)
             judge = CountingJudge(
                 MatrixJudge(
                     self._matrix, self._index, accuracy=settings.judge_accuracy, seed=spec.seed
@@ -508,6 +545,7 @@ class LearnedRunner:
                     categories=self._categories,
                     rng=rng,
                     judge=judge,
+                    writer=writer if learn else unread,
                     config=RouterConfig(
                         knn_k=settings.knn_k,
                         learn=learn,
@@ -524,13 +562,17 @@ class LearnedRunner:
             serving = variant.stages(settings.judge, learning=False)
             held = int(len(train_rows) * HOLDOUT_FRACTION)
             fit, end = train_rows[: len(train_rows) - held], train_rows[len(train_rows) - held :]
-            train = await self._pass(live, fit, weights, learning, progress, judge)
-            holdout = await self._pass(router(learn=False), end, weights, serving, progress, judge)
-            train = train.then(await self._pass(live, end, weights, learning, progress, judge))
-            frozen = await self._pass(
-                router(learn=False), test_rows, weights, serving, progress, judge
-            )
-            online = await self._pass(live, test_rows, weights, learning, progress, judge)
+
+            async def route(
+                router: Router, rows: Sequence[int], stages: StageOptions
+            ) -> PassResult:
+                return await self._pass(router, rows, weights, stages, progress, judge, writer)
+
+            train = await route(live, fit, learning)
+            holdout = await route(router(learn=False), end, serving)
+            train = train.then(await route(live, end, learning))
+            frozen = await route(router(learn=False), test_rows, serving)
+            online = await route(live, test_rows, learning)
         finally:
             for stage in policies.stages:
                 policies.get(stage).close()
@@ -544,7 +586,11 @@ class LearnedRunner:
         stages: StageOptions,
         progress: Progress | None,
         judge: CountingJudge | None = None,
+        writer: JournalWriter | None = None,
     ) -> PassResult:
+        """Route ``rows`` one after the other. With ``writer`` (the router's journal writer),
+        each request's rows are in the store before the next request starts: its neighbour
+        look-up sees exactly what it would see had the router written them itself."""
         matrix, collected = self._matrix, _Pass()
         judged_before = judge.calls if judge is not None else 0
         task_hint = self._settings.task_hint
@@ -564,6 +610,8 @@ class LearnedRunner:
                 if isinstance(event, RouteResult | RouteFailed):
                     final = event
             assert final is not None, "Router.run ends with a result or a failure"
+            if writer is not None:
+                await writer.drain()
             collected.rows.append(row)
             collected.decisions += len(final.decisions)
             collected.cut.append(any(d.outcome.startswith("cut") for d in final.decisions))

@@ -87,7 +87,7 @@ def markdown(report: Mapping[str, Any]) -> str:
         f"Learned runs: {throughput['learned_runs']} on {throughput['workers']} worker(s), "
         f"{throughput['decisions_per_s']:.0f} decisions/s and {throughput['requests_per_s']:.0f} "
         f"requests/s per worker (real features, VW, pgvector kNN, validators); whole run "
-        f"{report['seconds']:.0f} s.",
+        f"{report['seconds']:.0f} s{_cpu(report)}.",
         "",
         f"Judge simulation: the verdict is {judge['verdict']}; judge accuracy "
         f"{judge['judge_accuracy']:g}; each verdict costs {judge['judge_cost']}. "
@@ -96,3 +96,13 @@ def markdown(report: Mapping[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _cpu(report: Mapping[str, Any]) -> str:
+    """The run's CPU seconds, when the report has them (wall time on a shared machine says
+    as much about the neighbours)."""
+    cpu = report.get("cpu_seconds")
+    if cpu is None:
+        return ""
+    postgres = "" if cpu["postgres"] is None else f", {cpu['postgres']:.0f} CPU-s in Postgres"
+    return f" ({cpu['benchmark']:.0f} CPU-s in the benchmark's processes{postgres})"

@@ -200,9 +200,16 @@ def _learned_policies(
     return policies, regret, tails
 
 
-def build_report(result: BenchResult, *, wall_seconds: float | None = None) -> dict[str, Any]:
+def build_report(
+    result: BenchResult,
+    *,
+    wall_seconds: float | None = None,
+    cpu_seconds: Mapping[str, float | None] | None = None,
+) -> dict[str, Any]:
     """The content of ``report.json`` (see the module contract); ``seconds`` is
-    ``wall_seconds`` when given (the whole command), else the benchmark's own run time."""
+    ``wall_seconds`` when given (the whole command), else the benchmark's own run time;
+    ``cpu_seconds``, when given, what the run cost in CPU (``cpu_seconds`` in the report:
+    the benchmark's processes, Postgres)."""
     matrix, options, settings = result.matrix, result.options, result.settings
     test = matrix.rows("test")
     best = result.best
@@ -272,6 +279,7 @@ def build_report(result: BenchResult, *, wall_seconds: float | None = None) -> d
             "workers": result.workers,
         },
         "seconds": result.seconds if wall_seconds is None else wall_seconds,
+        **({} if cpu_seconds is None else {"cpu_seconds": dict(cpu_seconds)}),
         "operating_point": None
         if chosen is None
         else {"variant": chosen[0], "lambda_cost": chosen[1], "holdout": holdouts[chosen]},

@@ -155,7 +155,7 @@ async def test_tool_call_checks_are_the_router_s_validators_in_the_bench(
     (the judge, always right here, would have given 1), and its valid ones 1."""
     matrix = bfcl_matrix(write_bfcl(tmp_path / "bfcl"))
     settings = RunSettings(cost_ref_usd=0.001, escalation_targets=("tidy-FC",), judge_accuracy=1.0)
-    runner = LearnedRunner(matrix, database, settings)
+    runner = LearnedRunner(matrix, database, settings, direct_writes=True)  # reads every pass
     rows = [int(i) for i in matrix.rows("train")] + [int(i) for i in matrix.rows("test")]
     await runner.run(LearnedSpec("pre", 0.0, seed=0), rows, [])
     async with database.connection() as conn:

@@ -49,6 +49,11 @@ def test_bench_command_writes_the_report(
     assert "| signalroute/pre | learned | 5 |" in printed
     assert "is told each prompt's task as the request hint `task`" in printed
     assert "Judge simulation" in printed
+    cpu = report["cpu_seconds"]  # the worker process and the main one, and the server's
+    assert cpu["benchmark"] > 0
+    assert cpu["postgres"] is None or cpu["postgres"] > 0
+    assert "CPU: " in printed
+    assert "CPU-s in the benchmark's processes" in printed
 
 
 def test_bench_command_explains_bad_input(

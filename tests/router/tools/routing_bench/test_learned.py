@@ -4,6 +4,7 @@ from itertools import pairwise
 from typing import Any
 
 import numpy as np
+import pytest
 
 from features.embedding import HashingEmbedder
 from features.verdicts import ValidationSummary
@@ -22,6 +23,7 @@ from router.tools.routing_bench.learned import (
     VARIANTS,
     LearnedRunner,
     LearnedSpec,
+    PassResult,
     RunSettings,
 )
 from store import decisions as decision_log
@@ -42,7 +44,7 @@ def test_frozen_pass_serves_pre_only_variants_without_the_judge() -> None:
 async def test_frozen_pass_neither_learns_nor_remembers(database: Database) -> None:
     matrix = synthetic_matrix(50)
     settings = RunSettings(cost_ref_usd=0.001, escalation_targets=("strong",))
-    runner = LearnedRunner(matrix, database, settings)
+    runner = LearnedRunner(matrix, database, settings, direct_writes=True)  # reads every pass
     train, test = matrix.rows("train"), matrix.rows("test")
     run = await runner.run(LearnedSpec("pre", 0.3, seed=0), list(train), list(test))
     assert run.frozen.rows.tolist() == test.tolist()
@@ -75,7 +77,7 @@ async def test_frozen_pass_neither_learns_nor_remembers(database: Database) -> N
 async def test_the_task_hint_reaches_every_logged_context(database: Database) -> None:
     matrix = synthetic_matrix(20)
     settings = RunSettings(cost_ref_usd=0.001, escalation_targets=("strong",), task_hint=True)
-    runner = LearnedRunner(matrix, database, settings)
+    runner = LearnedRunner(matrix, database, settings, direct_writes=True)  # reads every pass
     train, test = matrix.rows("train"), matrix.rows("test")
     await runner.run(LearnedSpec("pre", 0.3, seed=0), list(train), list(test))
     async with database.connection() as conn:
@@ -105,6 +107,41 @@ def _draws(decider: Decider, n: int) -> list[str]:
     )
     journal = Journal("request", "bench", None)
     return [decider.draw(journal, "pre", context).action for _ in range(n)]
+
+
+def _same_pass(a: PassResult, b: PassResult) -> bool:
+    arrays = ("rows", "column", "quality", "cost_usd", "escalated", "cut")
+    same = all(np.array_equal(getattr(a, name), getattr(b, name)) for name in arrays)
+    return same and (a.decisions, a.judge_calls) == (b.decisions, b.judge_calls)
+
+
+@pytest.mark.parametrize("variant", ["pre", "chain", "full"])
+async def test_batched_writes_route_exactly_as_the_router_writing_every_request(
+    database: Database, variant: str
+) -> None:
+    """The bench's store plumbing (a request's rows in one transaction, the passes with
+    learning off not written) changes no result: every pass, request by request, is what
+    the router gives when it writes every request's rows itself."""
+    matrix = synthetic_matrix(60)
+    settings = RunSettings(cost_ref_usd=0.001, escalation_targets=("strong", "mid"))
+    train, test = list(matrix.rows("train")), list(matrix.rows("test"))
+    spec = LearnedSpec(variant, 0.3, seed=1)
+
+    def still() -> float:  # the health windows must not depend on how fast each run goes
+        return 1000.0
+
+    direct = await LearnedRunner(
+        matrix, database, settings, direct_writes=True, health_clock=still
+    ).run(spec, train, test)
+    batched = await LearnedRunner(matrix, database, settings, health_clock=still).run(
+        spec, train, test
+    )
+    assert direct.train.escalated.any() or variant == "pre"  # the comparison covers escalation
+    for before, after in zip(direct.passes, batched.passes, strict=True):
+        assert _same_pass(before, after)
+    async with database.connection() as conn:
+        pre = await decision_log.list_decisions(conn, stage="pre", tenant=TENANT)
+    assert len(pre) == len(train) + len(test)  # the learning passes' rows only
 
 
 def test_a_decider_that_does_not_learn_acts_greedily_unless_told_to_explore() -> None:
@@ -151,7 +188,7 @@ async def test_a_gated_run_logs_one_gate_decision_per_answer_and_counts_verdicts
 ) -> None:
     matrix = synthetic_matrix(40)
     settings = RunSettings(cost_ref_usd=0.001, escalation_targets=("strong",))
-    runner = LearnedRunner(matrix, database, settings)
+    runner = LearnedRunner(matrix, database, settings, direct_writes=True)  # reads every pass
     train, test = matrix.rows("train"), matrix.rows("test")
     run = await runner.run(LearnedSpec("escalation-gated", 0.3, seed=0), list(train), list(test))
     async with database.connection() as conn:
@@ -183,7 +220,7 @@ async def _first_steps(database: Database, variant: str) -> list[str]:
     cheaper one were open to them (every pass: the rule leads while learning, too)."""
     matrix = synthetic_matrix(60)
     settings = RunSettings(cost_ref_usd=0.001, escalation_targets=("strong", "mid", "cheap"))
-    runner = LearnedRunner(matrix, database, settings)
+    runner = LearnedRunner(matrix, database, settings, direct_writes=True)  # reads every pass
     train, test = matrix.rows("train"), matrix.rows("test")
     await runner.run(LearnedSpec(variant, 0.3, seed=0), list(train), list(test))
     async with database.connection() as conn:
