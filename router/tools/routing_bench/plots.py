@@ -30,6 +30,9 @@ LEARNED_COLOURS = {
     "escalation-gated": "tab:pink",
     "chain": "tab:cyan",
     "chain-strongest": "tab:gray",
+    "chain-reasons": "darkcyan",
+    "chain-front": "navy",
+    "chain-front-reasons": "teal",
     "components": "tab:olive",
     "full": "tab:purple",
 }
