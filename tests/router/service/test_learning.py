@@ -118,8 +118,9 @@ async def test_a_stream_abandoned_midway_is_logged_as_failed(
 async def test_a_failed_look_up_without_a_background_writer_still_logs_the_request(
     service: ServiceFactory, database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The request row goes to the store beside the kNN look-up (no background writer, as in
-    the benchmark); when the look-up fails, the row is in before the journal marks it failed."""
+    """The request row goes to the store beside the kNN look-up (no background writer and no
+    history index, as in the benchmark); when the look-up fails, the row is in before the
+    journal marks it failed."""
 
     async def broken(*_: Any, **__: Any) -> list[Any]:
         raise RuntimeError("the neighbour look-up broke")
@@ -132,7 +133,7 @@ async def test_a_failed_look_up_without_a_background_writer_still_logs_the_reque
 
     monkeypatch.setattr(embedding_store, "neighbour_outcomes", broken)
     monkeypatch.setattr(request_log, "insert_request", slow_insert)
-    async with service() as client:
+    async with service(history_index=False) as client:
         router = client.runtime.router
         monkeypatch.setattr(router, "_writer", None)
         request = RouteRequest(messages=tuple(user("2 + 2 = ?")), weights=RewardWeights())
