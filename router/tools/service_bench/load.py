@@ -542,8 +542,9 @@ def _rss_note(report: dict[str, Any]) -> str:
     )
     per_process = rss.get("growth_per_process", {})
     processes = ", ".join(
-        f"{name} {figures['largest_pct']:+.1f}% ({figures['processes_first']:g} processes, then "
-        f"{figures['processes_last']:g})"
+        f"{name} {figures['largest_pct']:+.1f}% ({figures.get('largest_from_mb', 0.0):.1f} to "
+        f"{figures.get('largest_to_mb', 0.0):.1f} MiB; {figures['processes_first']:g} processes, "
+        f"then {figures['processes_last']:g})"
         for name, figures in per_process.items()
     )
     return (

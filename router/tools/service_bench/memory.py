@@ -158,7 +158,8 @@ def process_growth(
 ) -> dict[str, dict[str, float]]:
     """Per component, growth told process by process (without shared memory): ``largest_pct``,
     the largest growth of one process alive in both the first and the last ``window_s``
-    seconds from ``after_s`` (the median of its samples in each), and ``processes_first`` /
+    seconds from ``after_s`` (the median of its samples in each; ``largest_from_mb`` and
+    ``largest_to_mb``: that process's megabytes then and at the end), ``processes_first`` /
     ``processes_last``, how many processes the component had at the middle of each window,
     and ``processes_through``, how many were alive in both (0: ``largest_pct`` is 0). Empty
     when no sample after ``after_s`` records processes."""
@@ -170,14 +171,16 @@ def process_growth(
         first_pids = {pid for s in head for pid in s.by_pid.get(name, {})}
         last_pids = {pid for s in tail for pid in s.by_pid.get(name, {})}
         through = first_pids & last_pids
-        largest = -100.0 if through else 0.0
+        largest, largest_from, largest_to = (-100.0 if through else 0.0), 0.0, 0.0
         for pid in through:
             first = float(np.median([s.by_pid[name][pid] for s in head if pid in s.by_pid[name]]))
             last = float(np.median([s.by_pid[name][pid] for s in tail if pid in s.by_pid[name]]))
-            if first > 0:
-                largest = max(largest, (last - first) / first * 100.0)
+            if first > 0 and (last - first) / first * 100.0 > largest:
+                largest, largest_from, largest_to = (last - first) / first * 100.0, first, last
         result[name] = {
             "largest_pct": round(largest, 2),
+            "largest_from_mb": round(largest_from, 2),
+            "largest_to_mb": round(largest_to, 2),
             "processes_through": len(through),
             "processes_first": len(head[len(head) // 2].by_pid.get(name, {})),
             "processes_last": len(tail[len(tail) // 2].by_pid.get(name, {})),

@@ -112,12 +112,18 @@ def test_growth_per_process_separates_a_new_process_from_growth() -> None:
     figures = memory.process_growth(samples, after_s=0, window_s=60)
     assert figures["router"] == {
         "largest_pct": 0.0,
+        "largest_from_mb": 400.0,
+        "largest_to_mb": 400.0,
         "processes_through": 1,
         "processes_first": 1,
         "processes_last": 1,
     }
     # process 2 grew from 100 to the median of 154..159 (156.5); process 3 is not counted
     assert figures["postgres"]["largest_pct"] == 56.5
+    assert (figures["postgres"]["largest_from_mb"], figures["postgres"]["largest_to_mb"]) == (
+        100.0,
+        156.5,
+    )
     assert figures["postgres"]["processes_through"] == 2
     assert (figures["postgres"]["processes_first"], figures["postgres"]["processes_last"]) == (2, 3)
     assert memory.process_growth(samples, after_s=10_000) == {}
