@@ -10,6 +10,8 @@ import os
 import resource
 from pathlib import Path
 
+from router.tools.service_bench.cpu import postmaster_pid, stat_fields
+
 
 def own_cpu_seconds() -> float:
     """User and system CPU seconds of this process and of every child process it has
@@ -25,16 +27,18 @@ def server_cpu_seconds(pgdata: Path, proc: Path = Path("/proc")) -> float | None
     """CPU seconds of the Postgres server running on ``pgdata`` so far: its postmaster, the
     backends that ended (the postmaster waited for them) and those still running. None where
     it cannot be read (no ``postmaster.pid``, no Linux ``/proc``)."""
+    pid = postmaster_pid(pgdata)
+    if pid is None:
+        return None
     try:
-        pid = int((pgdata / "postmaster.pid").read_text().split()[0])
         ticks = os.sysconf("SC_CLK_TCK")
-        fields = _stat(proc, pid)
+        fields = stat_fields(pid, proc)
         total = sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
         for entry in proc.iterdir():
             if not entry.name.isdigit():
                 continue
             try:
-                child = _stat(proc, int(entry.name))
+                child = stat_fields(int(entry.name), proc)
             except (OSError, IndexError):
                 continue  # gone meanwhile
             if child[1] == str(pid):
@@ -42,10 +46,3 @@ def server_cpu_seconds(pgdata: Path, proc: Path = Path("/proc")) -> float | None
     except (OSError, ValueError, IndexError):
         return None
     return total / ticks
-
-
-def _stat(proc: Path, pid: int) -> list[str]:
-    """The fields of ``/proc/PID/stat`` after the command name: state, parent pid, ...
-    (``fields[11:15]`` are utime, stime, cutime and cstime in clock ticks)."""
-    text = (proc / str(pid) / "stat").read_text()
-    return text.rsplit(")", 1)[1].split()

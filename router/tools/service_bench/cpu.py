@@ -24,13 +24,20 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def stat_fields(pid: int, proc: Path = PROC) -> list[str]:
+    """The fields of ``/proc/PID/stat`` after the command name: state, parent pid, ...
+    (``fields[11:15]`` are utime, stime, cutime and cstime in clock ticks). Raises OSError
+    when the process is gone."""
+    text = (proc / str(pid) / "stat").read_text()
+    return text.rsplit(")", 1)[1].split()
+
+
 def _own_cpu_s(pid: int) -> float:
     """User plus system time of one process (its threads included), 0 when it is gone."""
     try:
-        stat = (PROC / str(pid) / "stat").read_text()
+        fields = stat_fields(pid)
     except OSError:
         return 0.0
-    fields = stat.rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / _ticks_per_s()
 
 
