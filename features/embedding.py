@@ -81,6 +81,8 @@ class HashingEmbedder:
         self._weights: npt.NDArray[np.float64] = np.zeros(16_384, dtype=np.float64)
         self._used = 0
         self._pairs: dict[tuple[str, str], int] = {}
+        self._trigrams: dict[str, int] = {}
+        """Cached character trigram -> its slot, plus ``dim`` when its sign is negative."""
         """Cached word pair -> its slot, plus ``dim`` when its sign is negative."""
         self._growing = threading.Lock()
         """Held while words are added to the slot table (readers need no lock: a word's row
@@ -91,21 +93,31 @@ class HashingEmbedder:
         return self._dim
 
     def _word_slots(self, word: str) -> tuple[list[int], list[float]]:
-        """The slot indices and signed weights of a word and its character trigrams."""
-        padded = f"<{word}>"
-        tokens = [f"w:{word}", *(f"c:{padded[i : i + 3]}" for i in range(len(padded) - 2))]
-        values = [
-            int.from_bytes(_blake2b(token.encode("utf-8"), digest_size=8).digest(), "little")
-            for token in tokens
-        ]
+        """The slot indices and signed weights of a word and its character trigrams. A
+        trigram's code (as a word pair's: its slot, plus ``dim`` when its sign is negative) is
+        cached: a new word is mostly trigrams seen in other words."""
         dim = self._dim
-        return (
-            [value % dim for value in values],
-            [  # the word weighs 1.0, each trigram 0.3; the top bit of the hash is the sign
-                (1.0 if value >> 63 else -1.0) * (1.0 if position == 0 else 0.3)
-                for position, value in enumerate(values)
-            ],
-        )
+        value = int.from_bytes(_blake2b(f"w:{word}".encode(), digest_size=8).digest(), "little")
+        slots = [value % dim]
+        weights = [1.0 if value >> 63 else -1.0]  # the word weighs 1.0, each trigram 0.3
+        trigrams = self._trigrams
+        padded = f"<{word}>"
+        for i in range(len(padded) - 2):
+            gram = padded[i : i + 3]
+            code = trigrams.get(gram)
+            if code is None:
+                hashed = _blake2b(f"c:{gram}".encode(), digest_size=8).digest()
+                value = int.from_bytes(hashed, "little")
+                code = value % dim + (0 if value >> 63 else dim)
+                if len(trigrams) < self._cache_size:
+                    trigrams[gram] = code
+            if code < dim:
+                slots.append(code)
+                weights.append(0.3)
+            else:
+                slots.append(code - dim)
+                weights.append(-0.3)
+        return slots, weights
 
     def _cache_words(self, words: list[str]) -> None:
         """Add ``words`` (none cached yet) to the slot table in one write, as many as the

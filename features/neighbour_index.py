@@ -224,15 +224,25 @@ class NeighbourIndex:
         size = self._size
         scores = self._scores[:size]
         np.matmul(self._vectors[:size], query / np.float32(norm), out=scores)
-        eligible = self._tenants[:size] == tenant_code
-        if user_id is not None:
-            eligible &= self._users[:size] == user_code
         excluded = self._slots.get(exclude_request_id) if exclude_request_id is not None else None
-        if excluded is not None:
-            eligible[excluded] = False
-        slots = np.flatnonzero(eligible)
-        if slots.size > k:
-            slots = slots[np.argpartition(-scores[slots], k - 1)[:k]]
+        whole = user_id is None and excluded is None and len(self._tenant_names) == 1
+        if whole:  # every row held is the tenant's: no mask to build
+            count = size
+        else:
+            eligible = self._tenants[:size] == tenant_code
+            if user_id is not None:
+                eligible &= self._users[:size] == user_code
+            if excluded is not None:
+                eligible[excluded] = False
+            count = int(np.count_nonzero(eligible))
+            if count <= k:
+                slots = np.flatnonzero(eligible)
+            else:  # the others can't be among the k nearest (unit vectors score >= -1)
+                np.putmask(scores, ~eligible, -np.inf)
+        if count > k:
+            slots = np.argpartition(scores, size - k)[size - k :]
+        elif whole:
+            slots = np.arange(size)
         # as pgvector: the similarity clamped to [-1, 1]
         distances = (1.0 - np.clip(scores[slots], -1.0, 1.0).astype(np.float64)).tolist()
         keyed: list[tuple[float, tuple[float, str], Hashable, PastDecision]] = []

@@ -68,6 +68,9 @@ class HealthTracker:
         self._config = config or HealthConfig()
         self._clock = clock
         self._arms = {arm: _ArmState(self._config) for arm in arms}
+        self.changes = 0
+        """How many calls were recorded (begun or ended): a snapshot taken at one count
+        stays true, but for the passing of time, while the count is the same."""
 
     def _state(self, arm: str) -> _ArmState:
         state = self._arms.get(arm)
@@ -84,6 +87,7 @@ class HealthTracker:
 
     def started(self, arm: str) -> None:
         """A call to ``arm`` began (counts toward in-flight; claims the half-open probe)."""
+        self.changes += 1
         state = self._state(arm)
         state.in_flight += 1
         if self._circuit(state, self._clock()) is CircuitState.HALF_OPEN:
@@ -91,6 +95,7 @@ class HealthTracker:
 
     def succeeded(self, arm: str, latency_ms: float, headroom: float | None = None) -> None:
         """A call finished well; closes a half-open circuit."""
+        self.changes += 1
         state = self._state(arm)
         now = self._clock()
         state.in_flight = max(0, state.in_flight - 1)
@@ -116,6 +121,7 @@ class HealthTracker:
 
     def cancelled(self, arm: str, latency_ms: float | None = None) -> None:
         """A call was stopped by us (its content went wrong): the provider itself was fine."""
+        self.changes += 1
         state = self._state(arm)
         state.in_flight = max(0, state.in_flight - 1)
         state.probing = False
@@ -129,6 +135,7 @@ class HealthTracker:
         """A call failed; may open the circuit (at least ``retry_after_s`` when given). A
         ``rate_limited`` failure (HTTP 429) also leaves the arm no rate-limit headroom until
         a success reports some."""
+        self.changes += 1
         state = self._state(arm)
         if rate_limited:
             state.headroom = 0.0

@@ -93,7 +93,7 @@ from router.lifecycle.prompts import rendered_answer
 from router.lifecycle.repair import repair, repair_judged
 from router.lifecycle.request import RouteRequest
 from router.lifecycle.stages import COMPONENT, PRE_GENERATION
-from router.lifecycle.state import Generated, Ledger, Prepared
+from router.lifecycle.state import CheckedArms, Generated, Ledger, Prepared
 from router.policies import PolicyRegistry
 from router.pool import Pool
 from router.providers import Delta, Provider
@@ -329,12 +329,17 @@ class Router:
                 "query_signals_ms": (clock() - signals_at) * 1000.0,
             }
             # Validate before logging anything: a request no arm can serve is a 4xx, not a row.
-            eligible_arms(
-                self.pool.arms,
-                self._kit.health_now(),
-                request.constraints,
-                query.tokens_est,
-                request.max_tokens,
+            changes, health = self._health.changes, self._kit.health_now()
+            checked = CheckedArms(
+                health,
+                eligible_arms(
+                    self.pool.arms,
+                    health,
+                    request.constraints,
+                    query.tokens_est,
+                    request.max_tokens,
+                ),
+                changes,
             )
         except BaseException:
             looking_up.cancel()
@@ -400,6 +405,7 @@ class Router:
                 journal=journal,
                 timings=timings,
                 previous_arm=previous_arm,
+                checked=checked,
             )
             async with self._policies.pinned(request.tenant):  # its policies stay in memory
                 async for event in lifecycle(prep):

@@ -153,7 +153,11 @@ async def open_runtime(
         limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
         http = httpx.AsyncClient(
             timeout=httpx.Timeout(settings.request_timeout_s, connect=settings.connect_timeout_s),
-            transport=provider_transport(limits, coalesce_writes=settings.coalesce_writes),
+            transport=provider_transport(
+                limits,
+                coalesce_writes=settings.coalesce_writes,
+                network=settings.provider_network,
+            ),
         )
         stack.push_async_callback(http.aclose)
         metrics = metrics or Metrics()

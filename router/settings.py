@@ -181,6 +181,12 @@ class Settings(BaseSettings):
         "in one socket write each instead of two (one wake-up of the reader, not two). Off "
         "only to measure what it saves.",
     )
+    provider_network: Literal["asyncio", "anyio"] = Field(
+        default="asyncio",
+        description="What the connections to providers run on: asyncio's transports directly "
+        "(router.providers.network), or httpx's default (anyio). The same HTTP either way; "
+        "anyio costs the router more CPU per call. Off the default only to measure it.",
+    )
     journal_linger_ms: float = Field(
         default=50.0,
         ge=0,

@@ -68,8 +68,17 @@ def choose(
     Raises NoEligibleArmError when no arm is left.
     """
     request = prep.request
-    health = kit.health_now()
-    eligibility = kit.eligibility(prep, health, excluded)
+    checked = prep.checked
+    if (
+        stage == PRE_GENERATION
+        and not excluded
+        and checked is not None
+        and checked.changes == kit.health.changes
+    ):  # the request's check is still true: no call began or ended since
+        health, eligibility = checked.health, checked.eligibility
+    else:
+        health = kit.health_now()
+        eligibility = kit.eligibility(prep, health, excluded)
     previous = prep.previous_arm
     if stage == PRE_GENERATION and request.stickiness == "pin" and previous in eligibility.eligible:
         pinned = f"the conversation is pinned to {previous}, its previous turn's arm"

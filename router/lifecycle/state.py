@@ -10,7 +10,8 @@ from features.embedding import Vector
 from features.errors import ProviderError
 from features.historical import HistoricalSignals
 from features.query import Message, QuerySignals
-from features.system import Spend
+from features.system import ArmHealth, Spend
+from router.constraints import Eligibility
 from router.lifecycle.decisions import Drawn
 from router.lifecycle.journal import Journal
 from router.lifecycle.prompts import with_format_instruction
@@ -25,6 +26,16 @@ JSON_CAPABILITY = "json"
 
 def wants_json(response_format: Mapping[str, Any] | None) -> bool:
     return (response_format or {}).get("type") in ("json_object", "json_schema")
+
+
+@dataclass(frozen=True)
+class CheckedArms:
+    """The arms' health and eligibility as the request was checked before it was logged, at
+    the health tracker's ``changes`` count then."""
+
+    health: Mapping[str, ArmHealth]
+    eligibility: Eligibility
+    changes: int
 
 
 @dataclass(frozen=True)
@@ -43,6 +54,9 @@ class Prepared:
     timings: dict[str, float] = field(default_factory=dict)
     previous_arm: str | None = None
     """The arm that served the conversation's previous turn (None: a first turn, or free)."""
+    checked: CheckedArms | None = None
+    """What the request's check found; the first pre-generation draw starts from it while no
+    call was recorded since (``router.lifecycle.generating.choose``)."""
 
     def chat(self, messages: tuple[Message, ...] | None = None, *, arm: Arm) -> ChatRequest:
         """What ``arm`` is asked: ``messages`` (default: the request's) with the request's

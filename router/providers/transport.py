@@ -24,7 +24,12 @@ from typing import Any
 import httpcore
 import httpx
 
+from router.providers.network import AsyncioBackend
+
 HEAD_END = b"\r\n\r\n"
+
+NETWORKS = ("asyncio", "anyio")
+"""What the providers' connections can run on (``provider_transport``)."""
 
 
 class HeadWithBodyStream(httpcore.AsyncNetworkStream):
@@ -107,16 +112,24 @@ class HeadWithBodyBackend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
-def provider_transport(limits: httpx.Limits, *, coalesce_writes: bool) -> httpx.AsyncHTTPTransport:
-    """httpx's transport with ``limits``; with ``coalesce_writes`` its connections' streams
-    are ``HeadWithBodyStream``s.
+def provider_transport(
+    limits: httpx.Limits, *, coalesce_writes: bool, network: str = "asyncio"
+) -> httpx.AsyncHTTPTransport:
+    """httpx's transport with ``limits``. Its connections run on ``network``: ``asyncio``
+    (``router.providers.network``, the default) or ``anyio`` (httpx's own); with
+    ``coalesce_writes`` their streams are ``HeadWithBodyStream``s.
 
     httpx builds its connection pool without a way to pass a network backend; the pool's
-    backend is wrapped after the fact (a test checks it took effect, so an httpcore release
-    that renames it fails the test rather than quietly sending heads alone)."""
+    backend is replaced after the fact (a test checks it took effect, so an httpcore release
+    that renames it fails the test rather than quietly running on another backend).
+
+    Raises ValueError for another ``network``."""
+    if network not in NETWORKS:
+        raise ValueError(f"network must be one of {', '.join(NETWORKS)}, got {network!r}")
     transport = httpx.AsyncHTTPTransport(limits=limits)
-    if not coalesce_writes:
-        return transport
     pool = transport._pool
-    pool._network_backend = HeadWithBodyBackend(pool._network_backend)
+    backend: httpcore.AsyncNetworkBackend = (
+        AsyncioBackend() if network == "asyncio" else pool._network_backend
+    )
+    pool._network_backend = HeadWithBodyBackend(backend) if coalesce_writes else backend
     return transport

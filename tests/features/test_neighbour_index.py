@@ -61,6 +61,33 @@ def test_the_nearest_rows_of_the_scope_come_first_with_cosine_distances() -> Non
     assert index.outcomes(unit(1, 0), k=0, tenant="t") == []
 
 
+@pytest.mark.parametrize("tenants", [1, 3])
+@pytest.mark.parametrize("k", [1, 5, 40, 200])
+def test_every_scope_gets_the_same_k_nearest_as_a_full_comparison(tenants: int, k: int) -> None:
+    """One tenant alone (no mask is built), several; a user; an excluded row; k below and
+    above the scope's size: the k nearest, as comparing the probe with every row finds them."""
+    rng = np.random.default_rng(tenants * 1000 + k)
+    index = NeighbourIndex(120, DIM)
+    held: list[tuple[str, str, str, np.ndarray[Any, np.dtype[np.float64]]]] = []
+    for n in range(120):
+        vector = rng.standard_normal(DIM)
+        tenant, user = f"t{n % tenants}", f"u{n % 4}"
+        index.put(f"r{n}", tenant=tenant, user_id=user, embedding=vector.astype(np.float32),
+                  stored_at=at(n), decisions=[decision("a")])  # fmt: skip
+        held.append((f"r{n}", tenant, user, vector / np.linalg.norm(vector)))
+    probe = rng.standard_normal(DIM)
+    for user, excluded in ((None, None), ("u1", None), (None, "r0"), ("u0", "r0")):
+        rows = index.outcomes(
+            probe.astype(np.float32), k=k, tenant="t0", user_id=user, exclude_request_id=excluded
+        )
+        scope = [
+            (1.0 - float(vector @ probe) / float(np.linalg.norm(probe)), request_id)
+            for request_id, tenant, owner, vector in held
+            if tenant == "t0" and user in (None, owner) and request_id != excluded
+        ]
+        assert [r.request_id for r in rows] == [request_id for _, request_id in sorted(scope)[:k]]
+
+
 def test_a_neighbour_without_decisions_takes_a_place_and_yields_no_row() -> None:
     index = NeighbourIndex(4, DIM)
     index.put("bare", tenant="t", user_id=None, embedding=unit(1, 0), stored_at=at(1),

@@ -163,3 +163,47 @@ def test_route_takes_route_and_runs_fields_but_those_of_the_run() -> None:
     run_only = set(RouteAndRunBody.model_fields) - set(RouteBody.model_fields)
     assert run_only == set(RUN_FIELDS)
     assert set(RouteBody.model_fields) < set(RouteAndRunBody.model_fields)
+
+
+async def test_the_draw_reuses_the_requests_check_only_while_no_call_was_recorded(
+    service: ServiceFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The arms' health is read once for a request when nothing happened between its check
+    and its draw; a call begun in between (another request's) makes the draw read it again,
+    and the decision sees that call in flight."""
+    async with service() as client:
+        runtime = client.runtime
+        arms = runtime.pool.names
+        snapshots: list[str] = []
+        snapshot = runtime.health.snapshot
+
+        def counted(arm: str) -> Any:
+            snapshots.append(arm)
+            return snapshot(arm)
+
+        monkeypatch.setattr(runtime.health, "snapshot", counted)
+        quiet = (await client.post("/route", json={"messages": user("2 + 2 = ?")})).json()
+        read_quietly = list(snapshots)
+
+        busy_arm = arms[0]
+        previous_arm = runtime.router._previous_arm
+
+        async def another_call_begins(request: Any) -> str | None:
+            runtime.health.started(busy_arm)  # as another request's model call would
+            return await previous_arm(request)
+
+        monkeypatch.setattr(runtime.router, "_previous_arm", another_call_begins)
+        snapshots.clear()
+        busy = (await client.post("/route", json={"messages": user("3 + 3 = ?")})).json()
+        runtime.health.cancelled(busy_arm)
+        contexts = [
+            Context.from_json((await client.get(f"/requests/{r['request_id']}")).json()[
+                "decisions"][0]["context"])
+            for r in (quiet, busy)
+        ]  # fmt: skip
+
+    assert sorted(read_quietly) == sorted(arms)  # once per arm, not twice
+    assert sorted(snapshots) == sorted(arms * 2)  # the check, then the draw again
+    in_flight = [float(c.arms[c.index(busy_arm)].namespaces["S"]["in_flight"]) for c in contexts]
+    assert in_flight[0] == 0.0
+    assert in_flight[1] > 0.0  # the draw saw the call begun after the check
