@@ -76,14 +76,21 @@ def test_every_scope_gets_the_same_k_nearest_as_a_full_comparison(tenants: int, 
                   stored_at=at(n), decisions=[decision("a")])  # fmt: skip
         held.append((f"r{n}", tenant, user, vector / np.linalg.norm(vector)))
     probe = rng.standard_normal(DIM)
-    for user, excluded in ((None, None), ("u1", None), (None, "r0"), ("u0", "r0")):
+    scopes: list[tuple[str | None, str | None]] = [
+        (None, None), ("u1", None), (None, "r0"), ("u0", "r0")
+    ]  # fmt: skip
+    for scope_user, excluded in scopes:
         rows = index.outcomes(
-            probe.astype(np.float32), k=k, tenant="t0", user_id=user, exclude_request_id=excluded
+            probe.astype(np.float32),
+            k=k,
+            tenant="t0",
+            user_id=scope_user,
+            exclude_request_id=excluded,
         )
         scope = [
             (1.0 - float(vector @ probe) / float(np.linalg.norm(probe)), request_id)
             for request_id, tenant, owner, vector in held
-            if tenant == "t0" and user in (None, owner) and request_id != excluded
+            if tenant == "t0" and scope_user in (None, owner) and request_id != excluded
         ]
         assert [r.request_id for r in rows] == [request_id for _, request_id in sorted(scope)[:k]]
 
