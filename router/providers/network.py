@@ -43,8 +43,8 @@ class _Buffered(asyncio.Protocol):
         self.lost = False
         self.paused = False
         self.reading_paused = False
-        self.waiter: asyncio.Future[bool] | None = None
-        """Set by a read (or a write waiting for flow control) until something happens."""
+        self.waiters: list[asyncio.Future[bool]] = []
+        """Reads, and writes waiting for flow control, until something happens."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
@@ -75,9 +75,9 @@ class _Buffered(asyncio.Protocol):
         self.wake()
 
     def wake(self) -> None:
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(True)
+        for waiter in self.waiters:
+            if not waiter.done():
+                waiter.set_result(True)
 
 
 def _deadline(timeout: float | None) -> float | None:
@@ -102,13 +102,13 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         loop = asyncio.get_running_loop()
         if deadline is not None and deadline <= loop.time():
             return False
-        waiter = protocol.waiter = loop.create_future()
+        waiter: asyncio.Future[bool] = loop.create_future()
+        protocol.waiters.append(waiter)
         timer = loop.call_at(deadline, _expire, waiter) if deadline is not None else None
         try:
-            news: bool = await waiter
-            return news
+            return await waiter
         finally:
-            protocol.waiter = None
+            protocol.waiters.remove(waiter)
             if timer is not None:
                 timer.cancel()
 
@@ -150,7 +150,12 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             raise httpcore.WriteError(str(protocol.error) or type(protocol.error).__name__)
 
     async def aclose(self) -> None:
-        self._transport.close()
+        # httpcore closes a connection only when it is done with it (an answer read, a
+        # request failed or abandoned): what is unsent no longer matters. close() would wait
+        # for it to drain (TCP, forever if the server stopped reading) or for the server's
+        # TLS close_notify (up to 30 s), holding the socket; abort() releases it at once, as
+        # httpcore's own anyio backend does.
+        self._transport.abort()
 
     async def start_tls(
         self,
@@ -200,9 +205,13 @@ async def _connected(
         raise httpcore.ConnectTimeout(f"not connected within {timeout} s") from exc
     except OSError as exc:
         raise httpcore.ConnectError(str(exc) or type(exc).__name__) from exc
-    sock = transport.get_extra_info("socket")
-    for option in socket_options or ():
-        sock.setsockopt(*option)
+    try:
+        sock = transport.get_extra_info("socket")
+        for option in socket_options or ():
+            sock.setsockopt(*option)
+    except OSError as exc:
+        transport.abort()
+        raise httpcore.ConnectError(str(exc) or type(exc).__name__) from exc
     return AsyncioStream(transport, protocol)
 
 

@@ -12,11 +12,13 @@ import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import httpcore
 import httpx
 import pytest
 
-from router.providers.network import READ_HIGH_WATER, AsyncioBackend
+from router.providers.network import READ_HIGH_WATER, AsyncioBackend, AsyncioStream
 from router.providers.transport import HeadWithBodyBackend, provider_transport
 
 Handler = Callable[[bytes, asyncio.StreamWriter], Awaitable[bool]]
@@ -238,3 +240,51 @@ async def test_tls_is_negotiated_and_the_certificate_checked(
                 await http.post(state.url, content=b"{}")
     finally:
         close()
+
+
+class RecordingBackend(AsyncioBackend):
+    """The asyncio backend, keeping each connection's stream."""
+
+    def __init__(self) -> None:
+        self.streams: list[AsyncioStream] = []
+
+    async def connect_tcp(self, *args: Any, **kwargs: Any) -> httpcore.AsyncNetworkStream:
+        stream = await super().connect_tcp(*args, **kwargs)
+        assert isinstance(stream, AsyncioStream)
+        self.streams.append(stream)
+        return stream
+
+
+async def test_a_connection_given_up_is_released_at_once() -> None:
+    """A request that could not be written in time (the server stopped reading) closes its
+    connection at once: the unsent body is dropped, not kept waiting to drain."""
+    stall = asyncio.Event()
+
+    async def reads_the_head_only(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        await stall.wait()
+        writer.close()
+
+    server = await asyncio.start_server(reads_the_head_only, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    backend = RecordingBackend()
+    transport = httpx.AsyncHTTPTransport()
+    transport._pool._network_backend = backend
+
+    async def body() -> AsyncIterator[bytes]:
+        for _ in range(512):  # 32 MiB: far more than the socket buffers hold
+            yield b"x" * 65536
+
+    try:
+        async with httpx.AsyncClient(
+            transport=transport, timeout=httpx.Timeout(10, write=0.3)
+        ) as http:
+            with pytest.raises(httpx.WriteTimeout):
+                await http.post(f"http://127.0.0.1:{port}/", content=body())
+            await asyncio.sleep(0.2)
+            assert backend.streams[0]._protocol.lost  # the socket is closed, nothing held
+    finally:
+        stall.set()
+        server.close()
