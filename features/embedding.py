@@ -10,8 +10,10 @@ name; an OpenAI-compatible ``/v1/embeddings`` endpoint would plug in the same wa
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
+import operator
 import re
 import threading
 from collections import Counter
@@ -52,6 +54,16 @@ class Embedder(Protocol):
 _blake2b = hashlib.blake2b
 """Each token's 8-byte BLAKE2b digest, little-endian, gives its slot (the value modulo the
 dimension) and its sign (the top bit: set is +1)."""
+
+_digest8 = functools.partial(hashlib.blake2b, digest_size=8)
+_digest = operator.methodcaller("digest")
+
+
+def _hash_values(tokens: list[bytes]) -> npt.NDArray[np.uint64]:
+    """Each token's 8-byte BLAKE2b digest read as a little-endian unsigned integer, as
+    ``int.from_bytes(digest, "little")`` reads it; the hashing loop runs in C (``map`` over
+    ``partial`` and ``methodcaller``), the reading in numpy."""
+    return np.frombuffer(b"".join(map(_digest, map(_digest8, tokens))), dtype="<u8")
 
 
 class HashingEmbedder:
@@ -158,11 +170,9 @@ class HashingEmbedder:
     def _pair_codes(self, pairs: list[tuple[str, str]]) -> list[int]:
         """The slot of each word pair, plus ``dim`` when its sign is negative; cached."""
         dim = self._dim
-        values = [
-            int.from_bytes(_blake2b(f"b:{a} {b}".encode(), digest_size=8).digest(), "little")
-            for a, b in pairs
-        ]
-        codes = [value % dim + (0 if value >> 63 else dim) for value in values]
+        values = _hash_values([f"b:{a} {b}".encode() for a, b in pairs])
+        negative = (values >> np.uint64(63)) == 0
+        codes: list[int] = ((values % np.uint64(dim)).astype(np.intp) + negative * dim).tolist()
         room = max(0, self._cache_size - len(self._pairs))
         self._pairs.update(itertools.islice(zip(pairs, codes, strict=True), room))
         return codes
