@@ -33,7 +33,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
@@ -596,7 +596,7 @@ class Router:
                 cost_usd=ledger.cost_usd,
                 latency_ms=latency_ms,
                 trace={
-                    "components": [asdict(part) for part in parts],
+                    "components": [part.as_json() for part in parts],
                     "assessment": assessed,
                     "timings": dict(prep.timings),
                 },

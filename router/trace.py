@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from features.errors import ProviderError
@@ -31,6 +31,12 @@ class DecisionTrace:
     """The policy drawn from (``router.tenancy``): the stage's shared one, a tenant's own,
     or the prior; ``policy_version`` is its update count then."""
 
+    def as_json(self) -> dict[str, Any]:
+        """The trace as a response carries it: its fields by name. Its mappings already hold
+        JSON values, so they are shared, not copied (``dataclasses.asdict`` would copy every
+        nested value of every decision on every response)."""
+        return {name: getattr(self, name) for name in _DECISION_FIELDS}
+
 
 @dataclass(frozen=True)
 class ComponentTrace:
@@ -45,6 +51,14 @@ class ComponentTrace:
     replaced: bool = False
     score: float | None = None
     reason: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """The component as a response carries it: its fields by name."""
+        return {name: getattr(self, name) for name in _COMPONENT_FIELDS}
+
+
+_DECISION_FIELDS = tuple(f.name for f in fields(DecisionTrace))
+_COMPONENT_FIELDS = tuple(f.name for f in fields(ComponentTrace))
 
 
 @dataclass(frozen=True)

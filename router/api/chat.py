@@ -372,7 +372,7 @@ def _failed_response(failure: RouteFailed, profile_id: str) -> JSONResponse:
     body["signalroute"] = {
         "request_id": failure.request_id,
         "profile": profile_id,
-        "trace": {"decisions": [asdict(d) for d in failure.decisions]},
+        "trace": {"decisions": [d.as_json() for d in failure.decisions]},
     }
     headers = {"x-signalroute-request-id": failure.request_id}
     if failure.decisions and all(d.outcome.startswith("cut") for d in failure.decisions):

@@ -112,8 +112,8 @@ def result_body(result: RouteResult) -> dict[str, Any]:
         "finish_reason": result.finish_reason,
         "format_error": result.format_error,
         "trace": {
-            "decisions": [asdict(d) for d in result.decisions],
-            "components": [asdict(c) for c in result.components],
+            "decisions": [d.as_json() for d in result.decisions],
+            "components": [c.as_json() for c in result.components],
             "assessment": dict(result.assessment),
             "timings": dict(result.timings),
         },
@@ -123,7 +123,7 @@ def result_body(result: RouteResult) -> dict[str, Any]:
 def failed_body(failure: RouteFailed) -> dict[str, Any]:
     body = error_body(failure.error.code, failure.error.message)
     body["id"] = failure.request_id
-    body["trace"] = {"decisions": [asdict(d) for d in failure.decisions]}
+    body["trace"] = {"decisions": [d.as_json() for d in failure.decisions]}
     return body
 
 
