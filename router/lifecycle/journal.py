@@ -375,7 +375,16 @@ class JournalWriter:
                 self._spool_or_lose(entry, exc)
         except SignalrouteError as exc:
             if len(items) == 1:
-                log.error("request %s: not written: %s", _request_id(items[0]), exc.message)
+                item = items[0]
+                if (
+                    isinstance(exc, ConflictError)
+                    and not isinstance(item, PendingRequest)
+                    and item[0].request is not None
+                ):  # its request's row got in after all (see ``_write_back``)
+                    item[0].request = None
+                    await self._write(items)
+                    return
+                log.error("request %s: not written: %s", _request_id(item), exc.message)
                 return
             log.warning("a batch of %d failed (%s); writing one by one", len(items), exc.message)
             for item in items:
@@ -431,7 +440,7 @@ class JournalWriter:
         for path in self._spool.entries():
             journal, outcome, embedding = self._spool.load(path)
             try:
-                await write(self._database, journal, outcome, embedding)
+                await self._write_back(journal, outcome, embedding)
             except StoreUnavailableError:
                 break
             except ConflictError:
@@ -441,6 +450,21 @@ class JournalWriter:
         if written:
             log.info("wrote %d spooled journal(s) back to the store", written)
         return written
+
+    async def _write_back(
+        self, journal: Journal, outcome: Outcome, embedding: Vector | None
+    ) -> None:
+        """Write a spooled journal. It may carry its request's row because the store's answer
+        to that row's commit never came back, though the row got in: a conflict then is
+        the row's alone, and the journal is written again without it. Raises ConflictError
+        when the journal itself was written before."""
+        try:
+            await write(self._database, journal, outcome, embedding)
+        except ConflictError:
+            if journal.request is None:
+                raise
+            journal.request = None
+            await write(self._database, journal, outcome, embedding)
 
     async def run_flusher(self, interval_s: float = 2.0) -> None:
         """Flush the spool every ``interval_s`` until cancelled."""

@@ -25,6 +25,7 @@ from router.lifecycle.journal import (
     PendingRequest,
     RequestRow,
     RewardRow,
+    write_all,
 )
 from router.lifecycle.spool import JournalSpool
 from store import decisions, requests, rewards
@@ -164,6 +165,79 @@ async def test_a_journal_is_spooled_with_its_request_while_the_store_is_down(
         assert (await requests.get_request(conn, early)).status == RequestStatus.COMPLETED
         assert (await requests.get_request(conn, late)).status == RequestStatus.FAILED
         assert len(await rewards.list_rewards_for_request(conn, early)) == 1
+
+
+async def test_a_spooled_journal_whose_request_row_did_get_in_is_written_not_dropped(
+    database: Database, tmp_path: Path
+) -> None:
+    """The store took a request's row but the writer could not tell (the connection broke
+    as the commit's answer came back), so the row was spooled with the journal. Writing
+    it back conflicts on the row alone: the journal's own rows still go in."""
+    spool = JournalSpool(tmp_path / "spool")
+    request_id = str(uuid.uuid4())
+    journal = a_journal(request_id)
+    journal.request = ROW  # as the writer keeps a row it believes the store did not take
+    spool.save(journal, DONE, None)
+    logged = JournalWriter(database)
+    logged.log_request(PendingRequest(request_id, "acme", "ann", ROW))  # it did take it
+    await logged.drain()
+
+    assert await JournalWriter(database, spool).flush_spool() == 1
+    async with database.connection() as conn:
+        assert (await requests.get_request(conn, request_id)).status == RequestStatus.COMPLETED
+        assert len(await decisions.list_decisions_for_request(conn, request_id)) == 1
+        assert len(await rewards.list_rewards_for_request(conn, request_id)) == 1
+    assert spool.count() == 0
+
+
+class LostAnswerDatabase(Database):
+    """The test database, whose first transaction commits and then reports the store gone,
+    as when the connection breaks while the commit's answer comes back."""
+
+    def __init__(self, database: Database) -> None:
+        super().__init__(database._pool, database.url)
+        self.lose_next = True
+
+    @asynccontextmanager
+    async def connection(self, *, transaction: bool = True) -> AsyncIterator[Any]:
+        async with super().connection(transaction=transaction) as conn:
+            yield conn
+        if self.lose_next:
+            self.lose_next = False
+            raise StoreUnavailableError("the connection broke as the commit's answer came back")
+
+
+async def test_a_request_row_whose_commit_answer_was_lost_does_not_cost_its_journal(
+    database: Database,
+) -> None:
+    writer = JournalWriter(LostAnswerDatabase(database))
+    request_id = str(uuid.uuid4())
+    writer.log_request(PendingRequest(request_id, "acme", "ann", ROW))
+    await writer.drain()  # the row got in; the writer was told the store was down
+    writer.submit(a_journal(request_id), DONE)
+    await writer.drain()
+
+    async with database.connection() as conn:
+        assert (await requests.get_request(conn, request_id)).status == RequestStatus.COMPLETED
+        assert len(await decisions.list_decisions_for_request(conn, request_id)) == 1
+        assert len(await rewards.list_rewards_for_request(conn, request_id)) == 1
+
+
+async def test_a_spooled_journal_written_before_is_dropped_once(
+    database: Database, tmp_path: Path
+) -> None:
+    spool = JournalSpool(tmp_path / "spool")
+    request_id = str(uuid.uuid4())
+    journal = a_journal(request_id)
+    journal.request = ROW
+    spool.save(journal, DONE, None)
+    await write_all(database, (), [(journal, DONE, None)])  # all of it got in
+
+    assert await JournalWriter(database, spool).flush_spool() == 1
+    async with database.connection() as conn:
+        assert len(await decisions.list_decisions_for_request(conn, request_id)) == 1
+        assert len(await rewards.list_rewards_for_request(conn, request_id)) == 1
+    assert spool.count() == 0
 
 
 async def test_a_delegated_journal_is_written_and_spooled_like_any(
