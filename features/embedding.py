@@ -93,9 +93,9 @@ class HashingEmbedder:
         self._weights: npt.NDArray[np.float64] = np.zeros(16_384, dtype=np.float64)
         self._used = 0
         self._pairs: dict[tuple[str, str], int] = {}
+        """Cached word pair -> its slot, plus ``dim`` when its sign is negative."""
         self._trigrams: dict[str, int] = {}
         """Cached character trigram -> its slot, plus ``dim`` when its sign is negative."""
-        """Cached word pair -> its slot, plus ``dim`` when its sign is negative."""
         self._growing = threading.Lock()
         """Held while words are added to the slot table (readers need no lock: a word's row
         is published only once its slots are written)."""

@@ -56,7 +56,6 @@ from features.errors import (
 )
 from features.historical import HistoricalSignals, PastOutcome, summarize
 from features.query import embed_query, query_signals
-from features.system import ArmHealth
 from features.tool_calls import CHECK_NAMES as TOOL_CHECK_NAMES
 from features.validators import run_validators
 from features.verdicts import ValidationSummary
@@ -199,9 +198,6 @@ class Router:
         self._recent = RecentTurns()
 
     # --- signals ---------------------------------------------------------------------------
-
-    def _health_now(self) -> dict[str, ArmHealth]:
-        return {name: self._health.snapshot(name) for name in self.pool.names}
 
     def _indexed_history(
         self, embedding: Vector, tenant: str, user: str | None

@@ -276,6 +276,17 @@ class Spool(Protocol):
     def remove(self, path: Path) -> None: ...
 
 
+def _drop_carried_row(journal: Journal) -> bool:
+    """Drop the request row ``journal`` carries, if any, and say whether it did. A journal
+    carries its request's row when the store's answer to that row's commit never came back,
+    though the row may have got in: a conflict on writing the journal may then be the row's
+    alone, and the journal is worth writing again without it."""
+    if journal.request is None:
+        return False
+    journal.request = None
+    return True
+
+
 class JournalWriter:
     """Logs requests and writes journals in the background, many per transaction.
 
@@ -379,9 +390,8 @@ class JournalWriter:
                 if (
                     isinstance(exc, ConflictError)
                     and not isinstance(item, PendingRequest)
-                    and item[0].request is not None
-                ):  # its request's row got in after all (see ``_write_back``)
-                    item[0].request = None
+                    and _drop_carried_row(item[0])
+                ):
                     await self._write(items)
                     return
                 log.error("request %s: not written: %s", _request_id(item), exc.message)
@@ -454,16 +464,14 @@ class JournalWriter:
     async def _write_back(
         self, journal: Journal, outcome: Outcome, embedding: Vector | None
     ) -> None:
-        """Write a spooled journal. It may carry its request's row because the store's answer
-        to that row's commit never came back, though the row got in: a conflict then is
-        the row's alone, and the journal is written again without it. Raises ConflictError
-        when the journal itself was written before."""
+        """Write a spooled journal (again without its carried request row when that row may
+        be the conflict: ``_drop_carried_row``). Raises ConflictError when the journal itself
+        was written before."""
         try:
             await write(self._database, journal, outcome, embedding)
         except ConflictError:
-            if journal.request is None:
+            if not _drop_carried_row(journal):
                 raise
-            journal.request = None
             await write(self._database, journal, outcome, embedding)
 
     async def run_flusher(self, interval_s: float = 2.0) -> None:
