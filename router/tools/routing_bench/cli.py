@@ -63,7 +63,7 @@ def add_bench_command(commands: Any) -> None:
     bench = commands.add_parser(
         "bench",
         help="measure cost and quality of learned routing against baselines on recorded data",
-        description="Learned routing (the real router: features, VW, pgvector kNN, validators; "
+        description="Learned routing (the real router: features, VW, kNN history, validators; "
         "providers replaced by a routing matrix, the judge by recorded labels) against "
         "oracle, single-model, random, task-level, kNN and cascade baselines.",
     )
@@ -131,6 +131,13 @@ def add_bench_command(commands: Any) -> None:
         default="hashing",
         help="query embedder for the router's history and the kNN baseline (default "
         "hashing; minilm needs the 'semantic' extra)",
+    )
+    bench.add_argument(
+        "--history",
+        choices=("index", "store"),
+        default="index",
+        help="where the router's historical look-up is answered: the in-process index of "
+        "recent embeddings (default, as the service) or pgvector on every request",
     )
     bench.add_argument(
         "--judge-model",
@@ -226,6 +233,7 @@ def run_command(args: argparse.Namespace) -> int:
             anchor=not args.no_anchor,
             pre_credit=args.pre_credit,
             embedder=args.embedder,
+            history_index=args.history == "index",
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None

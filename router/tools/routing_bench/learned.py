@@ -38,6 +38,7 @@ from learner.anchor import DEFAULT_ANCHOR
 from learner.config import Exploration, PolicyConfig
 from learner.reward import RewardWeights
 from router.health import HealthTracker
+from router.history_index import HistoryIndex, one_blas_thread
 from router.lifecycle.journal import Journal, JournalWriter, Outcome, PendingRequest
 from router.lifecycle.judge import Judge, JudgeVerdict
 from router.lifecycle.stages import (
@@ -254,6 +255,11 @@ class RunSettings:
     """What the pre-generation decision is rewarded for (``RouterConfig.pre_credit``)."""
     embedder: EmbedderName = "hashing"
     """The query embedder (``SIGNALROUTE_EMBEDDER``): history, categories, the kNN baseline."""
+    history_index: bool = _SERVICE["history_index"]
+    """Answer the historical look-up from the in-process index of the most recent
+    ``history_index_rows`` embeddings, as the service does by default; False: ask pgvector on
+    every request (``SIGNALROUTE_HISTORY_INDEX``)."""
+    history_index_rows: int = _SERVICE["history_index_rows"]
 
     def __post_init__(self) -> None:
         if self.cost_ref_usd <= 0:
@@ -514,6 +520,12 @@ class LearnedRunner:
             self._database, settings.policy_configs(spec.seed), snapshot_every=1 << 30
         )
         await policies.load()
+        history: HistoryIndex | None = None
+        restore_blas: Callable[[], None] = lambda: None  # noqa: E731
+        if settings.history_index:  # a run's requests reach it as they end (no refresher)
+            history = HistoryIndex(self._database, settings.history_index_rows)
+            await history.load()
+            restore_blas = one_blas_thread()  # as the service: a search is one small product
         try:
             health = (
                 HealthTracker(pool.names)
@@ -546,6 +558,7 @@ class LearnedRunner:
                     rng=rng,
                     judge=judge,
                     writer=writer if learn else unread,
+                    history_index=history,
                     config=RouterConfig(
                         knn_k=settings.knn_k,
                         learn=learn,
@@ -574,6 +587,7 @@ class LearnedRunner:
             frozen = await route(router(learn=False), test_rows, serving)
             online = await route(live, test_rows, learning)
         finally:
+            restore_blas()
             for stage in policies.stages:
                 policies.get(stage).close()
         return LearnedRun(spec=spec, train=train, frozen=frozen, online=online, holdout=holdout)

@@ -86,7 +86,7 @@ def markdown(report: Mapping[str, Any]) -> str:
         "",
         f"Learned runs: {throughput['learned_runs']} on {throughput['workers']} worker(s), "
         f"{throughput['decisions_per_s']:.0f} decisions/s and {throughput['requests_per_s']:.0f} "
-        f"requests/s per worker (real features, VW, pgvector kNN, validators); whole run "
+        f"requests/s per worker (real features, VW, {_history(report)}, validators); whole run "
         f"{report['seconds']:.0f} s{_cpu(report)}.",
         "",
         f"Judge simulation: the verdict is {judge['verdict']}; judge accuracy "
@@ -106,3 +106,9 @@ def _cpu(report: Mapping[str, Any]) -> str:
         return ""
     postgres = "" if cpu["postgres"] is None else f", {cpu['postgres']:.0f} CPU-s in Postgres"
     return f" ({cpu['benchmark']:.0f} CPU-s in the benchmark's processes{postgres})"
+
+
+def _history(report: Mapping[str, Any]) -> str:
+    """Where the run's historical look-up was answered (reports before the setting: pgvector)."""
+    where = report.get("settings", {}).get("history", "store")
+    return "kNN history from the in-process index" if where == "index" else "pgvector kNN"

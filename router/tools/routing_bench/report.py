@@ -265,6 +265,7 @@ def build_report(
             "learning_rate": settings.learning_rate,
             "knn_k": settings.knn_k,
             "embedder": settings.embedder,
+            "history": "index" if settings.history_index else "store",
             "anchor": settings.anchor,
             "pre_credit": settings.pre_credit,
             "hints": ["task"] if settings.task_hint else [],

@@ -72,6 +72,9 @@ class BenchOptions:
     anchor: bool = True
     pre_credit: PreCredit = "answer"
     embedder: EmbedderName = "hashing"
+    history_index: bool = True
+    """The router's historical look-up from the in-process index (the service's default) or,
+    False, from pgvector on every request."""
     baseline_lambdas: tuple[float, ...] = BASELINE_LAMBDAS
 
     def __post_init__(self) -> None:
@@ -162,6 +165,7 @@ def run_settings(matrix: RoutingMatrix, options: BenchOptions) -> RunSettings:
         anchor=options.anchor,
         pre_credit=options.pre_credit,
         embedder=options.embedder,
+        history_index=options.history_index,
     )
 
 

@@ -10,6 +10,7 @@ from features.embedding import HashingEmbedder
 from features.verdicts import ValidationSummary
 from learner.context import ArmFeatures, Context
 from router.health import HealthTracker
+from router.history_index import HistoryIndex
 from router.lifecycle.assessment import Assessment
 from router.lifecycle.decisions import Decider
 from router.lifecycle.escalation import verdict_matters
@@ -142,6 +143,46 @@ async def test_batched_writes_route_exactly_as_the_router_writing_every_request(
     async with database.connection() as conn:
         pre = await decision_log.list_decisions(conn, stage="pre", tenant=TENANT)
     assert len(pre) == len(train) + len(test)  # the learning passes' rows only
+
+
+@pytest.mark.parametrize("variant", ["pre", "chain"])
+async def test_the_in_process_history_index_routes_exactly_as_the_store_look_up(
+    database: Database, variant: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bench answers the historical look-up as the service does by default, from the
+    in-process index: on a run's few thousand rows its exact search finds what pgvector
+    finds, so every pass is what the store's look-up gives."""
+    matrix = synthetic_matrix(60)
+    train, test = list(matrix.rows("train")), list(matrix.rows("test"))
+    spec = LearnedSpec(variant, 0.3, seed=2)
+
+    def still() -> float:
+        return 1000.0
+
+    found: list[int] = []
+    look_up = HistoryIndex.neighbour_outcomes
+
+    def counted(self: HistoryIndex, *args: Any, **kwargs: Any) -> Any:
+        rows = look_up(self, *args, **kwargs)
+        found.append(len(rows))
+        return rows
+
+    monkeypatch.setattr(HistoryIndex, "neighbour_outcomes", counted)
+    runs = []
+    for indexed in (False, True):
+        settings = RunSettings(
+            cost_ref_usd=0.001, escalation_targets=("strong", "mid"), history_index=indexed
+        )
+        runs.append(
+            await LearnedRunner(matrix, database, settings, health_clock=still).run(
+                spec, train, test
+            )
+        )
+    store_run, index_run = runs
+    assert len(found) >= len(train) + 2 * len(test)  # every pass asked the index
+    assert max(found) > 0  # and it answered with neighbours
+    for before, after in zip(store_run.passes, index_run.passes, strict=True):
+        assert _same_pass(before, after)
 
 
 def test_a_decider_that_does_not_learn_acts_greedily_unless_told_to_explore() -> None:
