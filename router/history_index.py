@@ -123,20 +123,21 @@ class HistoryIndex:
             embedding, k=k, tenant=tenant, user_id=user_id, exclude_request_id=exclude_request_id
         )
 
-    def note(self, journal: Journal, embedding: Vector) -> None:
+    def note(self, journal: Journal, embedding: Vector, now: datetime | None = None) -> None:
         """Hold a request of this process as soon as its journal is handed to the writer, so
         that the process's next requests see it before the store has it (they did, when the
         store answered: the writer commits a journal as the response goes out).
 
-        Its decisions' times are this process's clock and each reward is the mean of the
-        first of each source, as the store counts them; the next refresh replaces the row
-        with what the store holds. A request id that is not a UUID (never stored) is skipped.
+        Its decisions' times are ``now`` (default this process's clock) and each reward is
+        the mean of the first of each source, as the store counts them; the next refresh
+        replaces the row with what the store holds. A request id that is not a UUID (never
+        stored) is skipped.
         """
         try:
             request_id = uuid.UUID(journal.request_id)
         except ValueError:
             return
-        now = datetime.now(UTC)
+        now = datetime.now(UTC) if now is None else now
         first: dict[tuple[str, str], float] = {}
         for reward in journal.rewards:
             first.setdefault((reward.decision_id, reward.source), reward.value)

@@ -123,6 +123,14 @@ __all__ = [
 ]
 
 Clock = Callable[[], float]
+WallClock = Callable[[], datetime]
+"""What time it is, timezone-aware: the age of a historical neighbour is counted up to it."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 E = TypeVar("E")
 
 log = logging.getLogger("signalroute.routing")
@@ -168,6 +176,7 @@ class Router:
         config: RouterConfig = RouterConfig(),
         clock: Clock = time.perf_counter,
         history_index: HistoryIndex | None = None,
+        wall_clock: WallClock = utc_now,
     ) -> None:
         self.pool = pool
         self._providers = providers
@@ -181,6 +190,7 @@ class Router:
         self._judge = judge
         self._config = config
         self._clock = clock
+        self._wall_clock = wall_clock
         self._policies = policies
         self._decider = Decider(policies, rng, learn=config.learn, anchor=config.anchor)
         self._kit = StageKit(
@@ -207,7 +217,7 @@ class Router:
         index = self._history_index
         if index is None or not index.ready or not embedding.any():
             return None
-        now, k = datetime.now(UTC), self._config.knn_k
+        now, k = self._wall_clock(), self._config.knn_k
         rows = index.neighbour_outcomes(embedding, k=k, tenant=tenant)
         user_rows = (
             []
@@ -221,7 +231,7 @@ class Router:
     ) -> tuple[HistoricalSignals, HistoricalSignals]:
         if not embedding.any():
             return HistoricalSignals(), HistoricalSignals()
-        now = datetime.now(UTC)
+        now = self._wall_clock()
 
         async def outcomes(user_id: str | None) -> list[PastOutcome]:
             async with self._database.connection(transaction=False) as conn:
@@ -689,7 +699,8 @@ class Router:
     ) -> None:
         """Hand the journal to the background writer (or write it now, without one)."""
         if embedding is not None and self._history_index is not None:
-            self._history_index.note(journal, embedding)  # seen by the next request at once
+            # seen by the next request at once
+            self._history_index.note(journal, embedding, self._wall_clock())
         if self._writer is not None:
             self._writer.submit(journal, outcome, embedding)
         else:

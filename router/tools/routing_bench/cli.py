@@ -137,7 +137,8 @@ def add_bench_command(commands: Any) -> None:
         choices=("index", "store"),
         default="index",
         help="where the router's historical look-up is answered: the in-process index of "
-        "recent embeddings (default, as the service) or pgvector on every request",
+        "recent embeddings (default, as the service) or pgvector on every request (the "
+        "neighbours' ages then come from the store's clock: not reproducible to the request)",
     )
     bench.add_argument(
         "--judge-model",

@@ -62,6 +62,7 @@ from router.routing import (
 from router.runtime import STAGE_INTERACTIONS
 from router.settings import Settings
 from router.spend import SpendTracker
+from router.tools.routing_bench.clock import StreamClock
 from router.tools.routing_bench.matrix import FloatArray, IndexArray, RoutingMatrix
 from router.tools.routing_bench.operating_points import value_targets
 from router.tools.routing_bench.providers import MatrixJudge, MatrixProvider, PromptIndex
@@ -475,16 +476,13 @@ class LearnedRunner:
         *,
         embedder: Embedder | None = None,
         direct_writes: bool = False,
-        health_clock: Callable[[], float] | None = None,
     ) -> None:
         """``direct_writes``: the router writes every request's rows itself as the request
         ends, the passes with learning off included (what the benchmark did before it
         batched them; the same results, more work: tests compare the two and read the
-        logged decisions of every pass). ``health_clock``: the health tracker's clock
-        (default the wall clock, as in the service: its windows then depend on how fast a
-        run goes; a test that compares runs exactly gives it one that stands still)."""
+        logged decisions of every pass). Each run keeps time on its own ``StreamClock``
+        (``clock``): a run is the same whatever the machine's speed."""
         self._direct_writes = direct_writes
-        self._health_clock = health_clock
         self._matrix = matrix
         self._database = database
         self._settings = settings
@@ -527,11 +525,8 @@ class LearnedRunner:
             await history.load()
             restore_blas = one_blas_thread()  # as the service: a search is one small product
         try:
-            health = (
-                HealthTracker(pool.names)
-                if self._health_clock is None
-                else HealthTracker(pool.names, clock=self._health_clock)
-            )
+            clock = StreamClock()
+            health = HealthTracker(pool.names, clock=clock.monotonic)
             spend = SpendTracker()
             rng = np.random.default_rng(spec.seed)
             # A request's row goes in with its journal, one transaction, before the next
@@ -559,6 +554,7 @@ class LearnedRunner:
                     judge=judge,
                     writer=writer if learn else unread,
                     history_index=history,
+                    wall_clock=clock.now,
                     config=RouterConfig(
                         knn_k=settings.knn_k,
                         learn=learn,
@@ -579,7 +575,9 @@ class LearnedRunner:
             async def route(
                 router: Router, rows: Sequence[int], stages: StageOptions
             ) -> PassResult:
-                return await self._pass(router, rows, weights, stages, progress, judge, writer)
+                return await self._pass(
+                    router, rows, weights, stages, progress, clock, judge, writer
+                )
 
             train = await route(live, fit, learning)
             holdout = await route(router(learn=False), end, serving)
@@ -599,6 +597,7 @@ class LearnedRunner:
         weights: RewardWeights,
         stages: StageOptions,
         progress: Progress | None,
+        clock: StreamClock,
         judge: CountingJudge | None = None,
         writer: JournalWriter | None = None,
     ) -> PassResult:
@@ -610,6 +609,7 @@ class LearnedRunner:
         task_hint = self._settings.task_hint
         started = time.perf_counter()
         for count, row in enumerate(rows, start=1):
+            clock.tick()
             prompt = matrix.prompts[row]
             request = RouteRequest(
                 messages=({"role": "user", "content": prompt.text},),

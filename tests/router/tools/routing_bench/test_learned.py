@@ -1,5 +1,6 @@
 """The learned run's protocol: learn over train, score test with learning off, then learn on."""
 
+from datetime import datetime
 from itertools import pairwise
 from typing import Any
 
@@ -128,15 +129,10 @@ async def test_batched_writes_route_exactly_as_the_router_writing_every_request(
     train, test = list(matrix.rows("train")), list(matrix.rows("test"))
     spec = LearnedSpec(variant, 0.3, seed=1)
 
-    def still() -> float:  # the health windows must not depend on how fast each run goes
-        return 1000.0
-
-    direct = await LearnedRunner(
-        matrix, database, settings, direct_writes=True, health_clock=still
-    ).run(spec, train, test)
-    batched = await LearnedRunner(matrix, database, settings, health_clock=still).run(
+    direct = await LearnedRunner(matrix, database, settings, direct_writes=True).run(
         spec, train, test
     )
+    batched = await LearnedRunner(matrix, database, settings).run(spec, train, test)
     assert direct.train.escalated.any() or variant == "pre"  # the comparison covers escalation
     for before, after in zip(direct.passes, batched.passes, strict=True):
         assert _same_pass(before, after)
@@ -146,19 +142,21 @@ async def test_batched_writes_route_exactly_as_the_router_writing_every_request(
 
 
 @pytest.mark.parametrize("variant", ["pre", "chain"])
-async def test_the_in_process_history_index_routes_exactly_as_the_store_look_up(
+async def test_a_run_keeps_simulated_time_and_repeats_exactly(
     database: Database, variant: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The bench answers the historical look-up as the service does by default, from the
-    in-process index: on a run's few thousand rows its exact search finds what pgvector
-    finds, so every pass is what the store's look-up gives."""
-    matrix = synthetic_matrix(60)
-    train, test = list(matrix.rows("train")), list(matrix.rows("test"))
-    spec = LearnedSpec(variant, 0.3, seed=2)
+    """A run reads no real clock for its decisions (the health windows and the neighbours'
+    ages run on its ``StreamClock``), so running a seed again gives every pass again,
+    request by request, whatever the machine's speed; its history look-ups are answered by
+    the in-process index, as in the service, and find neighbours."""
 
-    def still() -> float:
-        return 1000.0
+    class NoWallClock(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> Any:
+            raise AssertionError("the bench read the wall clock")
 
+    monkeypatch.setattr("router.routing.datetime", NoWallClock)
+    monkeypatch.setattr("router.history_index.datetime", NoWallClock)
     found: list[int] = []
     look_up = HistoryIndex.neighbour_outcomes
 
@@ -168,20 +166,16 @@ async def test_the_in_process_history_index_routes_exactly_as_the_store_look_up(
         return rows
 
     monkeypatch.setattr(HistoryIndex, "neighbour_outcomes", counted)
-    runs = []
-    for indexed in (False, True):
-        settings = RunSettings(
-            cost_ref_usd=0.001, escalation_targets=("strong", "mid"), history_index=indexed
-        )
-        runs.append(
-            await LearnedRunner(matrix, database, settings, health_clock=still).run(
-                spec, train, test
-            )
-        )
-    store_run, index_run = runs
+    matrix = synthetic_matrix(60)
+    settings = RunSettings(cost_ref_usd=0.001, escalation_targets=("strong", "mid"))
+    train, test = list(matrix.rows("train")), list(matrix.rows("test"))
+    spec = LearnedSpec(variant, 0.3, seed=2)
+    runner = LearnedRunner(matrix, database, settings)
+    first = await runner.run(spec, train, test)
     assert len(found) >= len(train) + 2 * len(test)  # every pass asked the index
     assert max(found) > 0  # and it answered with neighbours
-    for before, after in zip(store_run.passes, index_run.passes, strict=True):
+    again = await runner.run(spec, train, test)
+    for before, after in zip(first.passes, again.passes, strict=True):
         assert _same_pass(before, after)
 
 
