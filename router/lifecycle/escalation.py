@@ -70,7 +70,7 @@ async def escalate(
         eligible = kit.eligibility(prep, health, {answered_by, *tried}).eligible
     except NoEligibleArmError:
         return
-    targets = escalation_targets(kit, answered_by, eligible)
+    targets = escalation_targets(kit, answered_by, eligible, tried)
     if not targets:
         return
     output = output_features(
@@ -191,17 +191,25 @@ async def escalate(
 
 
 def escalation_targets(
-    kit: StageKit, answered_by: str, eligible: Collection[str]
+    kit: StageKit,
+    answered_by: str,
+    eligible: Collection[str],
+    tried: Collection[str] = (),
 ) -> tuple[Arm, ...]:
     """The arms an answer of ``answered_by`` may be escalated to: the pool's
-    ``escalation_targets`` that can serve the request, in their order; when there are none
-    (or none of them can serve it: a tool request in a pool whose targets call no tools),
-    every eligible arm, dearest first, never one cheaper than the answering arm (before any
-    evidence, price is the only sign of strength such a pool gives; ``rule_target`` then
-    picks by value)."""
+    ``escalation_targets`` that can serve the request, in their order. When there are none:
+    none either if a chain reached ``answered_by`` by escalating to one of them (``tried``,
+    the arms that answered before it, is not empty): it has climbed every rung that can
+    serve the request, and an arm left off the ladder is no step up; else (the pool
+    configures none, or none of them can serve the request: a tool request in a pool whose
+    targets call no tools) every eligible arm, dearest first, never one cheaper than the
+    answering arm (before any evidence, price is the only sign of strength such a pool
+    gives; ``rule_target`` then picks by value)."""
     configured = [name for name in kit.pool.escalation_targets if name in eligible]
     if configured:
         return tuple(kit.pool.arm(name) for name in configured)
+    if tried and answered_by in kit.pool.escalation_targets:
+        return ()
     floor = kit.pool.arm(answered_by).output_usd_per_mtok
     return tuple(
         kit.pool.arm(name)

@@ -122,3 +122,27 @@ def test_a_last_step_or_a_single_target_is_not_a_ladder() -> None:
     only = (POOL.arm("best"),)
     assert rule_target(only, Evidence(), ANCHOR, then=True).name == "best"
     assert rule_target(targets(), Evidence(), None, then=True).name == "cheap"
+
+
+def test_a_chain_that_climbed_every_configured_target_stops_there() -> None:
+    """With ``escalation_targets`` configured, a chain that reached the last of them that
+    can serve the request is not sent on to an arm left off the ladder (here ``frontier``,
+    dearer and worse); a pool without configured targets, or whose targets cannot serve the
+    request at all, still falls back to every arm not cheaper than the answering one."""
+    from types import SimpleNamespace
+
+    from router.lifecycle.escalation import escalation_targets
+
+    laddered = parse_pool(
+        {**POOL.model_dump(), "escalation_targets": ["best", "cheap"]}, source="test"
+    )
+
+    def names(pool: object, answered_by: str, eligible: set[str], tried: set[str]) -> list[str]:
+        kit = SimpleNamespace(pool=pool)
+        arms = escalation_targets(kit, answered_by, eligible, tried)  # type: ignore[arg-type]
+        return [arm.name for arm in arms]
+
+    assert names(laddered, "cheap", {"frontier", "best"}, set()) == ["best"]
+    assert names(laddered, "best", {"frontier"}, {"cheap"}) == []  # the ladder is climbed
+    assert names(laddered, "cheap", {"frontier"}, set()) == ["frontier"]  # targets can't serve
+    assert names(POOL, "best", {"frontier"}, {"cheap"}) == ["frontier"]  # none configured
