@@ -117,6 +117,21 @@ class Evidence:
             return None
         return max(supported, key=lambda a: self._pooled[a].mean)
 
+    def most_promising(self, actions: Sequence[str], config: AnchorConfig) -> str | None:
+        """Of ``actions``, the one whose mean reward may be the highest: one never rewarded
+        first (first of equals), else the highest mean plus ``z`` standard errors (None when
+        ``actions`` is empty). The rule of a "single best action" stage while it learns: an
+        action is no longer judged on its first few rewards while another, served on every
+        request, piles up the evidence (``best_pooled`` stays the rule of a frozen stage)."""
+
+        def bound(action: str) -> float:
+            tally = self._pooled.get(action)
+            if tally is None or tally.count == 0:
+                return math.inf
+            return tally.mean + config.z * math.sqrt(tally.variance / tally.count)
+
+        return max(actions, key=bound) if actions else None
+
     def count(self, bucket: str, action: str) -> int:
         tally = self._tallies.get((bucket, action))
         return tally.count if tally else 0

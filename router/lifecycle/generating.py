@@ -43,8 +43,11 @@ def pre_generation_rule(kit: StageKit, prep: Prepared, context: Context) -> Rule
     anchor = kit.decider.anchor
     if anchor is None:
         return None
-    best = kit.decider.evidence(PRE_GENERATION, prep.request.tenant).best_pooled(
-        context.arm_names, anchor
+    evidence = kit.decider.evidence(PRE_GENERATION, prep.request.tenant)
+    best = (
+        evidence.most_promising(context.arm_names, anchor)
+        if kit.decider.explores
+        else evidence.best_pooled(context.arm_names, anchor)
     )
     if best is not None and degraded(kit.health.snapshot(best)):
         best = None

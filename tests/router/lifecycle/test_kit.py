@@ -71,3 +71,38 @@ def test_the_pre_generation_rule_steps_aside_while_its_arm_is_degraded() -> None
     assert rule is not None
     assert rule.action is None
     assert rule.bucket == "category:any"
+
+
+def test_the_pre_generation_rule_tries_an_arm_few_rewards_condemn_while_it_learns() -> None:
+    """Learning, the rule is the arm whose mean reward may be the highest (an arm rewarded
+    twice is tried again, not left behind the one served first); frozen, the best mean."""
+    from types import SimpleNamespace
+
+    from learner.context import ArmFeatures, Context
+    from router.lifecycle.generating import pre_generation_rule
+    from tests.router.lifecycle.fakes import FixedPolicies
+
+    arms = ("cheap", "strong")
+    policies = FixedPolicies()
+    for _ in range(30):
+        policies.evidence("pre").add("category:any", "cheap", 0.6)
+    for reward in (0.3, 0.7):  # mean 0.5, but its bound 0.5 + 1.5 * 0.2 beats cheap's 0.63
+        policies.evidence("pre").add("category:any", "strong", reward)
+    prep = SimpleNamespace(
+        request=SimpleNamespace(tenant=None), query=SimpleNamespace(categories={})
+    )
+    context = Context(shared={}, arms=tuple(ArmFeatures(a, {"A": {"arm": a}}) for a in arms))
+    actions = {}
+    for learn in (True, False):
+        rng = np.random.default_rng(0)
+        kit = StageKit(
+            pool=demo_pool(),
+            providers={},
+            health=HealthTracker(arms),
+            decider=Decider(policies, rng, learn=learn),  # type: ignore[arg-type]
+            rng=rng,
+        )
+        rule = pre_generation_rule(kit, prep, context)  # type: ignore[arg-type]
+        assert rule is not None
+        actions[learn] = rule.action
+    assert actions == {True: "strong", False: "cheap"}
