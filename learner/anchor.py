@@ -22,8 +22,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from learner.sampling import greedy_pmf
+
+LearningRule = Literal["best_mean", "upper_bound"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,10 @@ class AnchorConfig:
     min_evidence: int = 20
     z: float = 1.5
     explore_share: float = 0.1
+    learning_rule: LearningRule = "best_mean"
+    """How a "single best action" rule (pre-generation) picks while its stage learns:
+    ``best_mean`` (``Evidence.best_pooled``) or ``upper_bound`` (``Evidence.most_promising``);
+    frozen, it is always the best mean."""
 
     def __post_init__(self) -> None:
         if self.min_evidence < 1:
@@ -41,6 +48,8 @@ class AnchorConfig:
             raise ValueError("z must be >= 0")
         if not 0.0 <= self.explore_share <= 1.0:
             raise ValueError("explore_share must lie in [0, 1]")
+        if self.learning_rule not in ("best_mean", "upper_bound"):
+            raise ValueError(f"unknown learning_rule {self.learning_rule!r}")
 
 
 DEFAULT_ANCHOR = AnchorConfig()
