@@ -22,8 +22,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from learner.sampling import greedy_pmf
+
+LearningRule = Literal["best_mean", "upper_bound"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,10 @@ class AnchorConfig:
     min_evidence: int = 20
     z: float = 1.5
     explore_share: float = 0.1
+    learning_rule: LearningRule = "best_mean"
+    """How a "single best action" rule (pre-generation) picks while its stage learns:
+    ``best_mean`` (``Evidence.best_pooled``) or ``upper_bound`` (``Evidence.most_promising``);
+    frozen, it is always the best mean."""
 
     def __post_init__(self) -> None:
         if self.min_evidence < 1:
@@ -41,6 +48,8 @@ class AnchorConfig:
             raise ValueError("z must be >= 0")
         if not 0.0 <= self.explore_share <= 1.0:
             raise ValueError("explore_share must lie in [0, 1]")
+        if self.learning_rule not in ("best_mean", "upper_bound"):
+            raise ValueError(f"unknown learning_rule {self.learning_rule!r}")
 
 
 DEFAULT_ANCHOR = AnchorConfig()
@@ -116,6 +125,21 @@ class Evidence:
         if not supported:
             return None
         return max(supported, key=lambda a: self._pooled[a].mean)
+
+    def most_promising(self, actions: Sequence[str], config: AnchorConfig) -> str | None:
+        """Of ``actions``, the one whose mean reward may be the highest: one never rewarded
+        first (first of equals), else the highest mean plus ``z`` standard errors (None when
+        ``actions`` is empty). The rule of a "single best action" stage while it learns: an
+        action is no longer judged on its first few rewards while another, served on every
+        request, piles up the evidence (``best_pooled`` stays the rule of a frozen stage)."""
+
+        def bound(action: str) -> float:
+            tally = self._pooled.get(action)
+            if tally is None or tally.count == 0:
+                return math.inf
+            return tally.mean + config.z * math.sqrt(tally.variance / tally.count)
+
+        return max(actions, key=bound) if actions else None
 
     def count(self, bucket: str, action: str) -> int:
         tally = self._tallies.get((bucket, action))

@@ -18,7 +18,7 @@ import numpy as np
 from features.categories import CategoryIndex
 from features.embedders import create_embedder
 from features.errors import ConfigError, SignalrouteError
-from learner.anchor import DEFAULT_ANCHOR
+from learner.anchor import AnchorConfig
 from learner.config import PolicyConfig
 from router.arm_probes import ArmReachability
 from router.budget import BudgetGuard
@@ -235,7 +235,7 @@ async def open_runtime(
                 knn_k=settings.knn_k,
                 max_attempts=settings.max_attempts,
                 learn=not replica,
-                anchor=DEFAULT_ANCHOR if settings.anchor else None,
+                anchor=AnchorConfig(learning_rule=settings.pre_rule) if settings.anchor else None,
                 pre_credit=settings.pre_credit,
             ),
         )

@@ -252,6 +252,13 @@ class Settings(BaseSettings):
         "with the best mean reward; accept what passed, escalate what failed) until the "
         "evidence says the policy's choice earns more.",
     )
+    pre_rule: Literal["best_mean", "upper_bound"] = Field(
+        default="best_mean",
+        description="While learning, the pre-generation rule's arm: 'best_mean' (the best mean "
+        "reward among arms rewarded 20 times; before, the policy explores alone) or "
+        "'upper_bound' (the best mean plus 1.5 standard errors, an arm never rewarded first: "
+        "no arm is left behind the first one to reach 20 rewards). Frozen, the best mean.",
+    )
     embedder: EmbedderName = Field(
         default="hashing",
         description="Query embedding for historical neighbours and task categories: 'hashing' "

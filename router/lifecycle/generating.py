@@ -36,15 +36,20 @@ def pre_generation_rule(kit: StageKit, prep: Prepared, context: Context) -> Rule
     """The rule the pre-generation stage starts from: the eligible arm with the best mean
     reward so far, over every request (what choosing the best single model amounts to),
     once some arm has enough rewards to be called best (before, the policy explores alone and
-    the rewards count as evidence); None with anchoring off. Its evidence is pooled per query
+    the rewards count as evidence); with the anchor's ``learning_rule`` ``upper_bound``, while
+    learning, the arm whose mean may be the highest instead (every arm has one from the
+    first request); None with anchoring off. Its evidence is pooled per query
     category, where the policy's own choice may overrule it. While that arm is degraded
     (``features.system.degraded``: slower than usual, failing, rate-limited) the rule has no
     action: its evidence is the arm's past, and the policy reads the signals of its present."""
     anchor = kit.decider.anchor
     if anchor is None:
         return None
-    best = kit.decider.evidence(PRE_GENERATION, prep.request.tenant).best_pooled(
-        context.arm_names, anchor
+    evidence = kit.decider.evidence(PRE_GENERATION, prep.request.tenant)
+    best = (
+        evidence.most_promising(context.arm_names, anchor)
+        if kit.decider.explores and anchor.learning_rule == "upper_bound"
+        else evidence.best_pooled(context.arm_names, anchor)
     )
     if best is not None and degraded(kit.health.snapshot(best)):
         best = None

@@ -105,6 +105,31 @@ def test_the_pooled_best_action_needs_enough_evidence() -> None:
     assert evidence.mean("nowhere", "accept") is None
 
 
+def test_the_most_promising_action_is_tried_before_a_few_rewards_condemn_it() -> None:
+    """Learning, a "single best action" rule picks by upper bound: an action never rewarded
+    first, then the highest mean plus z standard errors, so an action that was unlucky a few
+    times is tried again before an action with more evidence but a lower bound."""
+    config = AnchorConfig(min_evidence=3, z=1.5)
+    evidence = Evidence()
+    assert evidence.most_promising((), config) is None
+    assert evidence.most_promising(ACTIONS, config) == "accept"  # none rewarded: first of equals
+    for _ in range(40):
+        evidence.add("any", "escalate:mid", 0.7)
+        evidence.add("any", "escalate:mid", 0.6)
+    assert evidence.most_promising(ACTIONS, config) == "accept"  # never rewarded yet
+    evidence.add("any", "accept", 0.3)
+    evidence.add("any", "accept", 0.5)
+    evidence.add("any", "escalate:strong", 0.6)
+    # accept: mean 0.4, sample variance 0.02 over two rewards, bound 0.4 + 1.5 * 0.1 = 0.55;
+    # strong: one reward, so the prior variance 0.25, bound 0.6 + 1.5 * 0.5 = 1.35
+    assert evidence.most_promising(ACTIONS, config) == "escalate:strong"
+    for _ in range(30):
+        evidence.add("any", "escalate:strong", 0.4)
+    # strong: mean 0.41, bound 0.43; mid: mean 0.65 on 80 rewards, bound 0.67; accept 0.55
+    assert evidence.most_promising(ACTIONS, config) == "escalate:mid"
+    assert evidence.best_pooled(ACTIONS, config) == "escalate:mid"  # frozen: best mean
+
+
 def test_paired_rewards_reveal_a_small_steady_difference_unpaired_ones_hide() -> None:
     """Skipping the judge earns its small price more on every answer the verdict would not
     have changed, and loses a lot on the rare one it would have repaired. Compared as pairs,

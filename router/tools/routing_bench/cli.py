@@ -126,6 +126,14 @@ def add_bench_command(commands: Any) -> None:
         "whole request it led to (judge and escalations included)",
     )
     bench.add_argument(
+        "--pre-rule",
+        choices=("best_mean", "upper_bound"),
+        default="best_mean",
+        help="while learning, the pre-generation rule's arm: the best mean among arms with "
+        "enough rewards (default) or the best upper bound (every arm tried; "
+        "SIGNALROUTE_PRE_RULE)",
+    )
+    bench.add_argument(
         "--embedder",
         choices=EMBEDDER_NAMES,
         default="hashing",
@@ -233,6 +241,7 @@ def run_command(args: argparse.Namespace) -> int:
             task_hint=args.task_hint,
             anchor=not args.no_anchor,
             pre_credit=args.pre_credit,
+            pre_rule=args.pre_rule,
             embedder=args.embedder,
             history_index=args.history == "index",
         )

@@ -34,7 +34,7 @@ from features.embedders import EmbedderName, create_embedder
 from features.embedding import Embedder, Vector
 from features.errors import ConfigError
 from features.query import Message
-from learner.anchor import DEFAULT_ANCHOR
+from learner.anchor import AnchorConfig, LearningRule
 from learner.config import Exploration, PolicyConfig
 from learner.reward import RewardWeights
 from router.health import HealthTracker
@@ -254,6 +254,8 @@ class RunSettings:
     """Anchor the escalation stage to its rule (``learner.anchor``), as the service does."""
     pre_credit: PreCredit = "answer"
     """What the pre-generation decision is rewarded for (``RouterConfig.pre_credit``)."""
+    pre_rule: LearningRule = _SERVICE["pre_rule"]
+    """How the pre-generation rule picks its arm while learning (``SIGNALROUTE_PRE_RULE``)."""
     embedder: EmbedderName = "hashing"
     """The query embedder (``SIGNALROUTE_EMBEDDER``): history, categories, the kNN baseline."""
     history_index: bool = _SERVICE["history_index"]
@@ -558,7 +560,9 @@ class LearnedRunner:
                     config=RouterConfig(
                         knn_k=settings.knn_k,
                         learn=learn,
-                        anchor=DEFAULT_ANCHOR if settings.anchor else None,
+                        anchor=AnchorConfig(learning_rule=settings.pre_rule)
+                        if settings.anchor
+                        else None,
                         pre_credit=settings.pre_credit,
                     ),
                 )

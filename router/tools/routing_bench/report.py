@@ -268,6 +268,7 @@ def build_report(
             "history": "index" if settings.history_index else "store",
             "anchor": settings.anchor,
             "pre_credit": settings.pre_credit,
+            "pre_rule": settings.pre_rule,
             "hints": ["task"] if settings.task_hint else [],
             "order": options.order,
             "chosen_on": "train (best single model, cost reference, escalation targets, "

@@ -17,6 +17,7 @@ from typing import Literal
 import numpy as np
 
 from features.embedders import EmbedderName, create_embedder
+from learner.anchor import LearningRule
 from router.lifecycle.stages import JudgeMode
 from router.routing import PreCredit
 from router.tools.routing_bench import baselines
@@ -71,6 +72,7 @@ class BenchOptions:
     task_hint: bool = False
     anchor: bool = True
     pre_credit: PreCredit = "answer"
+    pre_rule: LearningRule = "best_mean"
     embedder: EmbedderName = "hashing"
     history_index: bool = True
     """The router's historical look-up from the in-process index (the service's default) or,
@@ -164,6 +166,7 @@ def run_settings(matrix: RoutingMatrix, options: BenchOptions) -> RunSettings:
         task_hint=options.task_hint,
         anchor=options.anchor,
         pre_credit=options.pre_credit,
+        pre_rule=options.pre_rule,
         embedder=options.embedder,
         history_index=options.history_index,
     )
