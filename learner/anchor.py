@@ -22,11 +22,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 from learner.sampling import greedy_pmf
 
 LearningRule = Literal["best_mean", "upper_bound"]
+LEARNING_RULES: tuple[LearningRule, ...] = get_args(LearningRule)
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ class AnchorConfig:
             raise ValueError("z must be >= 0")
         if not 0.0 <= self.explore_share <= 1.0:
             raise ValueError("explore_share must lie in [0, 1]")
-        if self.learning_rule not in ("best_mean", "upper_bound"):
+        if self.learning_rule not in LEARNING_RULES:
             raise ValueError(f"unknown learning_rule {self.learning_rule!r}")
 
 

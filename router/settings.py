@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from features.embedders import EmbedderName
 from features.errors import ConfigError
+from learner.anchor import LearningRule
 
 DEFAULT_REPLAY_DATA = Path("../shared/data/routerbench")
 DEFAULT_BFCL_DATA = Path("../shared/data/bfcl")
@@ -252,7 +253,7 @@ class Settings(BaseSettings):
         "with the best mean reward; accept what passed, escalate what failed) until the "
         "evidence says the policy's choice earns more.",
     )
-    pre_rule: Literal["best_mean", "upper_bound"] = Field(
+    pre_rule: LearningRule = Field(
         default="best_mean",
         description="While learning, the pre-generation rule's arm: 'best_mean' (the best mean "
         "reward among arms rewarded 20 times; before, the policy explores alone) or "

@@ -16,6 +16,7 @@ from typing import Any
 
 from features.embedders import EMBEDDER_NAMES
 from features.errors import ConfigError
+from learner.anchor import LEARNING_RULES
 from router.tools.routing_bench.cpu import own_cpu_seconds, server_cpu_seconds
 from router.tools.routing_bench.datasets import DATASETS, DEFAULT_DATA_ROOT, load_dataset
 from router.tools.routing_bench.learned import VARIANTS
@@ -127,7 +128,7 @@ def add_bench_command(commands: Any) -> None:
     )
     bench.add_argument(
         "--pre-rule",
-        choices=("best_mean", "upper_bound"),
+        choices=LEARNING_RULES,
         default="best_mean",
         help="while learning, the pre-generation rule's arm: the best mean among arms with "
         "enough rewards (default) or the best upper bound (every arm tried; "

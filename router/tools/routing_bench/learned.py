@@ -482,8 +482,9 @@ class LearnedRunner:
         """``direct_writes``: the router writes every request's rows itself as the request
         ends, the passes with learning off included (what the benchmark did before it
         batched them; the same results, more work: tests compare the two and read the
-        logged decisions of every pass). Each run keeps time on its own ``StreamClock``
-        (``clock``): a run is the same whatever the machine's speed."""
+        logged decisions of every pass). Each run keeps simulated time on its own
+        ``StreamClock`` (``router.tools.routing_bench.clock``): a run is the same whatever
+        the machine's speed."""
         self._direct_writes = direct_writes
         self._matrix = matrix
         self._database = database

@@ -109,6 +109,6 @@ def _cpu(report: Mapping[str, Any]) -> str:
 
 
 def _history(report: Mapping[str, Any]) -> str:
-    """Where the run's historical look-up was answered (reports before the setting: pgvector)."""
-    where = report.get("settings", {}).get("history", "store")
-    return "kNN history from the in-process index" if where == "index" else "pgvector kNN"
+    """Where the run's historical look-up was answered."""
+    index = report["settings"]["history"] == "index"
+    return "kNN history from the in-process index" if index else "pgvector kNN"
