@@ -37,9 +37,9 @@ class AnchorConfig:
     min_evidence: int = 20
     z: float = 1.5
     explore_share: float = 0.1
-    learning_rule: LearningRule = "best_mean"
+    learning_rule: LearningRule = "upper_bound"
     """How a "single best action" rule (pre-generation) picks while its stage learns:
-    ``best_mean`` (``Evidence.best_pooled``) or ``upper_bound`` (``Evidence.most_promising``);
+    ``upper_bound`` (``Evidence.most_promising``) or ``best_mean`` (``Evidence.best_pooled``);
     frozen, it is always the best mean."""
 
     def __post_init__(self) -> None:

@@ -254,11 +254,11 @@ class Settings(BaseSettings):
         "evidence says the policy's choice earns more.",
     )
     pre_rule: LearningRule = Field(
-        default="best_mean",
-        description="While learning, the pre-generation rule's arm: 'best_mean' (the best mean "
-        "reward among arms rewarded 20 times; before, the policy explores alone) or "
-        "'upper_bound' (the best mean plus 1.5 standard errors, an arm never rewarded first: "
-        "no arm is left behind the first one to reach 20 rewards). Frozen, the best mean.",
+        default="upper_bound",
+        description="While learning, the pre-generation rule's arm: 'upper_bound' (the best "
+        "mean plus 1.5 standard errors, an arm never rewarded first: no arm is left behind the "
+        "first one to reach 20 rewards) or 'best_mean' (the best mean reward among arms "
+        "rewarded 20 times; before, the policy explores alone). Frozen, the best mean.",
     )
     embedder: EmbedderName = Field(
         default="hashing",

@@ -129,10 +129,10 @@ def add_bench_command(commands: Any) -> None:
     bench.add_argument(
         "--pre-rule",
         choices=LEARNING_RULES,
-        default="best_mean",
-        help="while learning, the pre-generation rule's arm: the best mean among arms with "
-        "enough rewards (default) or the best upper bound (every arm tried; "
-        "SIGNALROUTE_PRE_RULE)",
+        default="upper_bound",
+        help="while learning, the pre-generation rule's arm: the best upper bound (default: "
+        "every arm tried) or the best mean among arms with enough rewards "
+        "(SIGNALROUTE_PRE_RULE)",
     )
     bench.add_argument(
         "--embedder",

@@ -72,7 +72,7 @@ class BenchOptions:
     task_hint: bool = False
     anchor: bool = True
     pre_credit: PreCredit = "answer"
-    pre_rule: LearningRule = "best_mean"
+    pre_rule: LearningRule = "upper_bound"
     embedder: EmbedderName = "hashing"
     history_index: bool = True
     """The router's historical look-up from the in-process index (the service's default) or,
