@@ -175,6 +175,12 @@ def _bench_history(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _bench_decision(args: argparse.Namespace) -> int:
+    from router.tools.service_bench.decision import run
+
+    return run(args)
+
+
 def _bench_cold(args: argparse.Namespace) -> int:
     from router.tools.service_bench.cold_start import run
 
@@ -329,6 +335,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_history_arguments(history)
     history.set_defaults(handler=_bench_history)
+    decision = commands.add_parser(
+        "bench-decision",
+        help="the in-process decision (signals, history look-up, context, draw) on the "
+        "service's runtime, request after request, as the history index fills",
+    )
+    from router.tools.service_bench.decision import add_arguments as add_decision_arguments
+
+    add_decision_arguments(decision)
+    decision.set_defaults(handler=_bench_decision)
     cold = commands.add_parser(
         "bench-cold",
         help="the first requests of a new demo service: answers that passed every check yet "

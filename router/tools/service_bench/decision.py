@@ -1,0 +1,153 @@
+"""``signalroute bench-decision``: the in-process decision against the history index's size.
+
+The service's own runtime (``router.runtime``: an embedded Postgres or ``SIGNALROUTE_DATABASE_URL``,
+the demo pool, the configured embedder, policies and history index) answers decide-only
+requests (``Router.decide``: the request logged, its signals, the history look-up, the
+context, the draw, the journal handed to the writer) one after another in one process: no
+HTTP, no model call, no other process between two requests. ``bench-overhead`` reports the
+same span (``decision_ms``) from a router serving HTTP beside the replay pool, LiteLLM and
+the load generator; the difference is what the sockets and the neighbours add.
+
+The history index fills with the requests routed. At each of ``--sizes`` rows routed, the
+next ``--n`` requests are timed. Each prompt is a RouterBench prompt with the request's
+number appended, so no two are alike (the embedding hashes at least one new word pair).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from learner.reward import RewardWeights
+from router.history_index import HistoryIndex
+from router.lifecycle.request import RouteRequest
+from router.pool import demo_pool
+from router.routing import Router
+from router.runtime import open_runtime
+from router.settings import ReplaySettings, Settings
+from router.tools.replay_pool.dataset import load_routerbench
+from router.tools.service_bench.overhead import percentiles_json
+
+PARTS = ("decision_ms", "embed_ms", "query_signals_ms", "history_ms", "context_ms", "draw_ms")
+"""The timings a decision reports (``Decided.timings``), the whole first."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, default=Path("out/decision"), help="report folder")
+    parser.add_argument(
+        "--sizes",
+        default="300,1000,2000,4096,6000",
+        help="requests routed before each timed block (the index holds the newest "
+        "SIGNALROUTE_HISTORY_INDEX_ROWS of them)",
+    )
+    parser.add_argument("--n", type=int, default=400, help="requests timed at each size")
+
+
+def sizes_of(text: str) -> tuple[int, ...]:
+    """``--sizes`` as increasing non-negative integers; ValueError saying what is wrong."""
+    try:
+        sizes = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise ValueError(f"--sizes takes comma-separated integers, got {text!r}") from None
+    if any(size < 0 for size in sizes) or list(sizes) != sorted(set(sizes)):
+        raise ValueError(f"--sizes must be distinct, increasing and >= 0, got {text!r}")
+    return sizes
+
+
+async def measure(
+    settings: Settings, prompts: Sequence[str], sizes: Sequence[int], n: int
+) -> dict[str, Any]:
+    """Route decide-only requests on the service's runtime and time ``n`` of them after each
+    of ``sizes`` requests; the report's ``blocks``, one per size."""
+    if not prompts:
+        raise ValueError("no prompts to route")
+    async with open_runtime(settings, demo_pool()) as runtime:
+        router, index = runtime.router, runtime.history_index
+        routed = 0
+        blocks: list[dict[str, Any]] = []
+        progress = tqdm(total=sizes[-1] + n * len(sizes), desc="deciding", unit="req")
+        with progress:
+            for size in sizes:
+                while routed < size:
+                    await _decide(router, prompts, routed)
+                    routed += 1
+                    progress.update()
+                held = index.size if index is not None else None
+                timings: dict[str, list[float]] = {part: [] for part in PARTS}
+                for _ in range(n):
+                    for part, value in (await _decide(router, prompts, routed)).items():
+                        if part in timings:
+                            timings[part].append(value)
+                    routed += 1
+                    progress.update()
+                blocks.append(_block(size, held, index, timings))
+    return {"n": n, "history_index_rows": settings.history_index_rows, "blocks": blocks}
+
+
+async def _decide(router: Router, prompts: Sequence[str], number: int) -> Mapping[str, float]:
+    content = f"{prompts[number % len(prompts)]} (request {number})"
+    request = RouteRequest(
+        messages=({"role": "user", "content": content},), weights=RewardWeights()
+    )
+    return (await router.decide(request)).timings
+
+
+def _block(
+    size: int, held: int | None, index: HistoryIndex | None, timings: Mapping[str, list[float]]
+) -> dict[str, Any]:
+    return {
+        "routed_before": size,
+        "index_rows": held,
+        "index_capacity": index.capacity if index is not None else None,
+        **{part: percentiles_json(values) for part, values in timings.items()},
+    }
+
+
+def markdown(report: Mapping[str, Any]) -> str:
+    header = " | ".join(part.removesuffix("_ms") for part in PARTS)
+    lines = [
+        "# The in-process decision against the history index's size",
+        "",
+        f"{report['n']} decide-only requests timed at each size, one after another; "
+        "p50 / p99 in ms.",
+        "",
+        f"| routed before | index rows | {header} |",
+        "|---:|---:|" + "---:|" * len(PARTS),
+    ]
+    for block in report["blocks"]:
+        cells = [
+            f"{block[part]['p50']:.3f} / {block[part]['p99']:.3f}" if block[part] else "-"
+            for part in PARTS
+        ]
+        rows = "-" if block["index_rows"] is None else str(block["index_rows"])
+        lines.append(f"| {block['routed_before']} | {rows} | {' | '.join(cells)} |")
+    return "\n".join(lines) + "\n"
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        sizes = sizes_of(args.sizes)
+    except ValueError as exc:
+        print(f"error: {exc}")
+        return 2
+    if args.n < 1:
+        print(f"error: --n must be >= 1, got {args.n}")
+        return 2
+    prompts = [record.prompt for record in load_routerbench(ReplaySettings().data_path())]
+    with tempfile.TemporaryDirectory(prefix="signalroute-decision-") as data_dir:
+        settings = Settings(data_dir=Path(data_dir))
+        report = asyncio.run(measure(settings, prompts, sizes, args.n))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "decision.json").write_text(json.dumps(report, indent=2) + "\n")
+    text = markdown(report)
+    (args.out / "decision.md").write_text(text)
+    print(text)
+    print(f"report {args.out / 'decision.md'} and decision.json")
+    return 0

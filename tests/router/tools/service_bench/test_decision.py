@@ -1,0 +1,49 @@
+import uuid
+from pathlib import Path
+
+import pytest
+
+from router.settings import Settings
+from router.tools.service_bench.decision import PARTS, markdown, measure, sizes_of
+from store.embedded import EmbeddedPostgres
+
+PROMPTS = (
+    "Write a Python function that reverses a linked list.",
+    "What is the capital of Australia, and why is it not Sydney?",
+    "Summarise the causes of the First World War in three sentences.",
+)
+
+
+async def test_the_decision_is_timed_as_the_index_fills(
+    embedded_postgres: EmbeddedPostgres, tmp_path: Path
+) -> None:
+    """Each block times n decide-only requests on the service's runtime, after as many
+    requests as its size; the index holds every request routed until its capacity."""
+    settings = Settings(
+        database_url=embedded_postgres.create_database(f"bench_decision_{uuid.uuid4().hex[:8]}"),
+        data_dir=tmp_path,
+        history_index_rows=8,
+    )
+    report = await measure(settings, PROMPTS, (0, 10), n=3)
+
+    first, second = report["blocks"]
+    assert (first["routed_before"], second["routed_before"]) == (0, 10)
+    assert first["index_rows"] == 0  # nothing routed yet
+    assert second["index_rows"] == 8  # 10 routed: the index holds its capacity
+    assert second["index_capacity"] == 8
+    for block in report["blocks"]:
+        for part in PARTS:
+            assert block[part]["n"] == 3
+            assert 0.0 <= block[part]["p50"] <= block[part]["p99"]
+        # the parts happen within the decision
+        assert block["embed_ms"]["p50"] <= block["decision_ms"]["p99"]
+    table = markdown(report)
+    assert "| 10 | 8 |" in table
+    assert table.count("\n| ") == 3  # header and one row per block
+
+
+def test_sizes_must_increase() -> None:
+    assert sizes_of("0,300,1000") == (0, 300, 1000)
+    for bad in ("300,100", "1,1", "-1,5", "a,b"):
+        with pytest.raises(ValueError, match="--sizes"):
+            sizes_of(bad)
