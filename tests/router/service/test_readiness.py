@@ -49,7 +49,9 @@ async def test_ready_while_one_arm_serves_naming_the_arm_that_cannot(
     port = closed_port()
     unreachable = f"unreachable: ConnectError at http://127.0.0.1:{port}/v1/models"
     with caplog.at_level(logging.WARNING, logger="signalroute"):
-        started = service(pool_config=pool_file(tmp_path, port), exploration="epsilon", epsilon=1.0)
+        started = service(
+            pool_config=pool_file(tmp_path, port), exploration="epsilon", epsilon=1.0, anchor=False
+        )
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any(
         "arms.1.api_key_env: closed: the environment variable SR_TEST_UNSET_KEY is not set" in w
@@ -67,7 +69,8 @@ async def test_ready_while_one_arm_serves_naming_the_arm_that_cannot(
         assert list(body["unavailable_arms"]) == ["closed"]
         assert body["unavailable_arms"]["closed"].startswith(unreachable)
 
-        # Routed traffic draws the closed arm (uniformly, epsilon = 1) until its circuit opens.
+        # Routed traffic draws the closed arm (uniformly: epsilon = 1, no rule) until its
+        # circuit opens.
         for _ in range(60):
             routed = await client.post(
                 "/route-and-run", json={"messages": [{"role": "user", "content": "2 + 2 = ?"}]}
