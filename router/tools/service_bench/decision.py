@@ -11,6 +11,11 @@ the load generator; the difference is what the sockets and the neighbours add.
 The history index fills with the requests routed. At each of ``--sizes`` rows routed, the
 next ``--n`` requests are timed. Each prompt is a RouterBench prompt with the request's
 number appended, so no two are alike (the embedding hashes at least one new word pair).
+Then, at the last size, ``--n`` requests are timed after each of ``--gaps``: the process
+waits that long before each request, as a service between two requests does; the CPU's
+caches and clock are then what the rest of the machine left them. The gaps take turns, in
+rounds of ``GAP_ROUND`` requests, so that a drift of the machine over the run falls on all
+of them alike.
 """
 
 from __future__ import annotations
@@ -35,6 +40,9 @@ from router.settings import ReplaySettings, Settings
 from router.tools.replay_pool.dataset import load_routerbench
 from router.tools.service_bench.overhead import percentiles_json
 
+GAP_ROUND = 25
+"""Requests a gap is timed for before the next gap's turn."""
+
 PARTS = ("decision_ms", "embed_ms", "query_signals_ms", "history_ms", "context_ms", "draw_ms")
 """The timings a decision reports (``Decided.timings``), the whole first."""
 
@@ -48,6 +56,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "SIGNALROUTE_HISTORY_INDEX_ROWS of them)",
     )
     parser.add_argument("--n", type=int, default=400, help="requests timed at each size")
+    parser.add_argument(
+        "--gaps",
+        default="0,2,10,30",
+        help="idle milliseconds before each request, timed at the last size (empty: none)",
+    )
 
 
 def sizes_of(text: str) -> tuple[int, ...]:
@@ -61,34 +74,76 @@ def sizes_of(text: str) -> tuple[int, ...]:
     return sizes
 
 
+def gaps_of(text: str) -> tuple[float, ...]:
+    """``--gaps`` as non-negative milliseconds (none for an empty text); ValueError saying
+    what is wrong."""
+    if not text.strip():
+        return ()
+    try:
+        gaps = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise ValueError(f"--gaps takes comma-separated milliseconds, got {text!r}") from None
+    if any(not gap >= 0 for gap in gaps):
+        raise ValueError(f"--gaps must be >= 0, got {text!r}")
+    return gaps
+
+
 async def measure(
-    settings: Settings, prompts: Sequence[str], sizes: Sequence[int], n: int
+    settings: Settings,
+    prompts: Sequence[str],
+    sizes: Sequence[int],
+    n: int,
+    gaps_ms: Sequence[float] = (),
 ) -> dict[str, Any]:
     """Route decide-only requests on the service's runtime and time ``n`` of them after each
-    of ``sizes`` requests; the report's ``blocks``, one per size."""
+    of ``sizes`` requests (the report's ``blocks``), then ``n`` after each idle gap of
+    ``gaps_ms`` before every request (``gaps``)."""
     if not prompts:
         raise ValueError("no prompts to route")
     async with open_runtime(settings, demo_pool()) as runtime:
         router, index = runtime.router, runtime.history_index
         routed = 0
+
+        async def timed(
+            gap_s: float = 0.0, count: int = n, into: dict[str, list[float]] | None = None
+        ) -> dict[str, list[float]]:
+            nonlocal routed
+            timings = into if into is not None else {part: [] for part in PARTS}
+            for _ in range(count):
+                if gap_s > 0:
+                    await asyncio.sleep(gap_s)
+                for part, value in (await _decide(router, prompts, routed)).items():
+                    if part in timings:
+                        timings[part].append(value)
+                routed += 1
+                progress.update()
+            return timings
+
         blocks: list[dict[str, Any]] = []
-        progress = tqdm(total=sizes[-1] + n * len(sizes), desc="deciding", unit="req")
-        with progress:
+        gaps: list[dict[str, Any]] = []
+        total = sizes[-1] + n * (len(sizes) + len(gaps_ms))
+        with tqdm(total=total, desc="deciding", unit="req") as progress:
             for size in sizes:
                 while routed < size:
                     await _decide(router, prompts, routed)
                     routed += 1
                     progress.update()
                 held = index.size if index is not None else None
-                timings: dict[str, list[float]] = {part: [] for part in PARTS}
-                for _ in range(n):
-                    for part, value in (await _decide(router, prompts, routed)).items():
-                        if part in timings:
-                            timings[part].append(value)
-                    routed += 1
-                    progress.update()
-                blocks.append(_block(size, held, index, timings))
-    return {"n": n, "history_index_rows": settings.history_index_rows, "blocks": blocks}
+                blocks.append(_block(size, held, index, await timed()))
+            by_gap: list[dict[str, list[float]]] = [{part: [] for part in PARTS} for _ in gaps_ms]
+            for start in range(0, n, GAP_ROUND):  # the gaps take turns
+                for gap_ms, timings in zip(gaps_ms, by_gap, strict=True):
+                    await timed(gap_ms / 1000.0, min(GAP_ROUND, n - start), timings)
+            for gap_ms, timings in zip(gaps_ms, by_gap, strict=True):
+                gaps.append(
+                    {"gap_ms": gap_ms, **{part: percentiles_json(timings[part]) for part in PARTS}}
+                )
+    return {
+        "n": n,
+        "history_index_rows": settings.history_index_rows,
+        "blocks": blocks,
+        "gaps": gaps,
+    }
 
 
 async def _decide(router: Router, prompts: Sequence[str], number: int) -> Mapping[str, float]:
@@ -122,18 +177,30 @@ def markdown(report: Mapping[str, Any]) -> str:
         "|---:|---:|" + "---:|" * len(PARTS),
     ]
     for block in report["blocks"]:
-        cells = [
-            f"{block[part]['p50']:.3f} / {block[part]['p99']:.3f}" if block[part] else "-"
-            for part in PARTS
-        ]
+        cells = [_cell(block[part]) for part in PARTS]
         rows = "-" if block["index_rows"] is None else str(block["index_rows"])
         lines.append(f"| {block['routed_before']} | {rows} | {' | '.join(cells)} |")
+    if report["gaps"]:
+        lines += [
+            "",
+            "At the last size, each request after an idle gap (p50 / p99 in ms):",
+            "",
+            f"| idle gap (ms) | {header} |",
+            "|---:|" + "---:|" * len(PARTS),
+        ]
+        for gap in report["gaps"]:
+            cells = [_cell(gap[part]) for part in PARTS]
+            lines.append(f"| {gap['gap_ms']:g} | {' | '.join(cells)} |")
     return "\n".join(lines) + "\n"
+
+
+def _cell(figures: Mapping[str, float] | None) -> str:
+    return f"{figures['p50']:.3f} / {figures['p99']:.3f}" if figures else "-"
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        sizes = sizes_of(args.sizes)
+        sizes, gaps = sizes_of(args.sizes), gaps_of(args.gaps)
     except ValueError as exc:
         print(f"error: {exc}")
         return 2
@@ -143,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
     prompts = [record.prompt for record in load_routerbench(ReplaySettings().data_path())]
     with tempfile.TemporaryDirectory(prefix="signalroute-decision-") as data_dir:
         settings = Settings(data_dir=Path(data_dir))
-        report = asyncio.run(measure(settings, prompts, sizes, args.n))
+        report = asyncio.run(measure(settings, prompts, sizes, args.n, gaps))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "decision.json").write_text(json.dumps(report, indent=2) + "\n")
     text = markdown(report)

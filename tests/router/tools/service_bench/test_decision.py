@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from router.settings import Settings
-from router.tools.service_bench.decision import PARTS, markdown, measure, sizes_of
+from router.tools.service_bench.decision import PARTS, gaps_of, markdown, measure, sizes_of
 from store.embedded import EmbeddedPostgres
 
 PROMPTS = (
@@ -24,7 +24,7 @@ async def test_the_decision_is_timed_as_the_index_fills(
         data_dir=tmp_path,
         history_index_rows=8,
     )
-    report = await measure(settings, PROMPTS, (0, 10), n=3)
+    report = await measure(settings, PROMPTS, (0, 10), n=3, gaps_ms=(0.0, 5.0))
 
     first, second = report["blocks"]
     assert (first["routed_before"], second["routed_before"]) == (0, 10)
@@ -37,13 +37,21 @@ async def test_the_decision_is_timed_as_the_index_fills(
             assert 0.0 <= block[part]["p50"] <= block[part]["p99"]
         # the parts happen within the decision
         assert block["embed_ms"]["p50"] <= block["decision_ms"]["p99"]
+    assert [gap["gap_ms"] for gap in report["gaps"]] == [0.0, 5.0]
+    assert all(gap[part]["n"] == 3 for gap in report["gaps"] for part in PARTS)
     table = markdown(report)
     assert "| 10 | 8 |" in table
-    assert table.count("\n| ") == 3  # header and one row per block
+    assert "| 5 | " in table
+    assert table.count("\n| ") == 6  # two headers, a row per block and per gap
 
 
-def test_sizes_must_increase() -> None:
+def test_sizes_must_increase_and_gaps_be_durations() -> None:
     assert sizes_of("0,300,1000") == (0, 300, 1000)
     for bad in ("300,100", "1,1", "-1,5", "a,b"):
         with pytest.raises(ValueError, match="--sizes"):
             sizes_of(bad)
+    assert gaps_of("0,2.5,10") == (0.0, 2.5, 10.0)
+    assert gaps_of("") == ()
+    for bad in ("-1", "x", "nan"):
+        with pytest.raises(ValueError, match="--gaps"):
+            gaps_of(bad)
