@@ -166,32 +166,42 @@ def _block(
 
 
 def markdown(report: Mapping[str, Any]) -> str:
-    header = " | ".join(part.removesuffix("_ms") for part in PARTS)
     lines = [
         "# The in-process decision against the history index's size",
         "",
         f"{report['n']} decide-only requests timed at each size, one after another; "
         "p50 / p99 in ms.",
         "",
-        f"| routed before | index rows | {header} |",
-        "|---:|---:|" + "---:|" * len(PARTS),
+        *_table(
+            ("routed before", "index rows"),
+            [
+                (
+                    str(b["routed_before"]),
+                    "-" if b["index_rows"] is None else str(b["index_rows"]),
+                    b,
+                )
+                for b in report["blocks"]
+            ],
+        ),
     ]
-    for block in report["blocks"]:
-        cells = [_cell(block[part]) for part in PARTS]
-        rows = "-" if block["index_rows"] is None else str(block["index_rows"])
-        lines.append(f"| {block['routed_before']} | {rows} | {' | '.join(cells)} |")
     if report["gaps"]:
         lines += [
             "",
             "At the last size, each request after an idle gap (p50 / p99 in ms):",
             "",
-            f"| idle gap (ms) | {header} |",
-            "|---:|" + "---:|" * len(PARTS),
+            *_table(("idle gap (ms)",), [(f"{g['gap_ms']:g}", g) for g in report["gaps"]]),
         ]
-        for gap in report["gaps"]:
-            cells = [_cell(gap[part]) for part in PARTS]
-            lines.append(f"| {gap['gap_ms']:g} | {' | '.join(cells)} |")
     return "\n".join(lines) + "\n"
+
+
+def _table(keys: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    """A Markdown table: the ``keys`` columns, then one column per part; each row its key
+    cells and, last, the figures by part."""
+    parts = " | ".join(part.removesuffix("_ms") for part in PARTS)
+    lines = [f"| {' | '.join(keys)} | {parts} |", "|" + "---:|" * (len(keys) + len(PARTS))]
+    for *cells, figures in rows:
+        lines.append(f"| {' | '.join([*cells, *(_cell(figures[p]) for p in PARTS)])} |")
+    return lines
 
 
 def _cell(figures: Mapping[str, float] | None) -> str:
