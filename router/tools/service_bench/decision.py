@@ -147,11 +147,17 @@ async def measure(
 
 
 async def _decide(router: Router, prompts: Sequence[str], number: int) -> Mapping[str, float]:
+    """Decide one request, then give the event loop a turn: a decision that needs nothing
+    from the store never suspends, and without the turn the journal writer (a task on the
+    same loop, as in the service, where a request's network I/O gives it its turns) would
+    not run until the end, its queue growing with every request."""
     content = f"{prompts[number % len(prompts)]} (request {number})"
     request = RouteRequest(
         messages=({"role": "user", "content": content},), weights=RewardWeights()
     )
-    return (await router.decide(request)).timings
+    timings = (await router.decide(request)).timings
+    await asyncio.sleep(0)
+    return timings
 
 
 def _block(
