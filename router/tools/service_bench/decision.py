@@ -30,6 +30,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from features.errors import ConfigError
 from learner.reward import RewardWeights
 from router.history_index import HistoryIndex
 from router.lifecycle.request import RouteRequest
@@ -215,14 +216,13 @@ def _cell(figures: Mapping[str, float] | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Raises ConfigError for a bad option or missing RouterBench data."""
     try:
         sizes, gaps = sizes_of(args.sizes), gaps_of(args.gaps)
     except ValueError as exc:
-        print(f"error: {exc}")
-        return 2
+        raise ConfigError(str(exc)) from None
     if args.n < 1:
-        print(f"error: --n must be >= 1, got {args.n}")
-        return 2
+        raise ConfigError(f"--n must be >= 1, got {args.n}")
     prompts = [record.prompt for record in load_routerbench(ReplaySettings().data_path())]
     with tempfile.TemporaryDirectory(prefix="signalroute-decision-") as data_dir:
         settings = Settings(data_dir=Path(data_dir))

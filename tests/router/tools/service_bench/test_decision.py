@@ -1,10 +1,20 @@
+import argparse
 import uuid
 from pathlib import Path
 
 import pytest
 
+from features.errors import ConfigError
 from router.settings import Settings
-from router.tools.service_bench.decision import PARTS, gaps_of, markdown, measure, sizes_of
+from router.tools.service_bench.decision import (
+    PARTS,
+    add_arguments,
+    gaps_of,
+    markdown,
+    measure,
+    run,
+    sizes_of,
+)
 from store.embedded import EmbeddedPostgres
 
 PROMPTS = (
@@ -55,3 +65,22 @@ def test_sizes_must_increase_and_gaps_be_durations() -> None:
     for bad in ("-1", "x", "nan"):
         with pytest.raises(ValueError, match="--gaps"):
             gaps_of(bad)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--sizes", "5,1"], "--sizes must be distinct"),
+        (["--gaps=-2"], "--gaps must be >= 0"),
+        (["--n", "0"], "--n must be >= 1"),
+    ],
+)
+def test_a_bad_option_is_one_clear_error_before_any_work(
+    options: list[str], message: str, tmp_path: Path
+) -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args([*options, "--out", str(tmp_path / "out")])
+    with pytest.raises(ConfigError, match=message):
+        run(args)
+    assert not (tmp_path / "out").exists()
