@@ -283,9 +283,9 @@ class Pool(BaseModel):
     escalation_targets: tuple[str, ...] = Field(
         default=(),
         description="Arms a doubtful answer may be escalated to, strongest first (default: "
-        "every arm not cheaper than the answering one, dearest first, then by value); a "
-        "chain of escalations ends once it has reached every one of them that can serve "
-        "the request.",
+        "every arm not cheaper than the answering one, dearest first, then by value); an "
+        "answer of the first (the strongest) is not escalated, and a chain of escalations "
+        "ends once it has reached every one of them that can serve the request.",
     )
     stages: StageDefaults = Field(
         default=StageDefaults(),

@@ -196,8 +196,11 @@ def escalation_targets(
     eligible: Collection[str],
     tried: Collection[str] = (),
 ) -> tuple[Arm, ...]:
-    """The arms an answer of ``answered_by`` may be escalated to: the pool's
-    ``escalation_targets`` that can serve the request, in their order. When there are none:
+    """The arms an answer of ``answered_by`` may be escalated to: none when ``answered_by``
+    is the first of the pool's ``escalation_targets`` (the strongest: the top of the ladder,
+    with no stronger arm to go to, whether the answer was its first or a chain's step);
+    else the pool's ``escalation_targets`` that can serve the request, in their order. When
+    there are none:
     none either if a chain reached ``answered_by`` by escalating to one of them (``tried``,
     the arms that answered before it, is not empty): it has climbed every rung that can
     serve the request, and an arm left off the ladder is no step up; else (the pool
@@ -205,10 +208,13 @@ def escalation_targets(
     targets call no tools) every eligible arm, dearest first, never one cheaper than the
     answering arm (before any evidence, price is the only sign of strength such a pool
     gives; ``rule_target`` then picks by value)."""
-    configured = [name for name in kit.pool.escalation_targets if name in eligible]
+    ladder = kit.pool.escalation_targets
+    if ladder and answered_by == ladder[0]:
+        return ()
+    configured = [name for name in ladder if name in eligible]
     if configured:
         return tuple(kit.pool.arm(name) for name in configured)
-    if tried and answered_by in kit.pool.escalation_targets:
+    if tried and answered_by in ladder:
         return ()
     floor = kit.pool.arm(answered_by).output_usd_per_mtok
     return tuple(

@@ -146,3 +146,23 @@ def test_a_chain_that_climbed_every_configured_target_stops_there() -> None:
     assert names(laddered, "best", {"frontier"}, {"cheap"}) == []  # the ladder is climbed
     assert names(laddered, "cheap", {"frontier"}, set()) == ["frontier"]  # targets can't serve
     assert names(POOL, "best", {"frontier"}, {"cheap"}) == ["frontier"]  # none configured
+
+
+def test_an_answer_of_the_strongest_target_is_not_escalated_down() -> None:
+    """The first of the configured targets is the top of the ladder: its answer, first or
+    a chain's step, has no stronger arm to go to, so it is not sent to the weaker targets
+    below it (each step of the rule is to a stronger arm); the others still climb."""
+    from types import SimpleNamespace
+
+    from router.lifecycle.escalation import escalation_targets
+
+    laddered = parse_pool(
+        {**POOL.model_dump(), "escalation_targets": ["best", "cheap"]}, source="test"
+    )
+    kit = SimpleNamespace(pool=laddered)
+    top = escalation_targets(kit, "best", {"cheap", "frontier"}, set())  # type: ignore[arg-type]
+    assert top == ()
+    climbs = escalation_targets(kit, "cheap", {"best", "frontier"}, set())  # type: ignore[arg-type]
+    assert [arm.name for arm in climbs] == ["best"]
+    off_ladder = escalation_targets(kit, "frontier", {"best", "cheap"}, set())  # type: ignore[arg-type]
+    assert [arm.name for arm in off_ladder] == ["best", "cheap"]
