@@ -28,6 +28,8 @@ from learner.sampling import greedy_pmf
 
 LearningRule = Literal["best_mean", "upper_bound"]
 LEARNING_RULES: tuple[LearningRule, ...] = get_args(LearningRule)
+DEFAULT_LEARNING_RULE: LearningRule = "upper_bound"
+"""The service's, the benchmark's and ``AnchorConfig``'s default."""
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,7 @@ class AnchorConfig:
     min_evidence: int = 20
     z: float = 1.5
     explore_share: float = 0.1
-    learning_rule: LearningRule = "upper_bound"
+    learning_rule: LearningRule = DEFAULT_LEARNING_RULE
     """How a "single best action" rule (pre-generation) picks while its stage learns:
     ``upper_bound`` (``Evidence.most_promising``) or ``best_mean`` (``Evidence.best_pooled``);
     frozen, it is always the best mean."""

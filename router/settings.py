@@ -10,7 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from features.embedders import EmbedderName
 from features.errors import ConfigError
-from learner.anchor import LearningRule
+from learner.anchor import DEFAULT_LEARNING_RULE, LearningRule
 
 DEFAULT_REPLAY_DATA = Path("../shared/data/routerbench")
 DEFAULT_BFCL_DATA = Path("../shared/data/bfcl")
@@ -254,7 +254,7 @@ class Settings(BaseSettings):
         "evidence says the policy's choice earns more.",
     )
     pre_rule: LearningRule = Field(
-        default="upper_bound",
+        default=DEFAULT_LEARNING_RULE,
         description="While learning, the pre-generation rule's arm: 'upper_bound' (the best "
         "mean plus 1.5 standard errors, an arm never rewarded first: no arm is left behind the "
         "first one to reach 20 rewards) or 'best_mean' (the best mean reward among arms "

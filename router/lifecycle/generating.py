@@ -33,12 +33,13 @@ is, whatever it cost (it still forces another run), the same for a cut as for an
 
 
 def pre_generation_rule(kit: StageKit, prep: Prepared, context: Context) -> Rule | None:
-    """The rule the pre-generation stage starts from: the eligible arm with the best mean
-    reward so far, over every request (what choosing the best single model amounts to),
-    once some arm has enough rewards to be called best (before, the policy explores alone and
-    the rewards count as evidence); with the anchor's ``learning_rule`` ``upper_bound``, while
-    learning, the arm whose mean may be the highest instead (every arm has one from the
-    first request); None with anchoring off. Its evidence is pooled per query
+    """The rule the pre-generation stage starts from, over every request's rewards: while
+    learning, with the anchor's ``learning_rule`` ``upper_bound`` (the default), the eligible
+    arm whose mean reward may be the highest (every arm has one from the first request);
+    frozen, or with ``best_mean``, the arm with the best mean reward (what choosing the best
+    single model amounts to) once some arm has enough rewards to be called best (before, the
+    policy explores alone and the rewards count as evidence); None with anchoring off. Its
+    evidence is pooled per query
     category, where the policy's own choice may overrule it. While that arm is degraded
     (``features.system.degraded``: slower than usual, failing, rate-limited) the rule has no
     action: its evidence is the arm's past, and the policy reads the signals of its present."""

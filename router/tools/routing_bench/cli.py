@@ -129,7 +129,7 @@ def add_bench_command(commands: Any) -> None:
     bench.add_argument(
         "--pre-rule",
         choices=LEARNING_RULES,
-        default="upper_bound",
+        default=BenchOptions().pre_rule,
         help="while learning, the pre-generation rule's arm: the best upper bound (default: "
         "every arm tried) or the best mean among arms with enough rewards "
         "(SIGNALROUTE_PRE_RULE)",

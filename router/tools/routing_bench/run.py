@@ -17,7 +17,7 @@ from typing import Literal
 import numpy as np
 
 from features.embedders import EmbedderName, create_embedder
-from learner.anchor import LearningRule
+from learner.anchor import DEFAULT_LEARNING_RULE, LearningRule
 from router.lifecycle.stages import JudgeMode
 from router.routing import PreCredit
 from router.tools.routing_bench import baselines
@@ -72,7 +72,7 @@ class BenchOptions:
     task_hint: bool = False
     anchor: bool = True
     pre_credit: PreCredit = "answer"
-    pre_rule: LearningRule = "upper_bound"
+    pre_rule: LearningRule = DEFAULT_LEARNING_RULE
     embedder: EmbedderName = "hashing"
     history_index: bool = True
     """The router's historical look-up from the in-process index (the service's default) or,

@@ -105,11 +105,9 @@ async def measure(
         router, index = runtime.router, runtime.history_index
         routed = 0
 
-        async def timed(
-            gap_s: float = 0.0, count: int = n, into: dict[str, list[float]] | None = None
-        ) -> dict[str, list[float]]:
+        async def timed(timings: dict[str, list[float]], count: int, gap_s: float = 0.0) -> None:
+            """Time ``count`` requests into ``timings``, each after ``gap_s`` idle."""
             nonlocal routed
-            timings = into if into is not None else {part: [] for part in PARTS}
             for _ in range(count):
                 if gap_s > 0:
                     await asyncio.sleep(gap_s)
@@ -118,7 +116,6 @@ async def measure(
                         timings[part].append(value)
                 routed += 1
                 progress.update()
-            return timings
 
         blocks: list[dict[str, Any]] = []
         gaps: list[dict[str, Any]] = []
@@ -130,11 +127,13 @@ async def measure(
                     routed += 1
                     progress.update()
                 held = index.size if index is not None else None
-                blocks.append(_block(size, held, index, await timed()))
-            by_gap: list[dict[str, list[float]]] = [{part: [] for part in PARTS} for _ in gaps_ms]
+                timings = _no_timings()
+                await timed(timings, n)
+                blocks.append(_block(size, held, index, timings))
+            by_gap = [_no_timings() for _ in gaps_ms]
             for start in range(0, n, GAP_ROUND):  # the gaps take turns
                 for gap_ms, timings in zip(gaps_ms, by_gap, strict=True):
-                    await timed(gap_ms / 1000.0, min(GAP_ROUND, n - start), timings)
+                    await timed(timings, min(GAP_ROUND, n - start), gap_ms / 1000.0)
             for gap_ms, timings in zip(gaps_ms, by_gap, strict=True):
                 gaps.append(
                     {"gap_ms": gap_ms, **{part: percentiles_json(timings[part]) for part in PARTS}}
@@ -145,6 +144,10 @@ async def measure(
         "blocks": blocks,
         "gaps": gaps,
     }
+
+
+def _no_timings() -> dict[str, list[float]]:
+    return {part: [] for part in PARTS}
 
 
 async def _decide(router: Router, prompts: Sequence[str], number: int) -> Mapping[str, float]:
