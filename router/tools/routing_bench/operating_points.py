@@ -12,9 +12,12 @@ cost term ``cost / (cost + cost_ref)`` of ``learner.reward``, per prompt):
   hull's slope is the ``lambda_cost`` at which the objective is indifferent between them, so
   the geometric mean of a vertex's two slopes is the point where that vertex is most
   clearly the best single choice (twice the first slope for the cheapest vertex, half the
-  last for the dearest). ``pre`` runs at up to three such points, spread from the cheapest
-  vertex up, leaving the best model's end to the judged variants (both ends when the hull
-  has only two vertices).
+  last for the dearest). ``pre`` runs at up to four such points, spread over the hull from
+  its cheapest vertex to its best one, both ends always among them: where no cheaper mix
+  matches the best model (its cheaper models are far weaker, or a judge's price on every
+  answer costs more than they save), the router that learns to send every request to the
+  best model is a point of its curve, and the operating point served is never dearer than
+  that model for want of one.
 * **judged variants** (every one but ``pre``): escalating an answer the judge
   rejects to the best model pays while ``lambda_cost`` is below the break-even
   ``E[quality gained | rejected] / E[cost term of the best model | rejected]``, computed on
@@ -43,8 +46,8 @@ from router.tools.routing_bench.metrics import cost_term
 JUDGED_FRACTIONS = (0.5, 1.0)
 """The judged variants' points as fractions of the escalation break-even ``lambda_cost``."""
 
-PRE_POINTS = 3
-"""At most this many ``pre`` points (each is three seeds of runs)."""
+PRE_POINTS = 4
+"""At most this many ``pre`` points (each a run per seed)."""
 
 
 @dataclass(frozen=True)
@@ -108,15 +111,16 @@ def hull_lambdas(quality: FloatArray, cost: FloatArray, hull: list[int]) -> list
 
 
 def pre_points(quality: FloatArray, cost: FloatArray, limit: int = PRE_POINTS) -> tuple[float, ...]:
-    """Up to ``limit`` ``pre`` points spread over the hull below its best vertex (both ends
-    when only two vertices exist), largest ``lambda_cost`` (cheapest end) first."""
+    """Up to ``limit`` (at least 2) ``pre`` points spread over the hull, its cheapest and its
+    best vertex always among them, largest ``lambda_cost`` (cheapest end) first."""
+    if limit < 2:
+        raise ValueError(f"pre points need a limit of at least 2 (both ends), got {limit}")
     hull = frontier_hull(quality, cost)
     lambdas = hull_lambdas(quality, cost, hull)
-    below = lambdas[:-1] if len(hull) > 2 else lambdas
-    if len(below) > limit:
-        picks = np.unique(np.round(np.linspace(0, len(below) - 1, limit)).astype(int))
-        below = [below[int(i)] for i in picks]
-    return tuple(_round(v) for v in below)
+    if len(lambdas) > limit:
+        picks = np.unique(np.round(np.linspace(0, len(lambdas) - 1, limit)).astype(int))
+        lambdas = [lambdas[int(i)] for i in picks]
+    return tuple(_round(v) for v in lambdas)
 
 
 def escalation_break_even(

@@ -45,14 +45,24 @@ def test_pre_points_span_a_strong_weak_pair() -> None:
     assert [int(np.argmax(quality - lam * cost)) for lam in points] == [0, 1]
 
 
-def test_pre_points_leave_the_best_end_to_the_judged_variants_on_larger_pools() -> None:
+def test_pre_points_span_the_hull_from_the_cheapest_to_the_best_vertex() -> None:
+    """The best model's end gets a point too: where no cheaper mix matches the best model,
+    the router sending every request to it is on the learned curve."""
     quality = np.array([0.58, 0.74, 0.77, 0.88])
     cost = np.array([0.016, 0.047, 0.061, 0.48])
     points = pre_points(quality, cost)
-    assert [int(np.argmax(quality - lam * cost)) for lam in points] == [0, 1, 2]
-    many = pre_points(np.linspace(0.3, 0.9, 9), np.linspace(0.01, 0.9, 9) ** 2)
-    assert len(many) == 3
+    assert [int(np.argmax(quality - lam * cost)) for lam in points] == [0, 1, 2, 3]
+    many_quality, many_cost = np.linspace(0.3, 0.9, 9), np.linspace(0.01, 0.9, 9) ** 2
+    many = pre_points(many_quality, many_cost)
+    assert len(many) == 4
     assert list(many) == sorted(many, reverse=True)
+    picked = [int(np.argmax(many_quality - lam * many_cost)) for lam in many]
+    assert picked[0] == 0 and picked[-1] == 8
+
+
+def test_pre_points_need_room_for_both_ends() -> None:
+    with pytest.raises(ValueError, match="at least 2"):
+        pre_points(np.array([0.5, 0.9]), np.array([0.1, 0.5]), limit=1)
 
 
 def test_break_even_is_where_escalating_a_rejected_answer_stops_paying() -> None:
