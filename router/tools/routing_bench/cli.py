@@ -178,6 +178,14 @@ def add_bench_command(commands: Any) -> None:
         help="escalate to the N best models on train (default %(default)s)",
     )
     bench.add_argument(
+        "--targets",
+        choices=("ladder", "front"),
+        default=BenchOptions().targets,
+        help="escalation targets chosen on train: the cheapest escalation ladder reaching the "
+        "best model's quality (default; the front when none does) or the N best models of "
+        "the Pareto front (--escalation-targets)",
+    )
+    bench.add_argument(
         "--order",
         choices=("shuffled", "file"),
         default="shuffled",
@@ -238,6 +246,7 @@ def run_command(args: argparse.Namespace) -> int:
             judge_accuracy=args.judge_accuracy,
             judge=args.judge,
             escalation_targets=args.escalation_targets,
+            targets=args.targets,
             order=args.order,
             task_hint=args.task_hint,
             anchor=not args.no_anchor,

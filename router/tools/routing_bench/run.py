@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -22,6 +22,7 @@ from router.lifecycle.stages import JudgeMode
 from router.routing import PreCredit
 from router.tools.routing_bench import baselines
 from router.tools.routing_bench.baselines import Neighbours, Outcomes
+from router.tools.routing_bench.ladder import ladder_targets
 from router.tools.routing_bench.learned import (
     HOLDOUT_FRACTION,
     VARIANTS,
@@ -34,12 +35,15 @@ from router.tools.routing_bench.matrix import IndexArray, RoutingMatrix, Split
 from router.tools.routing_bench.operating_points import (
     OperatingPoints,
     choose_points,
+    cost_terms,
     value_targets,
 )
 from router.tools.routing_bench.workers import Job, run_inline, run_parallel
 from store.database import Database
 
 Order = Literal["shuffled", "file"]
+TargetChoice = Literal["ladder", "front"]
+TARGET_CHOICES: tuple[TargetChoice, ...] = ("ladder", "front")
 
 BASELINE_LAMBDAS = (
     *(0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.45, 0.6, 0.8),
@@ -57,8 +61,10 @@ class BenchOptions:
     """What a benchmark runs. ``lambdas`` (the judged variants' ``lambda_cost`` points) and
     ``pre_lambdas`` (``pre``'s) are chosen on the matrix's train split when left None
     (``router.tools.routing_bench.operating_points``); given, they are used as they are.
-    ``escalation_targets``: how many models of the train Pareto front, best first, the
-    escalation policy may escalate to."""
+    ``targets``: how the pool's escalation targets are chosen on train: ``ladder`` (the
+    cheapest escalation ladder that reaches the best model's quality, ``ladder``; the
+    front when none does) or ``front`` (the ``escalation_targets`` best models of the
+    train Pareto front, best first)."""
 
     variants: tuple[str, ...] = ("pre", "escalation", "chain", "full")
     lambdas: tuple[float, ...] | None = None
@@ -67,6 +73,7 @@ class BenchOptions:
     judge_accuracy: float = 0.9
     judge: JudgeMode = "always"
     escalation_targets: int = 3
+    targets: TargetChoice = "ladder"
     order: Order = "shuffled"
     knn_k: int = 20
     task_hint: bool = False
@@ -97,6 +104,8 @@ class BenchOptions:
             raise ValueError("judge_accuracy must lie in [0, 1]")
         if self.escalation_targets < 1:
             raise ValueError("escalation_targets must be >= 1")
+        if self.targets not in TARGET_CHOICES:
+            raise ValueError(f"targets must be one of {', '.join(TARGET_CHOICES)}")
 
 
 @dataclass(frozen=True)
@@ -172,6 +181,16 @@ def run_settings(matrix: RoutingMatrix, options: BenchOptions) -> RunSettings:
     )
 
 
+def settled_arms(matrix: RoutingMatrix, lambdas: Sequence[float], cost_ref_usd: float) -> set[int]:
+    """The single models the pre-generation rule settles on at ``lambdas`` (the best mean
+    reward on train: quality less ``lambda_cost`` times the cost term): where a chain's
+    first answers come from."""
+    train = matrix.rows("train")
+    quality = matrix.quality[train].mean(axis=0)
+    cost = cost_terms(matrix, train, cost_ref_usd).mean(axis=0)
+    return {int(np.argmax(quality - lam * cost)) for lam in lambdas}
+
+
 def plan_bench(matrix: RoutingMatrix, options: BenchOptions) -> BenchPlan:
     """Everything a benchmark decides before it routes, from the train split alone; raises
     ConfigError when a model of the matrix cannot be an arm."""
@@ -199,6 +218,18 @@ def plan_bench(matrix: RoutingMatrix, options: BenchOptions) -> BenchPlan:
         chosen_on_train=not given,
         break_even=chosen.break_even,
     )
+    if options.targets == "ladder":
+        steps = max((VARIANTS[v].max_escalations for v in options.variants), default=1)
+        firsts = settled_arms(matrix, points.judged, settings.cost_ref_usd) | {cheap}
+        ladder = ladder_targets(
+            matrix,
+            matrix.rows("train"),
+            firsts=sorted(firsts),
+            judge_accuracy=options.judge_accuracy,
+            steps=steps,
+        )
+        if ladder is not None:
+            settings = replace(settings, escalation_targets=ladder)
     specs = tuple(
         LearnedSpec(variant, lam, seed)
         for variant in options.variants

@@ -57,7 +57,8 @@ def test_pre_points_span_the_hull_from_the_cheapest_to_the_best_vertex() -> None
     assert len(many) == 4
     assert list(many) == sorted(many, reverse=True)
     picked = [int(np.argmax(many_quality - lam * many_cost)) for lam in many]
-    assert picked[0] == 0 and picked[-1] == 8
+    assert picked[0] == 0
+    assert picked[-1] == 8
 
 
 def test_pre_points_need_room_for_both_ends() -> None:

@@ -1,0 +1,139 @@
+"""The escalation ladder a benchmark's pool is given, chosen on the train split by its value.
+
+A chain answers with the arm ``pre`` chose, asks the judge, and escalates a rejected answer
+up a ladder: the pool's ``escalation_targets`` list its top first (an answer there is
+final) and then the rungs climbed before it, the cheapest first. What a rung is worth is not
+what its model is worth alone: it answers only the prompts every answer below it failed, so
+a model no one would pick on its own (cheaper ones beat it on average) can be the best next
+step, right on many of the prompts the cheap first answer got wrong, for a fraction of the
+best model's price. The train Pareto front of single models, the ladder this replaces, never
+holds such a model.
+
+``ladder_targets`` scores every ladder of up to ``steps`` rungs in expectation on the train
+prompts: the first answer's arm, then each rung in turn, each answer accepted with the
+judge's accuracy when it is right and with one minus it when it is wrong, every answer but
+the top's paying the judge (the top's verdict changes nothing once learning is off). It
+keeps the ladders whose quality reaches the best single model's from every first arm the
+router may settle on, and returns the cheapest of them. Pure: matrices in, model names out.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from router.tools.routing_bench.matrix import FloatArray, IndexArray, RoutingMatrix
+
+
+@dataclass(frozen=True)
+class LadderValue:
+    """A ladder's expected quality and cost per prompt (USD), the worst over the first arms
+    it was scored from."""
+
+    rungs: tuple[int, ...]
+    """Model columns, climbed in this order; the last is the top."""
+    quality: float
+    cost_usd: float
+
+
+def expected_ladder(
+    quality: FloatArray,
+    cost: FloatArray,
+    judge_cost: FloatArray,
+    sequence: Sequence[int],
+    judge_accuracy: float,
+) -> tuple[float, float]:
+    """Mean delivered quality and mean cost over the prompts (rows of ``quality`` and
+    ``cost``, one column per model) of answering with ``sequence[0]`` and escalating a
+    rejected answer along the rest (module docstring)."""
+    reach = np.ones(quality.shape[0])
+    delivered = np.zeros(quality.shape[0])
+    spent = np.zeros(quality.shape[0])
+    for step, column in enumerate(sequence):
+        spent += reach * cost[:, column]
+        if step == len(sequence) - 1:
+            delivered += reach * quality[:, column]
+            break
+        spent += reach * judge_cost
+        accepted = np.where(quality[:, column] >= 0.5, judge_accuracy, 1.0 - judge_accuracy)
+        delivered += reach * accepted * quality[:, column]
+        reach = reach * (1.0 - accepted)
+    return float(delivered.mean()), float(spent.mean())
+
+
+def climb(first: int, rungs: Sequence[int]) -> list[int]:
+    """The arms a chain answers with, from ``first`` up ``rungs``: an answer of the top is
+    final, and a rung that is the first arm itself is not climbed again."""
+    if first == rungs[-1]:
+        return [first]
+    return [first, *(r for r in rungs if r != first)]
+
+
+def ladder_values(
+    matrix: RoutingMatrix,
+    rows: IndexArray,
+    *,
+    firsts: Sequence[int],
+    judge_accuracy: float,
+    steps: int,
+) -> list[LadderValue]:
+    """Every ladder of 1 to ``steps`` rungs (distinct models, the rungs below the top in
+    increasing mean cost, as the chain climbs them), scored from each of ``firsts`` (a rung
+    that is the first arm itself is skipped from that arm); each ladder's worst quality and
+    worst cost over them (``climb``)."""
+    if steps < 1:
+        raise ValueError(f"a ladder has at least one rung, got steps={steps}")
+    if not firsts:
+        raise ValueError("a ladder is scored from at least one first arm")
+    quality = np.asarray(matrix.quality[rows], dtype=np.float64)
+    cost = np.asarray(matrix.cost_usd[rows], dtype=np.float64)
+    judge_cost = cost[:, matrix.column(matrix.judge_model)]
+    mean_cost = cost.mean(axis=0)
+    models = range(len(matrix.models))
+    values: list[LadderValue] = []
+    for length in range(1, steps + 1):
+        for rungs in itertools.permutations(models, length):
+            below = rungs[:-1]
+            if any(mean_cost[a] >= mean_cost[b] for a, b in itertools.pairwise(below)):
+                continue
+            scored = [
+                expected_ladder(quality, cost, judge_cost, climb(first, rungs), judge_accuracy)
+                for first in firsts
+            ]
+            values.append(
+                LadderValue(
+                    rungs=tuple(rungs),
+                    quality=min(q for q, _ in scored),
+                    cost_usd=max(c for _, c in scored),
+                )
+            )
+    return values
+
+
+def ladder_targets(
+    matrix: RoutingMatrix,
+    rows: IndexArray,
+    *,
+    firsts: Sequence[int],
+    judge_accuracy: float,
+    steps: int,
+) -> tuple[str, ...] | None:
+    """The pool's ``escalation_targets`` for the cheapest ladder (module docstring) whose
+    quality on ``rows`` reaches the best single model's from each of ``firsts``: its top
+    first, then its other rungs, cheapest first. None when no ladder reaches it."""
+    target = float(matrix.quality[rows].mean(axis=0).max())
+    reaching = [
+        v
+        for v in ladder_values(
+            matrix, rows, firsts=firsts, judge_accuracy=judge_accuracy, steps=steps
+        )
+        if v.quality >= target
+    ]
+    if not reaching:
+        return None
+    chosen = min(reaching, key=lambda v: (v.cost_usd, -v.quality, len(v.rungs)))
+    top, below = chosen.rungs[-1], chosen.rungs[:-1]
+    return tuple(matrix.models[j] for j in (top, *below))
