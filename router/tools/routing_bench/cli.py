@@ -267,7 +267,12 @@ def run_command(args: argparse.Namespace) -> int:
         f"on {args.workers} worker(s); lambda_cost {origin}: pre "
         f"{', '.join(f'{v:g}' for v in plan.points.pre)}, judged "
         f"{', '.join(f'{v:g}' for v in plan.points.judged)}; escalation targets "
-        f"{', '.join(plan.settings.escalation_targets)}; judge billed as {matrix.judge_model}"
+        f"{', '.join(plan.settings.escalation_targets)}"
+        + "".join(
+            f"; at {lam:g}, {steps} step(s): {', '.join(targets)}"
+            for (steps, lam), targets in plan.settings.ladders
+        )
+        + f"; judge billed as {matrix.judge_model}"
     )
     data_dir = Path(tempfile.mkdtemp(prefix="signalroute-bench-pg-"))
     server = EmbeddedPostgres()

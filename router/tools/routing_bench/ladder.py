@@ -12,9 +12,12 @@ holds such a model.
 ``ladder_targets`` scores every ladder of up to ``steps`` rungs in expectation on the train
 prompts: the first answer's arm, then each rung in turn, each answer accepted with the
 judge's accuracy when it is right and with one minus it when it is wrong, every answer but
-the top's paying the judge (the top's verdict changes nothing once learning is off). It
-keeps the ladders whose quality reaches the best single model's from every first arm the
-router may settle on, and returns the cheapest of them. Pure: matrices in, model names out.
+the top's paying the judge (the top's verdict changes nothing once learning is off). A
+ladder is scored from every first arm the router may settle on, by its worst quality and
+its worst cost over them. Two ladders serve the two ends of a curve: the cheapest one whose
+quality reaches the best single model's (the cost end), and the cheapest of those topped by
+the best single model (the quality end: a cascade to the best model, cheaper rungs first).
+Pure: matrices in, model names out.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -113,6 +117,10 @@ def ladder_values(
     return values
 
 
+Aim = Literal["cheapest", "topped"]
+AIMS: tuple[Aim, ...] = get_args(Aim)
+
+
 def ladder_targets(
     matrix: RoutingMatrix,
     rows: IndexArray,
@@ -120,20 +128,26 @@ def ladder_targets(
     firsts: Sequence[int],
     judge_accuracy: float,
     steps: int,
+    aim: Aim = "cheapest",
 ) -> tuple[str, ...] | None:
-    """The pool's ``escalation_targets`` for the cheapest ladder (module docstring) whose
-    quality on ``rows`` reaches the best single model's from each of ``firsts``: its top
-    first, then its other rungs, cheapest first. None when no ladder reaches it."""
-    target = float(matrix.quality[rows].mean(axis=0).max())
-    reaching = [
-        v
-        for v in ladder_values(
-            matrix, rows, firsts=firsts, judge_accuracy=judge_accuracy, steps=steps
-        )
-        if v.quality >= target
-    ]
-    if not reaching:
+    """The pool's ``escalation_targets`` for one ladder (module docstring), scored on
+    ``rows`` from each of ``firsts``: its top first, then its other rungs, cheapest first.
+
+    ``cheapest``: the cheapest ladder whose quality reaches the best single model's (None
+    when none does). ``topped``: of the ladders topped by the best single model, the
+    cheapest that reaches its quality, else the one of the highest quality."""
+    if aim not in AIMS:
+        raise ValueError(f"aim must be one of {', '.join(AIMS)}, got {aim!r}")
+    means = matrix.quality[rows].mean(axis=0)
+    best = int(np.argmax(means))
+    values = ladder_values(matrix, rows, firsts=firsts, judge_accuracy=judge_accuracy, steps=steps)
+    if aim == "topped":
+        values = [v for v in values if v.rungs[-1] == best]
+    reaching = [v for v in values if v.quality >= float(means[best])]
+    chosen = min(reaching, key=lambda v: (v.cost_usd, -v.quality, len(v.rungs)), default=None)
+    if chosen is None and aim == "topped":
+        chosen = max(values, key=lambda v: (v.quality, -v.cost_usd, -len(v.rungs)))
+    if chosen is None:
         return None
-    chosen = min(reaching, key=lambda v: (v.cost_usd, -v.quality, len(v.rungs)))
     top, below = chosen.rungs[-1], chosen.rungs[:-1]
     return tuple(matrix.models[j] for j in (top, *below))

@@ -263,12 +263,23 @@ class RunSettings:
     ``history_index_rows`` embeddings, as the service does by default; False: ask pgvector on
     every request (``SIGNALROUTE_HISTORY_INDEX``)."""
     history_index_rows: int = _SERVICE["history_index_rows"]
+    ladders: tuple[tuple[tuple[int, float], tuple[str, ...]], ...] = ()
+    """Per chain length (a variant's ``max_escalations``) and ``lambda_cost``, the escalation
+    targets a run escalates to in place of ``escalation_targets``: the ladder chosen on train
+    for that many steps and that end of the curve (``router.tools.routing_bench.ladder``)."""
 
     def __post_init__(self) -> None:
         if self.cost_ref_usd <= 0:
             raise ValueError("cost_ref_usd must be positive")
         if not self.escalation_targets:
             raise ValueError("at least one escalation target is needed")
+        if any(not targets for _, targets in self.ladders):
+            raise ValueError("a ladder needs at least one escalation target")
+
+    def targets_for(self, steps: int, lambda_cost: float) -> tuple[str, ...]:
+        """The escalation targets of a run escalating up to ``steps`` times at
+        ``lambda_cost``."""
+        return dict(self.ladders).get((steps, lambda_cost), self.escalation_targets)
 
     def policy_configs(self, seed: int) -> dict[str, PolicyConfig]:
         return {
@@ -496,7 +507,7 @@ class LearnedRunner:
             model: MatrixProvider(matrix, model, self._index, chunk_chars=settings.chunk_chars)
             for model in matrix.models
         }
-        self._pool = bench_pool(matrix, settings.escalation_targets)
+        self._pools: dict[tuple[str, ...], Pool] = {}
 
     async def run(
         self,
@@ -510,11 +521,14 @@ class LearnedRunner:
         (see the module contract)."""
         variant = VARIANTS[spec.variant]
         settings = self._settings
-        pool = (
-            bench_pool(self._matrix, value_targets(self._matrix, len(self._matrix.models)))
+        targets = (
+            value_targets(self._matrix, len(self._matrix.models))
             if variant.whole_front
-            else self._pool
+            else settings.targets_for(variant.max_escalations, spec.lambda_cost)
         )
+        pool = self._pools.get(targets)
+        if pool is None:
+            pool = self._pools[targets] = bench_pool(self._matrix, targets)
         async with self._database.connection() as conn:
             await reset_data(conn)
         policies = PolicyRegistry(

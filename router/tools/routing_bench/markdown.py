@@ -94,8 +94,26 @@ def markdown(report: Mapping[str, Any]) -> str:
         f"{judge['why'].capitalize()}. "
         f"Escalation and repair prompts: {judge['escalation_prompts']}.",
         "",
+        _targets(report["settings"]),
+        "",
     ]
     return "\n".join(lines)
+
+
+def _targets(settings: Mapping[str, Any]) -> str:
+    """Where the judged variants escalate to, as chosen on train."""
+    text = (
+        "Escalation targets (chosen on train): the best models of the train Pareto front, "
+        f"{', '.join(settings['escalation_targets'])}"
+    )
+    ladders = settings.get("escalation_ladders") or []
+    if ladders:
+        text += "; in their place, the ladder chosen on train (top first) " + "; ".join(
+            f"at lambda_cost {ladder['lambda_cost']:g} for {ladder['steps']} step(s): "
+            f"{', '.join(ladder['targets'])}"
+            for ladder in ladders
+        )
+    return text + "."
 
 
 def _cpu(report: Mapping[str, Any]) -> str:

@@ -259,6 +259,10 @@ def build_report(
             "cost_term": "cost / (cost + cost_ref_usd)",
             "cost_ref_usd": settings.cost_ref_usd,
             "escalation_targets": list(settings.escalation_targets),
+            "escalation_ladders": [
+                {"steps": steps, "lambda_cost": lam, "targets": list(targets)}
+                for (steps, lam), targets in settings.ladders
+            ],
             "exploration": settings.exploration,
             "gamma_scale": settings.gamma_scale,
             "epsilon": settings.epsilon,

@@ -22,7 +22,7 @@ from router.lifecycle.stages import JudgeMode
 from router.routing import PreCredit
 from router.tools.routing_bench import baselines
 from router.tools.routing_bench.baselines import Neighbours, Outcomes
-from router.tools.routing_bench.ladder import ladder_targets
+from router.tools.routing_bench.ladder import Aim, ladder_targets
 from router.tools.routing_bench.learned import (
     HOLDOUT_FRACTION,
     VARIANTS,
@@ -61,10 +61,11 @@ class BenchOptions:
     """What a benchmark runs. ``lambdas`` (the judged variants' ``lambda_cost`` points) and
     ``pre_lambdas`` (``pre``'s) are chosen on the matrix's train split when left None
     (``router.tools.routing_bench.operating_points``); given, they are used as they are.
-    ``targets``: how the pool's escalation targets are chosen on train: ``ladder`` (the
-    cheapest escalation ladder that reaches the best model's quality, ``ladder``; the
-    front when none does) or ``front`` (the ``escalation_targets`` best models of the
-    train Pareto front, best first)."""
+    ``targets``: how the pool's escalation targets are chosen on train: ``ladder`` (per
+    chain length and judged point, an escalation ladder chosen by its value,
+    ``choose_ladders``; the front where none is found) or ``front`` (the
+    ``escalation_targets`` best models of the train Pareto front, best first, for every
+    variant)."""
 
     variants: tuple[str, ...] = ("pre", "escalation", "chain", "full")
     lambdas: tuple[float, ...] | None = None
@@ -191,6 +192,45 @@ def settled_arms(matrix: RoutingMatrix, lambdas: Sequence[float], cost_ref_usd: 
     return {int(np.argmax(quality - lam * cost)) for lam in lambdas}
 
 
+def choose_ladders(
+    matrix: RoutingMatrix,
+    options: BenchOptions,
+    points: OperatingPoints,
+    settings: RunSettings,
+    cheap: int,
+) -> tuple[tuple[tuple[int, float], tuple[str, ...]], ...]:
+    """The escalation ladder of every judged run, chosen on train (``RunSettings.ladders``):
+    for each chain length the variants run, the quality end's ladder (``topped``) at the
+    smallest judged ``lambda_cost`` (when there are two or more) and the cost end's
+    (``cheapest``) at the others, each
+    scored from the arms the pre-generation rule may settle on and the cascade's cheap
+    model; a run whose ladder does not exist escalates to the front's targets."""
+    firsts = sorted(settled_arms(matrix, points.judged, settings.cost_ref_usd) | {cheap})
+    lengths = sorted(
+        {
+            VARIANTS[v].max_escalations
+            for v in options.variants
+            if VARIANTS[v].escalation and not VARIANTS[v].whole_front
+        }
+    )
+    lambdas = sorted(set(points.judged))
+    ladders: list[tuple[tuple[int, float], tuple[str, ...]]] = []
+    for steps in lengths:
+        for lam in lambdas:
+            aim: Aim = "topped" if len(lambdas) > 1 and lam == lambdas[0] else "cheapest"
+            ladder = ladder_targets(
+                matrix,
+                matrix.rows("train"),
+                firsts=firsts,
+                judge_accuracy=options.judge_accuracy,
+                steps=steps,
+                aim=aim,
+            )
+            if ladder is not None:
+                ladders.append(((steps, lam), ladder))
+    return tuple(ladders)
+
+
 def plan_bench(matrix: RoutingMatrix, options: BenchOptions) -> BenchPlan:
     """Everything a benchmark decides before it routes, from the train split alone; raises
     ConfigError when a model of the matrix cannot be an arm."""
@@ -219,17 +259,9 @@ def plan_bench(matrix: RoutingMatrix, options: BenchOptions) -> BenchPlan:
         break_even=chosen.break_even,
     )
     if options.targets == "ladder":
-        steps = max((VARIANTS[v].max_escalations for v in options.variants), default=1)
-        firsts = settled_arms(matrix, points.judged, settings.cost_ref_usd) | {cheap}
-        ladder = ladder_targets(
-            matrix,
-            matrix.rows("train"),
-            firsts=sorted(firsts),
-            judge_accuracy=options.judge_accuracy,
-            steps=steps,
+        settings = replace(
+            settings, ladders=choose_ladders(matrix, options, points, settings, cheap)
         )
-        if ladder is not None:
-            settings = replace(settings, escalation_targets=ladder)
     specs = tuple(
         LearnedSpec(variant, lam, seed)
         for variant in options.variants

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from router.tools.routing_bench.ladder import (
+    Aim,
     climb,
     expected_ladder,
     ladder_targets,
@@ -12,7 +13,7 @@ from router.tools.routing_bench.ladder import (
 )
 from router.tools.routing_bench.matrix import RoutingMatrix
 from router.tools.routing_bench.operating_points import value_targets
-from router.tools.routing_bench.run import BenchOptions, plan_bench
+from router.tools.routing_bench.run import BenchOptions, plan_bench, settled_arms
 from router.tools.routing_bench.tables import build_matrix
 
 COST = {"cheap": 0.0001, "filler": 0.0002, "strong": 0.001}
@@ -120,14 +121,37 @@ def test_rungs_below_the_top_are_climbed_cheapest_first() -> None:
         ladder_values(matrix, train, firsts=[], judge_accuracy=0.9, steps=1)
 
 
-def test_the_bench_pool_gets_the_ladder_or_the_front_as_asked() -> None:
-    matrix = complementary_matrix()
-    # at lambda_cost 5 the pre-generation rule settles on cheap: the chain starts there
-    options = BenchOptions(
-        variants=("pre", "chain"), seeds=(0,), judge_accuracy=1.0, lambdas=(5.0,)
+def test_the_quality_end_climbs_to_the_best_model() -> None:
+    """Topped by the best model: cheap, then filler, then strong, where strong is right on
+    more than the cheap rungs together deliver."""
+    matrix = complementary_matrix(strong_misses=20)
+    train, cheap = matrix.rows("train"), matrix.column("cheap")
+    topped = ladder_targets(
+        matrix, train, firsts=[cheap], judge_accuracy=0.9, steps=2, aim="topped"
     )
-    assert plan_bench(matrix, options).settings.escalation_targets == ("filler",)
+    assert topped == ("strong", "filler")
+    with pytest.raises(ValueError, match="aim must be one of"):
+        ladder_targets(matrix, train, firsts=[cheap], judge_accuracy=0.9, steps=2, aim="dear")  # type: ignore[arg-type]
+
+
+def test_each_judged_run_gets_the_ladder_of_its_end_of_the_curve() -> None:
+    matrix = complementary_matrix(strong_misses=4)
+    # at lambda_cost 5 and 9 the pre-generation rule settles on cheap: the chain starts there
+    options = BenchOptions(variants=("pre", "chain"), seeds=(0,), lambdas=(5.0, 9.0))
+    plan = plan_bench(matrix, options)
+    settings = plan.settings
+    firsts = sorted(settled_arms(matrix, (5.0, 9.0), settings.cost_ref_usd) | {plan.cascade_cheap})
+    train = matrix.rows("train")
+
+    def ladder(aim: Aim) -> tuple[str, ...] | None:
+        return ladder_targets(matrix, train, firsts=firsts, judge_accuracy=0.9, steps=2, aim=aim)
+
+    assert settings.targets_for(2, 9.0) == ladder("cheapest")  # the cost end
+    assert settings.targets_for(2, 5.0) == ladder("topped")  # the quality end
+    assert settings.targets_for(2, 5.0)[0] == "strong"
+    assert settings.targets_for(1, 5.0) == settings.escalation_targets  # no such run
     front = plan_bench(matrix, BenchOptions(variants=("pre", "chain"), seeds=(0,), targets="front"))
+    assert front.settings.ladders == ()
     assert front.settings.escalation_targets == value_targets(matrix, 3)
     with pytest.raises(ValueError, match="targets must be one of"):
         BenchOptions(targets="nearest")  # type: ignore[arg-type]
