@@ -282,10 +282,13 @@ class Pool(BaseModel):
     )
     escalation_targets: tuple[str, ...] = Field(
         default=(),
-        description="Arms a doubtful answer may be escalated to, strongest first (default: "
-        "every arm not cheaper than the answering one, dearest first, then by value); an "
-        "answer of the first (the strongest) is not escalated, and a chain of escalations "
-        "ends once it has reached every one of them that can serve the request.",
+        description="Arms a doubtful answer may be escalated to: the top of the ladder first "
+        "(usually the strongest arm), then the rungs a chain climbs before it (default: every "
+        "arm not cheaper than the answering one, dearest first, then by value); an answer of "
+        "the first is not escalated, and a chain of escalations ends once it has reached every "
+        "one of them that can serve the request. A rung earns its place by being right where "
+        "the answers below it fail, not by its own average: `signalroute bench --matrix` "
+        "prints the ladders it chooses on a matrix's train split.",
     )
     stages: StageDefaults = Field(
         default=StageDefaults(),

@@ -15,14 +15,15 @@ judge's accuracy when it is right and with one minus it when it is wrong, every 
 the top's paying the judge (the top's verdict changes nothing once learning is off). A
 ladder is scored from every first arm the router may settle on, by its worst quality and
 its worst cost over them. Two ladders serve the two ends of a curve: the cheapest one whose
-quality reaches the best single model's (the cost end), and the cheapest of those topped by
-the best single model (the quality end: a cascade to the best model, cheaper rungs first).
-Pure: matrices in, model names out.
+quality reaches the best single model's with confidence (``CONFIDENCE_Z``: the cost end),
+and the cheapest of those topped by the best single model (the quality end: a cascade to the
+best model, cheaper rungs first). Pure: matrices in, model names out.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, get_args
@@ -31,28 +32,35 @@ import numpy as np
 
 from router.tools.routing_bench.matrix import FloatArray, IndexArray, RoutingMatrix
 
+CONFIDENCE_Z = 1.5
+"""A ladder reaches the best single model's quality when its mean quality, less this many
+standard errors of its per-prompt difference from the best model's, still does (the z the
+rule anchor asks of evidence, ``learner.anchor``): a ladder that matches the best model only
+on average falls short of it on half the samples the served point is checked on."""
+
 
 @dataclass(frozen=True)
 class LadderValue:
-    """A ladder's expected quality and cost per prompt (USD), the worst over the first arms
-    it was scored from."""
+    """A ladder's expected quality and cost per prompt (USD), and the lower bound of its
+    quality (``CONFIDENCE_Z``), each the worst over the first arms it was scored from."""
 
     rungs: tuple[int, ...]
     """Model columns, climbed in this order; the last is the top."""
     quality: float
     cost_usd: float
+    quality_floor: float
 
 
-def expected_ladder(
+def ladder_outcomes(
     quality: FloatArray,
     cost: FloatArray,
     judge_cost: FloatArray,
     sequence: Sequence[int],
     judge_accuracy: float,
-) -> tuple[float, float]:
-    """Mean delivered quality and mean cost over the prompts (rows of ``quality`` and
-    ``cost``, one column per model) of answering with ``sequence[0]`` and escalating a
-    rejected answer along the rest (module docstring)."""
+) -> tuple[FloatArray, FloatArray]:
+    """Per prompt (a row of ``quality`` and ``cost``, one column per model), the expected
+    delivered quality and cost of answering with ``sequence[0]`` and escalating a rejected
+    answer along the rest (module docstring)."""
     reach = np.ones(quality.shape[0])
     delivered = np.zeros(quality.shape[0])
     spent = np.zeros(quality.shape[0])
@@ -65,7 +73,7 @@ def expected_ladder(
         accepted = np.where(quality[:, column] >= 0.5, judge_accuracy, 1.0 - judge_accuracy)
         delivered += reach * accepted * quality[:, column]
         reach = reach * (1.0 - accepted)
-    return float(delivered.mean()), float(spent.mean())
+    return delivered, spent
 
 
 def climb(first: int, rungs: Sequence[int]) -> list[int]:
@@ -86,8 +94,8 @@ def ladder_values(
 ) -> list[LadderValue]:
     """Every ladder of 1 to ``steps`` rungs (distinct models, the rungs below the top in
     increasing mean cost, as the chain climbs them), scored from each of ``firsts`` (a rung
-    that is the first arm itself is skipped from that arm); each ladder's worst quality and
-    worst cost over them (``climb``)."""
+    that is the first arm itself is skipped from that arm); each ladder's worst quality,
+    cost and quality floor over them (``climb``)."""
     if steps < 1:
         raise ValueError(f"a ladder has at least one rung, got steps={steps}")
     if not firsts:
@@ -96,6 +104,7 @@ def ladder_values(
     cost = np.asarray(matrix.cost_usd[rows], dtype=np.float64)
     judge_cost = cost[:, matrix.column(matrix.judge_model)]
     mean_cost = cost.mean(axis=0)
+    best = quality[:, int(np.argmax(quality.mean(axis=0)))]
     models = range(len(matrix.models))
     values: list[LadderValue] = []
     for length in range(1, steps + 1):
@@ -104,14 +113,21 @@ def ladder_values(
             if any(mean_cost[a] >= mean_cost[b] for a, b in itertools.pairwise(below)):
                 continue
             scored = [
-                expected_ladder(quality, cost, judge_cost, climb(first, rungs), judge_accuracy)
+                ladder_outcomes(quality, cost, judge_cost, climb(first, rungs), judge_accuracy)
                 for first in firsts
+            ]
+            floors = [
+                float(d.mean() - CONFIDENCE_Z * (d - best).std(ddof=1) / math.sqrt(len(d)))
+                if len(d) > 1
+                else float(d.mean())
+                for d, _ in scored
             ]
             values.append(
                 LadderValue(
                     rungs=tuple(rungs),
-                    quality=min(q for q, _ in scored),
-                    cost_usd=max(c for _, c in scored),
+                    quality=min(float(d.mean()) for d, _ in scored),
+                    cost_usd=max(float(c.mean()) for _, c in scored),
+                    quality_floor=min(floors),
                 )
             )
     return values
@@ -133,20 +149,23 @@ def ladder_targets(
     """The pool's ``escalation_targets`` for one ladder (module docstring), scored on
     ``rows`` from each of ``firsts``: its top first, then its other rungs, cheapest first.
 
-    ``cheapest``: the cheapest ladder whose quality reaches the best single model's (None
-    when none does). ``topped``: of the ladders topped by the best single model, the
-    cheapest that reaches its quality, else the one of the highest quality."""
+    ``cheapest``: the cheapest ladder whose quality reaches the best single model's, its
+    lower bound included (``CONFIDENCE_Z``; None when none does). ``topped``: of the
+    ladders topped by the best single model, the cheapest that reaches its quality so,
+    else the one of the highest quality. Never a ladder dearer than the best model alone."""
     if aim not in AIMS:
         raise ValueError(f"aim must be one of {', '.join(AIMS)}, got {aim!r}")
     means = matrix.quality[rows].mean(axis=0)
     best = int(np.argmax(means))
     values = ladder_values(matrix, rows, firsts=firsts, judge_accuracy=judge_accuracy, steps=steps)
+    price = float(matrix.cost_usd[rows, best].mean())
+    values = [v for v in values if v.cost_usd <= price]  # else the best model alone is cheaper
     if aim == "topped":
         values = [v for v in values if v.rungs[-1] == best]
-    reaching = [v for v in values if v.quality >= float(means[best])]
+    reaching = [v for v in values if v.quality_floor >= float(means[best])]
     chosen = min(reaching, key=lambda v: (v.cost_usd, -v.quality, len(v.rungs)), default=None)
     if chosen is None and aim == "topped":
-        chosen = max(values, key=lambda v: (v.quality, -v.cost_usd, -len(v.rungs)))
+        chosen = max(values, key=lambda v: (v.quality, -v.cost_usd, -len(v.rungs)), default=None)
     if chosen is None:
         return None
     top, below = chosen.rungs[-1], chosen.rungs[:-1]

@@ -7,7 +7,7 @@ import pytest
 from router.tools.routing_bench.ladder import (
     Aim,
     climb,
-    expected_ladder,
+    ladder_outcomes,
     ladder_targets,
     ladder_values,
 )
@@ -19,7 +19,9 @@ from router.tools.routing_bench.tables import build_matrix
 COST = {"cheap": 0.0001, "filler": 0.0002, "strong": 0.001}
 
 
-def complementary_matrix(n_prompts: int = 40, strong_misses: int = 0) -> RoutingMatrix:
+def complementary_matrix(
+    n_prompts: int = 40, strong_misses: int = 0, filler_usd: float = COST["filler"]
+) -> RoutingMatrix:
     """``cheap`` is right on the even prompts, ``filler`` on the odd ones at twice its price
     (as good on average and dearer: no single-model choice ever wants it), ``strong`` on
     every prompt but one in ``strong_misses`` (0: none) at ten times the price."""
@@ -27,7 +29,7 @@ def complementary_matrix(n_prompts: int = 40, strong_misses: int = 0) -> Routing
     for i in range(n_prompts):
         missed = strong_misses > 0 and i % strong_misses == strong_misses - 1
         right = {"cheap": i % 2 == 0, "filler": i % 2 == 1, "strong": not missed}
-        for model, cost in COST.items():
+        for model, cost in {**COST, "filler": filler_usd}.items():
             rows.append(
                 {
                     "prompt_id": f"p{i}",
@@ -47,11 +49,11 @@ def test_a_ladder_pays_the_judge_on_every_answer_but_the_top_one() -> None:
     quality = np.array([[1.0, 0.0], [0.0, 1.0]])
     cost = np.array([[1.0, 10.0], [1.0, 10.0]])
     judge = np.array([0.5, 0.5])
-    delivered, spent = expected_ladder(quality, cost, judge, [0, 1], judge_accuracy=0.9)
+    delivered, spent = ladder_outcomes(quality, cost, judge, [0, 1], judge_accuracy=0.9)
     # prompt 0: the right first answer is kept 9 times in 10, else replaced by a wrong one;
     # prompt 1: the wrong one is escalated 9 times in 10
-    assert delivered == pytest.approx((0.9 + 0.9) / 2)
-    assert spent == pytest.approx((1.5 + 0.1 * 10 + 1.5 + 0.9 * 10) / 2)
+    assert delivered.tolist() == pytest.approx([0.9, 0.9])
+    assert spent.tolist() == pytest.approx([1.5 + 0.1 * 10, 1.5 + 0.9 * 10])
 
 
 def test_the_top_of_the_ladder_answers_last_and_its_answer_is_final() -> None:
@@ -155,3 +157,14 @@ def test_each_judged_run_gets_the_ladder_of_its_end_of_the_curve() -> None:
     assert front.settings.escalation_targets == value_targets(matrix, 3)
     with pytest.raises(ValueError, match="targets must be one of"):
         BenchOptions(targets="nearest")  # type: ignore[arg-type]
+
+
+def test_never_a_ladder_dearer_than_the_best_model_alone() -> None:
+    """Priced at twice the strong model, filler still repairs every cheap miss, but a run
+    would pay more than answering everything with the strong model."""
+    matrix = complementary_matrix(filler_usd=0.002)
+    cheap = matrix.column("cheap")
+    targets = ladder_targets(
+        matrix, matrix.rows("train"), firsts=[cheap], judge_accuracy=1.0, steps=2
+    )
+    assert targets == ("strong",)
