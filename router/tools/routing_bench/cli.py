@@ -273,6 +273,11 @@ def run_command(args: argparse.Namespace) -> int:
             for (steps, lam), targets in plan.settings.ladders
         )
         + f"; judge billed as {matrix.judge_model}"
+        + (
+            f"\njudged variants not run: {plan.points.judged_skipped}"
+            if plan.points.judged_skipped
+            else ""
+        )
     )
     data_dir = Path(tempfile.mkdtemp(prefix="signalroute-bench-pg-"))
     server = EmbeddedPostgres()

@@ -97,6 +97,13 @@ def markdown(report: Mapping[str, Any]) -> str:
         _targets(report["settings"]),
         "",
     ]
+    skipped = report["settings"].get("judged_skipped")
+    if skipped:
+        lines += [
+            f"Judged variants not run: {skipped}; every answer of a judged run pays the judge, "
+            "so none could be cheaper than the best model.",
+            "",
+        ]
     return "\n".join(lines)
 
 

@@ -59,6 +59,8 @@ class OperatingPoints:
     chosen_on_train: bool
     break_even: float | None = None
     """The escalation break-even ``lambda_cost`` (None when the points were given)."""
+    judged_skipped: str | None = None
+    """Why the judged variants have no point (``judge_outprices``), when they have none."""
 
     def __post_init__(self) -> None:
         for value in (*self.judged, *self.pre):
@@ -165,8 +167,34 @@ def choose_points(
     if break_even <= 0:  # the best model gains nothing on rejected answers: price it anyway
         hull = frontier_hull(quality, cost)
         break_even = hull_lambdas(quality, cost, hull)[-1] * 2.0 if len(hull) > 1 else 0.0
-    judged = tuple(_round(break_even * f) for f in JUDGED_FRACTIONS)
-    return OperatingPoints(judged=judged, pre=pre, chosen_on_train=True, break_even=break_even)
+    skipped = judge_outprices(matrix, train, best)
+    judged = () if skipped else tuple(_round(break_even * f) for f in JUDGED_FRACTIONS)
+    return OperatingPoints(
+        judged=judged,
+        pre=pre,
+        chosen_on_train=True,
+        break_even=break_even,
+        judged_skipped=skipped,
+    )
+
+
+def judge_outprices(matrix: RoutingMatrix, rows: IndexArray, best: int) -> str | None:
+    """Why no judged run can be cheaper than the best single model (column ``best``) on
+    ``rows`` (None when one can): the cheapest model's answer and the judge's verdict on it
+    already cost, on average, at least the best model's answer. Every answer of a judged
+    run pays the judge (its verdicts are what escalation acts on and the policies learn
+    from), so such a run pays more than the best model for answers that start from a worse
+    one."""
+    cost = np.asarray(matrix.cost_usd[rows].mean(axis=0), dtype=np.float64)
+    cheapest = int(np.argmin(cost))
+    judge = float(cost[matrix.column(matrix.judge_model)])
+    if cost[cheapest] + judge < cost[best]:
+        return None
+    return (
+        f"the cheapest model's answer ({matrix.models[cheapest]}, ${cost[cheapest]:.6f}) and "
+        f"the judge's verdict ({matrix.judge_model}, ${judge:.6f}) cost at least the best "
+        f"model's answer ({matrix.models[best]}, ${cost[best]:.6f}) on train"
+    )
 
 
 def value_targets(matrix: RoutingMatrix, count: int) -> tuple[str, ...]:

@@ -253,6 +253,7 @@ def build_report(
         "settings": {
             "variants": {v: VARIANTS[v].description for v in options.variants},
             "lambdas": list(result.points.judged),
+            "judged_skipped": result.points.judged_skipped,
             "pre_lambdas": list(result.points.pre),
             "lambdas_chosen_on_train": result.points.chosen_on_train,
             "escalation_break_even_lambda": result.points.break_even,

@@ -257,6 +257,7 @@ def plan_bench(matrix: RoutingMatrix, options: BenchOptions) -> BenchPlan:
         pre=chosen.pre if options.pre_lambdas is None else options.pre_lambdas,
         chosen_on_train=not given,
         break_even=chosen.break_even,
+        judged_skipped=chosen.judged_skipped if options.lambdas is None else None,
     )
     if options.targets == "ladder":
         settings = replace(

@@ -15,8 +15,9 @@ from router.tools.routing_bench.run import (
     plan_bench,
     run_bench_async,
 )
+from router.tools.routing_bench.tables import build_matrix
 from store.database import Database
-from tests.router.tools.routing_bench.synthetic import synthetic_matrix
+from tests.router.tools.routing_bench.synthetic import synthetic_matrix, synthetic_rows
 
 STABLE_KEYS = {
     "dataset",
@@ -137,3 +138,29 @@ def test_pre_runs_at_its_own_points_and_the_judged_variants_at_theirs() -> None:
     for bad in (-1.0, float("nan")):
         with pytest.raises(ValueError, match="lambda_cost must be >= 0"):
             BenchOptions(pre_lambdas=(bad,))
+
+
+async def test_no_judged_run_where_the_judge_outprices_what_it_could_save(
+    database: Database, tmp_path: Path
+) -> None:
+    """Judged by the strong model itself, the cheap answer and its verdict cost as much as
+    the strong answer: a judged run could only be dearer than the best model, so only
+    `pre` runs, and the report says why."""
+    matrix = build_matrix(
+        synthetic_rows(40), name="synthetic", judge_model="strong", source="synthetic"
+    )
+    options = BenchOptions(variants=("pre", "escalation", "chain"), seeds=(0,))
+    plan = plan_bench(matrix, options)
+    assert plan.points.judged == ()
+    assert plan.points.judged_skipped is not None
+    assert "strong" in plan.points.judged_skipped
+    assert {spec.variant for spec in plan.specs} == {"pre"}
+    result = await run_bench_async(matrix, options, database)
+    report = build_report(result)
+    assert report["settings"]["lambdas"] == []
+    assert {p["name"] for p in report["policies"] if p["kind"] == "learned"} == {
+        f"{LEARNED_PREFIX}pre"
+    }
+    assert "Judged variants not run: the cheapest model's answer" in markdown(report)
+    given = plan_bench(matrix, BenchOptions(variants=("pre", "chain"), seeds=(0,), lambdas=(0.3,)))
+    assert given.points.judged == (0.3,)  # points given are run as given
