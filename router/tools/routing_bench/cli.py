@@ -266,7 +266,7 @@ def run_command(args: argparse.Namespace) -> int:
         f"{len(plan.specs)} learned runs of {requests_per_run(matrix)} requests "
         f"on {args.workers} worker(s); lambda_cost {origin}: pre "
         f"{', '.join(f'{v:g}' for v in plan.points.pre)}, judged "
-        f"{', '.join(f'{v:g}' for v in plan.points.judged)}; escalation targets "
+        f"{', '.join(f'{v:g}' for v in plan.points.judged) or 'none'}; escalation targets "
         f"{', '.join(plan.settings.escalation_targets)}"
         + "".join(
             f"; at {lam:g}, {steps} step(s): {', '.join(targets)}"

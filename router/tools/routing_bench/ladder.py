@@ -11,13 +11,15 @@ holds such a model.
 
 ``ladder_targets`` scores every ladder of up to ``steps`` rungs in expectation on the train
 prompts: the first answer's arm, then each rung in turn, each answer accepted with the
-judge's accuracy when it is right and with one minus it when it is wrong, every answer but
-the top's paying the judge (the top's verdict changes nothing once learning is off). A
+judge's accuracy when it is right and with one minus it when it is wrong, the first answer
+and every answer but an escalated top's paying the judge (the benchmark's default, ``--judge
+always``: an escalated top answer's verdict changes nothing once learning is off). A
 ladder is scored from every first arm the router may settle on, by its worst quality and
 its worst cost over them. Two ladders serve the two ends of a curve: the cheapest one whose
 quality reaches the best single model's with confidence (``CONFIDENCE_Z``: the cost end),
-and the cheapest of those topped by the best single model (the quality end: a cascade to the
-best model, cheaper rungs first). Pure: matrices in, model names out.
+and the cheapest of those topped by the best single model, else the best of those (the
+quality end: a cascade to the best model, cheaper rungs first). Pure: matrices in, model
+names out.
 """
 
 from __future__ import annotations
@@ -67,6 +69,8 @@ def ladder_outcomes(
     for step, column in enumerate(sequence):
         spent += reach * cost[:, column]
         if step == len(sequence) - 1:
+            if step == 0:  # a first answer is judged even when nothing can follow it
+                spent += judge_cost
             delivered += reach * quality[:, column]
             break
         spent += reach * judge_cost
@@ -74,6 +78,14 @@ def ladder_outcomes(
         delivered += reach * accepted * quality[:, column]
         reach = reach * (1.0 - accepted)
     return delivered, spent
+
+
+def best_on(matrix: RoutingMatrix, rows: IndexArray) -> int:
+    """The best single model on ``rows``, the cheaper one on ties (as
+    ``RoutingMatrix.best_single`` picks on a split)."""
+    quality = matrix.quality[rows].mean(axis=0)
+    cost = matrix.cost_usd[rows].mean(axis=0)
+    return int(np.lexsort((cost, -quality))[0])
 
 
 def climb(first: int, rungs: Sequence[int]) -> list[int]:
@@ -95,7 +107,8 @@ def ladder_values(
     """Every ladder of 1 to ``steps`` rungs (distinct models, the rungs below the top in
     increasing mean cost, as the chain climbs them), scored from each of ``firsts`` (a rung
     that is the first arm itself is skipped from that arm); each ladder's worst quality,
-    cost and quality floor over them (``climb``)."""
+    cost and quality floor over them (``climb``; the cost over the first arms other than
+    the best model, whose own answers cost it and a verdict whatever the ladder)."""
     if steps < 1:
         raise ValueError(f"a ladder has at least one rung, got steps={steps}")
     if not firsts:
@@ -104,7 +117,8 @@ def ladder_values(
     cost = np.asarray(matrix.cost_usd[rows], dtype=np.float64)
     judge_cost = cost[:, matrix.column(matrix.judge_model)]
     mean_cost = cost.mean(axis=0)
-    best = quality[:, int(np.argmax(quality.mean(axis=0)))]
+    best_column = best_on(matrix, rows)
+    best = quality[:, best_column]
     models = range(len(matrix.models))
     values: list[LadderValue] = []
     for length in range(1, steps + 1):
@@ -122,11 +136,14 @@ def ladder_values(
                 else float(d.mean())
                 for d, _ in scored
             ]
+            # The best model's own answers cost it and a verdict whatever the ladder: the
+            # ladder's price is what it costs from the other first arms.
+            priced = [c for f, (_, c) in zip(firsts, scored, strict=True) if f != best_column]
             values.append(
                 LadderValue(
                     rungs=tuple(rungs),
                     quality=min(float(d.mean()) for d, _ in scored),
-                    cost_usd=max(float(c.mean()) for _, c in scored),
+                    cost_usd=max(float(c.mean()) for c in priced or [c for _, c in scored]),
                     quality_floor=min(floors),
                 )
             )
@@ -156,10 +173,11 @@ def ladder_targets(
     if aim not in AIMS:
         raise ValueError(f"aim must be one of {', '.join(AIMS)}, got {aim!r}")
     means = matrix.quality[rows].mean(axis=0)
-    best = int(np.argmax(means))
+    best = best_on(matrix, rows)
     values = ladder_values(matrix, rows, firsts=firsts, judge_accuracy=judge_accuracy, steps=steps)
     price = float(matrix.cost_usd[rows, best].mean())
-    values = [v for v in values if v.cost_usd <= price]  # else the best model alone is cheaper
+    if any(first != best for first in firsts):  # else the ladder cannot change the price
+        values = [v for v in values if v.cost_usd <= price]  # else the best model is cheaper
     if aim == "topped":
         values = [v for v in values if v.rungs[-1] == best]
     reaching = [v for v in values if v.quality_floor >= float(means[best])]

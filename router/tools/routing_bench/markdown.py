@@ -100,8 +100,8 @@ def markdown(report: Mapping[str, Any]) -> str:
     skipped = report["settings"].get("judged_skipped")
     if skipped:
         lines += [
-            f"Judged variants not run: {skipped}; every answer of a judged run pays the judge, "
-            "so none could be cheaper than the best model.",
+            f"Judged variants not run: {skipped}; judging every answer (`--judge always`), "
+            "none could be cheaper than the best model.",
             "",
         ]
     return "\n".join(lines)

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from router.lifecycle.stages import JudgeMode
 from router.tools.routing_bench.matrix import FloatArray, IndexArray, RoutingMatrix
 from router.tools.routing_bench.metrics import cost_term
 
@@ -150,8 +151,11 @@ def choose_points(
     best: int,
     judge_accuracy: float,
     cost_ref_usd: float,
+    judge: JudgeMode = "always",
 ) -> OperatingPoints:
-    """Every variant's ``lambda_cost`` points, from the train split alone."""
+    """Every variant's ``lambda_cost`` points, from the train split alone; none for the
+    judged variants when the ``judge`` mode judges every answer and the judge costs what a
+    judged run could save (``judge_outprices``)."""
     train = matrix.rows("train")
     quality = np.asarray(matrix.quality[train].mean(axis=0), dtype=np.float64)
     cost = np.asarray(cost_terms(matrix, train, cost_ref_usd).mean(axis=0), dtype=np.float64)
@@ -167,7 +171,7 @@ def choose_points(
     if break_even <= 0:  # the best model gains nothing on rejected answers: price it anyway
         hull = frontier_hull(quality, cost)
         break_even = hull_lambdas(quality, cost, hull)[-1] * 2.0 if len(hull) > 1 else 0.0
-    skipped = judge_outprices(matrix, train, best)
+    skipped = judge_outprices(matrix, train, best) if judge == "always" else None
     judged = () if skipped else tuple(_round(break_even * f) for f in JUDGED_FRACTIONS)
     return OperatingPoints(
         judged=judged,
@@ -181,10 +185,10 @@ def choose_points(
 def judge_outprices(matrix: RoutingMatrix, rows: IndexArray, best: int) -> str | None:
     """Why no judged run can be cheaper than the best single model (column ``best``) on
     ``rows`` (None when one can): the cheapest model's answer and the judge's verdict on it
-    already cost, on average, at least the best model's answer. Every answer of a judged
-    run pays the judge (its verdicts are what escalation acts on and the policies learn
-    from), so such a run pays more than the best model for answers that start from a worse
-    one."""
+    already cost, on average, at least the best model's answer. Judging every answer (the
+    benchmark's default, ``--judge always``: the verdicts are what escalation acts on and
+    the policies learn from), such a run pays more than the best model for answers that
+    start from a worse one."""
     cost = np.asarray(matrix.cost_usd[rows].mean(axis=0), dtype=np.float64)
     cheapest = int(np.argmin(cost))
     judge = float(cost[matrix.column(matrix.judge_model)])

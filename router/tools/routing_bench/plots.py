@@ -174,7 +174,9 @@ def learning_curve(
     matrix = result.matrix
     best = report["reference"]["best_single"]
     point = report.get("operating_point") or {}
-    lam = point.get("lambda_cost", (*result.points.judged, *result.points.pre)[0])
+    lam = point.get("lambda_cost")
+    if lam is None:
+        lam = next(iter((*result.points.judged, *result.points.pre)), 0.0)
     every = np.arange(len(matrix.prompts), dtype=np.intp)
     oracle = oracle_columns(matrix, every)
     fig, axes = plt.subplots(3, 1, figsize=(8.5, 8), dpi=110, sharex=True)

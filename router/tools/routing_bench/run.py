@@ -17,6 +17,7 @@ from typing import Literal
 import numpy as np
 
 from features.embedders import EmbedderName, create_embedder
+from features.errors import ConfigError
 from learner.anchor import DEFAULT_LEARNING_RULE, LearningRule
 from router.lifecycle.stages import JudgeMode
 from router.routing import PreCredit
@@ -200,17 +201,19 @@ def choose_ladders(
     cheap: int,
 ) -> tuple[tuple[tuple[int, float], tuple[str, ...]], ...]:
     """The escalation ladder of every judged run, chosen on train (``RunSettings.ladders``):
-    for each chain length the variants run, the quality end's ladder (``topped``) at the
-    smallest judged ``lambda_cost`` (when there are two or more) and the cost end's
-    (``cheapest``) at the others, each
-    scored from the arms the pre-generation rule may settle on and the cascade's cheap
-    model; a run whose ladder does not exist escalates to the front's targets."""
+    for each chain length of the variants that climb a ladder, the quality end's ladder
+    (``topped``) at the smallest judged ``lambda_cost`` (when there are two or more) and the
+    cost end's (``cheapest``) at the others, each scored from the arms the pre-generation
+    rule may settle on and the cascade's cheap model; a run without a ladder (none found, or
+    a variant that goes straight to its strongest target) escalates to the front's targets."""
     firsts = sorted(settled_arms(matrix, points.judged, settings.cost_ref_usd) | {cheap})
     lengths = sorted(
         {
             VARIANTS[v].max_escalations
             for v in options.variants
-            if VARIANTS[v].escalation and not VARIANTS[v].whole_front
+            if VARIANTS[v].escalation
+            and VARIANTS[v].escalation_ladder
+            and not VARIANTS[v].whole_front
         }
     )
     lambdas = sorted(set(points.judged))
@@ -250,6 +253,7 @@ def plan_bench(matrix: RoutingMatrix, options: BenchOptions) -> BenchPlan:
         best=best,
         judge_accuracy=options.judge_accuracy,
         cost_ref_usd=settings.cost_ref_usd,
+        judge=options.judge,
     )
     given = options.lambdas is not None or options.pre_lambdas is not None
     points = OperatingPoints(
@@ -269,6 +273,11 @@ def plan_bench(matrix: RoutingMatrix, options: BenchOptions) -> BenchPlan:
         for lam in points.for_variant(variant)
         for seed in options.seeds
     )
+    if not specs:
+        raise ConfigError(
+            f"nothing to run: the variants {', '.join(options.variants)} have no point "
+            f"({points.judged_skipped}); add pre to --variants"
+        )
     return BenchPlan(settings=settings, points=points, cascade_cheap=cheap, specs=specs)
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from features.errors import ConfigError
 from router.tools.routing_bench.learned import VARIANTS
 from router.tools.routing_bench.markdown import markdown
 from router.tools.routing_bench.report import LEARNED_PREFIX, build_report, write_report
@@ -164,3 +165,7 @@ async def test_no_judged_run_where_the_judge_outprices_what_it_could_save(
     assert "Judged variants not run: the cheapest model's answer" in markdown(report)
     given = plan_bench(matrix, BenchOptions(variants=("pre", "chain"), seeds=(0,), lambdas=(0.3,)))
     assert given.points.judged == (0.3,)  # points given are run as given
+    doubting = plan_bench(matrix, BenchOptions(variants=("pre", "chain"), judge="on_doubt"))
+    assert doubting.points.judged  # answers a validator checked are not judged: it may pay
+    with pytest.raises(ConfigError, match="nothing to run"):
+        plan_bench(matrix, BenchOptions(variants=("chain",), seeds=(0,)))

@@ -6,6 +6,7 @@ import pytest
 
 from router.tools.routing_bench.ladder import (
     Aim,
+    best_on,
     climb,
     ladder_outcomes,
     ladder_targets,
@@ -168,3 +169,40 @@ def test_never_a_ladder_dearer_than_the_best_model_alone() -> None:
         matrix, matrix.rows("train"), firsts=[cheap], judge_accuracy=1.0, steps=2
     )
     assert targets == ("strong",)
+
+
+def test_a_first_answer_pays_the_judge_even_when_nothing_can_follow_it() -> None:
+    quality = np.array([[1.0], [0.0]])
+    cost = np.array([[2.0], [2.0]])
+    judge = np.array([0.5, 0.5])
+    delivered, spent = ladder_outcomes(quality, cost, judge, [0], judge_accuracy=0.9)
+    assert delivered.tolist() == [1.0, 0.0]
+    assert spent.tolist() == [2.5, 2.5]
+
+
+def test_of_two_equally_good_models_the_cheaper_is_the_best() -> None:
+    rows: list[dict[str, Any]] = []
+    for i in range(20):
+        for model, right, cost in (("a_dear", True, 0.002), ("b_strong", True, 0.001)):
+            rows.append(
+                {
+                    "prompt_id": f"p{i}",
+                    "prompt": f"Question {i}?",
+                    "task": "qa",
+                    "model": model,
+                    "quality": 1.0 if right else 0.0,
+                    "cost_usd": cost,
+                    "split": "train" if i < 15 else "test",
+                }
+            )
+    matrix = build_matrix(rows, name="tie", judge_model="b_strong", source="test")
+    train = matrix.rows("train")
+    assert best_on(matrix, train) == matrix.best_single("train") == matrix.column("b_strong")
+
+
+def test_a_chain_that_goes_straight_to_its_strongest_target_keeps_the_front() -> None:
+    matrix = complementary_matrix(strong_misses=4)
+    options = BenchOptions(variants=("pre", "chain-strongest"), seeds=(0,), lambdas=(5.0, 9.0))
+    settings = plan_bench(matrix, options).settings
+    assert settings.ladders == ()
+    assert settings.targets_for(2, 9.0) == settings.escalation_targets
