@@ -21,7 +21,13 @@ from router.tools.routing_bench.cpu import own_cpu_seconds, server_cpu_seconds
 from router.tools.routing_bench.datasets import DATASETS, DEFAULT_DATA_ROOT, load_dataset
 from router.tools.routing_bench.learned import VARIANTS
 from router.tools.routing_bench.matrix import RoutingMatrix, holdout, restrict, sample
-from router.tools.routing_bench.run import BenchOptions, plan_bench, requests_per_run, run_bench
+from router.tools.routing_bench.run import (
+    TARGET_CHOICES,
+    BenchOptions,
+    plan_bench,
+    requests_per_run,
+    run_bench,
+)
 from router.tools.routing_bench.tables import load_matrix
 from store.embedded import PG_SUBDIR, EmbeddedPostgres
 
@@ -179,7 +185,7 @@ def add_bench_command(commands: Any) -> None:
     )
     bench.add_argument(
         "--targets",
-        choices=("ladder", "front"),
+        choices=TARGET_CHOICES,
         default=BenchOptions().targets,
         help="escalation targets chosen on train: the cheapest escalation ladder reaching the "
         "best model's quality (default; the front when none does) or the N best models of "

@@ -80,14 +80,6 @@ def ladder_outcomes(
     return delivered, spent
 
 
-def best_on(matrix: RoutingMatrix, rows: IndexArray) -> int:
-    """The best single model on ``rows``, the cheaper one on ties (as
-    ``RoutingMatrix.best_single`` picks on a split)."""
-    quality = matrix.quality[rows].mean(axis=0)
-    cost = matrix.cost_usd[rows].mean(axis=0)
-    return int(np.lexsort((cost, -quality))[0])
-
-
 def climb(first: int, rungs: Sequence[int]) -> list[int]:
     """The arms a chain answers with, from ``first`` up ``rungs``: an answer of the top is
     final, and a rung that is the first arm itself is not climbed again."""
@@ -117,7 +109,7 @@ def ladder_values(
     cost = np.asarray(matrix.cost_usd[rows], dtype=np.float64)
     judge_cost = cost[:, matrix.column(matrix.judge_model)]
     mean_cost = cost.mean(axis=0)
-    best_column = best_on(matrix, rows)
+    best_column = matrix.best_on(rows)
     best = quality[:, best_column]
     models = range(len(matrix.models))
     values: list[LadderValue] = []
@@ -173,7 +165,7 @@ def ladder_targets(
     if aim not in AIMS:
         raise ValueError(f"aim must be one of {', '.join(AIMS)}, got {aim!r}")
     means = matrix.quality[rows].mean(axis=0)
-    best = best_on(matrix, rows)
+    best = matrix.best_on(rows)
     values = ladder_values(matrix, rows, firsts=firsts, judge_accuracy=judge_accuracy, steps=steps)
     price = float(matrix.cost_usd[rows, best].mean())
     if any(first != best for first in firsts):  # else the ladder cannot change the price

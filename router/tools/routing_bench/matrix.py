@@ -150,7 +150,12 @@ class RoutingMatrix:
 
     def best_single(self, split: Split = "train") -> int:
         """The column of the best single model on ``split`` (cheaper first on ties)."""
-        quality, cost = self.mean_quality(split), self.mean_cost(split)
+        return self.best_on(self.rows(split))
+
+    def best_on(self, rows: IndexArray) -> int:
+        """The column of the best single model on ``rows`` (cheaper first on ties)."""
+        quality = self.quality[rows].mean(axis=0)
+        cost = self.cost_usd[rows].mean(axis=0)
         return int(np.lexsort((cost, -quality))[0])
 
 

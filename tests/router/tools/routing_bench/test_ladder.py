@@ -6,7 +6,6 @@ import pytest
 
 from router.tools.routing_bench.ladder import (
     Aim,
-    best_on,
     climb,
     ladder_outcomes,
     ladder_targets,
@@ -197,7 +196,7 @@ def test_of_two_equally_good_models_the_cheaper_is_the_best() -> None:
             )
     matrix = build_matrix(rows, name="tie", judge_model="b_strong", source="test")
     train = matrix.rows("train")
-    assert best_on(matrix, train) == matrix.best_single("train") == matrix.column("b_strong")
+    assert matrix.best_on(train) == matrix.best_single("train") == matrix.column("b_strong")
 
 
 def test_a_chain_that_goes_straight_to_its_strongest_target_keeps_the_front() -> None:
