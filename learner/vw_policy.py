@@ -3,9 +3,10 @@
 The workspace is not thread-safe and holds the GIL, so every call takes the policy's lock.
 VW minimises cost; ``vw_cost`` is the one place where a reward becomes a cost.
 
-A prediction goes through VW's native parse/predict/finish calls (``Workspace._parse``,
-``pylibvw``), not pyvw's wrapper: private names, so the dependency is capped below the next
-minor release and a test checks the PMF against ``Workspace.predict``.
+A prediction and an update go through VW's native parse/predict (or learn)/finish calls
+(``Workspace._parse``, ``pylibvw``), not pyvw's wrapper: private names, so the dependency is
+capped below the next minor release, and tests check the PMF against ``Workspace.predict``
+and the learned model against ``Workspace.learn``.
 """
 
 from __future__ import annotations
@@ -38,6 +39,17 @@ def _predict(workspace: Any, lines: Sequence[str]) -> list[float]:
     try:
         pylibvw.vw.predict_multi(workspace, examples)
         return list(examples[0].get_action_scores())
+    finally:
+        pylibvw.vw._finish_example_multi_ex(workspace, examples)
+
+
+def _learn(workspace: Any, lines: Sequence[str]) -> None:
+    """``Workspace.learn(lines)`` for one labelled multi-line example, through VW's native
+    calls (parse, learn, finish), without a Python ``Example`` for every line. The caller
+    holds the lock."""
+    examples = workspace._parse("\n".join(lines).replace("\r", "").strip())
+    try:
+        pylibvw.vw.learn_multi(workspace, examples)
     finally:
         pylibvw.vw._finish_example_multi_ex(workspace, examples)
 
@@ -133,9 +145,13 @@ class VWPolicy:
     def learn(self, context: Context, arm: str, probability: float, reward: float) -> int:
         """Learn from ``arm`` having been chosen with ``probability`` and earned ``reward``.
 
-        Returns the new update count.
+        Returns the new update count. Namespace texts seen before are remembered, as in
+        ``pmf``.
         """
-        return self.learn_formatted(adf_lines(context), context.index(arm), probability, reward)
+        if len(self._memo) > MEMO_SIZE:
+            self._memo = {}
+        lines = adf_lines(context, memo=self._memo)
+        return self.learn_formatted(lines, context.index(arm), probability, reward)
 
     def learn_formatted(
         self, lines: Sequence[str], index: int, probability: float, reward: float
@@ -150,7 +166,7 @@ class VWPolicy:
             raise ValueError(f"arm index {index} is outside the formatted context")
         lines = with_label(lines, (index, vw_cost(reward), probability))
         with self._lock:
-            self._workspace.learn(lines)
+            _learn(self._workspace, lines)
             self._updates += 1
             return self._updates
 

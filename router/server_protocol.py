@@ -9,7 +9,9 @@ that the client (and the next request) pays for. ``CoalescingTransport`` holds w
 written during one turn of the loop and sends it with one call at the end of that turn, so
 an answer whose body follows its head at once (every JSON response) leaves in one piece. A
 streamed response still goes out as its chunks are produced: nothing is held past the turn
-it was written in.
+it was written in. A response that is complete (its last body message sent) goes out at
+once, not at the end of the turn: what the application does after it (background tasks, the
+middleware's bookkeeping) no longer stands between the answer and the client.
 """
 
 from __future__ import annotations
@@ -111,4 +113,10 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
     ``http`` setting."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(CoalescingTransport(transport, asyncio.get_running_loop()))
+        self._coalescing = CoalescingTransport(transport, asyncio.get_running_loop())
+        super().connection_made(self._coalescing)
+
+    def on_response_complete(self) -> None:
+        """The response's last bytes are written: send what is held now."""
+        self._coalescing.flush()
+        super().on_response_complete()

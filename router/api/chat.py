@@ -290,10 +290,12 @@ async def _routed_live(
                 yield chunk(completion_id, model, {}, None, {"switch": asdict(event)})
             elif isinstance(event, RouteFailed):
                 await settle(runtime, caller, event)
+                await events.aclose()  # the run is over: closed here, not by the collector
                 yield error_event(event.error.code, event.error.message)
                 return
             else:
                 await settle(runtime, caller, event)
+                await events.aclose()
                 for call in tool_call_deltas(event.tool_calls):
                     yield tool_call_chunk(completion_id, event.model, call)
                 extra = _routed_extra(request, event, model)

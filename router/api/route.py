@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import asdict
 from datetime import timedelta
 from typing import Annotated, Any
@@ -146,7 +146,9 @@ async def route_and_run(
     if not request.stream:
         # The run is closed once the answer is sent (its policies unpinned): not left for the
         # garbage collector, whose finalizer would wake the event loop from another thread.
-        closing = BackgroundTask(events.aclose)
+        # A coroutine function, so Starlette awaits it on the loop (a bound ``aclose`` is not
+        # one: Starlette would call it in a worker thread and never await what it returns).
+        closing = BackgroundTask(_close, events)
         async for event in events:
             if isinstance(event, RouteResult | RouteFailed):
                 await settle(runtime, caller, event)
@@ -176,6 +178,10 @@ async def route_and_run(
             event = await anext(events, None)
 
     return StreamingResponse(sse(), media_type="text/event-stream")
+
+
+async def _close(events: AsyncGenerator[RouteEvent, None]) -> None:
+    await events.aclose()
 
 
 async def _first_event(events: AsyncIterator[RouteEvent]) -> RouteEvent | None:

@@ -179,3 +179,33 @@ def test_remembered_namespace_texts_give_the_same_pmf() -> None:
             ),
         )
         assert policy.pmf(ctx) == policy.pmf_formatted(adf_lines(ctx))
+
+
+@pytest.mark.parametrize("exploration", ["epsilon", "squarecb", "softmax"])
+def test_learning_equals_the_workspace_learning(exploration: Exploration) -> None:
+    """A policy learning through VW's native calls (and remembered namespace texts) ends up
+    with the model ``Workspace.learn`` builds from the same labelled lines: the same PMF on
+    every later context."""
+    rng = np.random.default_rng(23)
+    config = PolicyConfig(exploration=exploration, epsilon=0.1, seed=23)
+    policy = VWPolicy("pre", config)
+    reference = vowpalwabbit.Workspace(config.vw_args())
+    try:
+        contexts = [
+            Context(
+                shared={"Q": {"code": float(step % 2), "x": round(float(rng.random()), 3)}},
+                arms=tuple(ArmFeatures(a, {"A": {"arm": a, "p": step % 4}}) for a in ARMS),
+            )
+            for step in range(400)
+        ]
+        for step, ctx in enumerate(contexts[:300]):
+            index = step % len(ARMS)
+            reward = float(rng.random())
+            policy.learn(ctx, ARMS[index], 0.4, reward)
+            reference.learn(adf_lines(ctx, (index, vw_cost(reward), 0.4)))
+        for ctx in contexts[300:]:
+            assert policy.pmf(ctx) == normalize(reference.predict(adf_lines(ctx)))
+        assert policy.updates == 300
+    finally:
+        reference.finish()
+        policy.close()

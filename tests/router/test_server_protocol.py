@@ -4,6 +4,7 @@ sends it by the end of that turn, keeps the bytes in order, and serves real HTTP
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
@@ -12,6 +13,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.background import BackgroundTask
 
 from router.server_protocol import CoalescingHttpToolsProtocol, CoalescingTransport, http_protocol
 from router.settings import Settings
@@ -153,3 +155,32 @@ def test_real_http_through_the_protocol(loop: Literal["asyncio", "uvloop"]) -> N
         closing = client.get("/close")
         assert (closing.json(), closing.headers["connection"]) == ({"bye": True}, "close")
         assert client.post("/json", json={"after": "close"}).json() == {"echo": {"after": "close"}}
+
+
+def test_a_complete_response_leaves_before_the_work_after_it() -> None:
+    """The answer goes out when its last body message is sent, not when the loop turn ends:
+    a background task that holds the loop (here for 0.5 s) comes after the client has it."""
+    app = FastAPI()
+    finished: list[float] = []
+
+    async def hold_the_loop() -> None:  # no await: the loop turn lasts until it returns
+        time.sleep(0.5)  # noqa: ASYNC251 - holding the loop is the point
+        finished.append(time.monotonic())
+
+    @app.get("/answer")
+    async def answer() -> JSONResponse:
+        return JSONResponse({"ok": True}, background=BackgroundTask(hold_the_loop))
+
+    config = uvicorn.Config(app, port=0, log_level="warning", http=CoalescingHttpToolsProtocol)
+    with (
+        threaded_server(config, "complete") as url,
+        httpx.Client(base_url=url, timeout=10) as client,
+    ):
+        assert client.get("/answer").json() == {"ok": True}
+        received = time.monotonic()
+        assert not finished  # the background task still holds the server's loop
+        deadline = time.monotonic() + 5
+        while not finished and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert finished
+        assert finished[0] > received

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -290,3 +292,34 @@ async def test_failing_arms_are_rerouted_and_exhausted_requests_logged(
                 assert len(trace) == 3
                 assert all(d["outcome"].startswith("error") for d in trace)
                 assert response.json()["error"]["code"] == "provider_server_error"
+
+
+async def test_the_request_that_ran_a_route_closes_it(
+    service: ServiceFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once a non-streaming answer is sent, its run is closed by the request's own task on
+    the loop (its policies unpinned, its journal settled), not left to the garbage
+    collector's finalizer."""
+    seen: dict[str, object] = {}
+    async with service() as client:
+        router = client.runtime.router
+        original = router.run
+
+        async def watched(request: Any) -> AsyncIterator[Any]:
+            seen["runner"] = asyncio.current_task()
+            try:
+                async for event in original(request):
+                    yield event
+            finally:
+                seen["closer"] = asyncio.current_task()
+
+        monkeypatch.setattr(router, "run", watched)
+        answered = await client.post(
+            "/route-and-run", json={"messages": user("What is 2 + 2?"), "stages": PRE_ONLY}
+        )
+        assert answered.status_code == 200
+        for _ in range(100):  # the close runs once the answer is out
+            if "closer" in seen:
+                break
+            await asyncio.sleep(0.01)
+    assert seen["closer"] is seen["runner"]
