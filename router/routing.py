@@ -29,10 +29,11 @@ cut, an escalation, a repaired component), a ``Switch`` event comes first.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
@@ -66,7 +67,7 @@ from router.conversations import RecentTurns, previous_turn_key, turn_key
 from router.health import HealthTracker
 from router.history_index import HistoryIndex
 from router.lifecycle.assessment import Assessment, assess, failed_tool_calls
-from router.lifecycle.decisions import Decider, trace
+from router.lifecycle.decisions import Decider, Drawn, trace
 from router.lifecycle.escalation import Escalated, escalate
 from router.lifecycle.generating import (
     FAILED_RUN_REWARD,
@@ -301,7 +302,7 @@ class Router:
         return decided
 
     async def _prepared(
-        self, request: RouteRequest, lifecycle: Callable[[Prepared], AsyncIterator[E]]
+        self, request: RouteRequest, lifecycle: Callable[[Prepared], AsyncGenerator[E, None]]
     ) -> AsyncGenerator[E, None]:
         """Log ``request``, gather its signals, and run ``lifecycle`` on them; the journal is
         written however the run ends."""
@@ -413,14 +414,17 @@ class Router:
                 previous_arm=previous_arm,
                 checked=checked,
             )
-            async with self._policies.pinned(request.tenant):  # its policies stay in memory
-                async for event in lifecycle(prep):
+            async with (
+                self._policies.pinned(request.tenant),  # its policies stay in memory
+                contextlib.aclosing(lifecycle(prep)) as events,  # closed first, when we are
+            ):
+                async for event in events:
                     yield event
         finally:
             if not journal.written:
                 await asyncio.shield(self._abandon(journal, started))
 
-    async def _lifecycle(self, prep: Prepared) -> AsyncIterator[RouteEvent]:
+    async def _lifecycle(self, prep: Prepared) -> AsyncGenerator[RouteEvent, None]:
         ledger = Ledger()
         generated: Generated | None = None
         async for event in generate(self._kit, prep, ledger):
@@ -489,10 +493,18 @@ class Router:
         if switched and prep.request.stickiness != "prefer":
             switched = False  # a pinned turn left its arm for a reason; free ones do not count
 
+        # With a background writer, the generation's reward is learned (and journaled) once
+        # the answer is out, with the journal's hand-off: neither changes the answer, and no
+        # later stage of this request draws from the policy that learns it.
+        after_answer: list[float] = []
+
         async def settle_generation(reward: float, credit: str) -> None:
             if switched:  # leaving the conversation's arm costs (its cache, its habits)
                 reward = max(0.0, reward - prep.request.switch_cost)
-            await self._decider.settle(prep.journal, generated.drawn, reward)
+            if self._writer is not None:
+                after_answer.append(reward)
+            else:
+                await self._decider.settle(prep.journal, generated.drawn, reward)
             ledger.insert(
                 generation_at,
                 trace(
@@ -594,22 +606,19 @@ class Router:
         prep.journal.settled(ledger.traces)
         parts = component_traces(components, arm, assessment)
         assessed = assessment.as_json()
-        await self._record(
-            prep.journal,
-            Completed(
-                output=rendered_answer(text, answer.tool_calls if text == answer.text else ()),
-                model=arm,
-                cost_usd=ledger.cost_usd,
-                latency_ms=latency_ms,
-                trace={
-                    "components": [part.as_json() for part in parts],
-                    "assessment": assessed,
-                    "timings": dict(prep.timings),
-                },
-            ),
-            prep.embedding if self._config.learn else None,
+        completed = Completed(
+            output=rendered_answer(text, answer.tool_calls if text == answer.text else ()),
+            model=arm,
+            cost_usd=ledger.cost_usd,
+            latency_ms=latency_ms,
+            trace={
+                "components": [part.as_json() for part in parts],
+                "assessment": assessed,
+                "timings": dict(prep.timings),
+            },
         )
-        yield RouteResult(
+        embedding = prep.embedding if self._config.learn else None
+        result = RouteResult(
             request_id=prep.request_id,
             output=text,
             model=arm,
@@ -625,10 +634,38 @@ class Router:
             format_error=format_error(assessment.validation),
             tool_calls=answer.tool_calls if text == answer.text else (),
         )
+        if self._writer is None:  # written before the answer, as it is read back
+            await self._record(prep.journal, completed, embedding)
+            yield result
+            return
+        self._writer.hold(prep.journal)  # readers of its rows wait for the hand-off
+        try:
+            yield result
+        finally:  # closed (the answer sent) or resumed (a stream's end): learn, then hand off
+            drawn = generated.drawn
+            await asyncio.shield(
+                self._after_answer(prep.journal, drawn, after_answer, completed, embedding)
+            )
+
+    async def _after_answer(
+        self,
+        journal: Journal,
+        drawn: Drawn,
+        rewards: list[float],
+        completed: Completed,
+        embedding: Vector | None,
+    ) -> None:
+        """What a delivered answer leaves to do: learn the generation's reward (journaled
+        with the update it was learned as), then hand the journal to the writer."""
+        try:
+            for reward in rewards:
+                await self._decider.settle(journal, drawn, reward)
+        finally:
+            await self._record(journal, completed, embedding)
 
     # --- decide only -------------------------------------------------------------------------
 
-    async def _delegate(self, prep: Prepared) -> AsyncIterator[Decided]:
+    async def _delegate(self, prep: Prepared) -> AsyncGenerator[Decided, None]:
         """The decide-only lifecycle: one pre-generation draw, journaled as delegated."""
         try:
             eligibility, drawn = choose(self._kit, prep, PRE_GENERATION, set())

@@ -17,6 +17,7 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.background import BackgroundTask
 
 from features.errors import NoEligibleArmError, NotFoundError, ProviderError
 from learner.reward import RewardWeights
@@ -40,7 +41,7 @@ from router.api.openai_format import (
     tool_call_chunk,
     usage_chunk,
 )
-from router.api.route import result_body
+from router.api.route import close_run, result_body
 from router.api.schemas import ChatCompletionBody
 from router.auth.caller import Caller
 from router.constraints import Constraints, missing_needs, request_needs
@@ -226,15 +227,19 @@ async def _routed(
     request = profile_request(
         runtime, body, tenant, profile, stream=False, api_key_id=caller.key_id
     )
-    final: RouteResult | RouteFailed | None = None
-    async for event in runtime.router.run(request):
-        if isinstance(event, RouteResult | RouteFailed):
-            final = event
-    if final is None:
-        raise ProviderError("the router ended without an answer", arm="")
-    await settle(runtime, caller, final)
+    run = runtime.router.run(request)
+    try:
+        final = await _final_event(run)
+        if final is None:
+            raise ProviderError("the router ended without an answer", arm="")
+        await settle(runtime, caller, final)
+    except BaseException:
+        await run.aclose()
+        raise
+    # The run is closed once the answer is sent: what it leaves to do follows the answer.
+    closing = BackgroundTask(close_run, run)
     if isinstance(final, RouteFailed):
-        return _failed_response(final, body.model)
+        return _failed_response(final, body.model, closing)
     headers = _result_headers(final, body.model)
     extra = _routed_extra(request, final, body.model)
     usage = routed_usage(request, final).as_json(final.cost_usd)
@@ -246,6 +251,7 @@ async def _routed(
                 completion_id, final.model, final.output, finish, usage, extra, final.tool_calls
             ),
             headers=headers,
+            background=closing,
         )
 
     async def events() -> AsyncIterator[str]:
@@ -260,8 +266,16 @@ async def _routed(
         yield DONE
 
     return StreamingResponse(
-        events(), media_type="text/event-stream", headers=SSE_HEADERS | headers
+        events(), media_type="text/event-stream", headers=SSE_HEADERS | headers, background=closing
     )
+
+
+async def _final_event(run: AsyncIterator[RouteEvent]) -> RouteResult | RouteFailed | None:
+    """The run's result or failure (its last event), or None when it ended without one."""
+    async for event in run:
+        if isinstance(event, RouteResult | RouteFailed):
+            return event
+    return None
 
 
 async def _routed_live(
@@ -369,7 +383,9 @@ def _routed_extra(request: RouteRequest, result: RouteResult, profile_id: str) -
     }
 
 
-def _failed_response(failure: RouteFailed, profile_id: str) -> JSONResponse:
+def _failed_response(
+    failure: RouteFailed, profile_id: str, background: BackgroundTask | None = None
+) -> JSONResponse:
     body = error_body(failure.error.code, failure.error.message)
     body["signalroute"] = {
         "request_id": failure.request_id,
@@ -379,4 +395,6 @@ def _failed_response(failure: RouteFailed, profile_id: str) -> JSONResponse:
     headers = {"x-signalroute-request-id": failure.request_id}
     if failure.decisions and all(d.outcome.startswith("cut") for d in failure.decisions):
         headers["x-should-retry"] = "false"  # the same request would be cut again
-    return JSONResponse(body, status_code=failure.error.status_code, headers=headers)
+    return JSONResponse(
+        body, status_code=failure.error.status_code, headers=headers, background=background
+    )

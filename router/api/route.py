@@ -148,7 +148,7 @@ async def route_and_run(
         # garbage collector, whose finalizer would wake the event loop from another thread.
         # A coroutine function, so Starlette awaits it on the loop (a bound ``aclose`` is not
         # one: Starlette would call it in a worker thread and never await what it returns).
-        closing = BackgroundTask(_close, events)
+        closing = BackgroundTask(close_run, events)
         async for event in events:
             if isinstance(event, RouteResult | RouteFailed):
                 await settle(runtime, caller, event)
@@ -180,7 +180,8 @@ async def route_and_run(
     return StreamingResponse(sse(), media_type="text/event-stream")
 
 
-async def _close(events: AsyncGenerator[RouteEvent, None]) -> None:
+async def close_run(events: AsyncGenerator[RouteEvent, None]) -> None:
+    """Close a run whose answer was sent: it learns and hands its journal over now."""
     await events.aclose()
 
 

@@ -319,6 +319,7 @@ class JournalWriter:
         self._urgent = asyncio.Event()
         self._queue: deque[tuple[PendingRequest | Entry, asyncio.Future[None]]] = deque()
         self._pending: dict[str, asyncio.Future[None]] = {}
+        self._held: dict[str, asyncio.Future[None]] = {}
         self._by_decision: dict[str, str] = {}
         self._unlogged: dict[str, RequestRow] = {}
         self._task: asyncio.Task[None] | None = None
@@ -327,6 +328,13 @@ class JournalWriter:
         """Queue an accepted request's row."""
         self._enqueue(request.request_id, request)
 
+    def hold(self, journal: Journal) -> None:
+        """``journal``'s answer goes out before the journal is submitted: until it is,
+        readers of its rows (``wait``, by its request or any of its decisions) wait for it."""
+        self._held[journal.request_id] = asyncio.get_running_loop().create_future()
+        for row in journal.decisions:
+            self._by_decision[row.decision_id] = journal.request_id
+
     def submit(self, journal: Journal, outcome: Outcome, embedding: Vector | None = None) -> None:
         """Queue ``journal``; it counts as written from now on."""
         journal.written = True
@@ -334,6 +342,9 @@ class JournalWriter:
             self._by_decision[row.decision_id] = journal.request_id
         self._urgent.set()  # the request is over: its rows go now
         self._enqueue(journal.request_id, (journal, outcome, embedding))
+        held = self._held.pop(journal.request_id, None)
+        if held is not None:
+            held.set_result(None)
 
     def _enqueue(self, request_id: str, item: PendingRequest | Entry) -> None:
         future = asyncio.get_running_loop().create_future()
@@ -422,6 +433,9 @@ class JournalWriter:
         """Return once the request's (or decision's request's) rows are in the store."""
         if request_id is None and decision_id is not None:
             request_id = self._by_decision.get(decision_id)
+        held = self._held.get(request_id) if request_id is not None else None
+        if held is not None:  # its answer is out, its journal not yet submitted
+            await asyncio.shield(held)
         future = self._pending.get(request_id) if request_id is not None else None
         if future is not None:
             self._urgent.set()  # somebody reads them: no lingering

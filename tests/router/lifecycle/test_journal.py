@@ -326,3 +326,29 @@ async def test_waiting_for_or_draining_a_lingering_row_writes_it_at_once(
     async with database.connection() as conn:
         for request_id in (waited, drained):
             assert (await requests.get_request(conn, request_id)).status == RequestStatus.ACCEPTED
+
+
+async def test_waiting_for_a_held_journal_lasts_until_it_is_submitted_and_written(
+    database: Database,
+) -> None:
+    """An answer out before its journal: a reader of its rows, by request or by decision,
+    waits for the hand-off and then for the write."""
+    writer = JournalWriter(database)
+    request_id = str(uuid.uuid4())
+    writer.log_request(PendingRequest(request_id, "acme", None, ROW))
+    await writer.wait(request_id=request_id)  # the request row is in
+    journal = a_journal(request_id)
+    writer.hold(journal)
+    by_request = asyncio.ensure_future(writer.wait(request_id=request_id))
+    by_decision = asyncio.ensure_future(writer.wait(decision_id=journal.decisions[0].decision_id))
+    await asyncio.sleep(0.05)
+    assert not by_request.done()
+    assert not by_decision.done()
+    writer.submit(journal, DONE)
+    await asyncio.wait_for(asyncio.gather(by_request, by_decision), 10)
+    async with database.connection() as conn:
+        assert (await requests.get_request(conn, request_id)).status == RequestStatus.COMPLETED
+        assert (
+            len(await rewards.list_rewards_for_decision(conn, journal.decisions[0].decision_id))
+            == 1
+        )

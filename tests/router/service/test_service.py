@@ -9,7 +9,11 @@ from typing import Any
 
 import pytest
 
+from router.api.route import route_request
+from router.api.schemas import RouteAndRunBody
+from router.routing import RouteResult
 from router.tools.replay_pool.dataset import ReplayDataset
+from store import rewards
 from store.database import Database
 from tests.router.service.conftest import ServiceFactory
 
@@ -323,3 +327,40 @@ async def test_the_request_that_ran_a_route_closes_it(
                 break
             await asyncio.sleep(0.01)
     assert seen["closer"] is seen["runner"]
+
+
+async def test_the_generations_reward_is_learned_and_journaled_once_the_answer_is_out(
+    service: ServiceFactory, database: Database
+) -> None:
+    """The answer comes first; closing its run learns the generation's reward and hands the
+    journal over, the reward journaled with the update it was learned as."""
+    async with service() as client:
+        runtime = client.runtime
+        assert runtime.writer is not None
+        body = RouteAndRunBody.model_validate(
+            {"messages": user("What is 7 * 6?"), "stages": PRE_ONLY}
+        )
+        request = route_request(body, runtime, "default")
+        before = runtime.policies.serving("pre", "default").policy.updates
+        run = runtime.router.run(request)
+        result = None
+        async for event in run:
+            if isinstance(event, RouteResult):
+                result = event
+                break
+        assert result is not None
+        [decision] = result.decisions
+        assert decision.reward is not None  # the answer carries its reward...
+        assert (
+            runtime.policies.serving("pre", "default").policy.updates == before
+        )  # ...not learned yet
+        waiting = asyncio.ensure_future(runtime.writer.wait(decision_id=decision.decision_id))
+        await asyncio.sleep(0.05)
+        assert not waiting.done()  # a reader of its rows waits for the hand-off
+        await run.aclose()
+        assert runtime.policies.serving("pre", "default").policy.updates == before + 1
+        await asyncio.wait_for(waiting, 10)
+    async with database.connection() as conn:
+        [reward] = await rewards.list_rewards_for_decision(conn, decision.decision_id)
+    assert reward.value == pytest.approx(decision.reward)
+    assert reward.policy_update == before + 1
