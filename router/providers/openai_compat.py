@@ -7,10 +7,12 @@ chat completions, and streams that end before they finish.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import math
 import time
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -37,6 +39,8 @@ from router.providers.base import (
 from router.providers.sse import DONE, sse_data
 
 Clock = Callable[[], float]
+
+log = logging.getLogger("signalroute.providers")
 
 
 def estimate_tokens(text: str) -> int:
@@ -108,6 +112,30 @@ def _error_message(response: httpx.Response) -> str:
         if isinstance(error, str):
             return error
     return response.text[:200]
+
+
+_TAILS: set[asyncio.Task[None]] = set()
+"""Streams whose body's end is being read (kept here: the loop holds tasks weakly)."""
+
+
+def read_to_end_later(response: httpx.Response, events: AsyncIterator[str]) -> None:
+    """Read what follows a stream's ``[DONE]`` (the end of its body) in a task of its own,
+    then close the response. Left unread, the connection would be closed instead of going
+    back to the pool (a new connection per call costs the router and the provider); read
+    before answering, the answer would wait for bytes it does not need."""
+
+    async def read() -> None:
+        try:
+            async for _ in events:
+                pass
+        except httpx.HTTPError as exc:  # the answer is whole; the connection is dropped
+            log.debug("a stream's end could not be read: %s", exc)
+        finally:
+            await response.aclose()
+
+    task = asyncio.create_task(read())
+    _TAILS.add(task)
+    task.add_done_callback(_TAILS.discard)
 
 
 class OpenAICompatProvider:
@@ -231,48 +259,54 @@ class OpenAICompatProvider:
         calls: dict[int, list[ToolCallDelta]] = {}
         done = False
         try:
-            async with self._client.stream(
-                "POST",
-                self._url,
-                json=request.body(self._arm.model, stream=True),
-                headers=self._headers(),
-                timeout=self._timeout,
-            ) as response:
-                if response.status_code >= 400:
-                    await response.aread()
-                    self._raise_for_status(response)
-                headers = dict(response.headers)
-                events = sse_data(response.aiter_lines())
-                async for data in events:
-                    if data == DONE:
-                        done = True
-                        # Read the body's end too: a response left unfinished closes its
-                        # connection instead of returning it to the pool (a new TCP
-                        # connection per call costs the router and the provider).
-                        async for _ in events:
-                            pass
-                        break
-                    chunk = self._parse_chunk(data)
-                    if chunk.get("usage"):
-                        usage = chunk["usage"]
-                    for choice in chunk.get("choices") or ():
-                        delta = choice.get("delta") or {}
-                        piece = delta.get("content")
-                        if isinstance(piece, str) and piece:
-                            if first_token_ms is None:
-                                first_token_ms = (self._clock() - started) * 1000.0
-                            parts.append(piece)
-                            yield Delta(piece)
-                        for entry in delta.get("tool_calls") or ():
-                            call = self._tool_call_delta(entry)
-                            if first_token_ms is None:
-                                first_token_ms = (self._clock() - started) * 1000.0
-                            calls.setdefault(call.index, []).append(call)
-                            yield call
-                        if choice.get("finish_reason"):
-                            finish_reason = choice["finish_reason"]
+            response = await self._client.send(
+                self._client.build_request(
+                    "POST",
+                    self._url,
+                    json=request.body(self._arm.model, stream=True),
+                    headers=self._headers(),
+                    timeout=self._timeout,
+                ),
+                stream=True,
+            )
         except httpx.HTTPError as exc:
             raise self._translate(exc) from exc
+        events = sse_data(response.aiter_lines())
+        try:
+            if response.status_code >= 400:
+                await response.aread()
+                self._raise_for_status(response)
+            headers = dict(response.headers)
+            async for data in events:
+                if data == DONE:
+                    done = True
+                    break
+                chunk = self._parse_chunk(data)
+                if chunk.get("usage"):
+                    usage = chunk["usage"]
+                for choice in chunk.get("choices") or ():
+                    delta = choice.get("delta") or {}
+                    piece = delta.get("content")
+                    if isinstance(piece, str) and piece:
+                        if first_token_ms is None:
+                            first_token_ms = (self._clock() - started) * 1000.0
+                        parts.append(piece)
+                        yield Delta(piece)
+                    for entry in delta.get("tool_calls") or ():
+                        call = self._tool_call_delta(entry)
+                        if first_token_ms is None:
+                            first_token_ms = (self._clock() - started) * 1000.0
+                        calls.setdefault(call.index, []).append(call)
+                        yield call
+                    if choice.get("finish_reason"):
+                        finish_reason = choice["finish_reason"]
+        except httpx.HTTPError as exc:
+            raise self._translate(exc) from exc
+        finally:
+            if done:  # the answer is whole: the body's end is read without it waiting
+                read_to_end_later(response, events)
+            else:
+                await response.aclose()
         if not done and finish_reason is None:
             raise ProviderServerError(
                 f"{self._arm.name}: stream from {self._url} ended before it finished "

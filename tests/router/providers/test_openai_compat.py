@@ -1,3 +1,4 @@
+import asyncio
 import json
 from collections.abc import AsyncIterator, Callable, Mapping
 
@@ -19,8 +20,11 @@ from router.providers import (
     OpenAICompatProvider,
     StreamEvent,
     ToolCallDelta,
+    openai_compat,
 )
 from router.providers.openai_compat import parse_retry_after
+from tests.router.providers.test_network import _serve
+from tests.router.providers.test_network import client as network_client
 
 ARM = Arm(
     name="small",
@@ -262,3 +266,40 @@ async def test_complete_reads_the_message_tool_calls() -> None:
     done = await provider(lambda request: httpx.Response(200, json=body)).complete(REQUEST)
     assert done.text == ""
     assert [c.as_json() for c in done.tool_calls] == [call]
+
+
+async def test_the_answer_does_not_wait_for_the_end_of_the_body() -> None:
+    """The completion comes at ``[DONE]``; the body's end, sent later, is read afterwards
+    and the connection goes back to the pool: the next call reuses it."""
+    release = asyncio.Event()
+
+    async def answer(body: bytes, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n")
+        writer.write(b"transfer-encoding: chunked\r\n\r\n")
+        for event in (sse(chunk("Hi"), chunk(finish="stop")), sse("[DONE]")):
+            writer.write(b"%x\r\n%s\r\n" % (len(event), event))
+        await writer.drain()
+        await release.wait()  # the end of the body comes when the test says so
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+        return True
+
+    server, close = await _serve(answer)
+    arm = ARM.model_copy(update={"base_url": f"{server.url}/v1", "api_key_env": None})
+    try:
+        async with network_client() as http:
+            streaming = OpenAICompatProvider(arm, http)
+            text, done = await asyncio.wait_for(collect(streaming.stream(REQUEST)), 5)
+            assert (text, done is not None) == ("Hi", True)
+            assert not release.is_set()  # answered before the body ended
+            release.set()
+            for _ in range(500):  # the end is read in the background
+                if not openai_compat._TAILS:
+                    break
+                await asyncio.sleep(0.01)
+            text, done = await asyncio.wait_for(collect(streaming.stream(REQUEST)), 5)
+            assert (text, done is not None) == ("Hi", True)
+        assert server.connections == 1
+        assert len(server.requests) == 2
+    finally:
+        close()
