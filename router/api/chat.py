@@ -25,6 +25,7 @@ from router.api.admission import admit, settle
 from router.api.bypass import bypass
 from router.api.deps import RouteCaller, RuntimeDep
 from router.api.errors import error_body
+from router.api.json_response import FastJSONResponse
 from router.api.limits import check_prompt_size
 from router.api.openai_fields import check_fields, forwarded_params
 from router.api.openai_format import (
@@ -164,7 +165,7 @@ def merged_choices(answers: list[JSONResponse | StreamingResponse]) -> JSONRespo
     )
     headers = {k: v for k, v in answers[0].headers.items() if k.startswith("x-signalroute")}
     headers["x-signalroute-cost-usd"] = f"{merged[EXTRA_FIELD]['cost_usd']:.8f}"
-    return JSONResponse(merged, headers=headers)
+    return FastJSONResponse(merged, headers=headers)
 
 
 # --- routed ------------------------------------------------------------------------------
@@ -246,7 +247,7 @@ async def _routed(
     completion_id = f"{COMPLETION_ID_PREFIX}{final.request_id}"
     finish = finish_reason(final)
     if not body.stream:
-        return JSONResponse(
+        return FastJSONResponse(
             completion_body(
                 completion_id, final.model, final.output, finish, usage, extra, final.tool_calls
             ),
@@ -395,6 +396,6 @@ def _failed_response(
     headers = {"x-signalroute-request-id": failure.request_id}
     if failure.decisions and all(d.outcome.startswith("cut") for d in failure.decisions):
         headers["x-should-retry"] = "false"  # the same request would be cut again
-    return JSONResponse(
+    return FastJSONResponse(
         body, status_code=failure.error.status_code, headers=headers, background=background
     )

@@ -19,6 +19,7 @@ from learner.reward import RewardWeights
 from router.api.admission import admit, feedback_target, settle
 from router.api.deps import FeedbackCaller, ReadCaller, RouteCaller, get_runtime
 from router.api.errors import error_body
+from router.api.json_response import FastJSONResponse
 from router.api.limits import check_prompt_size
 from router.api.openai_format import COMPLETION_ID_PREFIX
 from router.api.schemas import FeedbackBody, RouteAndRunBody, RouteBody
@@ -153,13 +154,13 @@ async def route_and_run(
             if isinstance(event, RouteResult | RouteFailed):
                 await settle(runtime, caller, event)
             if isinstance(event, RouteResult):
-                return JSONResponse(
+                return FastJSONResponse(
                     result_body(event),
                     headers={"x-signalroute-request-id": event.request_id},
                     background=closing,
                 )
             if isinstance(event, RouteFailed):
-                return JSONResponse(
+                return FastJSONResponse(
                     failed_body(event),
                     status_code=event.error.status_code,
                     headers={"x-signalroute-request-id": event.request_id},
@@ -240,7 +241,7 @@ async def route(body: RouteBody, runtime: RuntimeDep, caller: RouteCaller) -> JS
         decided.decision.probability,
         extra={"routed_request_id": decided.request_id, "arm": decided.decision.arm},
     )
-    return JSONResponse(
+    return FastJSONResponse(
         decided_body(decided), headers={"x-signalroute-request-id": decided.request_id}
     )
 
@@ -275,7 +276,7 @@ async def feedback(body: FeedbackBody, runtime: RuntimeDep, caller: FeedbackCall
         if credited.created and credited.reward.counted:
             runtime.metrics.reward(credited.decision.stage, body.source, body.reward)
     primary = result.primary
-    return JSONResponse(
+    return FastJSONResponse(
         {
             "reward_id": primary.reward.id,
             "decision_id": str(primary.decision.id),

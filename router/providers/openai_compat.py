@@ -26,6 +26,7 @@ from features.errors import (
     ProviderServerError,
     ProviderTimeoutError,
 )
+from router import json_codec
 from router.pool import Arm
 from router.providers.base import (
     ChatRequest,
@@ -362,7 +363,7 @@ class OpenAICompatProvider:
 
     def _parse_chunk(self, data: str) -> dict[str, Any]:
         try:
-            chunk = json.loads(data)
+            chunk = json_codec.loads(data)
         except json.JSONDecodeError as exc:
             raise ProviderBadResponseError(
                 f"{self._arm.name}: stream chunk is not JSON: {data[:120]!r}", arm=self._arm.name

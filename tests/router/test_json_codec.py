@@ -1,0 +1,57 @@
+"""The request path's JSON: the standard library's JSON, faster, with its answers where
+orjson has none."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from router import json_codec
+
+BODY = {
+    "id": "7f1c",
+    "output": "Voilà: 2 + 2 = 4 \u2014 \U0001f600",
+    "cost_usd": 7.5e-05,
+    "latency_ms": 38.7,
+    "format_error": None,
+    "trace": {"pmf": {"a": 0.9090909009630025, "b": 1e-300}, "parts": [1, True, [], {}]},
+}
+
+
+def standard(value: object) -> bytes:
+    return json.dumps(
+        value, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
+    ).encode("utf-8")
+
+
+def test_a_body_renders_the_values_the_standard_library_renders() -> None:
+    rendered = json_codec.dumps(BODY)
+    assert json.loads(rendered) == json.loads(standard(BODY)) == BODY
+    assert b" " not in json_codec.dumps(dict(BODY, output="x"))  # compact, as Starlette's
+    assert "Voilà".encode() in rendered  # UTF-8, not escaped
+
+
+def test_keys_and_numbers_the_standard_library_takes_are_taken() -> None:
+    assert json.loads(json_codec.dumps({1: "one", 2.5: "half"})) == {"1": "one", "2.5": "half"}
+    assert json.loads(json_codec.dumps({"x": np.float64(0.25), "n": np.int64(3)})) == {
+        "x": 0.25,
+        "n": 3,
+    }
+    big = {"n": 2**70}  # past orjson's 64 bits: the standard library renders it
+    assert json_codec.dumps(big) == standard(big)
+
+
+def test_a_nan_renders_as_null() -> None:
+    assert json.loads(json_codec.dumps({"x": math.nan, "y": math.inf})) == {"x": None, "y": None}
+
+
+def test_parsing_answers_as_the_standard_library() -> None:
+    text = standard(BODY).decode()
+    assert json_codec.loads(text) == json.loads(text)
+    assert math.isnan(json_codec.loads('{"x": NaN}')["x"])
+    assert json_codec.loads(f'{{"n": {2**70}}}') == {"n": 2**70}
+    with pytest.raises(json.JSONDecodeError):
+        json_codec.loads("{not json")
