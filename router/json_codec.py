@@ -2,10 +2,12 @@
 
 A routed answer's body is rendered, and a streamed provider's chunks parsed, once a request:
 the standard library took 45 µs for a routed answer's 3 kB body where orjson takes 3 µs, and
-2.4 µs against 0.7 µs a chunk. Whatever orjson refuses (an integer past 64 bits, a ``NaN``
-a provider wrote, a key that is not a string or a number) goes to the standard library,
-which then answers or fails as before. One difference is kept: a ``NaN`` or an infinity in
-a body rendered here becomes ``null``, where the standard library refuses the whole body.
+2.4 µs against 0.7 µs a chunk. Whatever orjson refuses (to render: an integer past 64 bits,
+a key that is not a string or a number; to parse: a ``NaN`` a provider wrote) goes to the
+standard library, which then answers or fails as before. Two differences are kept: a
+``NaN`` or an infinity in a body rendered here becomes ``null``, where the standard library
+refuses the whole body; and orjson parses an integer past 64 bits as a float (a stream
+chunk's numbers are token counts, indexes and timestamps).
 """
 
 from __future__ import annotations

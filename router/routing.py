@@ -34,7 +34,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncGenerator, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
@@ -157,6 +157,18 @@ class RouterConfig:
     answer's quality against everything spent: judge, escalations, repairs)."""
 
 
+@dataclass
+class AfterAnswer:
+    """What a run leaves to do once its answer is out, with a background writer: learn the
+    generation's rewards, then hand the journal over (``outcome``: set when the answer is
+    whole; None when the run ended before it)."""
+
+    drawn: Drawn | None = None
+    rewards: list[float] = field(default_factory=list)
+    outcome: Completed | None = None
+    embedding: Vector | None = None
+
+
 class Router:
     """Runs a request through every stage, logging and learning each decision."""
 
@@ -207,6 +219,8 @@ class Router:
         self._writer = writer
         self._history_index = history_index  # None: every look-up asks the store
         self._recent = RecentTurns()
+        self._settling: dict[str, asyncio.Future[None]] = {}
+        """Per request: what its answer left to do, while it runs (``_lifecycle``)."""
 
     # --- signals ---------------------------------------------------------------------------
 
@@ -421,10 +435,48 @@ class Router:
                 async for event in events:
                     yield event
         finally:
-            if not journal.written:
-                await asyncio.shield(self._abandon(journal, started))
+            if not journal.written:  # after what its answer left to do, if that is under way
+                settling = self._settling.get(request_id)
+                await asyncio.shield(self._abandon(journal, started, settling))
 
     async def _lifecycle(self, prep: Prepared) -> AsyncGenerator[RouteEvent, None]:
+        """The stages, then what their answer leaves to do (``AfterAnswer``): once the run is
+        closed after its result (the answer sent) or resumed past it (a stream's end), and
+        also when it ends early, so a reward computed before the end is never lost."""
+        after = AfterAnswer()
+        try:
+            async with contextlib.aclosing(self._stages(prep, after)) as events:
+                async for event in events:
+                    yield event
+        finally:
+            if after.drawn is not None:
+                settling = asyncio.ensure_future(self._after_answer(prep.journal, after))
+                self._settling[prep.request_id] = settling
+                settling.add_done_callback(lambda _: self._settling.pop(prep.request_id, None))
+                await asyncio.shield(settling)
+
+    async def _after_answer(self, journal: Journal, after: AfterAnswer) -> None:
+        """Learn the generation's rewards (each journaled with the update it was learned as),
+        then hand the journal to the writer when the answer was delivered. A failure here is
+        logged, not raised: the answer is already out (an undelivered journal is abandoned
+        by ``_prepared``, rewards and all)."""
+        assert after.drawn is not None
+        try:
+            for reward in after.rewards:
+                try:
+                    await self._decider.settle(journal, after.drawn, reward)
+                except Exception:
+                    log.exception("request %s: learning its reward failed", journal.request_id)
+            if after.outcome is not None:
+                try:
+                    await self._record(journal, after.outcome, after.embedding)
+                except Exception:
+                    log.exception("request %s: its journal was not handed over", journal.request_id)
+        finally:
+            if self._writer is not None:
+                self._writer.release(journal.request_id)
+
+    async def _stages(self, prep: Prepared, after: AfterAnswer) -> AsyncGenerator[RouteEvent, None]:
         ledger = Ledger()
         generated: Generated | None = None
         async for event in generate(self._kit, prep, ledger):
@@ -493,16 +545,15 @@ class Router:
         if switched and prep.request.stickiness != "prefer":
             switched = False  # a pinned turn left its arm for a reason; free ones do not count
 
-        # With a background writer, the generation's reward is learned (and journaled) once
-        # the answer is out, with the journal's hand-off: neither changes the answer, and no
-        # later stage of this request draws from the policy that learns it.
-        after_answer: list[float] = []
-
         async def settle_generation(reward: float, credit: str) -> None:
             if switched:  # leaving the conversation's arm costs (its cache, its habits)
                 reward = max(0.0, reward - prep.request.switch_cost)
+            # With a background writer, the generation's reward is learned (and journaled)
+            # once the answer is out: it does not change the answer, and no later stage of
+            # this request draws from the policy that learns it.
             if self._writer is not None:
-                after_answer.append(reward)
+                after.drawn = generated.drawn
+                after.rewards.append(reward)
             else:
                 await self._decider.settle(prep.journal, generated.drawn, reward)
             ledger.insert(
@@ -638,30 +689,10 @@ class Router:
             await self._record(prep.journal, completed, embedding)
             yield result
             return
+        after.drawn = generated.drawn
+        after.outcome, after.embedding = completed, embedding
         self._writer.hold(prep.journal)  # readers of its rows wait for the hand-off
-        try:
-            yield result
-        finally:  # closed (the answer sent) or resumed (a stream's end): learn, then hand off
-            drawn = generated.drawn
-            await asyncio.shield(
-                self._after_answer(prep.journal, drawn, after_answer, completed, embedding)
-            )
-
-    async def _after_answer(
-        self,
-        journal: Journal,
-        drawn: Drawn,
-        rewards: list[float],
-        completed: Completed,
-        embedding: Vector | None,
-    ) -> None:
-        """What a delivered answer leaves to do: learn the generation's reward (journaled
-        with the update it was learned as), then hand the journal to the writer."""
-        try:
-            for reward in rewards:
-                await self._decider.settle(journal, drawn, reward)
-        finally:
-            await self._record(journal, completed, embedding)
+        yield result
 
     # --- decide only -------------------------------------------------------------------------
 
@@ -743,9 +774,17 @@ class Router:
         else:
             await write_journal(self._database, journal, outcome, embedding)
 
-    async def _abandon(self, journal: Journal, started: float) -> None:
+    async def _abandon(
+        self, journal: Journal, started: float, settling: asyncio.Future[None] | None = None
+    ) -> None:
         """Write what a run that ended early decided (client gone, an error) and mark it
-        failed, so no decision or reward it learned from is lost."""
+        failed, so no decision or reward it learned from is lost. ``settling``: what its
+        answer left to do, still under way (its task was cancelled while it waited): it goes
+        first, and when it hands the journal over, nothing is abandoned."""
+        if settling is not None:
+            await asyncio.wait([settling])
+            if journal.written:
+                return
         try:
             await self._record(
                 journal,

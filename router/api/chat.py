@@ -17,7 +17,7 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, StreamingResponse
-from starlette.background import BackgroundTask
+from starlette.background import BackgroundTask, BackgroundTasks
 
 from features.errors import NoEligibleArmError, NotFoundError, ProviderError
 from learner.reward import RewardWeights
@@ -111,9 +111,15 @@ async def chat_completions(
     if choices == 1:
         return await _answer(runtime, caller, body, tenant, profile, provider)
     single = body.model_copy(update={"n": None})
-    answers = [
-        await _answer(runtime, caller, single, tenant, profile, provider) for _ in range(choices)
-    ]
+    answers: list[JSONResponse | StreamingResponse] = []
+    try:
+        for _ in range(choices):
+            answers.append(await _answer(runtime, caller, single, tenant, profile, provider))
+    except BaseException:  # the answers already made are not sent: close their runs now
+        for answer in answers:
+            if answer.background is not None:
+                await answer.background()
+        raise
     return merged_choices(answers)
 
 
@@ -144,10 +150,13 @@ def merged_choices(answers: list[JSONResponse | StreamingResponse]) -> JSONRespo
     choice ``i`` is answer ``i``; usage and cost add up; the first answer's id and headers;
     ``signalroute.choices`` holds each answer's own details. A failed answer is returned
     as it is (each run before it is logged and billed)."""
+    # Each answer's run is closed once the merged answer is sent, as a single answer's is.
+    closing = BackgroundTasks([a.background for a in answers if a.background is not None])
     bodies = []
     for answer in answers:
         assert isinstance(answer, JSONResponse)  # n > 1 is refused with stream
         if answer.status_code != 200:
+            answer.background = closing
             return answer
         bodies.append(json.loads(bytes(answer.body)))
     first = bodies[0]
@@ -165,7 +174,7 @@ def merged_choices(answers: list[JSONResponse | StreamingResponse]) -> JSONRespo
     )
     headers = {k: v for k, v in answers[0].headers.items() if k.startswith("x-signalroute")}
     headers["x-signalroute-cost-usd"] = f"{merged[EXTRA_FIELD]['cost_usd']:.8f}"
-    return FastJSONResponse(merged, headers=headers)
+    return FastJSONResponse(merged, headers=headers, background=closing)
 
 
 # --- routed ------------------------------------------------------------------------------

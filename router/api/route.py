@@ -145,27 +145,27 @@ async def route_and_run(
     request = route_request(body, runtime, tenant, caller.key_id)
     events = runtime.router.run(request)
     if not request.stream:
-        # The run is closed once the answer is sent (its policies unpinned): not left for the
-        # garbage collector, whose finalizer would wake the event loop from another thread.
-        # A coroutine function, so Starlette awaits it on the loop (a bound ``aclose`` is not
-        # one: Starlette would call it in a worker thread and never await what it returns).
-        closing = BackgroundTask(close_run, events)
-        async for event in events:
-            if isinstance(event, RouteResult | RouteFailed):
-                await settle(runtime, caller, event)
-            if isinstance(event, RouteResult):
-                return FastJSONResponse(
-                    result_body(event),
-                    headers={"x-signalroute-request-id": event.request_id},
-                    background=closing,
-                )
-            if isinstance(event, RouteFailed):
-                return FastJSONResponse(
-                    failed_body(event),
-                    status_code=event.error.status_code,
-                    headers={"x-signalroute-request-id": event.request_id},
-                    background=closing,
-                )
+        # The run is closed once the answer is sent (its policies unpinned, its reward
+        # learned, its journal handed over): not left for the garbage collector. A coroutine
+        # function, so Starlette awaits it on the loop (a bound ``aclose`` is not one:
+        # Starlette would call it in a worker thread and never await what it returns).
+        try:
+            async for event in events:
+                if isinstance(event, RouteResult | RouteFailed):
+                    await settle(runtime, caller, event)
+                    return FastJSONResponse(
+                        result_body(event)
+                        if isinstance(event, RouteResult)
+                        else failed_body(event),
+                        status_code=200
+                        if isinstance(event, RouteResult)
+                        else event.error.status_code,
+                        headers={"x-signalroute-request-id": event.request_id},
+                        background=BackgroundTask(close_run, events),
+                    )
+        except BaseException:
+            await events.aclose()
+            raise
         raise RequestError("the router produced no result")
 
     first = await _first_event(events)

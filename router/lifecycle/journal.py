@@ -342,8 +342,13 @@ class JournalWriter:
             self._by_decision[row.decision_id] = journal.request_id
         self._urgent.set()  # the request is over: its rows go now
         self._enqueue(journal.request_id, (journal, outcome, embedding))
-        held = self._held.pop(journal.request_id, None)
-        if held is not None:
+        self.release(journal.request_id)
+
+    def release(self, request_id: str) -> None:
+        """End a ``hold``: readers of the request's rows stop waiting for its hand-off (done
+        by ``submit``; called again, or for a journal never submitted, it does nothing more)."""
+        held = self._held.pop(request_id, None)
+        if held is not None and not held.done():
             held.set_result(None)
 
     def _enqueue(self, request_id: str, item: PendingRequest | Entry) -> None:

@@ -129,8 +129,8 @@ def read_to_end_later(response: httpx.Response, events: AsyncIterator[str]) -> N
         try:
             async for _ in events:
                 pass
-        except httpx.HTTPError as exc:  # the answer is whole; the connection is dropped
-            log.debug("a stream's end could not be read: %s", exc)
+        except Exception as exc:  # the answer is whole; the connection is dropped
+            log.debug("a stream's end could not be read: %s: %s", type(exc).__name__, exc)
         finally:
             await response.aclose()
 

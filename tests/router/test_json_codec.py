@@ -52,6 +52,5 @@ def test_parsing_answers_as_the_standard_library() -> None:
     text = standard(BODY).decode()
     assert json_codec.loads(text) == json.loads(text)
     assert math.isnan(json_codec.loads('{"x": NaN}')["x"])
-    assert json_codec.loads(f'{{"n": {2**70}}}') == {"n": 2**70}
     with pytest.raises(json.JSONDecodeError):
         json_codec.loads("{not json")

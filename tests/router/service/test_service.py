@@ -364,3 +364,90 @@ async def test_the_generations_reward_is_learned_and_journaled_once_the_answer_i
         [reward] = await rewards.list_rewards_for_decision(conn, decision.decision_id)
     assert reward.value == pytest.approx(decision.reward)
     assert reward.policy_update == before + 1
+
+
+async def test_a_run_that_fails_after_its_reward_keeps_the_reward(
+    service: ServiceFactory, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run that ends between its generation's reward and its answer: the reward is
+    learned and journaled with the abandoned request, not lost with the answer."""
+    async with service() as client:
+        runtime = client.runtime
+        router = runtime.router
+        before = runtime.policies.serving("pre", "default").policy.updates
+
+        def broken(*_: Any) -> None:
+            raise RuntimeError("after the reward, before the answer")
+
+        monkeypatch.setattr(router, "_served", broken)
+        body = RouteAndRunBody.model_validate(
+            {"messages": user("What is 9 - 4?"), "stages": PRE_ONLY}
+        )
+        request = route_request(body, runtime, "default")
+        with pytest.raises(RuntimeError, match="before the answer"):
+            async for _ in router.run(request):
+                pass
+        assert runtime.policies.serving("pre", "default").policy.updates == before + 1
+        assert runtime.writer is not None
+        await runtime.writer.drain()
+    async with database.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT r.status, count(w.id) FROM requests r JOIN decisions d ON d.request_id = r.id"
+            " LEFT JOIN rewards w ON w.decision_id = d.id GROUP BY r.status"
+        )
+        assert await cursor.fetchall() == [("failed", 1)]
+
+
+async def test_a_run_cancelled_while_it_learns_hands_its_journal_over_once(
+    service: ServiceFactory, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The task reading a stream is cancelled while the answer's learning is under way: the
+    learning finishes, the journal goes over once, as completed, and nothing is abandoned."""
+    async with service() as client:
+        runtime = client.runtime
+        router = runtime.router
+        decider = router._decider
+        settle = decider.settle
+        learning, resume = asyncio.Event(), asyncio.Event()
+
+        async def slow_settle(*args: Any, **kwargs: Any) -> None:
+            learning.set()
+            await resume.wait()
+            await settle(*args, **kwargs)
+
+        monkeypatch.setattr(decider, "settle", slow_settle)
+        submitted: list[str] = []
+        writer = runtime.writer
+        assert writer is not None
+        submit = writer.submit
+
+        def counted(journal: Any, outcome: Any, embedding: Any = None) -> None:
+            submitted.append(type(outcome).__name__)
+            submit(journal, outcome, embedding)
+
+        monkeypatch.setattr(writer, "submit", counted)
+        body = RouteAndRunBody.model_validate(
+            {"messages": user("What is 3 * 5?"), "stages": PRE_ONLY, "stream": True}
+        )
+        run = router.run(route_request(body, runtime, "default"))
+
+        async def read() -> None:
+            async for _ in run:
+                pass
+
+        reader = asyncio.ensure_future(read())
+        await asyncio.wait_for(learning.wait(), 10)  # the result is out, the learning waits
+        reader.cancel()
+        await asyncio.sleep(0.05)  # the cancellation reaches the reader: it ends the run
+        assert submitted == []  # nothing abandoned while the learning is under way
+        resume.set()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(reader, 10)
+        await writer.drain()
+    assert submitted == ["Completed"]
+    async with database.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT r.status, count(w.id) FROM requests r JOIN decisions d ON d.request_id = r.id"
+            " LEFT JOIN rewards w ON w.decision_id = d.id GROUP BY r.status"
+        )
+        assert await cursor.fetchall() == [("completed", 1)]
