@@ -275,6 +275,8 @@ class Spool(Protocol):
 
     def remove(self, path: Path) -> None: ...
 
+    def set_aside(self, path: Path) -> Path: ...
+
 
 def _drop_carried_row(journal: Journal) -> bool:
     """Drop the request row ``journal`` carries, if any, and say whether it did. A journal
@@ -462,7 +464,9 @@ class JournalWriter:
 
     async def flush_spool(self) -> int:
         """Write spooled journals back, oldest first; stop at the first store failure.
-        Returns how many were written."""
+        Returns how many were written. A journal the store refuses for another reason (its
+        request row is neither in the store nor carried: a store replaced since) is set
+        aside (``JournalSpool.set_aside``), not retried forever or raised into the start."""
         if self._spool is None:
             return 0
         written = 0
@@ -474,6 +478,12 @@ class JournalWriter:
                 break
             except ConflictError:
                 log.warning("spooled journal %s was written before; dropping it", path.name)
+            except SignalrouteError as exc:
+                kept = self._spool.set_aside(path)
+                log.error(
+                    "spooled journal %s refused (%s); kept as %s", path.name, exc.message, kept
+                )
+                continue
             self._spool.remove(path)
             written += 1
         if written:

@@ -87,3 +87,10 @@ class JournalSpool:
 
     def remove(self, path: Path) -> None:
         path.unlink(missing_ok=True)
+
+    def set_aside(self, path: Path) -> Path:
+        """Keep a journal the store refused beside the spool (``NAME.json.refused``), out of
+        the entries replayed; returns where it is now."""
+        kept = path.with_name(f"{path.name}.refused")
+        os.replace(path, kept)
+        return kept

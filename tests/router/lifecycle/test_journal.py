@@ -352,3 +352,26 @@ async def test_waiting_for_a_held_journal_lasts_until_it_is_submitted_and_writte
             len(await rewards.list_rewards_for_decision(conn, journal.decisions[0].decision_id))
             == 1
         )
+
+
+async def test_a_spooled_journal_the_store_refuses_is_set_aside_not_raised(
+    database: Database, tmp_path: Path
+) -> None:
+    """A spooled journal whose request row is neither in the store nor carried (a store
+    replaced since it was spooled) cannot be written: it is kept beside the spool and the
+    journals after it are written, instead of the flush failing (and the service's start
+    with it)."""
+    spool = JournalSpool(tmp_path / "spool")
+    orphan = a_journal(str(uuid.uuid4()))  # no request row anywhere
+    spool.save(orphan, DONE, None)
+    await asyncio.sleep(0.01)  # replayed oldest first: the orphan, then the good one
+    good_id = str(uuid.uuid4())
+    good = a_journal(good_id)
+    good.request = ROW
+    spool.save(good, DONE, None)
+
+    assert await JournalWriter(database, spool).flush_spool() == 1
+    assert spool.count() == 0
+    assert [p.name for p in (tmp_path / "spool").iterdir()] == [f"{orphan.request_id}.json.refused"]
+    async with database.connection() as conn:
+        assert (await requests.get_request(conn, good_id)).status == RequestStatus.COMPLETED

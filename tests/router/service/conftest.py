@@ -7,6 +7,7 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -84,10 +85,13 @@ def service(
     replay_app: FastAPI,
     replay_dataset: ReplayDataset,
     replay_matcher: PromptMatcher,
+    tmp_path: Path,
 ) -> ServiceFactory:
     """Start a service (empty tables, cold policies) with optional settings overrides;
     ``replay={...}`` overrides the replay pool's settings (faults, pacing);
     ``provider_app`` serves ``{self}/replay`` instead of the replay pool."""
+
+    spool_home = tmp_path / "service"
 
     def start(
         replay: dict[str, Any] | None = None,
@@ -95,7 +99,12 @@ def service(
         **overrides: Any,
     ) -> AbstractAsyncContextManager[ServiceClient]:
         port = free_port()
-        values: dict[str, Any] = {"database_url": database_url, "port": port, "seed": 1}
+        values: dict[str, Any] = {
+            "database_url": database_url,
+            "port": port,
+            "seed": 1,
+            "data_dir": spool_home,  # a test's spooled journals stay with its own database
+        }
         values.update(overrides)
         settings = Settings(**values)
         pool_app = provider_app or replay_app
