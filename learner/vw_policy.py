@@ -14,7 +14,8 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,28 +31,31 @@ MEMO_SIZE = 4096
 """Namespace texts a policy remembers (``pmf``) before it starts over."""
 
 
-def _predict(workspace: Any, lines: Sequence[str]) -> list[float]:
-    """The action probabilities of one multi-line example, as ``Workspace.predict(lines)``
-    gives them, through VW's native calls: parse, predict, read, finish. ``predict`` wraps
-    every parsed line in a Python ``Example`` and looks the prediction type up on each call,
-    which cost more than VW's own parsing and prediction. The caller holds the lock."""
+@contextmanager
+def _parsed(workspace: Any, lines: Sequence[str]) -> Iterator[Any]:
+    """One multi-line example parsed by VW's native call, finished when the block ends:
+    without the Python ``Example`` pyvw's ``predict`` and ``learn`` wrap every line in (and
+    the prediction type they look up on each call), which cost more than VW's own parsing
+    and prediction. The caller holds the lock."""
     examples = workspace._parse("\n".join(lines).replace("\r", "").strip())
     try:
-        pylibvw.vw.predict_multi(workspace, examples)
-        return list(examples[0].get_action_scores())
+        yield examples
     finally:
         pylibvw.vw._finish_example_multi_ex(workspace, examples)
+
+
+def _predict(workspace: Any, lines: Sequence[str]) -> list[float]:
+    """The action probabilities of one multi-line example, as ``Workspace.predict(lines)``
+    gives them."""
+    with _parsed(workspace, lines) as examples:
+        pylibvw.vw.predict_multi(workspace, examples)
+        return list(examples[0].get_action_scores())
 
 
 def _learn(workspace: Any, lines: Sequence[str]) -> None:
-    """``Workspace.learn(lines)`` for one labelled multi-line example, through VW's native
-    calls (parse, learn, finish), without a Python ``Example`` for every line. The caller
-    holds the lock."""
-    examples = workspace._parse("\n".join(lines).replace("\r", "").strip())
-    try:
+    """``Workspace.learn(lines)`` for one labelled multi-line example."""
+    with _parsed(workspace, lines) as examples:
         pylibvw.vw.learn_multi(workspace, examples)
-    finally:
-        pylibvw.vw._finish_example_multi_ex(workspace, examples)
 
 
 def vw_cost(reward: float) -> float:
@@ -112,9 +116,7 @@ class VWPolicy:
         The text of a namespace seen before (an arm's identity, its health, the outcomes of
         an arm no neighbour used: most of an example's lines) is remembered, not formatted
         again; the memo starts over past ``MEMO_SIZE`` texts."""
-        if len(self._memo) > MEMO_SIZE:
-            self._memo = {}
-        return self.pmf_formatted(adf_lines(context, memo=self._memo))
+        return self.pmf_formatted(self._lines(context))
 
     def pmf_formatted(self, lines: Sequence[str]) -> list[float]:
         """``pmf`` of a context already formatted by ``adf_lines`` (without a label)."""
@@ -148,10 +150,14 @@ class VWPolicy:
         Returns the new update count. Namespace texts seen before are remembered, as in
         ``pmf``.
         """
+        return self.learn_formatted(self._lines(context), context.index(arm), probability, reward)
+
+    def _lines(self, context: Context) -> list[str]:
+        """``adf_lines(context)``, namespace texts seen before taken from the memo (which
+        starts over past ``MEMO_SIZE`` texts)."""
         if len(self._memo) > MEMO_SIZE:
             self._memo = {}
-        lines = adf_lines(context, memo=self._memo)
-        return self.learn_formatted(lines, context.index(arm), probability, reward)
+        return adf_lines(context, memo=self._memo)
 
     def learn_formatted(
         self, lines: Sequence[str], index: int, probability: float, reward: float

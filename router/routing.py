@@ -33,8 +33,8 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncGenerator, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
@@ -67,7 +67,7 @@ from router.conversations import RecentTurns, previous_turn_key, turn_key
 from router.health import HealthTracker
 from router.history_index import HistoryIndex
 from router.lifecycle.assessment import Assessment, assess, failed_tool_calls
-from router.lifecycle.decisions import Decider, Drawn, trace
+from router.lifecycle.decisions import Decider, trace
 from router.lifecycle.escalation import Escalated, escalate
 from router.lifecycle.generating import (
     FAILED_RUN_REWARD,
@@ -93,7 +93,7 @@ from router.lifecycle.prompts import rendered_answer
 from router.lifecycle.repair import repair, repair_judged
 from router.lifecycle.request import RouteRequest
 from router.lifecycle.stages import COMPONENT, PRE_GENERATION
-from router.lifecycle.state import CheckedArms, Generated, Ledger, Prepared
+from router.lifecycle.state import AfterAnswer, CheckedArms, Generated, Ledger, Prepared
 from router.policies import PolicyRegistry
 from router.pool import Pool
 from router.providers import Delta, Provider
@@ -157,18 +157,6 @@ class RouterConfig:
     answer's quality against everything spent: judge, escalations, repairs)."""
 
 
-@dataclass
-class AfterAnswer:
-    """What a run leaves to do once its answer is out, with a background writer: learn the
-    generation's rewards, then hand the journal over (``outcome``: set when the answer is
-    whole; None when the run ended before it)."""
-
-    drawn: Drawn | None = None
-    rewards: list[float] = field(default_factory=list)
-    outcome: Completed | None = None
-    embedding: Vector | None = None
-
-
 class Router:
     """Runs a request through every stage, logging and learning each decision."""
 
@@ -219,8 +207,6 @@ class Router:
         self._writer = writer
         self._history_index = history_index  # None: every look-up asks the store
         self._recent = RecentTurns()
-        self._settling: dict[str, asyncio.Future[None]] = {}
-        """Per request: what its answer left to do, while it runs (``_lifecycle``)."""
 
     # --- signals ---------------------------------------------------------------------------
 
@@ -369,6 +355,7 @@ class Router:
         tracing.annotate(request_id=request_id, tenant=request.tenant)
 
         journal = Journal(request_id=request_id, tenant=request.tenant, user_id=request.user)
+        after = AfterAnswer()
 
         params = _request_params(request)
         params["turn_key"] = turn_key(request.messages)
@@ -427,6 +414,7 @@ class Router:
                 timings=timings,
                 previous_arm=previous_arm,
                 checked=checked,
+                after=after,
             )
             async with (
                 self._policies.pinned(request.tenant),  # its policies stay in memory
@@ -434,37 +422,27 @@ class Router:
             ):
                 async for event in events:
                     yield event
-        finally:
-            if not journal.written:  # after what its answer left to do, if that is under way
-                settling = self._settling.get(request_id)
-                await asyncio.shield(self._abandon(journal, started, settling))
+        finally:  # closed after its result (the answer sent), resumed past it, or ended early
+            if after.pending or not journal.written:
+                await _to_the_end(self._close(journal, started, after))
 
-    async def _lifecycle(self, prep: Prepared) -> AsyncGenerator[RouteEvent, None]:
-        """The stages, then what their answer leaves to do (``AfterAnswer``): once the run is
-        closed after its result (the answer sent) or resumed past it (a stream's end), and
-        also when it ends early, so a reward computed before the end is never lost."""
-        after = AfterAnswer()
-        try:
-            async with contextlib.aclosing(self._stages(prep, after)) as events:
-                async for event in events:
-                    yield event
-        finally:
-            if after.drawn is not None:
-                settling = asyncio.ensure_future(self._after_answer(prep.journal, after))
-                self._settling[prep.request_id] = settling
-                settling.add_done_callback(lambda _: self._settling.pop(prep.request_id, None))
-                await asyncio.shield(settling)
+    async def _close(self, journal: Journal, started: float, after: AfterAnswer) -> None:
+        """What a run leaves to do, in order: what its answer left (``_after_answer``), then,
+        when that did not hand the journal over, abandon it with everything it holds."""
+        if after.pending:
+            await self._after_answer(journal, after)
+        if not journal.written:
+            await self._abandon(journal, started)
 
     async def _after_answer(self, journal: Journal, after: AfterAnswer) -> None:
         """Learn the generation's rewards (each journaled with the update it was learned as),
         then hand the journal to the writer when the answer was delivered. A failure here is
         logged, not raised: the answer is already out (an undelivered journal is abandoned
-        by ``_prepared``, rewards and all)."""
-        assert after.drawn is not None
+        by ``_close``, rewards and all)."""
         try:
-            for reward in after.rewards:
+            for drawn, reward in after.rewards:
                 try:
-                    await self._decider.settle(journal, after.drawn, reward)
+                    await self._decider.settle(journal, drawn, reward)
                 except Exception:
                     log.exception("request %s: learning its reward failed", journal.request_id)
             if after.outcome is not None:
@@ -476,8 +454,9 @@ class Router:
             if self._writer is not None:
                 self._writer.release(journal.request_id)
 
-    async def _stages(self, prep: Prepared, after: AfterAnswer) -> AsyncGenerator[RouteEvent, None]:
+    async def _lifecycle(self, prep: Prepared) -> AsyncGenerator[RouteEvent, None]:
         ledger = Ledger()
+        after = prep.after
         generated: Generated | None = None
         async for event in generate(self._kit, prep, ledger):
             if isinstance(event, Generated):
@@ -552,8 +531,7 @@ class Router:
             # once the answer is out: it does not change the answer, and no later stage of
             # this request draws from the policy that learns it.
             if self._writer is not None:
-                after.drawn = generated.drawn
-                after.rewards.append(reward)
+                after.rewards.append((generated.drawn, reward))
             else:
                 await self._decider.settle(prep.journal, generated.drawn, reward)
             ledger.insert(
@@ -689,7 +667,6 @@ class Router:
             await self._record(prep.journal, completed, embedding)
             yield result
             return
-        after.drawn = generated.drawn
         after.outcome, after.embedding = completed, embedding
         self._writer.hold(prep.journal)  # readers of its rows wait for the hand-off
         yield result
@@ -774,17 +751,9 @@ class Router:
         else:
             await write_journal(self._database, journal, outcome, embedding)
 
-    async def _abandon(
-        self, journal: Journal, started: float, settling: asyncio.Future[None] | None = None
-    ) -> None:
+    async def _abandon(self, journal: Journal, started: float) -> None:
         """Write what a run that ended early decided (client gone, an error) and mark it
-        failed, so no decision or reward it learned from is lost. ``settling``: what its
-        answer left to do, still under way (its task was cancelled while it waited): it goes
-        first, and when it hands the journal over, nothing is abandoned."""
-        if settling is not None:
-            await asyncio.wait([settling])
-            if journal.written:
-                return
+        failed, so no decision or reward it learned from is lost."""
         try:
             await self._record(
                 journal,
@@ -798,6 +767,17 @@ class Router:
             log.warning(
                 "request %s: could not write its journal: %s", journal.request_id, exc.message
             )
+
+
+async def _to_the_end(work: Coroutine[Any, Any, None]) -> None:
+    """Run ``work`` to its end even when the caller is cancelled meanwhile: the caller then
+    waits for it, and the cancellation is raised once it has ended."""
+    task = asyncio.ensure_future(work)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await asyncio.wait([task])
+        raise
 
 
 def component_traces(

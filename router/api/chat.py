@@ -42,7 +42,7 @@ from router.api.openai_format import (
     tool_call_chunk,
     usage_chunk,
 )
-from router.api.route import close_run, result_body
+from router.api.route import close_run, final_event, result_body
 from router.api.schemas import ChatCompletionBody
 from router.auth.caller import Caller
 from router.constraints import Constraints, missing_needs, request_needs
@@ -239,7 +239,7 @@ async def _routed(
     )
     run = runtime.router.run(request)
     try:
-        final = await _final_event(run)
+        final = await final_event(run)
         if final is None:
             raise ProviderError("the router ended without an answer", arm="")
         await settle(runtime, caller, final)
@@ -278,14 +278,6 @@ async def _routed(
     return StreamingResponse(
         events(), media_type="text/event-stream", headers=SSE_HEADERS | headers, background=closing
     )
-
-
-async def _final_event(run: AsyncIterator[RouteEvent]) -> RouteResult | RouteFailed | None:
-    """The run's result or failure (its last event), or None when it ended without one."""
-    async for event in run:
-        if isinstance(event, RouteResult | RouteFailed):
-            return event
-    return None
 
 
 async def _routed_live(

@@ -150,23 +150,23 @@ async def route_and_run(
         # function, so Starlette awaits it on the loop (a bound ``aclose`` is not one:
         # Starlette would call it in a worker thread and never await what it returns).
         try:
-            async for event in events:
-                if isinstance(event, RouteResult | RouteFailed):
-                    await settle(runtime, caller, event)
-                    return FastJSONResponse(
-                        result_body(event)
-                        if isinstance(event, RouteResult)
-                        else failed_body(event),
-                        status_code=200
-                        if isinstance(event, RouteResult)
-                        else event.error.status_code,
-                        headers={"x-signalroute-request-id": event.request_id},
-                        background=BackgroundTask(close_run, events),
-                    )
+            final = await final_event(events)
+            if final is None:
+                raise RequestError("the router produced no result")
+            await settle(runtime, caller, final)
         except BaseException:
             await events.aclose()
             raise
-        raise RequestError("the router produced no result")
+        closing = BackgroundTask(close_run, events)
+        headers = {"x-signalroute-request-id": final.request_id}
+        if isinstance(final, RouteFailed):
+            return FastJSONResponse(
+                failed_body(final),
+                status_code=final.error.status_code,
+                headers=headers,
+                background=closing,
+            )
+        return FastJSONResponse(result_body(final), headers=headers, background=closing)
 
     first = await _first_event(events)
 
@@ -179,6 +179,14 @@ async def route_and_run(
             event = await anext(events, None)
 
     return StreamingResponse(sse(), media_type="text/event-stream")
+
+
+async def final_event(run: AsyncIterator[RouteEvent]) -> RouteResult | RouteFailed | None:
+    """The run's result or failure (its last event), or None when it ended without one."""
+    async for event in run:
+        if isinstance(event, RouteResult | RouteFailed):
+            return event
+    return None
 
 
 async def close_run(events: AsyncGenerator[RouteEvent, None]) -> None:

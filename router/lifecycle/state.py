@@ -13,7 +13,7 @@ from features.query import Message, QuerySignals
 from features.system import ArmHealth, Spend
 from router.constraints import Eligibility
 from router.lifecycle.decisions import Drawn
-from router.lifecycle.journal import Journal
+from router.lifecycle.journal import Completed, Journal
 from router.lifecycle.prompts import with_format_instruction
 from router.lifecycle.request import RouteRequest
 from router.pool import Arm
@@ -38,6 +38,21 @@ class CheckedArms:
     changes: int
 
 
+@dataclass
+class AfterAnswer:
+    """What a run leaves to do once its answer is out, with a background writer: learn the
+    generation's rewards (each with the draw it rewards), then hand the journal over
+    (``outcome``: set when the answer is whole; None when the run ended before it)."""
+
+    rewards: list[tuple[Drawn, float]] = field(default_factory=list)
+    outcome: Completed | None = None
+    embedding: Vector | None = None
+
+    @property
+    def pending(self) -> bool:
+        return bool(self.rewards) or self.outcome is not None
+
+
 @dataclass(frozen=True)
 class Prepared:
     """What every stage of one request needs."""
@@ -57,6 +72,8 @@ class Prepared:
     checked: CheckedArms | None = None
     """What the request's check found; the first pre-generation draw starts from it while no
     call was recorded since (``router.lifecycle.generating.choose``)."""
+    after: AfterAnswer = field(default_factory=AfterAnswer)
+    """What the run leaves to do once its answer is out (filled by ``Router._lifecycle``)."""
 
     def chat(self, messages: tuple[Message, ...] | None = None, *, arm: Arm) -> ChatRequest:
         """What ``arm`` is asked: ``messages`` (default: the request's) with the request's
