@@ -211,6 +211,25 @@ class NeighbourIndex:
         A neighbour without decisions takes its place among the ``k`` and yields no row.
         Raises ValueError for k < 0 or a probe that is not ``dim`` values, not all zero.
         """
+        return self.scoped_outcomes(
+            probe, k=k, tenant=tenant, users=(user_id,), exclude_request_id=exclude_request_id
+        )[0]
+
+    def scoped_outcomes(
+        self,
+        probe: Vector,
+        *,
+        k: int,
+        tenant: str,
+        users: Sequence[str | None],
+        exclude_request_id: Hashable | None = None,
+    ) -> list[list[IndexedOutcome]]:
+        """What ``outcomes`` gives for each of ``users`` (None: the whole tenant), in their
+        order, from one comparison of ``probe`` with the held rows: the comparison reads
+        every row, and a look-up of a tenant and of one of its users would read them twice.
+
+        Raises ValueError as ``outcomes`` does.
+        """
         if k < 0:
             raise ValueError(f"k must be >= 0, got {k}")
         query = np.asarray(probe, dtype=np.float32)
@@ -218,13 +237,35 @@ class NeighbourIndex:
         if not math.isfinite(norm) or norm == 0.0:
             raise ValueError(f"a probe has {self.dim} finite values, not all zero")
         tenant_code = self._tenant_names.code(tenant)
-        user_code = self._user_names.code(user_id)
-        if k == 0 or tenant_code < 0 or user_code < 0:
-            return []
+        if k == 0 or tenant_code < 0:
+            return [[] for _ in users]
         size = self._size
         scores = self._scores[:size]
         np.matmul(self._vectors[:size], query / np.float32(norm), out=scores)
         excluded = self._slots.get(exclude_request_id) if exclude_request_id is not None else None
+        found: list[list[IndexedOutcome]] = []
+        for n, user_id in enumerate(users):
+            user_code = self._user_names.code(user_id)
+            if user_code < 0:
+                found.append([])
+                continue
+            # a scope masks the scores it leaves out: the next one starts from a clean copy
+            scoped = scores if n == len(users) - 1 else scores.copy()
+            found.append(self._nearest(scoped, k, tenant_code, user_code, user_id, excluded))
+        return found
+
+    def _nearest(
+        self,
+        scores: npt.NDArray[np.float32],
+        k: int,
+        tenant_code: int,
+        user_code: int,
+        user_id: str | None,
+        excluded: int | None,
+    ) -> list[IndexedOutcome]:
+        """The outcomes of the ``k`` best-scored rows of the scope (``scores``: every held
+        row's similarity to the probe; rows out of the scope are masked in place)."""
+        size = len(scores)
         whole = user_id is None and excluded is None and len(self._tenant_names) == 1
         if whole:  # every row held is the tenant's: no mask to build
             count = size

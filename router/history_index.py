@@ -123,6 +123,19 @@ class HistoryIndex:
             embedding, k=k, tenant=tenant, user_id=user_id, exclude_request_id=exclude_request_id
         )
 
+    def tenant_and_user_outcomes(
+        self, embedding: Vector, *, k: int, tenant: str, user_id: str | None
+    ) -> tuple[list[IndexedOutcome], list[IndexedOutcome]]:
+        """``neighbour_outcomes`` of ``tenant`` and of its ``user_id`` (none without one), from
+        one comparison of the embedding with the copy: one look-up."""
+        self.lookups += 1
+        if user_id is None:
+            return self._index.outcomes(embedding, k=k, tenant=tenant), []
+        whole, own = self._index.scoped_outcomes(
+            embedding, k=k, tenant=tenant, users=(None, user_id)
+        )
+        return whole, own
+
     def note(self, journal: Journal, embedding: Vector, now: datetime | None = None) -> None:
         """Hold a request of this process as soon as its journal is handed to the writer, so
         that the process's next requests see it before the store has it (they did, when the

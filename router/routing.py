@@ -219,11 +219,8 @@ class Router:
         if index is None or not index.ready or not embedding.any():
             return None
         now, k = self._wall_clock(), self._config.knn_k
-        rows = index.neighbour_outcomes(embedding, k=k, tenant=tenant)
-        user_rows = (
-            []
-            if user is None
-            else index.neighbour_outcomes(embedding, k=k, tenant=tenant, user_id=user)
+        rows, user_rows = index.tenant_and_user_outcomes(
+            embedding, k=k, tenant=tenant, user_id=user
         )
         return summarize(rows, now), summarize(user_rows, now)
 
@@ -358,7 +355,8 @@ class Router:
         after = AfterAnswer()
 
         params = _request_params(request)
-        params["turn_key"] = turn_key(request.messages)
+        turn = turn_key(request.messages)
+        params["turn_key"] = turn
         row = RequestRow(
             messages=tuple(dict(m) for m in request.messages),
             params=params,
@@ -413,6 +411,7 @@ class Router:
                 journal=journal,
                 timings=timings,
                 previous_arm=previous_arm,
+                turn_key=turn,
                 checked=checked,
                 after=after,
             )
@@ -631,7 +630,7 @@ class Router:
         # The provider's token counts describe the answer only when it is one call's text.
         reported = answer.usage_reported and text == answer.text
         self._spend.add(prep.request.tenant, prep.request.session, ledger.cost_usd)
-        self._served(prep.request, arm)
+        self._served(prep, arm)
         prep.journal.settled(ledger.traces)
         parts = component_traces(components, arm, assessment)
         assessed = assessment.as_json()
@@ -692,7 +691,7 @@ class Router:
             masked=eligibility.masked,
         )
         prep.journal.settled([decision])
-        self._served(prep.request, arm.name)  # the conversation's next turn may stick to it
+        self._served(prep, arm.name)  # the conversation's next turn may stick to it
         await self._record(
             prep.journal,
             Delegated(model=arm.name, latency_ms=self._elapsed_ms(prep)),
@@ -706,10 +705,11 @@ class Router:
             timings=dict(prep.timings),
         )
 
-    def _served(self, request: RouteRequest, arm: str) -> None:
+    def _served(self, prep: Prepared, arm: str) -> None:
         """Remember that ``arm`` served this turn of the conversation (and of its session),
         for ``_previous_arm``."""
-        self._recent.served(request.tenant, turn_key(request.messages), arm)
+        request = prep.request
+        self._recent.served(request.tenant, prep.turn_key, arm)
         if request.session:
             self._recent.served(request.tenant, f"session:{request.session}", arm)
 

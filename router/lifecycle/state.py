@@ -69,6 +69,8 @@ class Prepared:
     timings: dict[str, float] = field(default_factory=dict)
     previous_arm: str | None = None
     """The arm that served the conversation's previous turn (None: a first turn, or free)."""
+    turn_key: str = ""
+    """The request's ``router.conversations.turn_key``, computed once."""
     checked: CheckedArms | None = None
     """What the request's check found; the first pre-generation draw starts from it while no
     call was recorded since (``router.lifecycle.generating.choose``)."""

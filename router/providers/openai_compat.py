@@ -37,7 +37,7 @@ from router.providers.base import (
     StreamEvent,
     ToolCallDelta,
 )
-from router.providers.sse import DONE, sse_data
+from router.providers.sse import DONE, event_batches
 
 Clock = Callable[[], float]
 
@@ -119,7 +119,7 @@ _TAILS: set[asyncio.Task[None]] = set()
 """Streams whose body's end is being read (kept here: the loop holds tasks weakly)."""
 
 
-def read_to_end_later(response: httpx.Response, events: AsyncIterator[str]) -> None:
+def read_to_end_later(response: httpx.Response, events: AsyncIterator[list[bytes]]) -> None:
     """Read what follows a stream's ``[DONE]`` (the end of its body) in a task of its own,
     then close the response. Left unread, the connection would be closed instead of going
     back to the pool (a new connection per call costs the router and the provider); read
@@ -147,6 +147,7 @@ class OpenAICompatProvider:
         self._client = client
         self._clock = clock
         self._url = f"{arm.base_url}/chat/completions"
+        self._endpoint = httpx.URL(self._url)  # parsed once: httpx parses a string per call
         self._timeout = httpx.Timeout(arm.timeout_s, connect=min(arm.timeout_s, 10.0))
 
     @property
@@ -208,8 +209,8 @@ class OpenAICompatProvider:
         started = self._clock()
         try:
             response = await self._client.post(
-                self._url,
-                json=request.body(self._arm.model, stream=False),
+                self._endpoint,
+                content=json_codec.dumps(request.body(self._arm.model, stream=False)),
                 headers=self._headers(),
                 timeout=self._timeout,
             )
@@ -263,8 +264,8 @@ class OpenAICompatProvider:
             response = await self._client.send(
                 self._client.build_request(
                     "POST",
-                    self._url,
-                    json=request.body(self._arm.model, stream=True),
+                    self._endpoint,
+                    content=json_codec.dumps(request.body(self._arm.model, stream=True)),
                     headers=self._headers(),
                     timeout=self._timeout,
                 ),
@@ -272,40 +273,53 @@ class OpenAICompatProvider:
             )
         except httpx.HTTPError as exc:
             raise self._translate(exc) from exc
-        events = sse_data(response.aiter_lines())
+        batches = event_batches(response.aiter_bytes())
         try:
             if response.status_code >= 400:
                 await response.aread()
                 self._raise_for_status(response)
             headers = dict(response.headers)
-            async for data in events:
-                if data == DONE:
-                    done = True
+            # The text of the events that arrived together goes on as one delta: each delta
+            # passes through the detectors and every layer above, an event at a time it
+            # would cost them all once per event.
+            pending: list[str] = []
+            async for batch in batches:
+                for data in batch:
+                    if data == DONE:
+                        done = True
+                        break
+                    chunk = self._parse_chunk(data)
+                    if chunk.get("usage"):
+                        usage = chunk["usage"]
+                    for choice in chunk.get("choices") or ():
+                        delta = choice.get("delta") or {}
+                        piece = delta.get("content")
+                        if isinstance(piece, str) and piece:
+                            if first_token_ms is None:
+                                first_token_ms = (self._clock() - started) * 1000.0
+                            parts.append(piece)
+                            pending.append(piece)
+                        for entry in delta.get("tool_calls") or ():
+                            call = self._tool_call_delta(entry)
+                            if first_token_ms is None:
+                                first_token_ms = (self._clock() - started) * 1000.0
+                            calls.setdefault(call.index, []).append(call)
+                            if pending:  # the text before it goes first
+                                yield Delta("".join(pending))
+                                pending.clear()
+                            yield call
+                        if choice.get("finish_reason"):
+                            finish_reason = choice["finish_reason"]
+                if pending:
+                    yield Delta("".join(pending))
+                    pending.clear()
+                if done:
                     break
-                chunk = self._parse_chunk(data)
-                if chunk.get("usage"):
-                    usage = chunk["usage"]
-                for choice in chunk.get("choices") or ():
-                    delta = choice.get("delta") or {}
-                    piece = delta.get("content")
-                    if isinstance(piece, str) and piece:
-                        if first_token_ms is None:
-                            first_token_ms = (self._clock() - started) * 1000.0
-                        parts.append(piece)
-                        yield Delta(piece)
-                    for entry in delta.get("tool_calls") or ():
-                        call = self._tool_call_delta(entry)
-                        if first_token_ms is None:
-                            first_token_ms = (self._clock() - started) * 1000.0
-                        calls.setdefault(call.index, []).append(call)
-                        yield call
-                    if choice.get("finish_reason"):
-                        finish_reason = choice["finish_reason"]
         except httpx.HTTPError as exc:
             raise self._translate(exc) from exc
         finally:
             if done:  # the answer is whole: the body's end is read without it waiting
-                read_to_end_later(response, events)
+                read_to_end_later(response, batches)
             else:
                 await response.aclose()
         if not done and finish_reason is None:
@@ -361,16 +375,18 @@ class OpenAICompatProvider:
             )
         return FunctionCall(call_id, name, "".join(p.arguments for p in pieces))
 
-    def _parse_chunk(self, data: str) -> dict[str, Any]:
+    def _parse_chunk(self, data: bytes) -> dict[str, Any]:
         try:
             chunk = json_codec.loads(data)
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            shown = data[:120].decode("utf-8", "replace")
             raise ProviderBadResponseError(
-                f"{self._arm.name}: stream chunk is not JSON: {data[:120]!r}", arm=self._arm.name
+                f"{self._arm.name}: stream chunk is not JSON: {shown!r}", arm=self._arm.name
             ) from exc
         if not isinstance(chunk, dict):
+            shown = data[:120].decode("utf-8", "replace")
             raise ProviderBadResponseError(
-                f"{self._arm.name}: stream chunk is not an object: {data[:120]!r}",
+                f"{self._arm.name}: stream chunk is not an object: {shown!r}",
                 arm=self._arm.name,
             )
         return chunk

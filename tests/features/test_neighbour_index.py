@@ -95,6 +95,32 @@ def test_every_scope_gets_the_same_k_nearest_as_a_full_comparison(tenants: int, 
         assert [r.request_id for r in rows] == [request_id for _, request_id in sorted(scope)[:k]]
 
 
+@pytest.mark.parametrize("tenants", [1, 3])
+def test_scopes_from_one_comparison_are_each_scope_looked_up_alone(tenants: int) -> None:
+    """The tenant and a user from one comparison, in either order (the narrower scope masks
+    rows the wider one needs), with an unknown user and an excluded row."""
+    rng = np.random.default_rng(tenants)
+    index = NeighbourIndex(200, DIM)
+    for n in range(200):
+        index.put(f"r{n}", tenant=f"t{n % tenants}", user_id=f"u{n % 5}",
+                  embedding=rng.standard_normal(DIM).astype(np.float32), stored_at=at(n),
+                  decisions=[decision("a", seconds=n)])  # fmt: skip
+    probe = rng.standard_normal(DIM).astype(np.float32)
+    for users in ((None, "u1"), ("u1", None), ("u2", "nobody", None)):
+        for excluded in (None, "r0"):
+            alone = [
+                index.outcomes(probe, k=7, tenant="t0", user_id=user, exclude_request_id=excluded)
+                for user in users
+            ]
+            together = index.scoped_outcomes(
+                probe, k=7, tenant="t0", users=users, exclude_request_id=excluded
+            )
+            assert together == alone
+            assert all(len(rows) == (0 if user == "nobody" else 7)
+                       for user, rows in zip(users, together, strict=True))  # fmt: skip
+    assert index.scoped_outcomes(probe, k=7, tenant="nobody", users=(None, "u1")) == [[], []]
+
+
 def test_a_neighbour_without_decisions_takes_a_place_and_yields_no_row() -> None:
     index = NeighbourIndex(4, DIM)
     index.put("bare", tenant="t", user_id=None, embedding=unit(1, 0), stored_at=at(1),

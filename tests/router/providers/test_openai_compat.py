@@ -179,6 +179,32 @@ async def test_stream_yields_deltas_then_completion() -> None:
     assert done.first_token_ms is not None
 
 
+async def test_the_text_of_events_read_together_is_one_delta() -> None:
+    """Each block read gives one delta of its events' text; a tool call's delta keeps its
+    place after the text before it."""
+
+    async def blocks() -> AsyncIterator[bytes]:
+        yield sse(chunk("He"), chunk("l"), chunk("lo"))
+        yield sse(chunk(", "), chunk("you"))
+        yield sse(
+            chunk("!"),
+            tool_delta({"index": 0, "id": "call_1", "function": {"name": "f", "arguments": "{}"}}),
+            chunk(" ok"),
+            chunk(finish="stop"),
+            "[DONE]",
+        )
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=blocks(), headers={"content-type": "text/event-stream"})
+
+    events = [event async for event in provider(handler).stream(REQUEST)]
+    shown = [e.text if isinstance(e, Delta) else type(e).__name__ for e in events]
+    assert shown == ["Hello", ", you", "!", "ToolCallDelta", " ok", "Completion"]
+    done = events[-1]
+    assert isinstance(done, Completion)
+    assert done.text == "Hello, you! ok"
+
+
 async def test_cut_stream_raises_after_partial_text() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, content=sse(chunk("partial")))

@@ -146,7 +146,8 @@ async def test_a_live_profile_forwards_text_as_it_is_generated(
     pool = tmp_path / "pool.yaml"
     pool.write_text(POOL)
     recorded = next(r for r in replay_dataset if r.prompt == prompt).outcome(MISTRAL)
-    async with service(pool_config=pool) as client:
+    # paced as a model generates: an unpaced stream may arrive in one read, and one delta
+    async with service(pool_config=pool, replay={"stream_chunks_per_s": 200.0}) as client:
         api = openai_client(client)
         stream = await api.chat.completions.create(
             model="signalroute/live", messages=user(prompt), stream=True

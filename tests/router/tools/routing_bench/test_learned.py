@@ -158,14 +158,14 @@ async def test_a_run_keeps_simulated_time_and_repeats_exactly(
     monkeypatch.setattr("router.routing.datetime", NoWallClock)
     monkeypatch.setattr("router.history_index.datetime", NoWallClock)
     found: list[int] = []
-    look_up = HistoryIndex.neighbour_outcomes
+    look_up = HistoryIndex.tenant_and_user_outcomes
 
     def counted(self: HistoryIndex, *args: Any, **kwargs: Any) -> Any:
-        rows = look_up(self, *args, **kwargs)
+        rows, user_rows = look_up(self, *args, **kwargs)
         found.append(len(rows))
-        return rows
+        return rows, user_rows
 
-    monkeypatch.setattr(HistoryIndex, "neighbour_outcomes", counted)
+    monkeypatch.setattr(HistoryIndex, "tenant_and_user_outcomes", counted)
     matrix = synthetic_matrix(60)
     settings = RunSettings(cost_ref_usd=0.001, escalation_targets=("strong", "mid"))
     train, test = list(matrix.rows("train")), list(matrix.rows("test"))
