@@ -20,7 +20,6 @@ from router.api import metrics as metrics_api
 from router.api.errors import install_error_handlers
 from router.api.limits import BodyLimitMiddleware
 from router.api.middleware import RequestContextMiddleware
-from router.collector import serving_collector
 from router.logs import configure_logging
 from router.metrics import Metrics
 from router.pool import Pool, demo_pool, load_pool, parse_pool, unset_key_variables
@@ -83,11 +82,9 @@ def create_app(
         app.state.runtime = runtime
         log.info("ready: %d arms (%s)", len(pool.arms), ", ".join(pool.names))
         await log_access_mode(runtime)
-        restore_collector = serving_collector()  # what start-up built stays out of its walks
         try:
             yield
         finally:
-            restore_collector()
             app.state.runtime = None
             await runtime_context.__aexit__(None, None, None)
             tracing.shutdown()  # sends the spans still buffered

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -12,7 +11,6 @@ import pytest
 
 from router.api.route import route_request
 from router.api.schemas import RouteAndRunBody
-from router.collector import YOUNG_THRESHOLD
 from router.routing import RouteResult
 from router.tools.replay_pool.dataset import ReplayDataset
 from store import rewards
@@ -34,16 +32,6 @@ async def count(database: Database, table: str) -> int:
         row = await cursor.fetchone()
     assert row is not None
     return int(row[0])
-
-
-async def test_the_service_sets_its_collector_while_it_serves(service: ServiceFactory) -> None:
-    before = gc.get_threshold()
-    async with service() as client:
-        assert (await client.get("/readyz")).status_code == 200
-        assert gc.get_threshold()[0] == YOUNG_THRESHOLD
-        assert gc.get_freeze_count() > 0
-    assert gc.get_threshold() == before
-    assert gc.get_freeze_count() == 0
 
 
 async def test_health_and_readiness(service: ServiceFactory) -> None:
