@@ -26,22 +26,20 @@ async def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-async def get_caller(
-    runtime: RuntimeDep, authorization: Annotated[str | None, Header()] = None
-) -> Caller:
-    """Who sent the request: 401 without a valid key when ``SIGNALROUTE_AUTH=keys``."""
-    return await authenticate(runtime.settings.auth, runtime.database, authorization)
+def require(scope: Scope) -> Callable[..., Awaitable[Caller]]:
+    """A dependency giving the caller once its key is shown to have ``scope``: 401 without a
+    valid key when ``SIGNALROUTE_AUTH=keys``, 403 naming the scope when the key lacks it.
+    Attach it to a route as a parameter, ``caller: ReadCaller``, or as
+    ``dependencies=[Depends(require("read"))]``.
 
+    One dependency, not a chain of them (runtime, then key, then scope): FastAPI resolves
+    each on every request, and on the routing path each level cost as much as the check."""
 
-CallerDep = Annotated[Caller, Depends(get_caller)]
-
-
-def require(scope: Scope) -> Callable[[Caller], Awaitable[Caller]]:
-    """A dependency giving the caller once its key is shown to have ``scope`` (403 naming
-    the scope otherwise). Attach it to a route as a parameter, ``caller: ReadCaller``, or
-    as ``dependencies=[Depends(require("read"))]``."""
-
-    async def scoped(caller: CallerDep) -> Caller:
+    async def scoped(
+        request: Request, authorization: Annotated[str | None, Header()] = None
+    ) -> Caller:
+        runtime = await get_runtime(request)
+        caller = await authenticate(runtime.settings.auth, runtime.database, authorization)
         caller.require(scope)
         return caller
 

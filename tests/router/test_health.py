@@ -128,6 +128,7 @@ def test_error_window_forgets_old_failures() -> None:
 )
 def test_percentile_agrees_with_numpy(values: list[float], q: float) -> None:
     assert percentile(values, q) == pytest.approx(float(np.percentile(values, q)), abs=1e-6)
+    assert percentile(sorted(values), q, ordered=True) == percentile(values, q)
 
 
 def test_percentile_refuses_what_numpy_refuses() -> None:
