@@ -7,7 +7,7 @@ refreshed by a decision or reward). ``change_marker`` returns the xmin of a fres
 every transaction that commits after it has an id at least that large. So a reader that
 takes a marker, then reads what it needs, and later reads the rows with ``change_xact`` at
 least that marker misses no change; it may read a row twice, which a copy keyed by request id
-absorbs. Each function is one statement (or two, for ``changes_since``): run them on
+absorbs. Each function is one statement: run them on
 ``Database.connection(transaction=False)``.
 """
 
@@ -29,10 +29,13 @@ _RECENT = (
     "FROM query_embeddings ORDER BY created_at DESC LIMIT %s"
 )
 _CHANGED = (
-    "SELECT request_id, tenant, user_id, embedding, created_at, "
-    "pre_decision_ids, pre_arms, pre_rewards, pre_decided_at "
-    "FROM query_embeddings WHERE change_xact >= %s"
+    "SELECT q.request_id, q.tenant, q.user_id, q.embedding, q.created_at, "
+    "q.pre_decision_ids, q.pre_arms, q.pre_rewards, q.pre_decided_at, m.marker "
+    "FROM (" + _MARKER + " AS marker) AS m "
+    "LEFT JOIN query_embeddings AS q ON q.change_xact >= %s"
 )
+"""The changed rows and the next marker in one statement (one snapshot): a row with the
+marker and no request when nothing changed."""
 
 
 async def change_marker(conn: AsyncConnection[Any]) -> int:
@@ -60,9 +63,12 @@ async def changes_since(
     committed after ``marker`` was taken (and a few that committed just before: a caller
     applies them again harmlessly). Pass the returned marker to the next call."""
     with translated("cannot read the changed query embeddings"):
-        following = await change_marker(conn)
-        rows = await _rows(conn, _CHANGED, (marker,))
-    return following, rows
+        async with conn.cursor(binary=True) as cursor:
+            await cursor.execute(_CHANGED, (marker,))
+            rows = await cursor.fetchall()
+    assert rows, "the marker's row is always there"
+    following = int(rows[0][-1])
+    return following, _embeddings([row[:-1] for row in rows if row[0] is not None])
 
 
 async def _rows(
@@ -71,6 +77,10 @@ async def _rows(
     async with conn.cursor(binary=True) as cursor:
         await cursor.execute(query, params)
         rows = await cursor.fetchall()
+    return _embeddings(rows)
+
+
+def _embeddings(rows: Sequence[Sequence[Any]]) -> list[StoredEmbedding]:
     # pgvector's binary loader gives ``pgvector.Vector`` values: taken as numpy arrays here
     return [
         StoredEmbedding(
