@@ -182,11 +182,13 @@ class Settings(BaseSettings):
         "in one socket write each instead of two (one wake-up of the reader, not two). Off "
         "only to measure what it saves.",
     )
-    provider_network: Literal["asyncio", "anyio"] = Field(
-        default="asyncio",
-        description="What the connections to providers run on: asyncio's transports directly "
-        "(router.providers.network), or httpx's default (anyio). The same HTTP either way; "
-        "anyio costs the router more CPU per call. Off the default only to measure it.",
+    provider_network: Literal["httptools", "asyncio", "anyio"] = Field(
+        default="httptools",
+        description="How the router speaks HTTP to providers: its own HTTP/1.1 on asyncio's "
+        "transports and httptools' parser (router.providers.http11), or httpx's transport "
+        "(httpcore and h11) on asyncio's transports (router.providers.network) or on anyio, "
+        "httpx's default. The same HTTP each way; httpx's transport costs the router more CPU "
+        "per call (anyio most). Off the default only to measure it.",
     )
     journal_linger_ms: float = Field(
         default=50.0,

@@ -24,11 +24,12 @@ from typing import Any
 import httpcore
 import httpx
 
+from router.providers.http11 import Http11Transport
 from router.providers.network import AsyncioBackend
 
 HEAD_END = b"\r\n\r\n"
 
-NETWORKS = ("asyncio", "anyio")
+NETWORKS = ("httptools", "asyncio", "anyio")
 """What the providers' connections can run on (``provider_transport``)."""
 
 
@@ -113,11 +114,13 @@ class HeadWithBodyBackend(httpcore.AsyncNetworkBackend):
 
 
 def provider_transport(
-    limits: httpx.Limits, *, coalesce_writes: bool, network: str = "asyncio"
-) -> httpx.AsyncHTTPTransport:
-    """httpx's transport with ``limits``. Its connections run on ``network``: ``asyncio``
-    (``router.providers.network``, the default) or ``anyio`` (httpx's own); with
-    ``coalesce_writes`` their streams are ``HeadWithBodyStream``s.
+    limits: httpx.Limits, *, coalesce_writes: bool, network: str = "httptools"
+) -> httpx.AsyncBaseTransport:
+    """The providers' transport, with ``limits``. On ``network`` ``httptools`` (the default)
+    it is ``router.providers.http11``'s, which always writes a request's head and body
+    together. Otherwise it is httpx's, its connections running on ``asyncio``
+    (``router.providers.network``) or ``anyio`` (httpx's own); with ``coalesce_writes``
+    their streams are ``HeadWithBodyStream``s.
 
     httpx builds its connection pool without a way to pass a network backend; the pool's
     backend is replaced after the fact (a test checks it took effect, so an httpcore release
@@ -126,6 +129,8 @@ def provider_transport(
     Raises ValueError for another ``network``."""
     if network not in NETWORKS:
         raise ValueError(f"network must be one of {', '.join(NETWORKS)}, got {network!r}")
+    if network == "httptools":
+        return Http11Transport(limits)
     transport = httpx.AsyncHTTPTransport(limits=limits)
     pool = transport._pool
     backend: httpcore.AsyncNetworkBackend = (

@@ -85,26 +85,33 @@ async def echo_server() -> AsyncIterator[Server]:
 
 
 def client(timeout: float = 10.0, verify: ssl.SSLContext | bool = True) -> httpx.AsyncClient:
-    transport = provider_transport(
-        httpx.Limits(max_connections=4), coalesce_writes=True, network="asyncio"
-    )
+    transport = httpx_transport(httpx.Limits(max_connections=4), coalesce_writes=True)
     if verify is not True:  # a test's own certificate authority
         transport = httpx.AsyncHTTPTransport(verify=verify)
         transport._pool._network_backend = AsyncioBackend()
     return httpx.AsyncClient(transport=transport, timeout=timeout)
 
 
+def httpx_transport(
+    limits: httpx.Limits, *, coalesce_writes: bool, network: str = "asyncio"
+) -> httpx.AsyncHTTPTransport:
+    """The providers' transport on one of httpx's networks."""
+    transport = provider_transport(limits, coalesce_writes=coalesce_writes, network=network)
+    assert isinstance(transport, httpx.AsyncHTTPTransport)
+    return transport
+
+
 def test_the_transport_runs_on_the_chosen_network() -> None:
     limits = httpx.Limits(max_connections=2)
-    coalescing = provider_transport(limits, coalesce_writes=True, network="asyncio")
+    coalescing = httpx_transport(limits, coalesce_writes=True)
     assert isinstance(coalescing._pool._network_backend, HeadWithBodyBackend)
     assert isinstance(coalescing._pool._network_backend._inner, AsyncioBackend)
     assert isinstance(
-        provider_transport(limits, coalesce_writes=False)._pool._network_backend, AsyncioBackend
+        httpx_transport(limits, coalesce_writes=False)._pool._network_backend, AsyncioBackend
     )
-    anyio = provider_transport(limits, coalesce_writes=False, network="anyio")
+    anyio = httpx_transport(limits, coalesce_writes=False, network="anyio")
     assert not isinstance(anyio._pool._network_backend, AsyncioBackend)
-    with pytest.raises(ValueError, match="network must be one of asyncio, anyio"):
+    with pytest.raises(ValueError, match="network must be one of httptools, asyncio, anyio"):
         provider_transport(limits, coalesce_writes=False, network="trio")
 
 

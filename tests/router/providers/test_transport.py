@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from router.providers.transport import HeadWithBodyBackend, HeadWithBodyStream, provider_transport
+from tests.router.providers.test_network import httpx_transport
 
 HEAD = b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n"
 
@@ -108,9 +109,9 @@ async def test_closing_drops_a_head_never_followed(
 
 def test_the_transport_uses_the_coalescing_backend_only_when_asked() -> None:
     limits = httpx.Limits(max_connections=5)
-    coalescing = provider_transport(limits, coalesce_writes=True)
+    coalescing = httpx_transport(limits, coalesce_writes=True)
     assert isinstance(coalescing._pool._network_backend, HeadWithBodyBackend)
-    plain = provider_transport(limits, coalesce_writes=False)
+    plain = httpx_transport(limits, coalesce_writes=False)
     assert not isinstance(plain._pool._network_backend, HeadWithBodyBackend)
 
 
@@ -155,11 +156,14 @@ async def echo_server() -> AsyncIterator[tuple[str, list[bytes]]]:
         server.close()
 
 
+@pytest.mark.parametrize("network", ["httptools", "asyncio"])
 async def test_requests_over_real_http_arrive_whole_and_are_answered(
-    echo_server: tuple[str, list[bytes]],
+    echo_server: tuple[str, list[bytes]], network: str
 ) -> None:
     url, reads = echo_server
-    transport = provider_transport(httpx.Limits(max_connections=2), coalesce_writes=True)
+    transport = provider_transport(
+        httpx.Limits(max_connections=2), coalesce_writes=True, network=network
+    )
     async with httpx.AsyncClient(transport=transport, timeout=10) as client:
         for n in range(3):  # one kept-alive connection, a body each time, then none
             posted = await client.post(f"{url}/v1/chat/completions", json={"n": n})
