@@ -1,6 +1,7 @@
-"""The asyncio network backend under httpx: real HTTP over loopback (plain and TLS), kept-alive
-connections reused and replaced when the server closes them, large bodies both ways, and
-httpx's own errors for timeouts, refused connections and resets."""
+"""The providers' connections under httpx, on the asyncio network backend and on the router's
+own HTTP/1.1 (``router.providers.http11``): real HTTP over loopback (plain and TLS),
+kept-alive connections reused and replaced when the server closes them, large bodies both
+ways, and httpx's own errors for timeouts, refused connections and resets."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import httpcore
 import httpx
 import pytest
 
+from router.providers.http11 import Http11Transport
 from router.providers.network import READ_HIGH_WATER, AsyncioBackend, AsyncioStream
 from router.providers.transport import HeadWithBodyBackend, provider_transport
 
@@ -84,8 +86,23 @@ async def echo_server() -> AsyncIterator[Server]:
     close()
 
 
-def client(timeout: float = 10.0, verify: ssl.SSLContext | bool = True) -> httpx.AsyncClient:
-    transport = httpx_transport(httpx.Limits(max_connections=4), coalesce_writes=True)
+@pytest.fixture(params=["asyncio", "httptools"])
+def network(request: pytest.FixtureRequest) -> str:
+    """httpx's transport on the asyncio network, or the router's own HTTP/1.1."""
+    name: str = request.param
+    return name
+
+
+def client(
+    timeout: float = 10.0, verify: ssl.SSLContext | bool = True, network: str = "asyncio"
+) -> httpx.AsyncClient:
+    limits = httpx.Limits(max_connections=4)
+    if network == "httptools":
+        context = verify if isinstance(verify, ssl.SSLContext) else None
+        return httpx.AsyncClient(
+            transport=Http11Transport(limits, ssl_context=context), timeout=timeout
+        )
+    transport = httpx_transport(limits, coalesce_writes=True)
     if verify is not True:  # a test's own certificate authority
         transport = httpx.AsyncHTTPTransport(verify=verify)
         transport._pool._network_backend = AsyncioBackend()
@@ -115,8 +132,10 @@ def test_the_transport_runs_on_the_chosen_network() -> None:
         provider_transport(limits, coalesce_writes=False, network="trio")
 
 
-async def test_requests_are_answered_over_one_kept_alive_connection(echo_server: Server) -> None:
-    async with client() as http:
+async def test_requests_are_answered_over_one_kept_alive_connection(
+    echo_server: Server, network: str
+) -> None:
+    async with client(network=network) as http:
         for n in range(5):
             posted = await http.post(f"{echo_server.url}/v1/chat/completions", json={"n": n})
             assert posted.json() == {"n": n}
@@ -124,14 +143,14 @@ async def test_requests_are_answered_over_one_kept_alive_connection(echo_server:
     assert echo_server.requests == [b'{"n":%d}' % n for n in range(5)]
 
 
-async def test_a_connection_the_server_closed_is_replaced() -> None:
+async def test_a_connection_the_server_closed_is_replaced(network: str) -> None:
     async def answer_once(body: bytes, writer: asyncio.StreamWriter) -> bool:
         await echo(body, writer)
         return False  # closed without saying so (no "connection: close")
 
     state, close = await _serve(answer_once)
     try:
-        async with client() as http:
+        async with client(network=network) as http:
             for n in range(3):
                 posted = await http.post(state.url, content=b"x%d" % n)
                 assert posted.content == b"x%d" % n
@@ -141,14 +160,14 @@ async def test_a_connection_the_server_closed_is_replaced() -> None:
         close()
 
 
-async def test_large_bodies_go_out_and_come_back_whole(echo_server: Server) -> None:
+async def test_large_bodies_go_out_and_come_back_whole(echo_server: Server, network: str) -> None:
     body = bytes(range(256)) * (8 * READ_HIGH_WATER // 256)  # 2 MiB: flow control both ways
-    async with client() as http:
+    async with client(network=network) as http:
         echoed = await http.post(echo_server.url, content=body)
     assert echoed.content == body
 
 
-async def test_a_streamed_answer_arrives_chunk_by_chunk() -> None:
+async def test_a_streamed_answer_arrives_chunk_by_chunk(network: str) -> None:
     async def stream(body: bytes, writer: asyncio.StreamWriter) -> bool:
         writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
         for n in range(5):
@@ -162,37 +181,40 @@ async def test_a_streamed_answer_arrives_chunk_by_chunk() -> None:
 
     state, close = await _serve(stream)
     try:
-        async with client() as http, http.stream("POST", state.url, content=b"{}") as response:
+        async with (
+            client(network=network) as http,
+            http.stream("POST", state.url, content=b"{}") as response,
+        ):
             lines = [line async for line in response.aiter_lines() if line]
         assert lines == [f"data: {n}" for n in range(5)]
     finally:
         close()
 
 
-async def test_a_silent_server_is_a_read_timeout() -> None:
+async def test_a_silent_server_is_a_read_timeout(network: str) -> None:
     async def silent(body: bytes, writer: asyncio.StreamWriter) -> bool:
         await asyncio.sleep(5)
         return False
 
     state, close = await _serve(silent)
     try:
-        async with client(timeout=0.2) as http:
+        async with client(timeout=0.2, network=network) as http:
             with pytest.raises(httpx.ReadTimeout):
                 await http.post(state.url, content=b"{}")
     finally:
         close()
 
 
-async def test_a_refused_connection_is_a_connect_error() -> None:
+async def test_a_refused_connection_is_a_connect_error(network: str) -> None:
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    async with client() as http:
+    async with client(network=network) as http:
         with pytest.raises(httpx.ConnectError):
             await http.get(f"http://127.0.0.1:{port}/")
 
 
-async def test_a_reset_in_the_middle_of_an_answer_is_an_error() -> None:
+async def test_a_reset_in_the_middle_of_an_answer_is_an_error(network: str) -> None:
     async def reset(body: bytes, writer: asyncio.StreamWriter) -> bool:
         writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial")
         await writer.drain()
@@ -203,7 +225,7 @@ async def test_a_reset_in_the_middle_of_an_answer_is_an_error() -> None:
 
     state, close = await _serve(reset)
     try:
-        async with client() as http:
+        async with client(network=network) as http:
             with pytest.raises((httpx.ReadError, httpx.RemoteProtocolError)):
                 await http.post(state.url, content=b"{}")
     finally:
@@ -229,7 +251,7 @@ def certificate(tmp_path: Path) -> tuple[Path, Path]:
 
 
 async def test_tls_is_negotiated_and_the_certificate_checked(
-    certificate: tuple[Path, Path],
+    certificate: tuple[Path, Path], network: str
 ) -> None:
     key, cert = certificate
     serving = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -237,12 +259,14 @@ async def test_tls_is_negotiated_and_the_certificate_checked(
     state, close = await _serve(echo, tls=serving)
     try:
         trusting = ssl.create_default_context(cafile=str(cert))
-        async with client(verify=trusting) as http:
+        async with client(verify=trusting, network=network) as http:
             for n in range(2):
                 posted = await http.post(state.url, content=b"secret %d" % n)
                 assert posted.content == b"secret %d" % n
         assert state.connections == 1
-        async with client() as http:  # the system's authorities do not know this certificate
+        async with client(
+            network=network
+        ) as http:  # the system's authorities do not know this certificate
             with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
                 await http.post(state.url, content=b"{}")
     finally:
