@@ -20,7 +20,7 @@ from learner.anchor import DEFAULT_ANCHOR, AnchorConfig, Evidence, anchored_pmf
 from learner.context import Context
 from learner.sampling import greedy_pmf, sample_index
 from router import tracing
-from router.lifecycle.journal import DecisionRow, Journal, RewardRow
+from router.lifecycle.journal import ContextJson, DecisionRow, Journal, RewardRow
 from router.policies import Learned, PolicyRegistry
 from router.trace import DecisionTrace
 
@@ -165,7 +165,7 @@ class Decider:
             DecisionRow(
                 decision_id=drawn.decision_id,
                 stage=stage,
-                context=context.to_json(),
+                context=ContextJson(context),
                 arms=context.arm_names,
                 chosen_arm=drawn.action,
                 probability=drawn.probability,

@@ -12,13 +12,14 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from features.embedding import Vector
 from features.errors import ConflictError, SignalrouteError, StoreUnavailableError
+from learner.context import Context
 from router import tracing
 from store.batches import Batch, write_batch
 from store.database import Database
@@ -27,6 +28,35 @@ if TYPE_CHECKING:
     from router.trace import DecisionTrace
 
 log = logging.getLogger("signalroute.journal")
+
+
+class ContextJson(Mapping[str, Any]):
+    """A decision's context as its JSON object, rendered when first read: the journal is
+    read by the writer once the answer is out, so the decision does not wait for it. A
+    context is not changed once drawn on (a stage that adds to one builds a new one)."""
+
+    __slots__ = ("_context", "_json")
+
+    def __init__(self, context: Context) -> None:
+        self._context = context
+        self._json: dict[str, Any] | None = None
+
+    def _rendered(self) -> dict[str, Any]:
+        if self._json is None:
+            self._json = self._context.to_json()
+        return self._json
+
+    def __getitem__(self, key: str) -> Any:
+        return self._rendered()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._rendered())
+
+    def __len__(self) -> int:
+        return len(self._rendered())
+
+    def __repr__(self) -> str:
+        return repr(self._rendered())
 
 
 @dataclass(frozen=True)

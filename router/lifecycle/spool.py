@@ -42,7 +42,9 @@ class JournalSpool:
             "tenant": journal.tenant,
             "user_id": journal.user_id,
             "request": asdict(journal.request) if journal.request is not None else None,
-            "decisions": [asdict(row) for row in journal.decisions],
+            "decisions": [
+                {**asdict(row), "context": dict(row.context)} for row in journal.decisions
+            ],
             "rewards": [asdict(row) for row in journal.rewards],
             "outcome": {"kind": type(outcome).__name__, **asdict(outcome)},
             "embedding": embedding.tolist() if embedding is not None else None,

@@ -15,8 +15,10 @@ import numpy as np
 import pytest
 
 from features.errors import StoreUnavailableError
+from learner.context import ArmFeatures, Context
 from router.lifecycle.journal import (
     Completed,
+    ContextJson,
     DecisionRow,
     Delegated,
     Failed,
@@ -375,3 +377,36 @@ async def test_a_spooled_journal_the_store_refuses_is_set_aside_not_raised(
     assert [p.name for p in (tmp_path / "spool").iterdir()] == [f"{orphan.request_id}.json.refused"]
     async with database.connection() as conn:
         assert (await requests.get_request(conn, good_id)).status == RequestStatus.COMPLETED
+
+
+def test_a_drawn_context_is_rendered_once_when_read_and_spools_as_json(tmp_path: Path) -> None:
+    context = Context(
+        shared={"Q": {"log_tokens": 2.0, "lang": "en"}},
+        arms=(
+            ArmFeatures("small", {"A": {"arm": "small"}}),
+            ArmFeatures("large", {"A": {"arm": "large"}}),
+        ),
+    )
+    rendered = ContextJson(context)
+    assert rendered._json is None  # nothing rendered at the draw
+    assert dict(rendered) == context.to_json()
+    assert rendered == context.to_json()
+    assert rendered._json is not None
+    journal = Journal(request_id=str(uuid.uuid4()), tenant="acme", user_id=None)
+    journal.decision(
+        DecisionRow(
+            decision_id=str(uuid.uuid4()),
+            stage="pre",
+            context=rendered,
+            arms=context.arm_names,
+            chosen_arm="small",
+            probability=1.0,
+            pmf={"small": 1.0, "large": 0.0},
+            policy_name="pre",
+            policy_version=0,
+        )
+    )
+    spool = JournalSpool(tmp_path / "spool")
+    done = Completed(output="4", model="small", cost_usd=0.0, latency_ms=1.0)
+    loaded, _, _ = spool.load(spool.save(journal, done, None))
+    assert loaded.decisions[0].context == context.to_json()
