@@ -16,7 +16,8 @@ server closed it, or sent anything while it was idle, or that was idle longer th
 limits' ``keepalive_expiry``, is closed instead. At most ``max_connections`` are open (a
 call waits for one up to its ``pool`` timeout), and at most ``max_keepalive_connections``
 idle. A response read to its end goes back to the pool; one closed before its end closes its
-connection. HTTP/1.1 only, as httpx's default; no upgrades.
+connection. An informational answer (1xx) is skipped for the answer after it. HTTP/1.1
+only, as httpx's default; no upgrades.
 """
 
 # The transport keeps httpx's names for its timeouts (connect, read, write, pool).
@@ -134,11 +135,14 @@ class _Connection(asyncio.Protocol):
         parser = self.parser
         assert parser is not None, "a response is being read"
         self.status = parser.get_status_code()
+        if 100 <= self.status < 200:  # informational (100 Continue, 103): the answer follows
+            self.headers, self.reason, self.framed = [], b"", False
+            return
         self.keep_alive = parser.should_keep_alive()
         self.head_done = True
-        if self.head_only or self.status in (204, 304) or 100 <= self.status < 200:
-            self.complete = True  # no body follows (an informational answer is not reused)
-            self.keep_alive = self.keep_alive and self.status >= 200 and not self.head_only
+        if self.head_only or self.status in (204, 304):
+            self.complete = True  # no body follows
+            self.keep_alive = self.keep_alive and not self.head_only
 
     def on_body(self, body: bytes) -> None:
         self.body.append(body)
@@ -148,7 +152,8 @@ class _Connection(asyncio.Protocol):
             self.reading_paused = True
 
     def on_message_complete(self) -> None:
-        self.complete = True
+        if self.head_done:  # not the end of an informational answer
+            self.complete = True
 
     # --- the exchange ------------------------------------------------------------------------
 

@@ -98,6 +98,8 @@ async def test_bodies_however_framed_come_back_whole() -> None:
         b"/chunks": b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
         b"2\r\nhe\r\n3\r\nllo\r\n0\r\n\r\n",
         b"/empty": b"HTTP/1.1 204 No Content\r\n\r\n",
+        b"/early": b"HTTP/1.1 103 Early Hints\r\nlink: </x>\r\n\r\n"
+        b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello",
         b"/close": b"HTTP/1.1 200 OK\r\n\r\nhello",  # ends at the close
     }
 
@@ -117,6 +119,8 @@ async def test_bodies_however_framed_come_back_whole() -> None:
     async with raw_server(answer) as url, client() as http:
         for path, text in (("/length", "hello"), ("/chunks", "hello"), ("/empty", "")):
             assert (await http.get(f"{url}{path}")).text == text
+        early = await http.get(f"{url}/early")  # an informational answer, then the answer
+        assert (early.status_code, early.text, "link" in early.headers) == (200, "hello", False)
         assert (await http.get(f"{url}/close")).text == "hello"
         assert (await http.get(f"{url}/length")).text == "hello"
 
