@@ -120,6 +120,10 @@ class _Connection(asyncio.Protocol):
 
     # --- httptools ---------------------------------------------------------------------------
 
+    def on_message_begin(self) -> None:
+        if self.head_done:  # bytes after the answer, in the read that ended it
+            raise httpx.RemoteProtocolError("the provider sent more than its answer")
+
     def on_status(self, status: bytes) -> None:
         self.reason += status
 
@@ -353,11 +357,14 @@ class Http11Transport(httpx.AsyncBaseTransport):
             try:
                 async with asyncio.timeout(left):
                     await waiter
-            except TimeoutError as exc:
-                raise httpx.PoolTimeout(f"no connection free within {timeout} s") from exc
-            finally:
+            except BaseException as exc:  # timed out or cancelled
                 if waiter in self._waiters:
                     self._waiters.remove(waiter)
+                elif waiter.done() and not waiter.cancelled():
+                    self._wake_one()  # woken, but leaving: the room goes to the next
+                if isinstance(exc, TimeoutError):
+                    raise httpx.PoolTimeout(f"no connection free within {timeout} s") from exc
+                raise
 
     async def _connect(self, origin: Origin, timeouts: dict[str, float | None]) -> _Connection:
         self._open += 1

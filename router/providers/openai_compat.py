@@ -284,35 +284,44 @@ class OpenAICompatProvider:
             # would cost them all once per event.
             pending: list[str] = []
             async for batch in batches:
-                for data in batch:
-                    if data == DONE:
-                        done = True
-                        break
-                    chunk = self._parse_chunk(data)
-                    if chunk.get("usage"):
-                        usage = chunk["usage"]
-                    for choice in chunk.get("choices") or ():
-                        delta = choice.get("delta") or {}
-                        piece = delta.get("content")
-                        if isinstance(piece, str) and piece:
-                            if first_token_ms is None:
-                                first_token_ms = (self._clock() - started) * 1000.0
-                            parts.append(piece)
-                            pending.append(piece)
-                        for entry in delta.get("tool_calls") or ():
-                            call = self._tool_call_delta(entry)
-                            if first_token_ms is None:
-                                first_token_ms = (self._clock() - started) * 1000.0
-                            calls.setdefault(call.index, []).append(call)
-                            if pending:  # the text before it goes first
-                                yield Delta("".join(pending))
-                                pending.clear()
-                            yield call
-                        if choice.get("finish_reason"):
-                            finish_reason = choice["finish_reason"]
+                found: list[Delta | ToolCallDelta] = []
+                failure: ProviderError | None = None
+                try:
+                    for data in batch:
+                        if data == DONE:
+                            done = True
+                            break
+                        chunk = self._parse_chunk(data)
+                        if chunk.get("usage"):
+                            usage = chunk["usage"]
+                        for choice in chunk.get("choices") or ():
+                            delta = choice.get("delta") or {}
+                            piece = delta.get("content")
+                            if isinstance(piece, str) and piece:
+                                if first_token_ms is None:
+                                    first_token_ms = (self._clock() - started) * 1000.0
+                                parts.append(piece)
+                                pending.append(piece)
+                            for entry in delta.get("tool_calls") or ():
+                                call = self._tool_call_delta(entry)
+                                if first_token_ms is None:
+                                    first_token_ms = (self._clock() - started) * 1000.0
+                                calls.setdefault(call.index, []).append(call)
+                                if pending:  # the text before it goes first
+                                    found.append(Delta("".join(pending)))
+                                    pending.clear()
+                                found.append(call)
+                            if choice.get("finish_reason"):
+                                finish_reason = choice["finish_reason"]
+                except ProviderError as exc:  # what came before the bad event still goes on
+                    failure = exc
                 if pending:
-                    yield Delta("".join(pending))
+                    found.append(Delta("".join(pending)))
                     pending.clear()
+                for event in found:
+                    yield event
+                if failure is not None:
+                    raise failure
                 if done:
                     break
         except httpx.HTTPError as exc:

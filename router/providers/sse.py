@@ -3,8 +3,8 @@
 ``EventReader`` is fed the stream's blocks as they arrive and returns the events each one
 completes, so a caller handles all the events of one read together (a provider that sends an
 answer faster than it is read delivers many events in one read). Lines end with ``\\n``,
-``\\r\\n`` or ``\\r``, split anywhere between blocks; the payloads are bytes, as a JSON
-parser takes them.
+``\\r\\n`` or ``\\r``, split anywhere between blocks; a byte order mark at the start is
+dropped; the payloads are bytes, as a JSON parser takes them.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 DONE = b"[DONE]"
+
+_BOM = b"\xef\xbb\xbf"
 
 
 class EventReader:
@@ -26,10 +28,18 @@ class EventReader:
         """The start of a line whose end has not arrived."""
         self._data: list[bytes] = []
         """The data lines of the event under way."""
+        self._begun = False
+        """Whether the stream's first bytes (and a byte order mark there) are behind."""
 
     def feed(self, block: bytes) -> list[bytes]:
         """The events ``block`` completes, in order."""
         text = self._tail + block if self._tail else block
+        if not self._begun:  # one byte order mark at the start is dropped
+            if len(text) < len(_BOM) and _BOM.startswith(text):
+                self._tail = text
+                return []
+            self._begun = True
+            text = text.removeprefix(_BOM)
         carried = b""
         if b"\r" in text:
             if text.endswith(b"\r"):  # maybe the first half of a "\r\n": wait for the next

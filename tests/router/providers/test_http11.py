@@ -205,3 +205,38 @@ async def test_a_garbled_answer_is_a_protocol_error() -> None:
                 await http.post(state.url, content=b"{}")
     finally:
         close()
+
+
+async def test_a_waiter_woken_then_cancelled_passes_the_room_on(echo_server: Server) -> None:
+    """With one connection held and two callers waiting, the one woken by its release but
+    cancelled before it ran leaves the connection to the other."""
+    async with client(
+        timeout=httpx.Timeout(5, pool=None), limits=httpx.Limits(max_connections=1)
+    ) as http:
+        holding = await http.send(
+            http.build_request("POST", echo_server.url, content=b"a"), stream=True
+        )
+        first = asyncio.create_task(http.post(echo_server.url, content=b"b"))
+        second = asyncio.create_task(http.post(echo_server.url, content=b"c"))
+        await asyncio.sleep(0.05)
+        await holding.aread()
+        await holding.aclose()  # wakes the first waiter ...
+        first.cancel()  # ... which goes away before it runs
+        assert (await asyncio.wait_for(second, 2)).content == b"c"
+
+
+async def test_bytes_after_the_answer_do_not_change_it() -> None:
+    async def two_answers(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+            b"HTTP/1.1 500 Oops\r\ncontent-length: 3\r\n\r\nbad"
+        )
+        await writer.drain()
+        await reader.read()
+        writer.close()
+
+    async with raw_server(two_answers) as url, client() as http:
+        answered = await http.get(url)
+        assert (answered.status_code, answered.text) == (200, "ok")
+        assert http._transport._idle_count == 0  # type: ignore[attr-defined]  # not reused

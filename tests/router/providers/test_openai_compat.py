@@ -205,6 +205,23 @@ async def test_the_text_of_events_read_together_is_one_delta() -> None:
     assert done.text == "Hello, you! ok"
 
 
+async def test_text_read_before_a_bad_event_goes_on_before_the_error() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = sse(chunk("Hel"), chunk("lo")) + b"data: {not json\n\n"
+        return httpx.Response(200, content=body, headers={"content-type": "text/event-stream"})
+
+    received: list[str] = []
+
+    async def consume() -> None:
+        async for event in provider(handler).stream(REQUEST):
+            if isinstance(event, Delta):
+                received.append(event.text)
+
+    with pytest.raises(ProviderBadResponseError, match="not JSON"):
+        await consume()
+    assert received == ["Hello"]
+
+
 async def test_cut_stream_raises_after_partial_text() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, content=sse(chunk("partial")))

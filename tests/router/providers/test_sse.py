@@ -65,3 +65,10 @@ async def test_batches_hold_the_events_of_one_block() -> None:
         [b"3"],
         [b"4"],
     ]
+
+
+@pytest.mark.parametrize("size", [1, 2, 4, 100])
+def test_a_byte_order_mark_at_the_start_is_dropped(size: int) -> None:
+    stream = b"\xef\xbb\xbfdata: first\n\ndata: \xef\xbb\xbfkept\n\n"
+    blocks = [stream[i : i + size] for i in range(0, len(stream), size)]
+    assert read(blocks) == [b"first", b"\xef\xbb\xbfkept"]
