@@ -284,8 +284,6 @@ class Http11Transport(httpx.AsyncBaseTransport):
         url = request.url
         if url.scheme not in ("http", "https"):
             raise httpx.UnsupportedProtocol(f"{url.scheme!r} is not http or https")
-        if self._closed:
-            raise httpx.ConnectError("the transport is closed")
         origin = (url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80))
         body = await request.aread()
         message = _message(request, body)
@@ -343,6 +341,8 @@ class Http11Transport(httpx.AsyncBaseTransport):
         timeout = timeouts.get("pool")
         deadline = None if timeout is None else self._clock() + timeout
         while True:
+            if self._closed:  # closed while this caller waited
+                raise httpx.ConnectError("the transport is closed")
             connection = self._reused(origin)
             if connection is not None:
                 return connection

@@ -240,3 +240,12 @@ async def test_bytes_after_the_answer_do_not_change_it() -> None:
         answered = await http.get(url)
         assert (answered.status_code, answered.text) == (200, "ok")
         assert http._transport._idle_count == 0  # type: ignore[attr-defined]  # not reused
+
+
+async def test_a_closed_transport_refuses_new_requests(echo_server: Server) -> None:
+    transport = Http11Transport(httpx.Limits(max_connections=1))
+    async with httpx.AsyncClient(transport=transport) as http:
+        assert (await http.post(echo_server.url, content=b"a")).content == b"a"
+        await transport.aclose()
+        with pytest.raises(httpx.ConnectError, match="closed"):
+            await http.post(echo_server.url, content=b"b")
