@@ -319,6 +319,8 @@ class Http11Transport(httpx.AsyncBaseTransport):
                 self._open -= 1
         self._idle.clear()
         self._idle_count = 0
+        while self._waiters:  # each finds the transport closed
+            self._wake_one()
 
     # --- the pool ----------------------------------------------------------------------------
 

@@ -243,9 +243,17 @@ async def test_bytes_after_the_answer_do_not_change_it() -> None:
 
 
 async def test_a_closed_transport_refuses_new_requests(echo_server: Server) -> None:
+    """Also a caller that was waiting for a connection when it closed (no pool timeout)."""
     transport = Http11Transport(httpx.Limits(max_connections=1))
-    async with httpx.AsyncClient(transport=transport) as http:
-        assert (await http.post(echo_server.url, content=b"a")).content == b"a"
+    async with httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(5, pool=None)) as http:
+        holding = await http.send(
+            http.build_request("POST", echo_server.url, content=b"a"), stream=True
+        )
+        waiting = asyncio.create_task(http.post(echo_server.url, content=b"b"))
+        await asyncio.sleep(0.05)
         await transport.aclose()
         with pytest.raises(httpx.ConnectError, match="closed"):
-            await http.post(echo_server.url, content=b"b")
+            await asyncio.wait_for(waiting, 2)
+        await holding.aclose()
+        with pytest.raises(httpx.ConnectError, match="closed"):
+            await http.post(echo_server.url, content=b"c")
