@@ -251,7 +251,7 @@ class NeighbourIndex:
                 continue
             # a scope masks the scores it leaves out: the next one starts from a clean copy
             scoped = scores if n == len(users) - 1 else scores.copy()
-            found.append(self._nearest(scoped, k, tenant_code, user_code, user_id, excluded))
+            found.append(self._nearest(scoped, k, tenant_code, user_code, excluded))
         return found
 
     def _nearest(
@@ -260,18 +260,18 @@ class NeighbourIndex:
         k: int,
         tenant_code: int,
         user_code: int,
-        user_id: str | None,
         excluded: int | None,
     ) -> list[IndexedOutcome]:
         """The outcomes of the ``k`` best-scored rows of the scope (``scores``: every held
-        row's similarity to the probe; rows out of the scope are masked in place)."""
+        row's similarity to the probe; rows out of the scope are masked in place; a user code
+        of 0, no user's, is the whole tenant)."""
         size = len(scores)
-        whole = user_id is None and excluded is None and len(self._tenant_names) == 1
+        whole = user_code == 0 and excluded is None and len(self._tenant_names) == 1
         if whole:  # every row held is the tenant's: no mask to build
             count = size
         else:
             eligible = self._tenants[:size] == tenant_code
-            if user_id is not None:
+            if user_code != 0:
                 eligible &= self._users[:size] == user_code
             if excluded is not None:
                 eligible[excluded] = False

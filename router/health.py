@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from features.system import ArmHealth, CircuitState
@@ -183,8 +183,8 @@ class HealthTracker:
         calls = len(state.outcomes)
         if state.p95_stale:
             ordered = sorted(state.latencies)  # once for both
-            state.p95_ms = percentile(ordered, 95.0, ordered=True)
-            state.p50_ms = percentile(ordered, 50.0, ordered=True)
+            state.p95_ms = sorted_percentile(ordered, 95.0)
+            state.p50_ms = sorted_percentile(ordered, 50.0)
             state.p95_stale = False
         return ArmHealth(
             latency_ewma_ms=self._decayed_ewma(state, now),
@@ -198,21 +198,24 @@ class HealthTracker:
         )
 
 
-def percentile(values: Iterable[float], q: float, *, ordered: bool = False) -> float:
+def percentile(values: Iterable[float], q: float) -> float:
     """The ``q``-th percentile of ``values`` (not empty), interpolated linearly between the
-    two nearest ranks, as numpy's default method computes it; ``ordered``: ``values`` is a
-    list already sorted (not sorted again).
+    two nearest ranks, as numpy's default method computes it.
 
     Sorting a few hundred floats in Python costs a fraction of what numpy's call overhead
     does at this size, and a snapshot is taken on every request. Raises ValueError for no
     values or ``q`` outside [0, 100].
     """
+    return sorted_percentile(sorted(values), q)
+
+
+def sorted_percentile(ordered: Sequence[float], q: float) -> float:
+    """``percentile`` of values already sorted (several percentiles of one sort)."""
     if not 0.0 <= q <= 100.0:
         raise ValueError(f"q must lie in [0, 100], got {q}")
-    ordered_values = values if ordered and isinstance(values, list) else sorted(values)
-    if not ordered_values:
+    if not ordered:
         raise ValueError("the percentile of no values is undefined")
-    rank = (len(ordered_values) - 1) * q / 100.0
+    rank = (len(ordered) - 1) * q / 100.0
     low = int(rank)
-    high = min(low + 1, len(ordered_values) - 1)
-    return ordered_values[low] + (ordered_values[high] - ordered_values[low]) * (rank - low)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)

@@ -36,9 +36,7 @@ from typing import cast
 import httptools
 import httpx
 
-READ_HIGH_WATER = 256 * 1024
-"""Body bytes buffered unread before the connection stops reading from its socket (resumed
-when they are read)."""
+from router.providers.network import READ_HIGH_WATER
 
 Origin = tuple[str, str, int]
 """Scheme, host and port."""

@@ -52,8 +52,7 @@ class EventReader:
     def finish(self) -> list[bytes]:
         """The last event, when the stream ended without its blank line."""
         tail, self._tail = self._tail.rstrip(b"\r"), b""
-        events = self._lines([tail, b""] if tail else [b""])
-        return events
+        return self._lines([tail, b""])
 
     def _lines(self, lines: list[bytes]) -> list[bytes]:
         events: list[bytes] = []

@@ -4,7 +4,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from features.system import CircuitState
-from router.health import HealthConfig, HealthTracker, percentile
+from router.health import HealthConfig, HealthTracker, percentile, sorted_percentile
 
 
 class FakeClock:
@@ -128,7 +128,7 @@ def test_error_window_forgets_old_failures() -> None:
 )
 def test_percentile_agrees_with_numpy(values: list[float], q: float) -> None:
     assert percentile(values, q) == pytest.approx(float(np.percentile(values, q)), abs=1e-6)
-    assert percentile(sorted(values), q, ordered=True) == percentile(values, q)
+    assert sorted_percentile(sorted(values), q) == percentile(values, q)
 
 
 def test_percentile_refuses_what_numpy_refuses() -> None:
