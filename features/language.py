@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Mapping
+
+from features.words import Words
 
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 
@@ -88,13 +92,26 @@ for _language, _words in _STOPWORDS.items():
         _STOPWORD_LANGUAGES[_word] = (*_STOPWORD_LANGUAGES.get(_word, ()), _language)
 
 
-def detect_language(text: str, *, sample_chars: int = 2000) -> str:
+def _stopword_hits(counts: Mapping[str, int]) -> dict[str, int]:
+    """Each stopword language's hits among the counted words."""
+    hits_of = dict.fromkeys(_STOPWORDS, 0)
+    for word in _STOPWORD_LANGUAGES.keys() & counts.keys():
+        for language in _STOPWORD_LANGUAGES[word]:
+            hits_of[language] += counts[word]
+    return hits_of
+
+
+def detect_language(text: str, *, sample_chars: int = 2000, words: Words | None = None) -> str:
     """An ISO 639-1 code from ``LANGUAGES``: the dominant non-Latin script, else stopwords.
 
     Japanese wins over Chinese when any kana appears, since Japanese text mixes both.
+    ``words``, the text's words (``features.words.words_in``) when the caller has them, spare
+    an ASCII text within the sample a second split: its letter runs are its words, those with
+    digits or underscores cut at them.
     """
     sample = text[:sample_chars]
-    if sample.isascii():  # every ASCII letter is Latin: straight to the stopwords
+    ascii_sample = sample.isascii()
+    if ascii_sample:  # every ASCII letter is Latin: straight to the stopwords
         if _LATIN_LETTER.search(sample) is None:
             return "unknown"
     else:
@@ -113,13 +130,17 @@ def detect_language(text: str, *, sample_chars: int = 2000) -> str:
             language, count = max(counts.items(), key=lambda item: item[1])
             if count / letters > 0.3:
                 return "ja" if counts.get("ja") else language
-    words = Counter(_letter_runs(sample.lower()))
-    if not words:
-        return "unknown"
-    hits_of = dict.fromkeys(_STOPWORDS, 0)
-    for word in _STOPWORD_LANGUAGES.keys() & words.keys():
-        for language in _STOPWORD_LANGUAGES[word]:
-            hits_of[language] += words[word]
+    if words is not None and ascii_sample and len(text) <= sample_chars:
+        hits_of = _stopword_hits(words.counts)
+        for word in itertools.filterfalse(str.isalpha, words.counts):  # digits or underscores
+            for run in word.translate(_ASCII_NON_LETTER_TO_SPACE).split():
+                for language in _STOPWORD_LANGUAGES.get(run, ()):
+                    hits_of[language] += words.counts[word]
+    else:
+        runs = Counter(_letter_runs(sample.lower()))
+        if not runs:
+            return "unknown"
+        hits_of = _stopword_hits(runs)
     scores = sorted(((hits, language) for language, hits in hits_of.items()), reverse=True)
     (hits, best), (runner_up, _) = scores[0], scores[1]
     # Confident only with a few hits and a clear lead: short or mixed text stays unknown.

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import math
 import re
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from features.categories import CategoryIndex
-from features.embedding import Embedder, Vector, words_of
+from features.embedding import Embedder, Vector
 from features.language import detect_language
+from features.words import words_in
 
 Message = Mapping[str, Any]
 
@@ -31,7 +31,7 @@ _REASONING_PHRASES = re.compile(r"\b(step by step|trade-offs?)\b")
 _PHRASE_STARTS = ("step", "trade")
 
 
-def reasoning_hits(lowered: str, words: Counter[str]) -> int:
+def reasoning_hits(lowered: str, words: Mapping[str, int]) -> int:
     """How many reasoning verbs (and ``step by step``, ``trade-off``) ``lowered`` holds;
     ``words`` counts its ``\\w+`` runs."""
     hits = sum(words[word] for word in REASONING_HINT_WORDS.intersection(words))
@@ -173,7 +173,8 @@ def query_signals(
     (``RouteRequest`` checks them when it is made)."""
     prompt = last_user_text(messages)
     lowered = prompt.lower()
-    words = Counter(words_of(prompt))
+    prompt_words = words_in(prompt)  # split once: the embedding read the same prompt
+    words = prompt_words.counts
     all_text = "\n".join(message_text(m) for m in messages)
     chars = len(all_text)
     tokens_est = math.ceil(chars / 4)
@@ -185,7 +186,7 @@ def query_signals(
     return QuerySignals(
         chars=chars,
         tokens_est=tokens_est,
-        language=detect_language(prompt),
+        language=detect_language(prompt, words=prompt_words),
         code_blocks=code_blocks,
         code_hint=code_blocks > 0 or not CODE_HINT_WORDS.isdisjoint(words),
         image_parts=sum(image_count(m) for m in messages),

@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from features.embedding import HashingEmbedder, words_of
+from features.embedding import HashingEmbedder
 
 _WORD = re.compile(r"\w+")
 
@@ -73,11 +73,6 @@ def corpus(n: int, seed: int = 0) -> list[str]:
         ]
         texts.append("".join(f"{w}{joiners[int(rng.integers(len(joiners)))]}" for w in words))
     return texts
-
-
-def test_words_of_splits_as_the_regular_expression() -> None:
-    for text in corpus(200):
-        assert words_of(text) == _WORD.findall(text.lower())
 
 
 def test_embedding_equals_the_token_by_token_computation() -> None:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from features.categories import CategoryIndex
-from features.embedding import HashingEmbedder, cosine, words_of
+from features.embedding import HashingEmbedder, cosine
 from features.language import detect_language
 from features.query import (
     check_hints,
@@ -17,6 +17,8 @@ from features.query import (
     query_signals,
     reasoning_hits,
 )
+from features.words import words_in, words_of
+from tests.features.test_embedding import corpus
 
 
 @pytest.fixture(scope="module")
@@ -281,3 +283,24 @@ def letter_run_language(text: str) -> str:
 )
 def test_stopword_language_matches_its_definition(text: str) -> None:
     assert detect_language(text) == letter_run_language(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "the cat and the dog, which is not what you have",
+        "the_the the1the l'homme d'état n'est pas",
+        "THE2THE and_the with 3 the_4_is: what_is it",
+        "el_gato y la casa de los perros que es para con",
+        "12 34 __ 5_6",
+        "the and is " * 300,  # longer than the sample: split from the sample, not the words
+    ],
+)
+def test_the_language_from_the_prompts_words_is_the_language_from_its_letters(text: str) -> None:
+    assert detect_language(text, words=words_in(text)) == detect_language(text)
+    assert detect_language(text) == letter_run_language(text)
+
+
+def test_the_language_is_the_same_with_the_words_on_random_text() -> None:
+    for text in corpus(300, seed=3):
+        assert detect_language(text, words=words_in(text)) == detect_language(text), text[:80]
