@@ -20,6 +20,7 @@ from router.api import metrics as metrics_api
 from router.api.errors import install_error_handlers
 from router.api.limits import BodyLimitMiddleware
 from router.api.middleware import RequestContextMiddleware
+from router.heap import settle_heap
 from router.logs import configure_logging
 from router.metrics import Metrics
 from router.pool import Pool, demo_pool, load_pool, parse_pool, unset_key_variables
@@ -44,7 +45,11 @@ def self_url(settings: Settings) -> str:
 
 
 def create_app(
-    settings: Settings, *, replay_app: FastAPI | None = None, tracer: Tracer | None = None
+    settings: Settings,
+    *,
+    replay_app: FastAPI | None = None,
+    tracer: Tracer | None = None,
+    owns_process: bool = False,
 ) -> FastAPI:
     """The router service. Raises ConfigError for an invalid pool file or missing replay data
     (or OTLP tracing asked for without the ``otel`` extra).
@@ -52,7 +57,10 @@ def create_app(
     Without a pool file the replay pool is mounted at ``/replay`` and used as the pool; it is
     also mounted when a pool file points an arm at ``{self}/replay/v1``. ``replay_app``
     replaces the one built from ``settings.replay`` (tests share one); ``tracer`` replaces
-    the one ``settings.otel_*`` describe (``router.tracing``).
+    the one ``settings.otel_*`` describe (``router.tracing``). ``owns_process``: the app is
+    what this process serves (``signalroute serve``), so once it is up its start-up heap is
+    frozen and the young collections made rarer (``router.heap``); never in a process that
+    builds many apps.
     """
     pool: Pool
     if settings.pool_config is not None:
@@ -82,6 +90,15 @@ def create_app(
         app.state.runtime = runtime
         log.info("ready: %d arms (%s)", len(pool.arms), ", ".join(pool.names))
         await log_access_mode(runtime)
+        if owns_process:
+            frozen = settle_heap(settings.gc_young_threshold)
+            if frozen is not None:
+                log.info(
+                    "garbage collection: %d start-up objects frozen, young collections every "
+                    "%d allocations",
+                    frozen,
+                    settings.gc_young_threshold,
+                )
         try:
             yield
         finally:
@@ -138,7 +155,7 @@ def app_from_env() -> FastAPI:
     logging too, since a worker process starts with none."""
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
-    return create_app(settings)
+    return create_app(settings, owns_process=True)
 
 
 async def log_access_mode(runtime: Runtime) -> None:

@@ -71,7 +71,7 @@ def _serve(args: argparse.Namespace) -> int:
 
         serve_workers(settings, args.workers)
         return 0
-    app = create_app(settings)
+    app = create_app(settings, owns_process=True)
     config = uvicorn.Config(
         app,
         host=settings.host,

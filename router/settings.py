@@ -176,6 +176,13 @@ class Settings(BaseSettings):
         "most HTTP clients keep theirs, so a client never reuses a connection the service is "
         "closing at that moment.",
     )
+    gc_young_threshold: int = Field(
+        default=10_000,
+        ge=0,
+        description="Allocations between two young garbage collections in a serving process "
+        "(Python's default: 700); the heap built at start-up is also frozen out of every "
+        "collection (router/heap.py). 0 leaves Python's collector as it is.",
+    )
     coalesce_writes: bool = Field(
         default=True,
         description="Send a response's head and body, and a provider request's head and body, "
