@@ -4,7 +4,8 @@ The service's own runtime (``router.runtime``: an embedded Postgres or ``SIGNALR
 the demo pool, the configured embedder, policies and history index) answers decide-only
 requests (``Router.decide``: the request logged, its signals, the history look-up, the
 context, the draw, the journal handed to the writer) one after another in one process: no
-HTTP, no model call, no other process between two requests. ``bench-overhead`` reports the
+HTTP, no model call, no other process between two requests. Once the runtime is up, the
+process's garbage collection is set as ``signalroute serve`` sets it (``router.heap``). ``bench-overhead`` reports the
 same span (``decision_ms``) from a router serving HTTP beside the replay pool, LiteLLM and
 the load generator; the difference is what the sockets and the neighbours add.
 
@@ -32,6 +33,7 @@ from tqdm import tqdm
 
 from features.errors import ConfigError
 from learner.reward import RewardWeights
+from router.heap import settle_heap
 from router.history_index import HistoryIndex
 from router.lifecycle.request import RouteRequest
 from router.pool import demo_pool
@@ -95,13 +97,19 @@ async def measure(
     sizes: Sequence[int],
     n: int,
     gaps_ms: Sequence[float] = (),
+    *,
+    owns_process: bool = False,
 ) -> dict[str, Any]:
     """Route decide-only requests on the service's runtime and time ``n`` of them after each
     of ``sizes`` requests (the report's ``blocks``), then ``n`` after each idle gap of
-    ``gaps_ms`` before every request (``gaps``)."""
+    ``gaps_ms`` before every request (``gaps``). ``owns_process``: this process is the
+    benchmark's alone, so its garbage collection is set up as a serving process's is
+    (``router.heap``)."""
     if not prompts:
         raise ValueError("no prompts to route")
     async with open_runtime(settings, demo_pool()) as runtime:
+        if owns_process:  # as the serving process does once it is up
+            settle_heap(settings.gc_young_threshold)
         router, index = runtime.router, runtime.history_index
         routed = 0
 
@@ -229,7 +237,7 @@ def run(args: argparse.Namespace) -> int:
     prompts = [record.prompt for record in load_routerbench(ReplaySettings().data_path())]
     with tempfile.TemporaryDirectory(prefix="signalroute-decision-") as data_dir:
         settings = Settings(data_dir=Path(data_dir))
-        report = asyncio.run(measure(settings, prompts, sizes, args.n, gaps))
+        report = asyncio.run(measure(settings, prompts, sizes, args.n, gaps, owns_process=True))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "decision.json").write_text(json.dumps(report, indent=2) + "\n")
     text = markdown(report)
