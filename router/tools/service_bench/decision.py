@@ -5,9 +5,10 @@ the demo pool, the configured embedder, policies and history index) answers deci
 requests (``Router.decide``: the request logged, its signals, the history look-up, the
 context, the draw, the journal handed to the writer) one after another in one process: no
 HTTP, no model call, no other process between two requests. Once the runtime is up, the
-process's garbage collection is set as ``signalroute serve`` sets it (``router.heap``). ``bench-overhead`` reports the
-same span (``decision_ms``) from a router serving HTTP beside the replay pool, LiteLLM and
-the load generator; the difference is what the sockets and the neighbours add.
+process's garbage collection is set as ``signalroute serve`` sets it (``router.heap``).
+``bench-overhead`` reports the same span (``decision_ms``) from a router serving HTTP beside
+the replay pool, LiteLLM and the load generator; the difference is what the sockets and the
+neighbours add.
 
 The history index fills with the requests routed. At each of ``--sizes`` rows routed, the
 next ``--n`` requests are timed. Each prompt is a RouterBench prompt with the request's
