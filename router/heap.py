@@ -2,7 +2,7 @@
 every collection, and the young generation is collected less often.
 
 Python's cyclic collector walks every tracked object on a full collection. In a router under
-load that walk was a fifth of the process's time, in pauses of 100-300 ms: the start-up heap
+load that walk took a sixth to a fifth of the process's time, in pauses of 100-300 ms: the start-up heap
 (modules, the app, the runtime) is walked again and again though it lives as long as the
 process, and at Python's default young threshold (700 allocations) the many short-lived
 objects of a request (contexts, journal rows) are promoted and counted towards the next full
