@@ -4,11 +4,12 @@ every collection, and the young generation is collected less often.
 Python's cyclic collector walks every tracked object on a full collection. In a router under
 load that walk took a sixth to a fifth of the process's time, in pauses of 100-300 ms: the
 start-up heap (modules, the app, the runtime) is walked again and again though it lives as
-long as the process, and at Python's default young threshold (700 allocations) the many short-lived
-objects of a request (contexts, journal rows) are promoted and counted towards the next full
-collection before they are freed. Freezing the start-up heap (``gc.freeze``) takes it out of
-every later collection; a higher young threshold lets most of a request's objects die by
-reference counting first, as they do. Cyclic garbage is still collected, a little later.
+long as the process, and at Python's default young threshold (700 allocations) the many
+short-lived objects of a request (contexts, journal rows) are promoted and counted towards
+the next full collection before they are freed. Freezing the start-up heap (``gc.freeze``)
+takes it out of every later collection; a higher young threshold lets most of a request's
+objects die by reference counting first, as they do. Cyclic garbage is still collected, a
+little later.
 
 Only the process that serves calls this (``signalroute serve``, each worker): a test process
 that builds many apps must not freeze them.
