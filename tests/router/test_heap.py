@@ -3,8 +3,12 @@ rarer; only in the process that serves, never in one that builds many apps."""
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
@@ -86,3 +90,39 @@ def test_only_an_app_that_owns_its_process_settles_the_heap(
     app = create_app(settings, replay_app=replay_app, owns_process=owns_process)
     with TestClient(app):  # started: the runtime is open
         assert settled == ([4321] if owns_process else [])
+
+
+@pytest.mark.usefixtures("replay_data_dir")
+def test_signalroute_serve_settles_its_heap_once_it_is_up(
+    database_url: str, tmp_path: Path
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    log = tmp_path / "serve.log"
+    env = {
+        **os.environ,
+        "SIGNALROUTE_DATABASE_URL": database_url,
+        "SIGNALROUTE_LOG_LEVEL": "info",
+        "SIGNALROUTE_GC_YOUNG_THRESHOLD": "7777",
+    }
+    with log.open("wb") as out:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "router.cli", "serve", "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while "start-up objects frozen" not in log.read_text():
+                assert child.poll() is None, f"the service exited: {log.read_text()[-2000:]}"
+                assert time.monotonic() < deadline, "the service did not come up"
+                time.sleep(0.2)
+        finally:
+            child.terminate()
+            child.wait(timeout=30)
+    line = next(x for x in log.read_text().splitlines() if "start-up objects frozen" in x)
+    assert "young collections every 7777 allocations" in line
+    frozen = int(line.split("garbage collection: ")[1].split()[0])
+    assert frozen > 10_000  # the modules, the app and the runtime
