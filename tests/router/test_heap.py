@@ -4,7 +4,6 @@ rarer; only in the process that serves, never in one that builds many apps."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ import router.app
 from router.app import create_app
 from router.heap import settle_heap
 from router.settings import Settings
+from router.tools.service_bench.processes import free_port
 
 
 class FakeCollector:
@@ -96,9 +96,7 @@ def test_only_an_app_that_owns_its_process_settles_the_heap(
 def test_signalroute_serve_settles_its_heap_once_it_is_up(
     database_url: str, tmp_path: Path
 ) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
+    port = free_port()
     log = tmp_path / "serve.log"
     env = {
         **os.environ,
