@@ -290,8 +290,9 @@ class NeighbourIndex:
             slots = np.argpartition(scores, size - k)[size - k :]
         elif whole:
             slots = np.arange(size)
-        # as pgvector: the similarity clamped to [-1, 1]
-        distances = (1.0 - np.clip(scores[slots], -1.0, 1.0).astype(np.float64)).tolist()
+        # as pgvector: the similarity clamped to [-1, 1]; k values: Python's floats take one
+        # numpy call where numpy's clip, cast and subtraction take four
+        distances = [1.0 - min(1.0, max(-1.0, score)) for score in scores[slots].tolist()]
         keyed: list[tuple[float, tuple[float, str], Hashable, PastDecision]] = []
         rows = self._rows
         for slot, distance in zip(slots.tolist(), distances, strict=True):
