@@ -303,6 +303,8 @@ class Router:
     ) -> AsyncGenerator[E, None]:
         """Log ``request``, gather its signals, and run ``lifecycle`` on them; the journal is
         written however the run ends."""
+        if self._writer is not None and self._writer.full:  # too much unwritten: wait
+            await self._writer.admit()
         clock = self._clock
         started = clock()
         embedding = embed_query(self._embedder, request.messages)

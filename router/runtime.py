@@ -185,6 +185,7 @@ async def open_runtime(
             database,
             JournalSpool(settings.data_dir / "spool"),
             linger_s=settings.journal_linger_ms / 1000.0,
+            max_backlog=settings.journal_backlog or None,
         )
         await writer.flush_spool()  # journals spooled while the store was down last time
         flusher = asyncio.create_task(writer.run_flusher())
@@ -217,7 +218,7 @@ async def open_runtime(
         spend = SpendTracker(
             Budgets(tenant_usd=settings.tenant_budget_usd, session_usd=settings.session_budget_usd)
         )
-        watch(metrics, spend, policies, health, pool.names)
+        watch(metrics, spend, policies, health, pool.names, writer)
         router = Router(
             pool=pool,
             providers=providers,
@@ -295,9 +296,11 @@ def watch(
     policies: PolicyRegistry,
     health: HealthTracker,
     arms: Sequence[str],
+    writer: JournalWriter | None = None,
 ) -> None:
     """Export live state as gauges read at each scrape: spend and budget use per tenant,
-    policy updates per stage, open circuits and in-flight calls per arm."""
+    policy updates per stage, open circuits and in-flight calls per arm, and the journal
+    writer's backlog."""
     metrics.watch(
         "signalroute_tenant_spend_usd",
         "What each tenant spent (USD), as this process knows it (restored from the store).",
@@ -338,6 +341,20 @@ def watch(
         ("arm",),
         mapping_reader(lambda: {a: 0.0 if health.snapshot(a).available else 1.0 for a in arms}),
     )
+    if writer is not None:
+        metrics.watch(
+            "signalroute_journal_writer",
+            "The background writer: rows and journals queued unwritten (kind=backlog; new "
+            "requests wait past SIGNALROUTE_JOURNAL_BACKLOG) and requests that waited for it "
+            "since start (kind=admissions_waited).",
+            ("kind",),
+            mapping_reader(
+                lambda: {
+                    "backlog": float(writer.backlog),
+                    "admissions_waited": float(writer.admissions_waited),
+                }
+            ),
+        )
     metrics.watch(
         "signalroute_arm_in_flight",
         "Provider calls in flight, per arm.",

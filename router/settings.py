@@ -205,6 +205,14 @@ class Settings(BaseSettings):
         "transaction, after the answer, instead of one of them beside the model call. A "
         "request running longer is logged when this passes; 0 logs it at once.",
     )
+    journal_backlog: int = Field(
+        default=2000,
+        ge=0,
+        description="Rows and journals the background writer may hold unwritten before new "
+        "requests wait for it to catch up (each accepted request queues its row and, when it "
+        "ends, its journal). Bounds the memory and what a crash could lose under a load the "
+        "store cannot keep up with; 0: no bound.",
+    )
     log_level: str = Field(default="info", description="Log level: debug, info, warning or error.")
     seed: int | None = Field(
         default=None, description="Seed of the router's RNG (arm draws); unset: from entropy."

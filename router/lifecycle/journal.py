@@ -334,6 +334,13 @@ class JournalWriter:
     goes to the durable ``spool`` on local disk instead, carrying its request's row when that
     could not be logged either, and ``flush_spool`` (run every few seconds by
     ``run_flusher``) writes it back later.
+
+    The queue is bounded by ``max_backlog`` items (rows and journals waiting for their
+    transaction): past it, new requests wait in ``admit`` until the writer has taken the
+    queue below the bound. Under a load the store cannot keep up with, requests then wait
+    at the door instead of piling up unwritten rows in memory, where a crash would lose them
+    all and whose memory grows without end. Requests already admitted still queue their
+    journals, so the queue may pass the bound by what those add.
     """
 
     def __init__(
@@ -343,11 +350,21 @@ class JournalWriter:
         *,
         max_batch: int = 256,
         linger_s: float = 0.0,
+        max_backlog: int | None = None,
     ) -> None:
+        """``max_backlog``: the queued items past which ``admit`` waits; None: unbounded.
+        Raises ValueError for a bound below 1."""
+        if max_backlog is not None and max_backlog < 1:
+            raise ValueError(f"max_backlog must be at least 1 (or None), got {max_backlog}")
         self._database = database
         self._spool = spool
         self._max_batch = max_batch
         self._linger_s = linger_s
+        self._max_backlog = max_backlog
+        self._room = asyncio.Event()
+        self._room.set()
+        self.admissions_waited = 0
+        """Requests that waited in ``admit`` for the queue to come below the bound."""
         self._urgent = asyncio.Event()
         self._queue: deque[tuple[PendingRequest | Entry, asyncio.Future[None]]] = deque()
         self._pending: dict[str, asyncio.Future[None]] = {}
@@ -355,6 +372,27 @@ class JournalWriter:
         self._by_decision: dict[str, str] = {}
         self._unlogged: dict[str, RequestRow] = {}
         self._task: asyncio.Task[None] | None = None
+
+    @property
+    def backlog(self) -> int:
+        """Rows and journals queued, not counting the batch being written."""
+        return len(self._queue)
+
+    @property
+    def full(self) -> bool:
+        """Whether the queue is at ``max_backlog``: a new request waits in ``admit``."""
+        return self._max_backlog is not None and len(self._queue) >= self._max_backlog
+
+    async def admit(self) -> None:
+        """Return once the queue is below ``max_backlog`` (at once, most of the time);
+        while it is not, the writer writes without lingering."""
+        if not self.full:
+            return
+        self.admissions_waited += 1
+        while self.full:
+            self._room.clear()
+            self._urgent.set()
+            await self._room.wait()
 
     def log_request(self, request: PendingRequest) -> None:
         """Queue an accepted request's row."""
@@ -396,6 +434,8 @@ class JournalWriter:
                 await self._linger()
             self._urgent.clear()
             taken = [self._queue.popleft() for _ in range(min(self._max_batch, len(self._queue)))]
+            if not self.full:
+                self._room.set()  # requests waiting at the door come in
             items = [item for item, _ in taken]
             try:
                 await self._write(items)

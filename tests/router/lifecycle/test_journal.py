@@ -410,3 +410,65 @@ def test_a_drawn_context_is_rendered_once_when_read_and_spools_as_json(tmp_path:
     done = Completed(output="4", model="small", cost_usd=0.0, latency_ms=1.0)
     loaded, _, _ = spool.load(spool.save(journal, done, None))
     assert loaded.decisions[0].context == context.to_json()
+
+
+class GatedDatabase(Database):
+    """The test database, whose transactions wait until ``gate`` opens."""
+
+    def __init__(self, database: Database) -> None:
+        super().__init__(database._pool, database.url)
+        self.gate = asyncio.Event()
+
+    @asynccontextmanager
+    async def connection(self, *, transaction: bool = True) -> AsyncIterator[Any]:
+        await self.gate.wait()
+        async with super().connection(transaction=transaction) as conn:
+            yield conn
+
+
+async def test_past_its_backlog_new_requests_wait_until_the_writer_catches_up(
+    database: Database,
+) -> None:
+    gated = GatedDatabase(database)
+    writer = JournalWriter(gated, max_backlog=3)
+    ids = [str(uuid.uuid4()) for _ in range(5)]
+    writer.log_request(PendingRequest(ids[0], "acme", None, ROW))
+    await asyncio.sleep(0)  # the writer takes it into a transaction the store holds up
+    for request_id in ids[1:4]:  # three more: the queue is at its bound
+        await asyncio.wait_for(writer.admit(), 1)
+        writer.log_request(PendingRequest(request_id, "acme", None, ROW))
+    assert writer.backlog == 3
+    assert writer.full
+
+    admitting = asyncio.create_task(writer.admit())
+    await asyncio.sleep(0.1)
+    assert not admitting.done(), "a request is admitted past the bound"
+    gated.gate.set()  # the store takes the first batch: the queue goes into the next
+    await asyncio.wait_for(admitting, 10)
+    assert writer.admissions_waited == 1
+    writer.log_request(PendingRequest(ids[4], "acme", None, ROW))
+    await asyncio.wait_for(writer.drain(), 10)
+    assert writer.backlog == 0
+    assert not writer.full
+    async with database.connection() as conn:  # nothing lost on the way
+        for request_id in ids:
+            assert (await requests.get_request(conn, request_id)).status == RequestStatus.ACCEPTED
+
+
+async def test_without_a_bound_the_writer_never_keeps_a_request_waiting(
+    database: Database,
+) -> None:
+    gated = GatedDatabase(database)
+    writer = JournalWriter(gated)
+    for _ in range(50):
+        writer.log_request(PendingRequest(str(uuid.uuid4()), "acme", None, ROW))
+        await asyncio.wait_for(writer.admit(), 1)
+    assert not writer.full
+    assert writer.admissions_waited == 0
+    gated.gate.set()
+    await asyncio.wait_for(writer.drain(), 10)
+
+
+def test_a_backlog_bound_below_one_is_refused(database: Database) -> None:
+    with pytest.raises(ValueError, match="max_backlog must be at least 1"):
+        JournalWriter(database, max_backlog=0)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from store import requests
+from store.records import RequestStatus
 from tests.router.service.conftest import ServiceFactory
 
 GPT35 = "gpt-3.5-turbo-1106"
@@ -97,3 +100,31 @@ async def test_a_metrics_token_guards_the_scrape(service: ServiceFactory) -> Non
     assert right.status_code == 200
     assert "signalroute_http_requests_total" in right.text
     assert health.status_code == 200  # the token guards /metrics only
+
+
+async def test_requests_past_the_writers_backlog_wait_and_all_land(
+    service: ServiceFactory, database: Any
+) -> None:
+    """With a backlog of one row, requests sent together wait for the writer at the door;
+    each is answered and stored, and the wait shows on ``/metrics``."""
+    async with service(journal_backlog=1) as client:
+        responses = await asyncio.gather(
+            *(
+                client.post(
+                    "/route-and-run",
+                    json={"messages": user(f"Name a prime above {i}."), "tenant": "acme"},
+                )
+                for i in range(12)
+            )
+        )
+        assert client.runtime.writer is not None
+        await client.runtime.writer.drain()
+        got = scrape((await client.get("/metrics")).text)
+
+    assert [r.status_code for r in responses] == [200] * 12
+    assert total(got, "signalroute_journal_writer", kind="admissions_waited") >= 1
+    assert total(got, "signalroute_journal_writer", kind="backlog") == 0
+    async with database.connection() as conn:
+        for response in responses:
+            request = await requests.get_request(conn, response.json()["id"])
+            assert request.status == RequestStatus.COMPLETED
