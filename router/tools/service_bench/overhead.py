@@ -13,6 +13,11 @@ RouterBench prompt, in one interleaved run:
 HTTP-added latency is router latency minus direct latency of the same request. The run is
 repeated at ``--concurrency`` requests in flight. Post-generation stages (judge, escalation,
 component repair) are off: they are extra model calls, not overhead.
+
+The router starts with an empty store, so the first requests' look-ups search a history
+index of a few rows. ``--history N`` routes N other prompts through it first (not timed,
+``HISTORY_CONCURRENCY`` in flight), as a service that has run a while has a full index (it
+holds ``SIGNALROUTE_HISTORY_INDEX_ROWS``, 4,096 by default).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import shutil
 import sys
 import tempfile
@@ -31,6 +37,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+from tqdm import tqdm
 
 from features.errors import ConfigError
 from router.settings import ReplaySettings
@@ -69,7 +76,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="path of LiteLLM's `litellm` proxy executable (pip install 'litellm[proxy]'); "
         "omitted: LiteLLM is not measured",
     )
+    parser.add_argument(
+        "--history",
+        type=int,
+        default=0,
+        help="requests routed before the timed ones, not timed, so the history index holds "
+        "them (4096 fills the default index)",
+    )
     parser.add_argument("--seed", type=int, default=0)
+
+
+HISTORY_CONCURRENCY = 8
+"""Requests in flight while ``--history`` fills the store and the history index."""
 
 
 @dataclass(frozen=True)
@@ -114,6 +132,8 @@ class Sample:
     litellm_ms: float | None
     litellm_error: str | None = None
     parts_ms: Mapping[str, float] = field(default_factory=dict)
+    neighbours: int = 0
+    """The neighbours the decision's history look-up found."""
 
 
 async def _timed_post(
@@ -166,7 +186,9 @@ async def _one(
         except ConfigError as exc:
             litellm_error = f"ConfigError: {exc}"[:200]
     timings = routed["trace"]["timings"]
+    historical = routed["trace"]["decisions"][0]["signals"]["historical"]
     return Sample(
+        neighbours=round(math.expm1(float(historical.get("neighbours", 0.0)))),
         decision_ms=float(timings["decision_ms"]),
         parts_ms={part: float(timings[part]) for part in DECISION_PARTS if part in timings},
         router_ms=router_ms,
@@ -209,6 +231,38 @@ async def _run_phase(
     return samples, elapsed_s, errors
 
 
+def history_prompts(shuffled: Sequence[str], skip: int, count: int) -> list[str]:
+    """``count`` prompts from ``shuffled`` past its first ``skip`` (the timed ones), over
+    again when they run out, then with a suffix that makes each new."""
+    rest = list(shuffled[skip:]) or list(shuffled)
+    return [
+        rest[i % len(rest)] + (f" (again, {i})" if i >= len(rest) else "") for i in range(count)
+    ]
+
+
+async def _fill_history(prompts: Sequence[str], router_url: str) -> int:
+    """Route ``prompts`` (``HISTORY_CONCURRENCY`` in flight, a progress bar); return how
+    many failed."""
+    semaphore = asyncio.Semaphore(HISTORY_CONCURRENCY)
+    failed = 0
+    async with httpx.AsyncClient(timeout=120) as client:
+        with tqdm(total=len(prompts), desc="history", unit="req") as progress:
+
+            async def route(prompt: str) -> None:
+                nonlocal failed
+                async with semaphore:
+                    body = {"messages": [{"role": "user", "content": prompt}]}
+                    try:
+                        response = await client.post(f"{router_url}/route-and-run", json=body)
+                        failed += response.status_code != 200
+                    except httpx.HTTPError:
+                        failed += 1
+                    progress.update()
+
+            await asyncio.gather(*(route(p) for p in prompts))
+    return failed
+
+
 def _summary(
     samples: Sequence[Sample], elapsed_s: float, concurrency: int, errors: Sequence[str]
 ) -> dict[str, Any]:
@@ -227,6 +281,7 @@ def _summary(
         "direct_ms": percentiles_json([s.direct_ms for s in samples]),
         "http_added_ms": percentiles_json([s.router_ms - s.direct_ms for s in samples]),
         "routed_per_s": round(len(samples) / elapsed_s, 1) if elapsed_s > 0 else 0.0,
+        "neighbours_p50": float(np.median([s.neighbours for s in samples])) if samples else None,
     }
     litellm = [s for s in samples if s.litellm_ms is not None]
     litellm_errors = [s.litellm_error for s in samples if s.litellm_error is not None]
@@ -252,6 +307,7 @@ def run(args: argparse.Namespace) -> int:
         ("--n", args.n, 1),
         ("--concurrency", args.concurrency, 1),
         ("--concurrent-n", args.concurrent_n, 0),
+        ("--history", args.history, 0),
     ):
         if value < least:
             raise ConfigError(f"{flag} must be at least {least}, got {value}")
@@ -265,6 +321,9 @@ def run(args: argparse.Namespace) -> int:
     order = rng.permutation(len(prompts))
     sequential = [prompts[i] for i in order[: args.n]]
     concurrent = [prompts[i] for i in order[: args.concurrent_n]]
+    history = history_prompts(
+        [prompts[i] for i in order], max(args.n, args.concurrent_n), args.history
+    )
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="signalroute-overhead-"))
@@ -292,6 +351,11 @@ def run(args: argparse.Namespace) -> int:
         litellm_url = litellm.url if litellm is not None else None
         litellm_key = litellm.key if litellm is not None else ""
         results: dict[str, Any] = {"litellm_version": litellm_version(args.litellm)}
+        if history:
+            print(f"history: {len(history)} requests routed first, not timed")
+            failed = run_fast(_fill_history(history, router_url))
+            results["history"] = {"requests": len(history), "errors": failed}
+            time.sleep(1.0)  # the index takes them in as they end; a refresh for the rest
         print(f"sequential: {len(sequential)} prompts x {2 + bool(litellm_url)} targets")
         samples, elapsed, errors = run_fast(
             _run_phase(sequential, 1, router_url, replay_url, litellm_url, litellm_key)
@@ -336,6 +400,16 @@ def markdown(report: dict[str, Any]) -> str:
             + (_cell(litellm) if litellm else "not run")
             + f" | {result['routed_per_s']} | {_errors(result)} |"
         )
+    history = report.get("history")
+    if history:
+        rows += [
+            "",
+            f"Routed first, not timed: {history['requests']} requests "
+            f"({history['errors']} failed), so the history index held them.",
+        ]
+    neighbours = (report.get("sequential") or {}).get("neighbours_p50")
+    if neighbours is not None:
+        rows += ["", f"Sequential look-ups found {neighbours:g} neighbours (p50)."]
     parts = (report.get("sequential") or {}).get("decision_parts_p50_ms")
     if parts:
         rows += [

@@ -26,7 +26,9 @@ def bench_overhead(*args: str, timeout: float = 120) -> subprocess.CompletedProc
 def test_bench_overhead_writes_its_report(tmp_path: Path) -> None:
     out = tmp_path / "overhead"
     result = bench_overhead(
-        "--n", "8", "--concurrent-n", "12", "--concurrency", "4", "--out", str(out), timeout=240
+        *("--n", "8", "--concurrent-n", "12", "--concurrency", "4", "--history", "30"),
+        *("--out", str(out)),
+        timeout=240,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads((out / "overhead.json").read_text())
@@ -36,12 +38,29 @@ def test_bench_overhead_writes_its_report(tmp_path: Path) -> None:
     assert report["concurrency"] == 4
     assert report["sequential"]["requests"] == 8
     assert report["concurrent"]["requests"] == 12
+    assert report["history"] == {"requests": 30, "errors": 0}
+    assert report["sequential"]["neighbours_p50"] == 20  # k: the history was there to find
     parts = report["sequential"]["decision_parts_p50_ms"]
     assert set(parts) == set(overhead.DECISION_PARTS)
     assert all(value > 0 for value in parts.values())
     markdown = (out / "overhead.md").read_text()
     assert "| sequential (c=1) |" in markdown
     assert "Sequential decision in parts, p50 (ms): embed " in markdown
+    assert "Routed first, not timed: 30 requests (0 failed)" in markdown
+
+
+def test_history_prompts_are_past_the_timed_ones_and_each_new() -> None:
+    shuffled = ["a", "b", "c", "d"]
+    assert overhead.history_prompts(shuffled, 2, 2) == ["c", "d"]
+    assert overhead.history_prompts(shuffled, 2, 5) == [
+        "c",
+        "d",
+        "c (again, 2)",
+        "d (again, 3)",
+        "c (again, 4)",
+    ]
+    assert overhead.history_prompts(shuffled, 4, 1) == ["a"]  # all timed: any will do
+    assert overhead.history_prompts(shuffled, 1, 0) == []
 
 
 def test_bad_counts_are_refused_before_anything_starts(tmp_path: Path) -> None:
