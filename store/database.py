@@ -24,8 +24,10 @@ import psycopg
 from pgvector.psycopg import register_vector_async
 from psycopg import AsyncConnection
 from psycopg.conninfo import conninfo_to_dict
+from psycopg.types.json import set_json_dumps
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from features import json_codec
 from features.errors import SignalrouteError, StoreUnavailableError
 from store.migrations import migrate
 from store.translation import first_line
@@ -151,9 +153,12 @@ class Database:
 
 
 async def _configure(conn: AsyncConnection[Any]) -> None:
-    """Set up a new pooled connection (autocommit): pgvector's types, and iterative index
-    scans (``strict_order``: results stay in distance order) for the whole session."""
+    """Set up a new pooled connection (autocommit): pgvector's types, ``jsonb`` parameters
+    rendered by orjson where it renders them as the standard library does
+    (``features.json_codec.dumps_for_store``), and iterative index scans (``strict_order``:
+    results stay in distance order) for the whole session."""
     await register_vector_async(conn)
+    set_json_dumps(json_codec.dumps_for_store, conn)
     await conn.execute("SET hnsw.iterative_scan = strict_order")
 
 

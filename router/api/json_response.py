@@ -1,4 +1,4 @@
-"""The JSON response of the request path's endpoints, rendered by ``router.json_codec``."""
+"""The JSON response of the request path's endpoints, rendered by ``features.json_codec``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
-from router import json_codec
+from features import json_codec
 
 
 class FastJSONResponse(JSONResponse):

@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from features import json_codec
 from features.errors import (
     ProviderBadResponseError,
     ProviderError,
@@ -26,7 +27,6 @@ from features.errors import (
     ProviderServerError,
     ProviderTimeoutError,
 )
-from router import json_codec
 from router.pool import Arm
 from router.providers.base import (
     ChatRequest,

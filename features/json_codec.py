@@ -1,4 +1,5 @@
-"""JSON on the request path: orjson where it can, the standard library where it cannot.
+"""JSON on the request path and into the store: orjson where it can, the standard library
+where it cannot.
 
 A routed answer's body is rendered, and a streamed provider's chunks parsed, once a request:
 the standard library took 45 µs for a routed answer's 3 kB body where orjson takes 3 µs, and
@@ -8,6 +9,11 @@ standard library, which then answers or fails as before. Two differences are kep
 ``NaN`` or an infinity in a body rendered here becomes ``null``, where the standard library
 refuses the whole body; and orjson parses an integer past 64 bits as a float (a stream
 chunk's numbers are token counts, indexes and timestamps).
+
+The store's connections render their ``jsonb`` parameters with orjson too
+(``dumps_for_store``, set by ``store.database``), with no difference kept: a decide-only
+request's context, PMF, messages and parameters took the background writer 113 µs with the
+standard library and 13 µs with orjson.
 """
 
 from __future__ import annotations
@@ -29,6 +35,20 @@ def dumps(value: Any) -> bytes:
         return json.dumps(
             value, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
         ).encode("utf-8")
+
+
+def dumps_for_store(value: Any) -> bytes | str:
+    """``value`` as a ``jsonb`` parameter: orjson's rendering when it holds no ``null``, else
+    the standard library's, as psycopg renders it by default. orjson writes a ``NaN`` or an
+    infinity as ``null``, which Postgres would take; the standard library writes ``NaN``,
+    which Postgres refuses, so a non-finite feature fails its row instead of coming back as
+    a ``null`` the replay cannot read. A value with a real ``null`` (or the word in a
+    string) takes the slower path, and the same result."""
+    try:
+        rendered = orjson.dumps(value, option=_OPTIONS)
+    except TypeError:
+        return json.dumps(value)
+    return json.dumps(value) if b"null" in rendered else rendered
 
 
 def loads(text: str | bytes) -> Any:

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from router import json_codec
+from features import json_codec
 
 BODY = {
     "id": "7f1c",
@@ -54,3 +54,33 @@ def test_parsing_answers_as_the_standard_library() -> None:
     assert math.isnan(json_codec.loads('{"x": NaN}')["x"])
     with pytest.raises(json.JSONDecodeError):
         json_codec.loads("{not json")
+
+
+STORED = [  # what the writer hands the store: contexts, PMFs, messages, parameters
+    {"Q": {"log_tokens": 2.3979, "lang": "fr", "cat_code": 0.4121}, "H": {"neighbours": 3.0445}},
+    {"gpt-4": 0.9090909009630025, "small": 1e-300, "mid": 7.5e-05, "big": 1e16},
+    [{"role": "user", "content": 'Voilà \u2014 \U0001f600 "quoted" \\ back\nslash'}],
+    {"temperature": 0.2, "max_tokens": 512, "stream": True, "stop": ["\n\n", "</s>"]},
+    {7: "an int key", 2.5: "a float key", False: "a bool key"},
+]
+
+
+@pytest.mark.parametrize("value", STORED)
+def test_a_stored_value_is_the_standard_librarys_json(value: object) -> None:
+    rendered = json_codec.dumps_for_store(value)
+    assert isinstance(rendered, bytes)  # orjson's: the fast path
+    assert json.loads(rendered) == json.loads(json.dumps(value))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"x": float("nan")},  # refused by Postgres, as before: a row that fails, not a null
+        {"x": [1.0, math.inf]},
+        {"content": None, "tool_calls": []},  # a real null: the standard library's text
+        {"note": "nullable"},
+        {"big": 2**70},
+    ],
+)
+def test_a_value_orjson_would_render_otherwise_is_the_standard_librarys(value: object) -> None:
+    assert json_codec.dumps_for_store(value) == json.dumps(value)
