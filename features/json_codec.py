@@ -37,15 +37,28 @@ def dumps(value: Any) -> bytes:
         ).encode("utf-8")
 
 
+_STORE_OPTIONS = (
+    orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
+"""What the standard library does not render (a dataclass, a date, a numpy value, a key
+that is not a string), or renders its own way (a subclass of ``str`` or ``int``, such as
+a string enum), orjson leaves to it."""
+
+
 def dumps_for_store(value: Any) -> bytes | str:
     """``value`` as a ``jsonb`` parameter: orjson's rendering when it holds no ``null``, else
     the standard library's, as psycopg renders it by default. orjson writes a ``NaN`` or an
     infinity as ``null``, which Postgres would take; the standard library writes ``NaN``,
     which Postgres refuses, so a non-finite feature fails its row instead of coming back as
     a ``null`` the replay cannot read. A value with a real ``null`` (or the word in a
-    string) takes the slower path, and the same result."""
+    string) takes the slower path, and the same result; so does one orjson leaves to the
+    standard library (``_STORE_OPTIONS``), which then renders or refuses it as before. Only
+    an ``Enum`` member or a ``UUID`` outside a string, which the standard library refuses,
+    is stored (as its value) where it failed before."""
     try:
-        rendered = orjson.dumps(value, option=_OPTIONS)
+        rendered = orjson.dumps(value, option=_STORE_OPTIONS)
     except TypeError:
         return json.dumps(value)
     return json.dumps(value) if b"null" in rendered else rendered

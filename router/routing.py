@@ -303,7 +303,7 @@ class Router:
     ) -> AsyncGenerator[E, None]:
         """Log ``request``, gather its signals, and run ``lifecycle`` on them; the journal is
         written however the run ends."""
-        if self._writer is not None and self._writer.full:  # too much unwritten: wait
+        if self._writer is not None and not self._writer.admitting_at_once:  # a queue: wait
             await self._writer.admit()
         clock = self._clock
         started = clock()

@@ -336,11 +336,16 @@ class JournalWriter:
     ``run_flusher``) writes it back later.
 
     The queue is bounded by ``max_backlog`` items (rows and journals waiting for their
-    transaction): past it, new requests wait in ``admit`` until the writer has taken the
-    queue below the bound. Under a load the store cannot keep up with, requests then wait
-    at the door instead of piling up unwritten rows in memory, where a crash would lose them
-    all and whose memory grows without end. Requests already admitted still queue their
-    journals, so the queue may pass the bound by what those add.
+    transaction): past it, new requests wait in ``admit``, first come first in, until the
+    writer has taken the queue below the bound. Under a load the store cannot keep up with,
+    requests then wait at the door instead of piling up unwritten rows in memory, where a
+    crash would lose them all and whose memory grows without end. The bound is not exact:
+    requests already admitted still queue their journals, and a request let in queues its
+    row only once its signals are gathered (at once when the history index answers; after
+    the store's look-up otherwise), so the queue may pass the bound by what those add.
+    While the store is down (a write failed on it, and no write or flush has succeeded
+    since), whatever is queued goes to the spool in one go, without asking the store again
+    for each batch, so the bound does not hold requests to the pace of failing transactions.
     """
 
     def __init__(
@@ -361,10 +366,13 @@ class JournalWriter:
         self._max_batch = max_batch
         self._linger_s = linger_s
         self._max_backlog = max_backlog
-        self._room = asyncio.Event()
-        self._room.set()
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        """Requests waiting in ``admit``, in order of arrival."""
+        self._waking = False
         self.admissions_waited = 0
         """Requests that waited in ``admit`` for the queue to come below the bound."""
+        self._store_down = False
+        """Whether the last write to the store failed on it being unavailable."""
         self._urgent = asyncio.Event()
         self._queue: deque[tuple[PendingRequest | Entry, asyncio.Future[None]]] = deque()
         self._pending: dict[str, asyncio.Future[None]] = {}
@@ -383,16 +391,49 @@ class JournalWriter:
         """Whether the queue is at ``max_backlog``: a new request waits in ``admit``."""
         return self._max_backlog is not None and len(self._queue) >= self._max_backlog
 
+    @property
+    def admitting_at_once(self) -> bool:
+        """Whether ``admit`` returns at once: the queue is below the bound and nobody waits."""
+        return not self._waiters and not self.full
+
     async def admit(self) -> None:
-        """Return once the queue is below ``max_backlog`` (at once, most of the time);
-        while it is not, the writer writes without lingering."""
-        if not self.full:
+        """Return once this request's turn has come and the queue is below ``max_backlog``
+        (at once, most of the time); while requests wait, the writer writes without
+        lingering."""
+        if self.admitting_at_once:
             return
         self.admissions_waited += 1
-        while self.full:
-            self._room.clear()
-            self._urgent.set()
-            await self._room.wait()
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        self._urgent.set()
+        self._wake()  # the queue may have room already: then the first in line goes now
+        try:
+            await waiter
+        except BaseException:  # cancelled (its client went): its turn passes on
+            if waiter.done() and not waiter.cancelled():
+                self._wake()
+            else:
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
+            raise
+
+    def _wake(self) -> None:
+        """Let the first waiting request in when the queue has room, and, once it has had
+        its turn on the loop (and queued its row), see about the next."""
+        if self._waking:
+            return
+        while self._waiters and not self.full:
+            waiter = self._waiters.popleft()
+            if waiter.done():  # cancelled while waiting
+                continue
+            waiter.set_result(None)
+            self._waking = True
+            asyncio.get_running_loop().call_soon(self._woken)
+            return
+
+    def _woken(self) -> None:
+        self._waking = False
+        self._wake()
 
     def log_request(self, request: PendingRequest) -> None:
         """Queue an accepted request's row."""
@@ -429,16 +470,26 @@ class JournalWriter:
             self._task = asyncio.create_task(self._run())
 
     async def _run(self) -> None:
+        try:
+            await self._write_queue()
+        finally:
+            self._wake()  # nothing left queued: whoever still waits comes in
+
+    async def _write_queue(self) -> None:
         while self._queue:
-            if not self._urgent.is_set() and self._linger_s > 0:
+            if not self._urgent.is_set() and self._linger_s > 0 and not self._waiters:
                 await self._linger()
             self._urgent.clear()
-            taken = [self._queue.popleft() for _ in range(min(self._max_batch, len(self._queue)))]
-            if not self.full:
-                self._room.set()  # requests waiting at the door come in
+            spooling = self._store_down and self._spool is not None  # all of it, at once
+            count = len(self._queue) if spooling else min(self._max_batch, len(self._queue))
+            taken = [self._queue.popleft() for _ in range(count)]
+            self._wake()  # requests waiting at the door come in, as the room allows
             items = [item for item, _ in taken]
             try:
-                await self._write(items)
+                if spooling:
+                    self._spool_all(items)
+                else:
+                    await self._write(items)
             except Exception:  # never leave a waiter hanging
                 log.exception("journal writer failed on %d queued item(s)", len(items))
             finally:
@@ -459,20 +510,31 @@ class JournalWriter:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._urgent.wait(), self._linger_s)
 
-    async def _write(self, items: list[PendingRequest | Entry]) -> None:
+    def _split(
+        self, items: list[PendingRequest | Entry]
+    ) -> tuple[list[PendingRequest], list[Entry]]:
+        """Queued rows and journals apart; a journal whose row the store did not take
+        before carries it."""
         requests = [item for item in items if isinstance(item, PendingRequest)]
         entries = [item for item in items if not isinstance(item, PendingRequest)]
         for journal, _, _ in entries:
             unlogged = self._unlogged.pop(journal.request_id, None)
             if unlogged is not None and journal.request is None:
                 journal.request = unlogged
+        return requests, entries
+
+    async def _write(self, items: list[PendingRequest | Entry]) -> None:
+        requests, entries = self._split(items)
         try:
             await write_all(self._database, requests, entries, root_span=True)
         except StoreUnavailableError as exc:
+            self._store_down = True
             self._keep_unlogged(requests, entries)
             for entry in entries:
                 self._spool_or_lose(entry, exc)
+            return
         except SignalrouteError as exc:
+            self._store_down = False  # it answered, if only to refuse
             if len(items) == 1:
                 item = items[0]
                 if (
@@ -487,6 +549,17 @@ class JournalWriter:
             log.warning("a batch of %d failed (%s); writing one by one", len(items), exc.message)
             for item in items:
                 await self._write([item])
+        else:
+            self._store_down = False
+
+    def _spool_all(self, items: list[PendingRequest | Entry]) -> None:
+        """While the store is down: queued journals to the spool, queued rows kept for the
+        journals that will carry them, without a transaction that would fail again."""
+        requests, entries = self._split(items)
+        self._keep_unlogged(requests, entries)
+        down = StoreUnavailableError("the store was down at the last write")
+        for entry in entries:
+            self._spool_or_lose(entry, down)
 
     def _keep_unlogged(self, requests: list[PendingRequest], entries: list[Entry]) -> None:
         """Requests the store did not take: their journal carries them (to the spool)."""
@@ -555,6 +628,7 @@ class JournalWriter:
                 )
                 continue
             self._spool.remove(path)
+            self._store_down = False  # it is back: the queue goes to it again
             written += 1
         if written:
             log.info("wrote %d spooled journal(s) back to the store", written)

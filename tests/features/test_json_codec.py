@@ -3,8 +3,11 @@ orjson has none."""
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import json
 import math
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -56,12 +59,24 @@ def test_parsing_answers_as_the_standard_library() -> None:
         json_codec.loads("{not json")
 
 
+class _Mode(enum.StrEnum):
+    FAST = "fast"
+
+
+class _Count(int):
+    pass
+
+
+@dataclasses.dataclass
+class _Row:
+    n: int
+
+
 STORED = [  # what the writer hands the store: contexts, PMFs, messages, parameters
     {"Q": {"log_tokens": 2.3979, "lang": "fr", "cat_code": 0.4121}, "H": {"neighbours": 3.0445}},
     {"gpt-4": 0.9090909009630025, "small": 1e-300, "mid": 7.5e-05, "big": 1e16},
     [{"role": "user", "content": 'Voilà \u2014 \U0001f600 "quoted" \\ back\nslash'}],
     {"temperature": 0.2, "max_tokens": 512, "stream": True, "stop": ["\n\n", "</s>"]},
-    {7: "an int key", 2.5: "a float key", False: "a bool key"},
 ]
 
 
@@ -80,7 +95,20 @@ def test_a_stored_value_is_the_standard_librarys_json(value: object) -> None:
         {"content": None, "tool_calls": []},  # a real null: the standard library's text
         {"note": "nullable"},
         {"big": 2**70},
+        {7: "an int key", 7.5e-05: "a float key", False: "a bool key"},  # keys as json writes
+        {"mode": _Mode.FAST, "count": _Count(3)},  # subclasses of str and int, as json does
     ],
 )
 def test_a_value_orjson_would_render_otherwise_is_the_standard_librarys(value: object) -> None:
     assert json_codec.dumps_for_store(value) == json.dumps(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{"x": np.float32(0.5)}, {"when": datetime.now(UTC)}, {"row": _Row(1)}],
+)
+def test_a_value_the_standard_library_refuses_is_refused_as_before(value: object) -> None:
+    with pytest.raises(TypeError):
+        json.dumps(value)
+    with pytest.raises(TypeError):
+        json_codec.dumps_for_store(value)

@@ -186,7 +186,8 @@ async def _one(
         except ConfigError as exc:
             litellm_error = f"ConfigError: {exc}"[:200]
     timings = routed["trace"]["timings"]
-    historical = routed["trace"]["decisions"][0]["signals"]["historical"]
+    decisions = routed["trace"].get("decisions") or [{}]
+    historical = decisions[0].get("signals", {}).get("historical", {})
     return Sample(
         neighbours=round(math.expm1(float(historical.get("neighbours", 0.0)))),
         decision_ms=float(timings["decision_ms"]),

@@ -472,3 +472,80 @@ async def test_without_a_bound_the_writer_never_keeps_a_request_waiting(
 def test_a_backlog_bound_below_one_is_refused(database: Database) -> None:
     with pytest.raises(ValueError, match="max_backlog must be at least 1"):
         JournalWriter(database, max_backlog=0)
+
+
+async def test_requests_waiting_at_the_door_come_in_first_come_first_in(
+    database: Database,
+) -> None:
+    gated = GatedDatabase(database)
+    writer = JournalWriter(gated, max_backlog=1)
+    writer.log_request(PendingRequest(str(uuid.uuid4()), "acme", None, ROW))
+    await asyncio.sleep(0)  # taken into the held-up transaction
+    writer.log_request(PendingRequest(str(uuid.uuid4()), "acme", None, ROW))  # at the bound
+    came_in: list[str] = []
+
+    async def request(name: str, logs: bool = True) -> None:
+        await writer.admit()
+        came_in.append(name)
+        if logs:  # queues its row, as an admitted request does (one refused queues none)
+            writer.log_request(PendingRequest(str(uuid.uuid4()), "acme", None, ROW))
+
+    waiting = [asyncio.create_task(request(name, logs=name != "b")) for name in "abcde"]
+    await asyncio.sleep(0.05)
+    assert came_in == []
+    assert not writer.admitting_at_once
+    waiting[2].cancel()  # c's client went away while it waited
+    gated.gate.set()
+    await asyncio.wait_for(asyncio.gather(*waiting, return_exceptions=True), 10)
+    assert came_in == ["a", "b", "d", "e"]  # in order; b queued nothing and d still came in
+    assert writer.admissions_waited == 5
+    await asyncio.wait_for(writer.drain(), 10)
+    assert writer.admitting_at_once
+
+
+class FlakyDatabase(Database):
+    """The test database, down while ``down`` is set, counting the transactions tried."""
+
+    def __init__(self, database: Database) -> None:
+        super().__init__(database._pool, database.url)
+        self.down = True
+        self.tried = 0
+
+    @asynccontextmanager
+    async def connection(self, *, transaction: bool = True) -> AsyncIterator[Any]:
+        self.tried += transaction
+        if self.down:
+            raise StoreUnavailableError("the database is down")
+        async with super().connection(transaction=transaction) as conn:
+            yield conn
+
+
+async def test_while_the_store_is_down_the_queue_goes_to_the_spool_in_one_go(
+    database: Database, tmp_path: Path
+) -> None:
+    flaky = FlakyDatabase(database)
+    spool = JournalSpool(tmp_path / "spool")
+    writer = JournalWriter(flaky, spool, max_batch=2, max_backlog=4)
+    first = str(uuid.uuid4())
+    writer.log_request(PendingRequest(first, "acme", None, ROW))
+    writer.submit(a_journal(first), DONE)
+    await writer.drain()  # the store failed them: spooled, and the writer knows it is down
+    assert flaky.tried == 1
+    ids = [str(uuid.uuid4()) for _ in range(6)]
+    for request_id in ids:  # more than a batch, more than the bound: nobody waits on them
+        writer.log_request(PendingRequest(request_id, "acme", None, ROW))
+        writer.submit(a_journal(request_id), DONE)
+    await asyncio.wait_for(writer.drain(), 10)
+    assert flaky.tried == 1  # spooled without asking the store again
+    assert writer.spooled == 7
+
+    flaky.down = False
+    assert await writer.flush_spool() == 7  # back: the flush finds it so
+    late = str(uuid.uuid4())
+    writer.log_request(PendingRequest(late, "acme", None, ROW))
+    writer.submit(a_journal(late), DONE)
+    await writer.drain()
+    assert writer.spooled == 0  # written, not spooled
+    async with database.connection() as conn:
+        for request_id in [first, *ids, late]:
+            assert (await requests.get_request(conn, request_id)).status == RequestStatus.COMPLETED
