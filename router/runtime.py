@@ -186,6 +186,7 @@ async def open_runtime(
             JournalSpool(settings.data_dir / "spool"),
             linger_s=settings.journal_linger_ms / 1000.0,
             max_backlog=settings.journal_backlog or None,
+            write_timeout_s=settings.journal_write_timeout_s,
         )
         await writer.flush_spool()  # journals spooled while the store was down last time
         flusher = asyncio.create_task(writer.run_flusher())

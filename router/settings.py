@@ -213,6 +213,15 @@ class Settings(BaseSettings):
         "ends, its journal). Bounds the memory and what a crash could lose under a load the "
         "store cannot keep up with; 0: no bound.",
     )
+    journal_write_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="How long one of the background writer's transactions may take. A store "
+        "that hangs (takes connections, answers nothing) then counts as down: the queued "
+        "journals go to the spool instead of waiting for it, and requests are not held at "
+        "the door. A transaction stopped so is cancelled on the server, which psycopg gives "
+        "up to 10 s more.",
+    )
     log_level: str = Field(default="info", description="Log level: debug, info, warning or error.")
     seed: int | None = Field(
         default=None, description="Seed of the router's RNG (arm draws); unset: from entropy."

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -356,11 +356,17 @@ class JournalWriter:
         max_batch: int = 256,
         linger_s: float = 0.0,
         max_backlog: int | None = None,
+        write_timeout_s: float | None = None,
     ) -> None:
         """``max_backlog``: the queued items past which ``admit`` waits; None: unbounded.
-        Raises ValueError for a bound below 1."""
+        ``write_timeout_s``: how long a transaction may take before the store counts as
+        down (its rows spooled); None: as long as it takes. Raises ValueError for a bound
+        below 1 or a timeout not above 0."""
         if max_backlog is not None and max_backlog < 1:
             raise ValueError(f"max_backlog must be at least 1 (or None), got {max_backlog}")
+        if write_timeout_s is not None and not write_timeout_s > 0:
+            raise ValueError(f"write_timeout_s must be above 0 (or None), got {write_timeout_s}")
+        self._write_timeout_s = write_timeout_s
         self._database = database
         self._spool = spool
         self._max_batch = max_batch
@@ -526,7 +532,7 @@ class JournalWriter:
     async def _write(self, items: list[PendingRequest | Entry]) -> None:
         requests, entries = self._split(items)
         try:
-            await write_all(self._database, requests, entries, root_span=True)
+            await self._in_time(write_all(self._database, requests, entries, root_span=True))
         except StoreUnavailableError as exc:
             self._store_down = True
             self._keep_unlogged(requests, entries)
@@ -551,6 +557,19 @@ class JournalWriter:
                 await self._write([item])
         else:
             self._store_down = False
+
+    async def _in_time(self, writing: Coroutine[Any, Any, None]) -> None:
+        """Run a transaction; StoreUnavailableError when it takes past the write timeout
+        (a store that hangs counts as down; what it did not commit is not committed)."""
+        if self._write_timeout_s is None:
+            await writing
+            return
+        try:
+            await asyncio.wait_for(writing, self._write_timeout_s)
+        except TimeoutError as exc:
+            raise StoreUnavailableError(
+                f"the store did not answer a write within {self._write_timeout_s:g} s"
+            ) from exc
 
     def _spool_all(self, items: list[PendingRequest | Entry]) -> None:
         """While the store is down: queued journals to the spool, queued rows kept for the

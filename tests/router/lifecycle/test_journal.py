@@ -549,3 +549,45 @@ async def test_while_the_store_is_down_the_queue_goes_to_the_spool_in_one_go(
     async with database.connection() as conn:
         for request_id in [first, *ids, late]:
             assert (await requests.get_request(conn, request_id)).status == RequestStatus.COMPLETED
+
+
+class HungDatabase(Database):
+    """A store that takes the connection and never answers, counting the transactions."""
+
+    def __init__(self, database: Database) -> None:
+        super().__init__(database._pool, database.url)
+        self.tried = 0
+
+    @asynccontextmanager
+    async def connection(self, *, transaction: bool = True) -> AsyncIterator[Any]:
+        self.tried += transaction
+        await asyncio.Event().wait()  # never set
+        yield  # pragma: no cover
+
+
+async def test_a_store_that_hangs_counts_as_down_after_the_write_timeout(
+    database: Database, tmp_path: Path
+) -> None:
+    hung = HungDatabase(database)
+    writer = JournalWriter(
+        hung, JournalSpool(tmp_path / "spool"), max_batch=2, max_backlog=2, write_timeout_s=0.2
+    )
+    ids = [str(uuid.uuid4()) for _ in range(5)]
+    for request_id in ids:
+        await asyncio.wait_for(writer.admit(), 5)  # never held at the door for long
+        writer.log_request(PendingRequest(request_id, "acme", None, ROW))
+        writer.submit(a_journal(request_id), DONE)
+    await asyncio.wait_for(writer.drain(), 5)
+    assert writer.spooled == 5
+    assert hung.tried == 1  # one transaction timed out; the rest went to the spool at once
+
+    back = JournalWriter(database, JournalSpool(tmp_path / "spool"))
+    assert await back.flush_spool() == 5
+    async with database.connection() as conn:
+        for request_id in ids:
+            assert (await requests.get_request(conn, request_id)).status == RequestStatus.COMPLETED
+
+
+def test_a_write_timeout_not_above_zero_is_refused(database: Database) -> None:
+    with pytest.raises(ValueError, match="write_timeout_s must be above 0"):
+        JournalWriter(database, write_timeout_s=0)

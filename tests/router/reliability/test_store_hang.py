@@ -1,0 +1,104 @@
+"""The store hangs under load (its processes stopped: connections open, nothing answers):
+the writer's transaction runs out of time, the store counts as down, journals go to the
+spool, requests are answered, and once the store answers again every request is there with
+its decision and reward, exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from router.app import create_app
+from router.settings import Settings
+from router.tools.replay_pool.dataset import ReplayDataset
+from store.database import Database
+from store.embedded import EmbeddedPostgres
+from tests.router.reliability.test_store_outage import route, wait_until
+from tests.router.service.conftest import free_port, run_service
+
+
+def server_processes(pg_data_dir: Path) -> set[int]:
+    """The postmaster serving ``pg_data_dir`` and its children."""
+    found = subprocess.run(["pgrep", "-f", str(pg_data_dir)], capture_output=True, text=True)
+    postmasters = {int(pid) for pid in found.stdout.split()}
+    children: set[int] = set()
+    for pid in postmasters:
+        kids = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+        children |= {int(kid) for kid in kids.stdout.split()}
+    return postmasters | children
+
+
+@contextmanager
+def hung(pids: set[int]) -> Iterator[None]:
+    """``pids`` stopped (SIGSTOP) while the block runs, continued however it ends."""
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+
+
+async def test_routing_survives_a_store_that_hangs_and_loses_nothing(
+    pg_data_dir: Path, tmp_path: Path, replay_app: FastAPI, replay_dataset: ReplayDataset
+) -> None:
+    server = EmbeddedPostgres()
+    url = server.start(pg_data_dir)
+    prompts = [r.prompt for r in replay_dataset][:50]
+    port = free_port()
+    settings = Settings(
+        database_url=url,
+        port=port,
+        seed=5,
+        data_dir=tmp_path / "data",
+        knn_k=5,
+        journal_backlog=8,  # passed at once by the requests sent during the hang
+        journal_write_timeout_s=1.0,
+    )
+    try:
+        async with run_service(create_app(settings, replay_app=replay_app), port) as client:
+            before = await asyncio.gather(*(route(client, p) for p in prompts[:10]))
+            assert client.runtime.writer is not None
+            await client.runtime.writer.drain()
+            processes = server_processes(pg_data_dir)
+            assert processes, "the embedded server's processes are found"
+            with hung(processes):
+                # Answered, not held at the door: the first transaction runs out of time
+                # (1 s, then psycopg's cancellation), and the rest goes to the spool.
+                during = await asyncio.wait_for(
+                    asyncio.gather(*(route(client, p) for p in prompts[10:40])), 60
+                )
+                await asyncio.wait_for(client.runtime.writer.drain(), 30)
+                assert client.runtime.writer.spooled >= 30
+            await wait_until(client, lambda body: "spooled_journals" not in body, timeout_s=60)
+            after = await asyncio.gather(*(route(client, p) for p in prompts[40:50]))
+            await client.runtime.writer.drain()
+    finally:
+        server.stop()
+        server.start(pg_data_dir)
+
+    database = await Database.connect(url)
+    try:
+        async with database.connection() as conn:
+            ids = [b["id"] for b in (*before, *during, *after)]
+            cursor = await conn.execute(
+                "SELECT r.status, count(DISTINCT r.id), count(d.id), count(w.id) "
+                "FROM requests r JOIN decisions d ON d.request_id = r.id "
+                "JOIN rewards w ON w.decision_id = d.id "
+                "WHERE r.id = ANY(%s::uuid[]) GROUP BY r.status",
+                (ids,),
+            )
+            rows = await cursor.fetchall()
+    finally:
+        await database.close()
+        server.stop()
+    assert rows == [("completed", 50, 50, 50)]
+    assert not any((tmp_path / "data" / "spool").glob("*.json"))
