@@ -16,12 +16,12 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from router.app import create_app
-from router.settings import Settings
 from router.tools.replay_pool.dataset import ReplayDataset
 from store.database import Database
 from store.embedded import EmbeddedPostgres
-from tests.router.reliability.test_store_outage import route, wait_until
-from tests.router.service.conftest import free_port, run_service
+from tests.router.reliability.store_counts import requests_by_status
+from tests.router.reliability.test_store_outage import route, service_settings, wait_until
+from tests.router.service.conftest import run_service
 
 
 def server_processes(pg_data_dir: Path) -> set[int]:
@@ -53,18 +53,13 @@ async def test_routing_survives_a_store_that_hangs_and_loses_nothing(
     server = EmbeddedPostgres()
     url = server.start(pg_data_dir)
     prompts = [r.prompt for r in replay_dataset][:50]
-    port = free_port()
-    settings = Settings(
-        database_url=url,
-        port=port,
-        seed=5,
-        data_dir=tmp_path / "data",
-        knn_k=5,
-        journal_backlog=8,  # passed at once by the requests sent during the hang
-        journal_write_timeout_s=1.0,
+    settings = service_settings(  # a bound the requests sent during the hang pass at once
+        url, tmp_path, journal_backlog=8, journal_write_timeout_s=1.0
     )
     try:
-        async with run_service(create_app(settings, replay_app=replay_app), port) as client:
+        async with run_service(
+            create_app(settings, replay_app=replay_app), settings.port
+        ) as client:
             before = await asyncio.gather(*(route(client, p) for p in prompts[:10]))
             assert client.runtime.writer is not None
             await client.runtime.writer.drain()
@@ -81,24 +76,13 @@ async def test_routing_survives_a_store_that_hangs_and_loses_nothing(
             await wait_until(client, lambda body: "spooled_journals" not in body, timeout_s=60)
             after = await asyncio.gather(*(route(client, p) for p in prompts[40:50]))
             await client.runtime.writer.drain()
+        database = await Database.connect(url)
+        try:
+            routed = [b["id"] for b in (*before, *during, *after)]
+            rows = await requests_by_status(database, routed)
+        finally:
+            await database.close()
     finally:
         server.stop()
-        server.start(pg_data_dir)
-
-    database = await Database.connect(url)
-    try:
-        async with database.connection() as conn:
-            ids = [b["id"] for b in (*before, *during, *after)]
-            cursor = await conn.execute(
-                "SELECT r.status, count(DISTINCT r.id), count(d.id), count(w.id) "
-                "FROM requests r JOIN decisions d ON d.request_id = r.id "
-                "JOIN rewards w ON w.decision_id = d.id "
-                "WHERE r.id = ANY(%s::uuid[]) GROUP BY r.status",
-                (ids,),
-            )
-            rows = await cursor.fetchall()
-    finally:
-        await database.close()
-        server.stop()
-    assert rows == [("completed", 50, 50, 50)]
+    assert rows == [("completed", 50, 50, 50, 50)]  # each with its decision and reward, once
     assert not any((tmp_path / "data" / "spool").glob("*.json"))

@@ -18,6 +18,7 @@ from router.settings import Settings
 from router.tools.replay_pool.dataset import ReplayDataset
 from store.database import Database
 from store.embedded import EmbeddedPostgres
+from tests.router.reliability.store_counts import requests_by_status
 from tests.router.service.conftest import free_port, run_service
 
 PRE_ONLY = {"escalation": False, "components": False, "judge": "never"}
@@ -43,6 +44,19 @@ async def wait_until(client: httpx.AsyncClient, predicate: Any, timeout_s: float
         await asyncio.sleep(0.25)
 
 
+def service_settings(url: str, tmp_path: Path, **overrides: Any) -> Settings:
+    """A service on the store at ``url``: a free port, a fixed seed, five neighbours, its
+    data (and spool) under ``tmp_path``."""
+    return Settings(
+        database_url=url,
+        port=free_port(),
+        seed=5,
+        data_dir=tmp_path / "data",
+        knn_k=5,
+        **overrides,
+    )
+
+
 @pytest.mark.parametrize("history_index", [True, False], ids=["index", "store-look-up"])
 async def test_routing_survives_a_store_outage_and_loses_nothing(
     pg_data_dir: Path,
@@ -54,17 +68,11 @@ async def test_routing_survives_a_store_outage_and_loses_nothing(
     server = EmbeddedPostgres()
     url = server.start(pg_data_dir)
     prompts = [r.prompt for r in replay_dataset][:60]
-    port = free_port()
-    settings = Settings(
-        database_url=url,
-        port=port,
-        seed=5,
-        data_dir=tmp_path / "data",
-        knn_k=5,
-        history_index=history_index,
-    )
+    settings = service_settings(url, tmp_path, history_index=history_index)
     try:
-        async with run_service(create_app(settings, replay_app=replay_app), port) as client:
+        async with run_service(
+            create_app(settings, replay_app=replay_app), settings.port
+        ) as client:
             before = await asyncio.gather(*(route(client, p) for p in prompts[:20]))
             assert all(
                 not b["trace"]["decisions"][0]["signals"]["historical"].get("missing")
@@ -94,17 +102,9 @@ async def test_routing_survives_a_store_outage_and_loses_nothing(
 
     database = await Database.connect(url)
     try:
+        ids = [b["id"] for b in (*before, *during, *after)]
+        rows = await requests_by_status(database, ids)
         async with database.connection() as conn:
-            ids = [b["id"] for b in (*before, *during, *after)]
-            cursor = await conn.execute(
-                "SELECT r.status, count(DISTINCT r.id), count(d.id), count(w.id), "
-                "count(DISTINCT w.idempotency_key) FROM requests r "
-                "JOIN decisions d ON d.request_id = r.id "
-                "JOIN rewards w ON w.decision_id = d.id "
-                "WHERE r.id = ANY(%s::uuid[]) GROUP BY r.status",
-                (ids,),
-            )
-            rows = await cursor.fetchall()
             cursor = await conn.execute(
                 "SELECT count(*) FROM query_embeddings WHERE request_id = ANY(%s::uuid[])", (ids,)
             )
