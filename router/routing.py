@@ -33,7 +33,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
@@ -133,6 +133,7 @@ def utc_now() -> datetime:
 
 
 E = TypeVar("E")
+T = TypeVar("T")
 
 log = logging.getLogger("signalroute.routing")
 
@@ -155,6 +156,8 @@ class RouterConfig:
     """What the pre-generation decision is rewarded for: its own ``answer`` (quality, cost
     and latency of the arm's run), or the whole ``request`` it led to (the delivered
     answer's quality against everything spent: judge, escalations, repairs)."""
+    store_read_timeout_s: float = 2.0
+    """How long a look-up in the store on the request's way may take (``within``)."""
 
 
 class Router:
@@ -239,13 +242,17 @@ class Router:
                     )
                 )
 
+        timeout_s = self._config.store_read_timeout_s
+
         rows: list[PastOutcome]
         user_rows: list[PastOutcome]
         try:
             if user is None:
-                rows, user_rows = await outcomes(None), []
+                rows, user_rows = await within(outcomes(None), timeout_s, "the neighbours"), []
             else:
-                rows, user_rows = await asyncio.gather(outcomes(None), outcomes(user))
+                rows, user_rows = await within(
+                    asyncio.gather(outcomes(None), outcomes(user)), timeout_s, "the neighbours"
+                )
         except StoreUnavailableError as exc:
             log.warning("historical signals missing: %s", exc.message)
             return HistoricalSignals(missing=True), HistoricalSignals(missing=user is not None)
@@ -265,11 +272,17 @@ class Router:
                 return arm if arm in self.pool.names else None
         if key is None and request.session is None:
             return None
-        try:
+
+        async def stored() -> str | None:
             async with self._database.connection(transaction=False) as conn:
-                arm = await request_log.previous_turn_arm(
+                return await request_log.previous_turn_arm(
                     conn, request.tenant, turn_key=key, session_id=request.session
                 )
+
+        try:
+            arm = await within(
+                stored(), self._config.store_read_timeout_s, "the previous turn's arm"
+            )
         except StoreUnavailableError as exc:
             log.warning("previous turn unknown: %s", exc.message)
             return None
@@ -769,6 +782,29 @@ class Router:
             log.warning(
                 "request %s: could not write its journal: %s", journal.request_id, exc.message
             )
+
+
+async def within(work: Awaitable[T], timeout_s: float, what: str) -> T:
+    """``work``'s result, or StoreUnavailableError once ``timeout_s`` has passed. The work
+    is then cancelled and not waited for: a query to a store that hangs takes psycopg up to
+    10 s more to cancel, and the request has gone on by then."""
+    task = asyncio.ensure_future(work)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=timeout_s)
+    except BaseException:  # this request was cancelled: so is its look-up
+        task.cancel()
+        raise
+    if not done:
+        task.cancel()
+        task.add_done_callback(_outcome_unwanted)
+        raise StoreUnavailableError(f"the store did not answer {what} within {timeout_s:g} s")
+    return task.result()
+
+
+def _outcome_unwanted(task: asyncio.Future[Any]) -> None:
+    """Retrieve a look-up's outcome nobody waits for any more (no "never retrieved")."""
+    if not task.cancelled():
+        task.exception()
 
 
 async def _to_the_end(work: Coroutine[Any, Any, None]) -> None:

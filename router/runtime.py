@@ -239,6 +239,7 @@ async def open_runtime(
                 learn=not replica,
                 anchor=AnchorConfig(learning_rule=settings.pre_rule) if settings.anchor else None,
                 pre_credit=settings.pre_credit,
+                store_read_timeout_s=settings.store_read_timeout_s,
             ),
         )
         yield Runtime(

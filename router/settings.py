@@ -222,6 +222,14 @@ class Settings(BaseSettings):
         "the door. A transaction stopped so is cancelled on the server, which psycopg gives "
         "up to 10 s more.",
     )
+    store_read_timeout_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="How long a request waits for the store to answer a look-up on its way "
+        "(its conversation's previous arm when this process does not hold it; its "
+        "neighbours when the history index is off or not loaded). Past it the request goes "
+        "on without it, as when the store is down, and the look-up is cancelled behind it.",
+    )
     log_level: str = Field(default="info", description="Log level: debug, info, warning or error.")
     seed: int | None = Field(
         default=None, description="Seed of the router's RNG (arm draws); unset: from entropy."

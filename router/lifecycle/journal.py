@@ -344,8 +344,9 @@ class JournalWriter:
     row only once its signals are gathered (at once when the history index answers; after
     the store's look-up otherwise), so the queue may pass the bound by what those add.
     While the store is down (a write failed on it, or took past ``write_timeout_s``, and
-    no write or flush has succeeded since), whatever is queued goes to the spool in one go, without asking the store again
-    for each batch, so the bound does not hold requests to the pace of failing transactions.
+    no write or flush has succeeded since), whatever is queued goes to the spool in one go,
+    without asking the store again for each batch, so the bound does not hold requests to
+    the pace of failing transactions.
     """
 
     def __init__(

@@ -20,7 +20,12 @@ from router.tools.replay_pool.dataset import ReplayDataset
 from store.database import Database
 from store.embedded import EmbeddedPostgres
 from tests.router.reliability.store_counts import requests_by_status
-from tests.router.reliability.test_store_outage import route, service_settings, wait_until
+from tests.router.reliability.test_store_outage import (
+    PRE_ONLY,
+    route,
+    service_settings,
+    wait_until,
+)
 from tests.router.service.conftest import run_service
 
 
@@ -52,9 +57,9 @@ async def test_routing_survives_a_store_that_hangs_and_loses_nothing(
 ) -> None:
     server = EmbeddedPostgres()
     url = server.start(pg_data_dir)
-    prompts = [r.prompt for r in replay_dataset][:50]
+    prompts = [r.prompt for r in replay_dataset][:51]
     settings = service_settings(  # a bound the requests sent during the hang pass at once
-        url, tmp_path, journal_backlog=8, journal_write_timeout_s=1.0
+        url, tmp_path, journal_backlog=8, journal_write_timeout_s=1.0, store_read_timeout_s=0.5
     )
     try:
         async with run_service(
@@ -66,13 +71,28 @@ async def test_routing_survives_a_store_that_hangs_and_loses_nothing(
             processes = server_processes(pg_data_dir)
             assert processes, "the embedded server's processes are found"
             with hung(processes):
+                # A conversation this process holds no turn of: its previous arm is asked of
+                # the store, which does not answer; past the read timeout the request goes on.
+                response = await asyncio.wait_for(
+                    client.post(
+                        "/route-and-run",
+                        json={
+                            "messages": [{"role": "user", "content": prompts[50]}],
+                            "session": "a session this process has not seen",
+                            "stages": PRE_ONLY,
+                        },
+                    ),
+                    30,
+                )
+                assert response.status_code == 200, response.text
                 # Answered, not held at the door: the first transaction runs out of time
                 # (1 s, then psycopg's cancellation), and the rest goes to the spool.
                 during = await asyncio.wait_for(
                     asyncio.gather(*(route(client, p) for p in prompts[10:40])), 60
                 )
+                during.append(response.json())
                 await asyncio.wait_for(client.runtime.writer.drain(), 30)
-                assert client.runtime.writer.spooled >= 30
+                assert client.runtime.writer.spooled >= 31
             await wait_until(client, lambda body: "spooled_journals" not in body, timeout_s=60)
             after = await asyncio.gather(*(route(client, p) for p in prompts[40:50]))
             await client.runtime.writer.drain()
@@ -84,5 +104,5 @@ async def test_routing_survives_a_store_that_hangs_and_loses_nothing(
             await database.close()
     finally:
         server.stop()
-    assert rows == [("completed", 50, 50, 50, 50)]  # each with its decision and reward, once
+    assert rows == [("completed", 51, 51, 51, 51)]  # each with its decision and reward, once
     assert not any((tmp_path / "data" / "spool").glob("*.json"))
