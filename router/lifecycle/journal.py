@@ -562,11 +562,8 @@ class JournalWriter:
     async def _in_time(self, writing: Coroutine[Any, Any, None]) -> None:
         """Run a transaction; StoreUnavailableError when it takes past the write timeout
         (a store that hangs counts as down; what it did not commit is not committed)."""
-        if self._write_timeout_s is None:
-            await writing
-            return
         try:
-            await asyncio.wait_for(writing, self._write_timeout_s)
+            await asyncio.wait_for(writing, self._write_timeout_s)  # None: no time limit
         except TimeoutError as exc:
             raise StoreUnavailableError(
                 f"the store did not answer a write within {self._write_timeout_s:g} s"

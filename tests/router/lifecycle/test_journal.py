@@ -73,36 +73,33 @@ def a_journal(request_id: str) -> Journal:
 DONE = Completed(output="4", model="small", cost_usd=0.001, latency_ms=12.0)
 
 
-class CountingDatabase(Database):
-    """The test database, counting the transactions opened on it."""
+class ScriptedDatabase(Database):
+    """The test database, counting the transactions tried on it: down while ``down`` is set,
+    and, when ``held``, holding each transaction until ``gate`` opens (a store that hangs,
+    while it stays shut)."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, *, down: bool = False, held: bool = False) -> None:
         super().__init__(database._pool, database.url)
-        self.transactions = 0
+        self.down = down
+        self.gate = asyncio.Event()
+        if not held:
+            self.gate.set()
+        self.tried = 0
 
     @asynccontextmanager
     async def connection(self, *, transaction: bool = True) -> AsyncIterator[Any]:
-        self.transactions += transaction
+        self.tried += transaction
+        if self.down:
+            raise StoreUnavailableError("the database is down")
+        await self.gate.wait()
         async with super().connection(transaction=transaction) as conn:
             yield conn
-
-
-class DownDatabase(Database):
-    """A store that is down."""
-
-    def __init__(self, database: Database) -> None:
-        super().__init__(database._pool, database.url)
-
-    @asynccontextmanager
-    async def connection(self, *, transaction: bool = True) -> AsyncIterator[Any]:
-        raise StoreUnavailableError("the database is down")
-        yield  # pragma: no cover
 
 
 async def test_requests_and_journals_queued_together_share_one_transaction(
     database: Database,
 ) -> None:
-    counting = CountingDatabase(database)
+    counting = ScriptedDatabase(database)
     writer = JournalWriter(counting)
     ids = [str(uuid.uuid4()) for _ in range(40)]
     journals = [a_journal(request_id) for request_id in ids]
@@ -114,7 +111,7 @@ async def test_requests_and_journals_queued_together_share_one_transaction(
     await writer.wait(request_id=ids[-1])
     await writer.drain()
 
-    assert counting.transactions == 1
+    assert counting.tried == 1
     assert writer.pending == 0
     async with database.connection() as conn:
         for request_id, journal in zip(ids, journals, strict=True):
@@ -151,7 +148,7 @@ async def test_a_journal_is_spooled_with_its_request_while_the_store_is_down(
     database: Database, tmp_path: Path
 ) -> None:
     spool = JournalSpool(tmp_path / "spool")
-    writer = JournalWriter(DownDatabase(database), spool)
+    writer = JournalWriter(ScriptedDatabase(database, down=True), spool)
     early, late = str(uuid.uuid4()), str(uuid.uuid4())
     writer.log_request(PendingRequest(early, "acme", None, ROW))
     await writer.drain()  # logging ``early`` failed; its journal comes later
@@ -246,7 +243,7 @@ async def test_a_delegated_journal_is_written_and_spooled_like_any(
     database: Database, tmp_path: Path
 ) -> None:
     spool = JournalSpool(tmp_path / "spool")
-    down = JournalWriter(DownDatabase(database), spool)
+    down = JournalWriter(ScriptedDatabase(database, down=True), spool)
     stored, spooled = str(uuid.uuid4()), str(uuid.uuid4())
     embedding = np.eye(EMBEDDING_DIM, dtype=np.float32)[3]
     down.log_request(PendingRequest(spooled, "acme", None, ROW))
@@ -288,26 +285,26 @@ async def test_waiting_for_a_request_returns_once_its_rows_are_in(database: Data
 async def test_a_lingering_request_row_goes_with_its_journal_in_one_transaction(
     database: Database,
 ) -> None:
-    counting = CountingDatabase(database)
+    counting = ScriptedDatabase(database)
     writer = JournalWriter(counting, linger_s=30.0)
     request_id = str(uuid.uuid4())
     writer.log_request(PendingRequest(request_id, "acme", "ann", ROW))
     await asyncio.sleep(0.05)  # the request runs: its row waits
-    assert counting.transactions == 0
+    assert counting.tried == 0
     writer.submit(a_journal(request_id), DONE)  # it ended: both go now, together
     await asyncio.wait_for(writer.drain(), 10)
-    assert counting.transactions == 1
+    assert counting.tried == 1
     async with database.connection() as conn:
         assert (await requests.get_request(conn, request_id)).status == RequestStatus.COMPLETED
 
 
 async def test_a_request_row_lingers_no_longer_than_the_linger(database: Database) -> None:
-    counting = CountingDatabase(database)
+    counting = ScriptedDatabase(database)
     writer = JournalWriter(counting, linger_s=0.1)
     request_id = str(uuid.uuid4())
     writer.log_request(PendingRequest(request_id, "acme", "ann", ROW))
     started = time.monotonic()
-    while counting.transactions == 0:  # no journal comes: the row is logged on its own
+    while counting.tried == 0:  # no journal comes: the row is logged on its own
         assert time.monotonic() - started < 10, "the row was never logged"
         await asyncio.sleep(0.01)
     assert time.monotonic() - started >= 0.09
@@ -412,24 +409,10 @@ def test_a_drawn_context_is_rendered_once_when_read_and_spools_as_json(tmp_path:
     assert loaded.decisions[0].context == context.to_json()
 
 
-class GatedDatabase(Database):
-    """The test database, whose transactions wait until ``gate`` opens."""
-
-    def __init__(self, database: Database) -> None:
-        super().__init__(database._pool, database.url)
-        self.gate = asyncio.Event()
-
-    @asynccontextmanager
-    async def connection(self, *, transaction: bool = True) -> AsyncIterator[Any]:
-        await self.gate.wait()
-        async with super().connection(transaction=transaction) as conn:
-            yield conn
-
-
 async def test_past_its_backlog_new_requests_wait_until_the_writer_catches_up(
     database: Database,
 ) -> None:
-    gated = GatedDatabase(database)
+    gated = ScriptedDatabase(database, held=True)
     writer = JournalWriter(gated, max_backlog=3)
     ids = [str(uuid.uuid4()) for _ in range(5)]
     writer.log_request(PendingRequest(ids[0], "acme", None, ROW))
@@ -458,7 +441,7 @@ async def test_past_its_backlog_new_requests_wait_until_the_writer_catches_up(
 async def test_without_a_bound_the_writer_never_keeps_a_request_waiting(
     database: Database,
 ) -> None:
-    gated = GatedDatabase(database)
+    gated = ScriptedDatabase(database, held=True)
     writer = JournalWriter(gated)
     for _ in range(50):
         writer.log_request(PendingRequest(str(uuid.uuid4()), "acme", None, ROW))
@@ -477,7 +460,7 @@ def test_a_backlog_bound_below_one_is_refused(database: Database) -> None:
 async def test_requests_waiting_at_the_door_come_in_first_come_first_in(
     database: Database,
 ) -> None:
-    gated = GatedDatabase(database)
+    gated = ScriptedDatabase(database, held=True)
     writer = JournalWriter(gated, max_backlog=1)
     writer.log_request(PendingRequest(str(uuid.uuid4()), "acme", None, ROW))
     await asyncio.sleep(0)  # taken into the held-up transaction
@@ -503,27 +486,10 @@ async def test_requests_waiting_at_the_door_come_in_first_come_first_in(
     assert writer.admitting_at_once
 
 
-class FlakyDatabase(Database):
-    """The test database, down while ``down`` is set, counting the transactions tried."""
-
-    def __init__(self, database: Database) -> None:
-        super().__init__(database._pool, database.url)
-        self.down = True
-        self.tried = 0
-
-    @asynccontextmanager
-    async def connection(self, *, transaction: bool = True) -> AsyncIterator[Any]:
-        self.tried += transaction
-        if self.down:
-            raise StoreUnavailableError("the database is down")
-        async with super().connection(transaction=transaction) as conn:
-            yield conn
-
-
 async def test_while_the_store_is_down_the_queue_goes_to_the_spool_in_one_go(
     database: Database, tmp_path: Path
 ) -> None:
-    flaky = FlakyDatabase(database)
+    flaky = ScriptedDatabase(database, down=True)
     spool = JournalSpool(tmp_path / "spool")
     writer = JournalWriter(flaky, spool, max_batch=2, max_backlog=4)
     first = str(uuid.uuid4())
@@ -551,24 +517,10 @@ async def test_while_the_store_is_down_the_queue_goes_to_the_spool_in_one_go(
             assert (await requests.get_request(conn, request_id)).status == RequestStatus.COMPLETED
 
 
-class HungDatabase(Database):
-    """A store that takes the connection and never answers, counting the transactions."""
-
-    def __init__(self, database: Database) -> None:
-        super().__init__(database._pool, database.url)
-        self.tried = 0
-
-    @asynccontextmanager
-    async def connection(self, *, transaction: bool = True) -> AsyncIterator[Any]:
-        self.tried += transaction
-        await asyncio.Event().wait()  # never set
-        yield  # pragma: no cover
-
-
 async def test_a_store_that_hangs_counts_as_down_after_the_write_timeout(
     database: Database, tmp_path: Path
 ) -> None:
-    hung = HungDatabase(database)
+    hung = ScriptedDatabase(database, held=True)  # its gate never opens
     writer = JournalWriter(
         hung, JournalSpool(tmp_path / "spool"), max_batch=2, max_backlog=2, write_timeout_s=0.2
     )
